@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Modern virtio-pci transport (virtio 1.x, section 4.1): one 64-bit memory BAR
+ * holding the common config, ISR, notify and device-config structures, plus the
+ * MSI-X table and PBA. Queue notifications arrive through ioeventfds and are
+ * handled on the event loop thread; interrupts leave through MSI-X irqfds.
+ * Device models implement struct virtio_dev_ops and never see the transport's
+ * registers; a device that meets a malformed ring calls virtio_pci__set_broken().
+ */
+#ifndef MINIVMM_VIRTIO_PCI_H
+#define MINIVMM_VIRTIO_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/queue.h"
+#include "vmm/evloop.h"
+#include "vmm/kvm.h"
+#include "vmm/msix.h"
+#include "vmm/pci.h"
+
+#define VIRTIO_MAX_QUEUES 16
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	/* device-specific feature bits (the transport adds VERSION_1 and ring features) */
+	uint64_t (*features)(struct virtio_dev *vd);
+	/* device config space (off + len <= config_len) */
+	void (*cfg_read)(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len);
+	void (*cfg_write)(struct virtio_dev *vd, uint32_t off, const uint8_t *data, uint32_t len);
+	/* DRIVER_OK was set: queues are enabled, start the backend; 0 or -errno */
+	int (*activate)(struct virtio_dev *vd);
+	/* the driver reset the device (or it failed): stop and drop in-flight work */
+	void (*reset)(struct virtio_dev *vd);
+	/* queue q was kicked (event loop thread) */
+	void (*queue_notify)(struct virtio_dev *vd, uint16_t q);
+};
+
+struct virtio_dev {
+	struct pci_dev pci;
+	struct msix msix;
+	struct vm *vm;
+	const struct virtio_dev_ops *ops;
+	void *priv;
+	uint16_t device_id;        /* virtio device id (1 net, 2 blk) */
+	uint16_t nr_queues;
+	uint32_t config_len;
+
+	pthread_mutex_t lock;      /* transport state vs vCPU threads */
+	uint8_t status;
+	uint32_t dfselect, gfselect;
+	uint16_t queue_select;
+	uint8_t isr;
+	uint64_t host_features, guest_features;
+	uint16_t config_vector;
+	uint8_t config_generation;
+	bool active;               /* DRIVER_OK and activate() succeeded */
+	bool broken;               /* DEVICE_NEEDS_RESET was raised */
+
+	struct virtq vq[VIRTIO_MAX_QUEUES];
+	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
+	int kick_fd[VIRTIO_MAX_QUEUES];
+	struct evloop_watch kick_watch[VIRTIO_MAX_QUEUES];
+	uint64_t bar_addr;         /* where the BAR is decoded now, 0 when not */
+	struct log_ratelimit rl;
+};
+
+int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uint16_t device_id,
+		     uint16_t pci_class_hi16, uint16_t nr_queues, uint16_t queue_max,
+		     uint32_t config_len, const struct virtio_dev_ops *ops, void *priv) __must_check;
+/* registers on the VM's PCI bus */
+int virtio_pci__register(struct virtio_dev *vd) __must_check;
+void virtio_pci__destroy(struct virtio_dev *vd);
+
+/* signal the used-buffer interrupt for queue q (respects EVENT_IDX suppression) */
+void virtio_pci__notify_queue(struct virtio_dev *vd, uint16_t q);
+/* signal a configuration change interrupt */
+void virtio_pci__notify_config(struct virtio_dev *vd);
+/* a guest fault: set DEVICE_NEEDS_RESET, notify the driver, stop processing */
+void virtio_pci__set_broken(struct virtio_dev *vd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* negotiated feature test */
+static inline bool virtio_pci__has_feature(const struct virtio_dev *vd, unsigned int bit)
+{
+	return (vd->guest_features >> bit) & 1;
+}
+
+#endif

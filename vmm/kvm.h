@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtual machine: the KVM VM fd, guest memory, the I/O and MMIO buses,
+ * interrupt routing, PCI bus 0, the event loop and the vCPUs. Devices get a
+ * `struct vm *` and use its members; they never touch KVM fds directly.
+ * Unit tests build a `struct vm` with vm_fd = -1 (kvm__vm_init_fake()).
+ */
+#ifndef MINIVMM_VMM_KVM_H
+#define MINIVMM_VMM_KVM_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/evloop.h"
+#include "vmm/irq.h"
+#include "vmm/mem.h"
+#include "vmm/pci.h"
+#include "vmm/util.h"
+
+struct kvm_run;
+
+enum vm_exit_reason {
+	VM_RUNNING = 0,
+	VM_EXIT_POWEROFF,   /* guest powered off (ACPI S5) */
+	VM_EXIT_RESET,      /* guest asked for a reset (i8042, CF9, triple fault) */
+	VM_EXIT_SIGNAL,     /* SIGINT/SIGTERM */
+	VM_EXIT_TEST,       /* test device: the guest reported its exit code */
+	VM_EXIT_ERROR,      /* a vCPU could not go on (KVM internal error, failed entry) */
+};
+
+struct vcpu_stats {
+	atomic_ulong exits_io, exits_mmio, exits_unhandled, exits_other;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	struct vcpu_stats stats;
+	struct log_ratelimit rl;
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct irq irq;
+	struct pci_bus pci;
+	struct evloop loop;
+	unsigned int nr_vcpus;
+	struct vcpu *vcpus;
+	atomic_int exit_reason; /* enum vm_exit_reason, first one wins */
+	atomic_int exit_code;
+	int stop_efd;           /* signalled on exit requests; watched by the event loop */
+	struct evloop_watch stop_watch;
+};
+
+/* opens /dev/kvm, creates the VM, in-kernel irqchip and PIT, guest RAM, buses, PCI, event loop */
+int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned int nr_vcpus) __must_check;
+/* no KVM: memory, buses, irq bookkeeping and the event loop only (unit tests) */
+int kvm__vm_init_fake(struct vm *vm, uint64_t ram_size) __must_check;
+void kvm__vm_destroy(struct vm *vm);
+
+/* creates the vCPU fds and kvm_run mappings (not started) */
+int kvm__vcpus_create(struct vm *vm) __must_check;
+/* starts one thread per vCPU running KVM_RUN */
+int kvm__vcpus_start(struct vm *vm) __must_check;
+/* kicks every vCPU out of KVM_RUN and joins the threads */
+void kvm__vcpus_stop(struct vm *vm);
+
+/*
+ * Asks the VM to stop (any thread, async-signal-safe): the first reason wins,
+ * vCPUs are kicked and the event loop returns.
+ */
+void kvm__request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
+static inline bool kvm__exiting(struct vm *vm)
+{
+	return atomic_load(&vm->exit_reason) != VM_RUNNING;
+}
+const char *kvm__exit_reason_name(enum vm_exit_reason r);
+
+/* KVM_CHECK_EXTENSION on the VM (or /dev/kvm); returns the value or 0 */
+int kvm__check_cap(struct vm *vm, long cap);
+
+/* adds a memory slot mapping hva at gpa (BAR passthrough, RAM); size 0 deletes */
+int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+		     bool readonly) __must_check;
+
+#endif

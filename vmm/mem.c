@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/mem.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+
+static int mem_map_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	struct mem_region *r;
+	void *p;
+
+	if (m->nr_regions >= MEM_MAX_REGIONS)
+		return -ENOSPC;
+	if (m->hugepages)
+		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		log_err("mem", "cannot map %llu MiB of guest RAM%s: %s",
+			(unsigned long long)(size / MiB),
+			m->hugepages ? " on 2 MiB hugepages (is vm.nr_hugepages large enough?)" : "",
+			strerror(-err));
+		return err;
+	}
+	madvise(p, size, MADV_MERGEABLE);
+	if (!m->hugepages)
+		madvise(p, size, MADV_HUGEPAGE);
+	r = &m->regions[m->nr_regions];
+	r->gpa = gpa;
+	r->size = size;
+	r->hva = p;
+	r->slot = m->nr_regions;
+	m->nr_regions++;
+	return 0;
+}
+
+int mem__init(struct guest_mem *m, uint64_t ram_size, bool hugepages)
+{
+	uint64_t low;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	if (ram_size < 16 * MiB)
+		return -EINVAL;
+	if (hugepages && !IS_ALIGNED(ram_size, 2 * MiB))
+		return -EINVAL;
+	m->hugepages = hugepages;
+	m->owned = true;
+	m->ram_size = ram_size;
+	low = MIN(ram_size, MEM_LOW_END);
+	ret = mem_map_region(m, 0, low);
+	if (ret)
+		goto err_free;
+	if (ram_size > low) {
+		ret = mem_map_region(m, MEM_HIGH_START, ram_size - low);
+		if (ret)
+			goto err_free;
+	}
+	return 0;
+
+err_free:
+	mem__free(m);
+	return ret;
+}
+
+int mem__init_from_buffer(struct guest_mem *m, void *buf, uint64_t gpa, uint64_t size)
+{
+	memset(m, 0, sizeof(*m));
+	if (!buf || !size)
+		return -EINVAL;
+	m->regions[0] = (struct mem_region){ .gpa = gpa, .size = size, .hva = buf };
+	m->nr_regions = 1;
+	m->ram_size = size;
+	return 0;
+}
+
+void mem__free(struct guest_mem *m)
+{
+	unsigned int i;
+
+	if (m->owned)
+		for (i = 0; i < m->nr_regions; i++)
+			munmap(m->regions[i].hva, m->regions[i].size);
+	m->nr_regions = 0;
+}
+
+void *mem__gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+	uint64_t end;
+
+	if (!len || add_overflows(gpa, len, &end))
+		return NULL;
+	for (i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+
+		if (gpa >= r->gpa && end <= r->gpa + r->size)
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+bool mem__is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return mem__gpa_to_hva(m, gpa, len) != NULL;
+}
+
+int mem__read(const struct guest_mem *m, uint64_t gpa, void *buf, uint64_t len)
+{
+	void *p;
+
+	if (!len)
+		return 0;
+	p = mem__gpa_to_hva(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(buf, p, len);
+	return 0;
+}
+
+int mem__write(const struct guest_mem *m, uint64_t gpa, const void *buf, uint64_t len)
+{
+	void *p;
+
+	if (!len)
+		return 0;
+	p = mem__gpa_to_hva(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, buf, len);
+	return 0;
+}
+
+uint64_t mem__end(const struct guest_mem *m)
+{
+	uint64_t end = 0;
+	unsigned int i;
+
+	for (i = 0; i < m->nr_regions; i++)
+		end = MAX(end, m->regions[i].gpa + m->regions[i].size);
+	return end;
+}

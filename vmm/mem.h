@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM: a few regions of anonymous (optionally hugetlb) memory, and the
+ * GPA -> HVA translation every device uses. Translation is bounds-checked:
+ * a range that is not entirely inside one RAM region yields NULL, which is how
+ * hostile guest addresses are caught (virtqueues, DMA descriptors).
+ *
+ * x86 layout: low RAM from 0 up to MEM_LOW_END (3 GiB) at most, the MMIO hole
+ * (PCI 32-bit window, ECAM, IOAPIC, LAPIC) up to 4 GiB, the rest of RAM from 4 GiB.
+ */
+#ifndef MINIVMM_VMM_MEM_H
+#define MINIVMM_VMM_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vmm/util.h"
+
+#define MEM_LOW_END 0xC0000000ULL /* 3 GiB: start of the 32-bit MMIO hole */
+#define MEM_HIGH_START 0x100000000ULL
+#define MEM_MAX_REGIONS 4
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	uint32_t slot;
+};
+
+struct guest_mem {
+	struct mem_region regions[MEM_MAX_REGIONS];
+	unsigned int nr_regions;
+	uint64_t ram_size;
+	bool hugepages;
+	bool owned; /* regions were mmap()ed by mem__init and are unmapped by mem__free */
+};
+
+/* allocate ram_size bytes laid out as above; hugepages uses MAP_HUGETLB (2 MiB) */
+int mem__init(struct guest_mem *m, uint64_t ram_size, bool hugepages) __must_check;
+void mem__free(struct guest_mem *m);
+
+/* describe caller-owned memory as one region at gpa (unit tests, fake guests) */
+int mem__init_from_buffer(struct guest_mem *m, void *buf, uint64_t gpa, uint64_t size) __must_check;
+
+/* HVA for [gpa, gpa+len) or NULL when any byte is outside RAM or len is 0 */
+void *mem__gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* true when [gpa, gpa+len) lies in RAM */
+bool mem__is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* copies; return 0 or -EFAULT when the range is not RAM */
+int mem__read(const struct guest_mem *m, uint64_t gpa, void *buf, uint64_t len) __must_check;
+int mem__write(const struct guest_mem *m, uint64_t gpa, const void *buf, uint64_t len) __must_check;
+
+/* highest RAM GPA + 1 */
+uint64_t mem__end(const struct guest_mem *m);
+
+#endif

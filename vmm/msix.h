@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MSI-X capability, table and PBA emulation feeding KVM GSI routes. Each vector
+ * owns an eventfd bound to its GSI with an irqfd, so a device (or a VFIO
+ * device, given the same eventfd) signals the guest without going through the
+ * VMM. Table writes update the route; masking detaches nothing, it sets the
+ * pending bit when the device fires while masked (see msix__notify).
+ */
+#ifndef MINIVMM_VMM_MSIX_H
+#define MINIVMM_VMM_MSIX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/util.h"
+
+struct irq;
+struct pci_dev;
+
+#define MSIX_ENTRY_SIZE 16
+#define MSIX_MAX_VECTORS 2048
+#define MSIX_NO_VECTOR 0xffff
+
+struct msix_vector {
+	uint32_t addr_lo, addr_hi, data, ctrl; /* the guest-visible table entry */
+	int gsi;       /* -1 until first routed */
+	int efd;       /* irqfd eventfd, -1 when none */
+	bool routed;   /* irqfd assigned with a valid route */
+	bool pending;  /* PBA bit */
+};
+
+struct msix {
+	struct pci_dev *dev;
+	struct irq *irq;
+	pthread_mutex_t lock;
+	uint16_t nr;
+	uint8_t cap_off;      /* MSI-X capability offset in config space */
+	int table_bar;
+	uint32_t table_off;   /* within the BAR */
+	uint32_t pba_off;
+	struct msix_vector *vec;
+	uint64_t userspace_injections; /* MSIs injected by the VMM (fallback path) */
+};
+
+/*
+ * Adds the MSI-X capability to d with nr vectors, table and PBA in BAR `bar`
+ * at the given offsets. irq may be NULL in unit tests (no routes then).
+ */
+int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, int bar,
+	       uint32_t table_off, uint32_t pba_off) __must_check;
+void msix__destroy(struct msix *m);
+
+/* bytes the table + PBA need */
+uint32_t msix__table_size(uint16_t nr);
+uint32_t msix__pba_size(uint16_t nr);
+
+/* guest accesses to the table / PBA (offset relative to table_off / pba_off) */
+void msix__table_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+void msix__pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+/* the bus calls this after a config write touched the capability */
+void msix__cfg_write(struct msix *m, uint32_t off, uint32_t len);
+
+bool msix__enabled(const struct msix *m);
+/* the eventfd of vector v for devices that signal it themselves (irqfd path), or -1 */
+int msix__vector_fd(struct msix *m, uint16_t v);
+/*
+ * Deliver vector v: signal its eventfd, or set its pending bit when the
+ * vector or function is masked. Returns 0, or -EINVAL for a bad vector.
+ */
+int msix__notify(struct msix *m, uint16_t v);
+
+#endif

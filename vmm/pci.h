@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PCI bus 0: host bridge, config access through CF8/CFC and ECAM, devfn and
+ * BAR allocation. The bus owns the COMMAND register and BAR semantics (size
+ * masks, decode enables, moves); devices only get bar_map/bar_unmap callbacks
+ * telling them where a BAR is now live (kvmtool's pci_config_command_wr and
+ * vfio_pci_bar_activate split the work the same way).
+ *
+ * Guest config writes are filtered through a per-byte writable mask: read-only
+ * bytes (IDs, capability lists, BAR low bits) can never be changed by a guest.
+ */
+#ifndef MINIVMM_VMM_PCI_H
+#define MINIVMM_VMM_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/log.h"
+#include "vmm/util.h"
+
+struct bus;
+
+#define PCI_CFG_SPACE_SIZE 256
+#define PCI_CFG_SPACE_EXP_SIZE 4096
+#define PCI_MAX_DEVICES 32
+#define PCI_NUM_BARS 6
+
+/* x86 platform addresses */
+#define PCI_CF8_PORT 0xcf8
+#define PCI_ECAM_BASE 0xE0000000ULL
+#define PCI_ECAM_SIZE (1ULL * 1024 * 1024) /* bus 0 only: 32 dev x 8 fn x 4 KiB */
+#define PCI_MMIO32_BASE 0xC0000000ULL
+#define PCI_MMIO32_SIZE 0x20000000ULL     /* up to the ECAM */
+#define PCI_MMIO64_BASE 0x8000000000ULL   /* 512 GiB */
+#define PCI_MMIO64_SIZE 0x8000000000ULL
+#define PCI_IO_BASE 0x1000
+#define PCI_IO_SIZE 0xF000
+
+/* BAR flags for pci__dev_add_bar */
+#define PCI_BAR_F_IO (1u << 0)
+#define PCI_BAR_F_MEM64 (1u << 1)
+#define PCI_BAR_F_PREFETCH (1u << 2)
+
+struct pci_dev;
+
+struct pci_dev_ops {
+	/* the BAR is now decoded at addr: register traps or map memory */
+	int (*bar_map)(struct pci_dev *d, int bar, uint64_t addr);
+	/* the BAR no longer decodes at addr */
+	int (*bar_unmap)(struct pci_dev *d, int bar, uint64_t addr);
+	/*
+	 * Optional: device-specific config behaviour. cfg_write is called after
+	 * the bus applied the masked write to d->cfg (off/len as the guest wrote);
+	 * cfg_read may refresh d->cfg before the bus copies it out.
+	 */
+	void (*cfg_read)(struct pci_dev *d, uint32_t off, uint32_t len);
+	void (*cfg_write)(struct pci_dev *d, uint32_t off, uint32_t len);
+};
+
+struct pci_bar {
+	uint64_t size;      /* power of two, 0 = unused */
+	uint32_t flags;     /* PCI_BAR_F_* */
+	uint64_t addr;      /* address programmed in the BAR */
+	bool active;        /* decoded at addr (command bit on, addr valid) */
+};
+
+struct pci_dev {
+	uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
+	uint8_t wmask[PCI_CFG_SPACE_EXP_SIZE];  /* guest-writable bits */
+	uint8_t w1cmask[PCI_CFG_SPACE_EXP_SIZE]; /* write-1-to-clear bits */
+	struct pci_bar bars[PCI_NUM_BARS];
+	uint8_t last_cap;   /* offset of the last capability added, 0 if none */
+	uint8_t next_cap;   /* where the next capability goes */
+	int devfn;          /* -1 until registered */
+	uint32_t intx_gsi;  /* legacy line when INTx pin is set */
+	const struct pci_dev_ops *ops;
+	struct pci_bus *bus;
+	char name[32];      /* log prefix, e.g. "virtio-net0" */
+};
+
+struct pci_bus {
+	struct pci_dev *devs[PCI_MAX_DEVICES]; /* function 0 of each slot */
+	struct pci_dev host_bridge;
+	struct bus *pio, *mmio;
+	pthread_mutex_t lock;
+	uint32_t cf8;
+	uint64_t mmio32_next, mmio64_next, io_next;
+	struct log_ratelimit *rl;
+};
+
+/* registers CF8/CFC and ECAM traps and the host bridge at 00:00.0 */
+int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio) __must_check;
+void pci__bus_destroy(struct pci_bus *pb);
+
+/* fills the header: IDs, class (24 bits: base/sub/prog-if), header type 0 */
+void pci__dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,
+		   uint32_t class_code, uint16_t subsys_vendor, uint16_t subsys_id,
+		   uint8_t revision, const struct pci_dev_ops *ops);
+/* declares a BAR (size rounded up to a power of two, at least 16 bytes / 4 KiB for MEM) */
+int pci__dev_add_bar(struct pci_dev *d, int bar, uint64_t size, uint32_t flags) __must_check;
+/*
+ * Appends a capability (body excludes the 2-byte id/next header, which the bus
+ * writes) and returns its config offset, or -ENOSPC.
+ */
+int pci__dev_add_cap(struct pci_dev *d, uint8_t cap_id, const void *body, uint32_t body_len) __must_check;
+/* makes bytes [off, off+len) of d->cfg guest-writable with the given mask byte */
+void pci__dev_set_wmask(struct pci_dev *d, uint32_t off, uint32_t len, uint8_t mask);
+
+/*
+ * Puts d in a free slot (or slot `slot` when >= 0), assigns BAR addresses as
+ * firmware would and leaves decoding off until the guest sets COMMAND bits.
+ */
+int pci__register(struct pci_bus *pb, struct pci_dev *d, int slot) __must_check;
+/* unmaps active BARs and frees the slot */
+int pci__unregister(struct pci_bus *pb, struct pci_dev *d);
+
+/* config access by the guest: off < 4096, len 1/2/4, never crosses a dword */
+void pci__cfg_access(struct pci_bus *pb, uint8_t bus, uint8_t devfn, uint32_t off,
+		     uint8_t *data, uint32_t len, bool is_write);
+
+/* little-endian accessors on d->cfg */
+static inline uint8_t pci__cfg_rd8(const struct pci_dev *d, uint32_t off) { return d->cfg[off]; }
+static inline uint16_t pci__cfg_rd16(const struct pci_dev *d, uint32_t off)
+{
+	return (uint16_t)(d->cfg[off] | d->cfg[off + 1] << 8);
+}
+static inline uint32_t pci__cfg_rd32(const struct pci_dev *d, uint32_t off)
+{
+	return (uint32_t)pci__cfg_rd16(d, off) | (uint32_t)pci__cfg_rd16(d, off + 2) << 16;
+}
+static inline void pci__cfg_wr8(struct pci_dev *d, uint32_t off, uint8_t v) { d->cfg[off] = v; }
+static inline void pci__cfg_wr16(struct pci_dev *d, uint32_t off, uint16_t v)
+{
+	d->cfg[off] = (uint8_t)v;
+	d->cfg[off + 1] = (uint8_t)(v >> 8);
+}
+static inline void pci__cfg_wr32(struct pci_dev *d, uint32_t off, uint32_t v)
+{
+	pci__cfg_wr16(d, off, (uint16_t)v);
+	pci__cfg_wr16(d, off + 2, (uint16_t)(v >> 16));
+}
+
+#endif
