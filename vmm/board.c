@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The composition root: the only place (with main.c) that knows the concrete
+ * devices. The table below is the machine; its order is the creation order
+ * (and the reverse is the destruction order).
+ */
+#include "vmm/board.h"
+#include "vmm/image.h"
+#include "vmm/log.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/boot.h"
+#include "vmm/x86/cpu.h"
+
+#include "devices/i8042.h"
+#include "devices/pm.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "devices/testdev.h"
+#include "virtio/blk.h"
+#include "virtio/net/net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BOARD_LOG "board"
+#define BOARD_COM1_BASE 0x3f8
+#define BOARD_COM1_IRQ 4
+#define BOARD_SCI_IRQ 9
+
+static int board_add_serial(struct board *b)
+{
+	return serial__create(&b->vm, "ttyS0", BOARD_COM1_BASE, BOARD_COM1_IRQ, b->console_in,
+			      b->console_out, &b->serial);
+}
+
+static void board_del_serial(struct board *b)
+{
+	if (b->serial)
+		serial__destroy(b->serial);
+	b->serial = NULL;
+}
+
+static int board_add_i8042(struct board *b) { return i8042__create(&b->vm, &b->i8042); }
+static void board_del_i8042(struct board *b)
+{
+	if (b->i8042)
+		i8042__destroy(b->i8042);
+	b->i8042 = NULL;
+}
+
+static int board_add_rtc(struct board *b) { return rtc__create(&b->vm, b->opts->mem, &b->rtc); }
+static void board_del_rtc(struct board *b)
+{
+	if (b->rtc)
+		rtc__destroy(b->rtc);
+	b->rtc = NULL;
+}
+
+static int board_add_pm(struct board *b) { return pm__create(&b->vm, &b->pm); }
+static void board_del_pm(struct board *b)
+{
+	if (b->pm)
+		pm__destroy(b->pm);
+	b->pm = NULL;
+}
+
+static int board_add_testdev(struct board *b)
+{
+	if (!b->opts->testdev)
+		return 0;
+	return testdev__create(&b->vm, STDOUT_FILENO, &b->testdev);
+}
+
+static void board_del_testdev(struct board *b)
+{
+	if (b->testdev)
+		testdev__destroy(b->testdev);
+	b->testdev = NULL;
+}
+
+static int board_add_blk(struct board *b)
+{
+	if (!b->opts->image)
+		return 0;
+	return virtio_blk__create(&b->vm, b->opts->image, b->opts->readonly, "virtio-blk0", &b->blk);
+}
+
+static void board_del_blk(struct board *b)
+{
+	if (b->blk)
+		virtio_blk__destroy(b->blk);
+	b->blk = NULL;
+}
+
+static int board_add_nets(struct board *b)
+{
+	char err[256], name[32];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < b->opts->nr_net; i++) {
+		struct virtio_net_config cfg;
+
+		ret = virtio_net__parse_opts(b->opts->net[i], &cfg, err, sizeof(err));
+		if (ret) {
+			log_err(BOARD_LOG, "--net '%s': %s", b->opts->net[i], err);
+			return ret;
+		}
+		if (!cfg.has_mac) {
+			/* locally administered, stable per NIC index */
+			static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+			memcpy(cfg.mac, base, 6);
+			cfg.mac[5] = (uint8_t)(base[5] + i);
+			cfg.has_mac = true;
+		}
+		snprintf(name, sizeof(name), "virtio-net%u", i);
+		cfg.name = name;
+		ret = virtio_net__create(&b->vm, &cfg, &b->net[i]);
+		if (ret)
+			return ret;
+		b->nr_net++;
+	}
+	return 0;
+}
+
+static void board_del_nets(struct board *b)
+{
+	while (b->nr_net)
+		virtio_net__destroy(b->net[--b->nr_net]);
+}
+
+static const struct board_device {
+	const char *name;
+	int (*add)(struct board *b);
+	void (*del)(struct board *b);
+} board_devices[] = {
+	{ "serial", board_add_serial, board_del_serial },
+	{ "i8042", board_add_i8042, board_del_i8042 },
+	{ "rtc", board_add_rtc, board_del_rtc },
+	{ "acpi-pm", board_add_pm, board_del_pm },
+	{ "testdev", board_add_testdev, board_del_testdev },
+	{ "virtio-blk", board_add_blk, board_del_blk },
+	{ "virtio-net", board_add_nets, board_del_nets },
+};
+
+static void board_cf9(void *opaque, uint8_t *data, bool is_write)
+{
+	struct board *b = opaque;
+
+	pm__reset_control(b->pm, data, is_write);
+}
+
+static int board_read_file(const char *path, void **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long sz;
+	int ret = 0;
+
+	if (!f) {
+		ret = -errno;
+		log_err(BOARD_LOG, "cannot open %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		ret = -EIO;
+		goto out;
+	}
+	if (sz == 0 || sz > (long)(1L << 30)) {
+		log_err(BOARD_LOG, "%s: %s", path, sz ? "larger than 1 GiB" : "empty file");
+		ret = -EINVAL;
+		goto out;
+	}
+	*buf = malloc((size_t)sz);
+	if (!*buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (fread(*buf, 1, (size_t)sz, f) != (size_t)sz) {
+		free(*buf);
+		*buf = NULL;
+		ret = -EIO;
+		log_err(BOARD_LOG, "%s: short read", path);
+		goto out;
+	}
+	*len = (size_t)sz;
+out:
+	fclose(f);
+	return ret;
+}
+
+/* ACPI tables, kernel, initrd and command line into guest memory; vCPU state */
+static int board_load(struct board *b)
+{
+	const struct options *o = b->opts;
+	struct image_boot_files files;
+	struct x86_acpi_config acpi = {
+		.nr_vcpus = o->cpus,
+		.ecam_base = PCI_ECAM_BASE,
+		.ecam_size = PCI_ECAM_SIZE,
+		.mmio32_base = PCI_MMIO32_BASE,
+		.mmio32_size = PCI_MMIO32_SIZE,
+		.mmio64_base = PCI_MMIO64_BASE,
+		.mmio64_size = PCI_MMIO64_SIZE,
+		.io_base = PCI_IOPORT_BASE,
+		.io_size = PCI_IOPORT_SIZE,
+		.pm1a_evt_port = PM_EVT_PORT,
+		.pm1a_cnt_port = PM_CNT_PORT,
+		.reset_port = PM_RESET_PORT,
+		.reset_value = PM_RESET_VALUE,
+		.sci_irq = BOARD_SCI_IRQ,
+		.com1 = true,
+	};
+	struct x86_boot_info bi;
+	uint64_t rsdp;
+	unsigned int i;
+	int ret;
+
+	memset(&files, 0, sizeof(files));
+	ret = x86_acpi__build(&b->vm.mem, &acpi, &rsdp);
+	if (ret) {
+		log_err(BOARD_LOG, "cannot build ACPI tables: %s", strerror(-ret));
+		return ret;
+	}
+	if (o->kernel) {
+		ret = board_read_file(o->kernel, &files.kernel, &files.kernel_len);
+		if (!ret && o->initrd)
+			ret = board_read_file(o->initrd, &files.initrd, &files.initrd_len);
+	} else {
+		ret = image__load_boot_files(o->image, &files);
+		if (!ret)
+			log_info(BOARD_LOG, "booting %s%s%s from %s (%s)", files.kernel_path,
+				 files.initrd ? " with " : "", files.initrd ? files.initrd_path : "",
+				 o->image, files.fs_desc);
+	}
+	if (ret)
+		goto out;
+	ret = x86_boot__load(&b->vm.mem, files.kernel, files.kernel_len, files.initrd,
+			     files.initrd_len, o->cmdline ? o->cmdline : OPTIONS_DEFAULT_CMDLINE,
+			     rsdp, &bi);
+	if (ret) {
+		log_err(BOARD_LOG, "cannot load kernel %s: %s",
+			o->kernel ? o->kernel : files.kernel_path, strerror(-ret));
+		goto out;
+	}
+	ret = kvm__vcpus_create(&b->vm);
+	if (ret)
+		goto out;
+	for (i = 0; i < b->vm.nr_vcpus; i++) {
+		ret = x86_cpu__setup(b->vm.kvm_fd, b->vm.vcpus[i].fd, i, b->vm.nr_vcpus);
+		if (ret)
+			goto out;
+	}
+	ret = x86_boot__setup_vcpu(b->vm.vcpus[0].fd, &b->vm.mem, &bi);
+out:
+	image__boot_files_free(&files);
+	return ret;
+}
+
+int board__build(struct board *b, const struct options *o)
+{
+	unsigned int i;
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->opts = o;
+	b->console_in = STDIN_FILENO;
+	b->console_out = STDOUT_FILENO;
+	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
+	if (ret)
+		return ret;
+	for (i = 0; i < ARRAY_SIZE(board_devices); i++) {
+		ret = board_devices[i].add(b);
+		if (ret) {
+			log_err(BOARD_LOG, "cannot create %s: %s", board_devices[i].name,
+				strerror(-ret));
+			goto err_devices;
+		}
+	}
+	pci__set_cf9_handler(&b->vm.pci, board_cf9, b);
+	ret = board_load(b);
+	if (ret)
+		goto err_devices;
+	return 0;
+
+err_devices:
+	while (i--)
+		board_devices[i].del(b);
+	kvm__vm_destroy(&b->vm);
+	return ret;
+}
+
+void board__destroy(struct board *b)
+{
+	unsigned int i = ARRAY_SIZE(board_devices);
+
+	kvm__vcpus_stop(&b->vm);
+	while (i--)
+		board_devices[i].del(b);
+	kvm__vm_destroy(&b->vm);
+}
+
+void board__print_stats(struct board *b)
+{
+	unsigned int i;
+
+	for (i = 0; b->vm.vcpus && i < b->vm.nr_vcpus; i++) {
+		struct vcpu_stats *s = &b->vm.vcpus[i].stats;
+
+		log_info("stats", "vcpu%u exits: io %lu, mmio %lu, unhandled %lu, other %lu", i,
+			 atomic_load(&s->exits_io), atomic_load(&s->exits_mmio),
+			 atomic_load(&s->exits_unhandled), atomic_load(&s->exits_other));
+	}
+	for (i = 0; i < b->nr_net; i++)
+		virtio_net__print_stats(b->net[i]);
+}

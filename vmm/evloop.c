@@ -1,1 +1,260 @@
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+#include "vmm/evloop.h"
+#include "vmm/log.h"
+#include "vmm/sys.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EVL_LOG "evloop"
+
+static void evloop_wake_fn(void *opaque, int res)
+{
+	struct evloop *l = opaque;
+
+	sys__eventfd_drain(l->wake_fd);
+}
+
+int evloop__init(struct evloop *l, unsigned int entries)
+{
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	ret = io_uring_queue_init(entries, &l->ring, 0);
+	if (ret < 0) {
+		log_err(EVL_LOG, "io_uring_queue_init: %s", strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_init(&l->sq_lock, NULL);
+	pthread_mutex_init(&l->cq_lock, NULL);
+	pthread_cond_init(&l->cq_cond, NULL);
+	l->wake_fd = sys__eventfd(0);
+	if (l->wake_fd < 0) {
+		ret = l->wake_fd;
+		goto err_ring;
+	}
+	ret = evloop__add_fd(l, &l->wake_watch, l->wake_fd, POLLIN, evloop_wake_fn, l);
+	if (ret)
+		goto err_fd;
+	return 0;
+
+err_fd:
+	close(l->wake_fd);
+err_ring:
+	io_uring_queue_exit(&l->ring);
+	return ret;
+}
+
+void evloop__destroy(struct evloop *l)
+{
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	l->wake_fd = -1;
+	io_uring_queue_exit(&l->ring);
+	pthread_cond_destroy(&l->cq_cond);
+	pthread_mutex_destroy(&l->cq_lock);
+	pthread_mutex_destroy(&l->sq_lock);
+}
+
+/* with sq_lock held */
+static struct io_uring_sqe *evloop_sqe_locked(struct evloop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static int evloop_arm(struct evloop *l, struct evloop_watch *w)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	pthread_mutex_lock(&l->sq_lock);
+	sqe = evloop_sqe_locked(l);
+	if (!sqe) {
+		pthread_mutex_unlock(&l->sq_lock);
+		return -EBUSY;
+	}
+	io_uring_prep_poll_multishot(sqe, w->fd, w->events);
+	io_uring_sqe_set_data(sqe, w);
+	w->armed = true;
+	ret = io_uring_submit(&l->ring);
+	pthread_mutex_unlock(&l->sq_lock);
+	return ret < 0 ? ret : 0;
+}
+
+int evloop__add_fd(struct evloop *l, struct evloop_watch *w, int fd, uint32_t events,
+		   evloop_fd_fn fn, void *opaque)
+{
+	int ret;
+
+	*w = (struct evloop_watch){ .tag = EVLOOP_TAG_WATCH, .loop = l, .fd = fd,
+				    .events = events, .fn = fn, .opaque = opaque, .active = true };
+	ret = evloop_arm(l, w);
+	if (ret) {
+		w->active = false;
+		w->armed = false;
+	}
+	return ret;
+}
+
+static bool evloop_on_loop_thread(struct evloop *l)
+{
+	return !l->running || pthread_equal(pthread_self(), l->loop_thread);
+}
+
+int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!w->active)
+		return -ENOENT;
+	pthread_mutex_lock(&l->cq_lock);
+	w->active = false;
+	pthread_mutex_unlock(&l->cq_lock);
+
+	pthread_mutex_lock(&l->sq_lock);
+	sqe = evloop_sqe_locked(l);
+	if (sqe) {
+		io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)w);
+		io_uring_sqe_set_data(sqe, NULL);
+		io_uring_submit(&l->ring);
+	}
+	pthread_mutex_unlock(&l->sq_lock);
+
+	/* wait for the poll's last completion so that w may be freed */
+	if (evloop_on_loop_thread(l)) {
+		while (w->armed && evloop__run_once(l, true) >= 0)
+			;
+	} else {
+		pthread_mutex_lock(&l->cq_lock);
+		while (w->armed)
+			pthread_cond_wait(&l->cq_cond, &l->cq_lock);
+		pthread_mutex_unlock(&l->cq_lock);
+	}
+	return 0;
+}
+
+struct io_uring_sqe *evloop__get_sqe(struct evloop *l, struct evloop_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	op->tag = EVLOOP_TAG_OP;
+	pthread_mutex_lock(&l->sq_lock);
+	sqe = evloop_sqe_locked(l);
+	if (!sqe) {
+		pthread_mutex_unlock(&l->sq_lock);
+		return NULL;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	return sqe;
+}
+
+int evloop__submit(struct evloop *l)
+{
+	int ret = io_uring_submit(&l->ring);
+
+	pthread_mutex_unlock(&l->sq_lock);
+	return ret < 0 ? ret : 0;
+}
+
+static void evloop_handle_cqe(struct evloop *l, void *data, int res, unsigned int flags)
+{
+	uint8_t tag;
+
+	if (!data)
+		return; /* poll_remove completions */
+	tag = *(uint8_t *)data;
+	if (tag == EVLOOP_TAG_OP) {
+		struct evloop_op *op = data;
+
+		op->fn(op->opaque, res);
+		return;
+	}
+	if (tag == EVLOOP_TAG_WATCH) {
+		struct evloop_watch *w = data;
+		bool active;
+
+		if (!(flags & IORING_CQE_F_MORE)) {
+			/* the multishot poll ended: re-arm it or tell del_fd */
+			pthread_mutex_lock(&l->cq_lock);
+			w->armed = false;
+			active = w->active;
+			pthread_cond_broadcast(&l->cq_cond);
+			pthread_mutex_unlock(&l->cq_lock);
+			if (active && evloop_arm(l, w))
+				log_err(EVL_LOG, "cannot re-arm watch on fd %d", w->fd);
+		}
+		if (w->active && res >= 0)
+			w->fn(w->opaque, res);
+		else if (w->active && res != -ECANCELED)
+			w->fn(w->opaque, res);
+		return;
+	}
+	log_err(EVL_LOG, "completion with unknown tag %#x", tag);
+}
+
+int evloop__run_once(struct evloop *l, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int n = 0;
+	int ret;
+
+	pthread_mutex_lock(&l->sq_lock);
+	io_uring_submit(&l->ring);
+	pthread_mutex_unlock(&l->sq_lock);
+	if (wait) {
+		ret = io_uring_wait_cqe(&l->ring, &cqe);
+		if (ret == -EINTR)
+			return 0;
+		if (ret < 0)
+			return ret;
+	}
+	for (;;) {
+		void *data;
+		int res;
+		unsigned int flags;
+
+		ret = io_uring_peek_cqe(&l->ring, &cqe);
+		if (ret)
+			break;
+		data = io_uring_cqe_get_data(cqe);
+		res = cqe->res;
+		flags = cqe->flags;
+		io_uring_cqe_seen(&l->ring, cqe);
+		evloop_handle_cqe(l, data, res, flags);
+		n++;
+	}
+	return (int)n;
+}
+
+int evloop__run(struct evloop *l)
+{
+	int ret;
+
+	l->loop_thread = pthread_self();
+	l->running = true;
+	while (!l->stop) {
+		ret = evloop__run_once(l, true);
+		if (ret < 0) {
+			log_err(EVL_LOG, "waiting for completions: %s", strerror(-ret));
+			l->stop_code = ret;
+			break;
+		}
+	}
+	l->running = false;
+	return l->stop_code;
+}
+
+void evloop__stop(struct evloop *l, int code)
+{
+	l->stop_code = code;
+	l->stop = true;
+	sys__eventfd_signal(l->wake_fd);
+}

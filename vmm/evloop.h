@@ -12,6 +12,7 @@
 #define MINIVMM_VMM_EVLOOP_H
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/util.h"
@@ -23,44 +24,55 @@ typedef void (*evloop_fd_fn)(void *opaque, int res);
 /* res: the cqe result of the operation */
 typedef void (*evloop_op_fn)(void *opaque, int res);
 
+enum { EVLOOP_TAG_WATCH = 0x57, EVLOOP_TAG_OP = 0x4f };
+
+/* both kinds start with a tag: a cqe's user_data points at one of them */
 struct evloop_watch {
+	uint8_t tag;
 	struct evloop *loop;
 	int fd;
 	uint32_t events;
 	evloop_fd_fn fn;
 	void *opaque;
-	bool active;
-	bool armed;
-	uint8_t tag;
+	bool active;  /* wanted by the owner */
+	bool armed;   /* a multishot poll is in the ring */
 };
 
 struct evloop_op {
+	uint8_t tag;
 	evloop_op_fn fn;
 	void *opaque;
-	uint8_t tag;
 };
 
 struct evloop {
 	struct io_uring ring;
 	int wake_fd;
 	struct evloop_watch wake_watch;
-	bool stop;
+	volatile bool stop;
 	int stop_code;
-	unsigned int inflight;
+	bool running;           /* evloop__run() is active on loop_thread */
+	pthread_t loop_thread;
+	pthread_mutex_t sq_lock; /* the submission queue, shared by all threads */
+	pthread_mutex_t cq_lock; /* watch disarm notifications */
+	pthread_cond_t cq_cond;
 };
 
 int evloop__init(struct evloop *l, unsigned int entries) __must_check;
 void evloop__destroy(struct evloop *l);
 
-/* start watching fd for events (POLLIN...) until evloop__del_fd; w must stay alive */
+/*
+ * Start watching fd for events (POLLIN...) until evloop__del_fd; any thread.
+ * evloop__del_fd returns once the watch can no longer fire, so w may be freed then.
+ */
 int evloop__add_fd(struct evloop *l, struct evloop_watch *w, int fd, uint32_t events,
 		   evloop_fd_fn fn, void *opaque) __must_check;
 int evloop__del_fd(struct evloop *l, struct evloop_watch *w);
 
 /*
- * An SQE whose completion calls op->fn(op->opaque, res). Fill it with
- * io_uring_prep_*() and call evloop__submit(); NULL when the ring is full
- * even after submitting (retry later).
+ * An SQE whose completion calls op->fn(op->opaque, res) on the loop thread.
+ * get_sqe takes the submission lock: fill the SQE with io_uring_prep_*() and
+ * then call evloop__submit(), which drops it. NULL (lock not held) when the
+ * ring is full even after submitting: retry later.
  */
 struct io_uring_sqe *evloop__get_sqe(struct evloop *l, struct evloop_op *op);
 int evloop__submit(struct evloop *l);

@@ -1,1 +1,295 @@
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define KVM_LOG "kvm"
+#define KVM_TSS_ADDR 0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+static const struct {
+	long cap;
+	const char *name;
+} kvm_required_caps[] = {
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+	{ KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+};
+
+const char *kvm__exit_reason_name(enum vm_exit_reason r)
+{
+	switch (r) {
+	case VM_RUNNING: return "running";
+	case VM_EXIT_POWEROFF: return "guest powered off";
+	case VM_EXIT_RESET: return "guest reset";
+	case VM_EXIT_SIGNAL: return "stopped by signal";
+	case VM_EXIT_TEST: return "test device exit";
+	case VM_EXIT_ERROR: return "vCPU error";
+	}
+	return "?";
+}
+
+int kvm__check_cap(struct vm *vm, long cap)
+{
+	int fd = vm->vm_fd >= 0 ? vm->vm_fd : vm->kvm_fd;
+	int ret;
+
+	if (fd < 0)
+		return 0;
+	ret = sys__ioctl_raw(fd, KVM_CHECK_EXTENSION, (void *)cap);
+	return ret < 0 ? 0 : ret;
+}
+
+int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+		     bool readonly)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.flags = readonly ? KVM_MEM_READONLY : 0,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+
+	if (vm->vm_fd < 0)
+		return 0;
+	return sys__ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+static void kvm_stop_fn(void *opaque, int res)
+{
+	struct vm *vm = opaque;
+
+	sys__eventfd_drain(vm->stop_efd);
+	if (kvm__exiting(vm))
+		evloop__stop(&vm->loop, atomic_load(&vm->exit_reason));
+}
+
+/* buses, irq bookkeeping, PCI and the event loop: common to real and fake VMs */
+static int kvm_vm_init_common(struct vm *vm)
+{
+	int ret;
+
+	ret = bus__init(&vm->pio, "pio");
+	if (ret)
+		return ret;
+	ret = bus__init(&vm->mmio, "mmio");
+	if (ret)
+		goto err_pio;
+	ret = irq__init(&vm->irq, vm->vm_fd);
+	if (ret)
+		goto err_mmio;
+	ret = pci__bus_init(&vm->pci, &vm->pio, &vm->mmio);
+	if (ret)
+		goto err_irq;
+	ret = evloop__init(&vm->loop, 256);
+	if (ret)
+		goto err_pci;
+	vm->stop_efd = sys__eventfd(0);
+	if (vm->stop_efd < 0) {
+		ret = vm->stop_efd;
+		goto err_loop;
+	}
+	ret = evloop__add_fd(&vm->loop, &vm->stop_watch, vm->stop_efd, POLLIN, kvm_stop_fn, vm);
+	if (ret)
+		goto err_efd;
+	return 0;
+
+err_efd:
+	close(vm->stop_efd);
+err_loop:
+	evloop__destroy(&vm->loop);
+err_pci:
+	pci__bus_destroy(&vm->pci);
+err_irq:
+	irq__destroy(&vm->irq);
+err_mmio:
+	bus__destroy(&vm->mmio);
+err_pio:
+	bus__destroy(&vm->pio);
+	return ret;
+}
+
+int kvm__vm_init_fake(struct vm *vm, uint64_t ram_size)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = -1;
+	vm->vm_fd = -1;
+	vm->stop_efd = -1;
+	ret = mem__init(&vm->mem, ram_size, false);
+	if (ret)
+		return ret;
+	ret = kvm_vm_init_common(vm);
+	if (ret)
+		mem__free(&vm->mem);
+	return ret;
+}
+
+int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned int nr_vcpus)
+{
+	unsigned int i;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->vm_fd = -1;
+	vm->stop_efd = -1;
+	vm->nr_vcpus = nr_vcpus;
+	vm->kvm_fd = sys__open_raw("/dev/kvm", O_RDWR);
+	if (vm->kvm_fd < 0) {
+		ret = vm->kvm_fd;
+		log_err(KVM_LOG, "cannot open /dev/kvm: %s%s", strerror(-ret),
+			ret == -ENOENT ? " (is the kvm module loaded?)" :
+			ret == -EACCES ? " (add yourself to the kvm group)" : "");
+		return ret;
+	}
+	ret = sys__ioctl(vm->kvm_fd, KVM_GET_API_VERSION, NULL);
+	if (ret != KVM_API_VERSION) {
+		log_err(KVM_LOG, "KVM API version %d, expected %d", ret, KVM_API_VERSION);
+		ret = -ENOTSUP;
+		goto err_kvm;
+	}
+	for (i = 0; i < ARRAY_SIZE(kvm_required_caps); i++) {
+		if (!kvm__check_cap(vm, kvm_required_caps[i].cap)) {
+			log_err(KVM_LOG, "this host's KVM lacks %s", kvm_required_caps[i].name);
+			ret = -ENOTSUP;
+			goto err_kvm;
+		}
+	}
+	if (nr_vcpus < 1 || (int)nr_vcpus > MAX(kvm__check_cap(vm, KVM_CAP_MAX_VCPUS), 1)) {
+		log_err(KVM_LOG, "%u vCPUs requested, KVM supports 1..%d", nr_vcpus,
+			kvm__check_cap(vm, KVM_CAP_MAX_VCPUS));
+		ret = -EINVAL;
+		goto err_kvm;
+	}
+	vm->run_size = sys__ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+	if (vm->run_size < 0) {
+		ret = vm->run_size;
+		goto err_kvm;
+	}
+	ret = sys__ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (ret < 0)
+		goto err_kvm;
+	vm->vm_fd = ret;
+	ret = sys__ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR);
+	if (ret < 0)
+		goto err_vm;
+	{
+		uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+
+		ret = sys__ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
+		if (ret < 0)
+			goto err_vm;
+	}
+	ret = sys__ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL);
+	if (ret < 0)
+		goto err_vm;
+	{
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+		ret = sys__ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
+		if (ret < 0)
+			goto err_vm;
+	}
+
+	ret = mem__init(&vm->mem, ram_size, hugepages);
+	if (ret)
+		goto err_vm;
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		struct mem_region *r = &vm->mem.regions[i];
+
+		ret = kvm__set_memslot(vm, r->slot, r->gpa, r->size, r->hva, false);
+		if (ret)
+			goto err_mem;
+	}
+	ret = kvm_vm_init_common(vm);
+	if (ret)
+		goto err_mem;
+	ret = irq__setup_legacy(&vm->irq);
+	if (ret)
+		goto err_common;
+	return 0;
+
+err_common:
+	evloop__destroy(&vm->loop);
+	pci__bus_destroy(&vm->pci);
+	irq__destroy(&vm->irq);
+	bus__destroy(&vm->mmio);
+	bus__destroy(&vm->pio);
+err_mem:
+	mem__free(&vm->mem);
+err_vm:
+	close(vm->vm_fd);
+	vm->vm_fd = -1;
+err_kvm:
+	close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+	return ret;
+}
+
+void kvm__vm_destroy(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->stop_efd >= 0) {
+		evloop__del_fd(&vm->loop, &vm->stop_watch);
+		close(vm->stop_efd);
+		vm->stop_efd = -1;
+	}
+	evloop__destroy(&vm->loop);
+	pci__bus_destroy(&vm->pci);
+	irq__destroy(&vm->irq);
+	bus__destroy(&vm->mmio);
+	bus__destroy(&vm->pio);
+	if (vm->vcpus) {
+		for (i = 0; i < vm->nr_vcpus; i++) {
+			if (vm->vcpus[i].run)
+				munmap(vm->vcpus[i].run, (size_t)vm->run_size);
+			if (vm->vcpus[i].fd >= 0)
+				close(vm->vcpus[i].fd);
+		}
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	mem__free(&vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+void kvm__request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
+{
+	int expected = VM_RUNNING;
+	unsigned int i;
+
+	if (atomic_compare_exchange_strong(&vm->exit_reason, &expected, (int)reason))
+		atomic_store(&vm->exit_code, code);
+	if (vm->stop_efd >= 0)
+		sys__eventfd_signal(vm->stop_efd);
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			v->run->immediate_exit = 1;
+		if (v->started && !pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, SIGUSR1);
+	}
+}

@@ -1,1 +1,112 @@
-int main(void) { return 0; }
+// SPDX-License-Identifier: MIT
+/* minivmm: parse options, build the board, run until the guest stops. */
+#include "config.h"
+#include "vmm/board.h"
+#include "vmm/log.h"
+#include "vmm/options.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static struct board main_board;
+static struct termios main_saved_tio;
+static bool main_tio_saved;
+
+static void main_signal(int sig)
+{
+	(void)sig;
+	kvm__request_exit(&main_board.vm, VM_EXIT_SIGNAL, 0);
+}
+
+static void main_console_raw(void)
+{
+	struct termios tio;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &main_saved_tio))
+		return;
+	main_tio_saved = true;
+	tio = main_saved_tio;
+	/* keys go to the guest (Ctrl-C included); output processing stays on */
+	tio.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG | IEXTEN);
+	tio.c_iflag &= ~(tcflag_t)(ICRNL | IXON | INLCR | IGNCR);
+	tio.c_cc[VMIN] = 1;
+	tio.c_cc[VTIME] = 0;
+	tcsetattr(STDIN_FILENO, TCSANOW, &tio);
+}
+
+static void main_console_restore(void)
+{
+	if (main_tio_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &main_saved_tio);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = main_signal };
+	struct options o;
+	char err[512];
+	int reason, ret;
+
+	if (options__parse(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "minivmm: %s\nTry 'minivmm --help'.\n", err);
+		return 2;
+	}
+	if (o.action == OPTIONS_HELP) {
+		options__usage(stdout, "minivmm");
+		return 0;
+	}
+	if (o.action == OPTIONS_VERSION) {
+		printf("minivmm %s\n", MINIVMM_VERSION);
+		return 0;
+	}
+	log__set_level(o.verbosity < 0 ? LOG_ERR : o.verbosity == 0 ? LOG_WARN :
+		       o.verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+
+	ret = board__build(&main_board, &o);
+	if (ret) {
+		fprintf(stderr, "minivmm: cannot start the VM: %s\n", strerror(-ret));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	main_console_raw();
+	ret = kvm__vcpus_start(&main_board.vm);
+	if (ret) {
+		fprintf(stderr, "minivmm: cannot start vCPUs: %s\n", strerror(-ret));
+		main_console_restore();
+		board__destroy(&main_board);
+		return 1;
+	}
+	evloop__run(&main_board.vm.loop);
+	kvm__vcpus_stop(&main_board.vm);
+	main_console_restore();
+
+	reason = atomic_load(&main_board.vm.exit_reason);
+	ret = atomic_load(&main_board.vm.exit_code);
+	if (o.verbosity >= 0)
+		fprintf(stderr, "minivmm: %s\n", kvm__exit_reason_name(reason));
+	if (o.verbosity > 0)
+		board__print_stats(&main_board);
+	board__destroy(&main_board);
+
+	switch (reason) {
+	case VM_EXIT_POWEROFF:
+	case VM_EXIT_RESET:
+		return 0;
+	case VM_EXIT_TEST:
+		return ret & 0xff;
+	case VM_EXIT_SIGNAL:
+		return 128 + SIGTERM;
+	default:
+		return 1;
+	}
+}

@@ -27,6 +27,7 @@ struct msix_vector {
 	int efd;       /* irqfd eventfd, -1 when none */
 	bool routed;   /* irqfd assigned with a valid route */
 	bool pending;  /* PBA bit */
+	uint64_t count; /* interrupts delivered (or recorded, without KVM) */
 };
 
 struct msix {

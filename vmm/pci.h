@@ -33,8 +33,8 @@ struct bus;
 #define PCI_MMIO32_SIZE 0x20000000ULL     /* up to the ECAM */
 #define PCI_MMIO64_BASE 0x8000000000ULL   /* 512 GiB */
 #define PCI_MMIO64_SIZE 0x8000000000ULL
-#define PCI_IO_BASE 0x1000
-#define PCI_IO_SIZE 0xF000
+#define PCI_IOPORT_BASE 0x1000
+#define PCI_IOPORT_SIZE 0xF000
 
 /* BAR flags for pci__dev_add_bar */
 #define PCI_BAR_F_IO (1u << 0)
@@ -86,11 +86,17 @@ struct pci_bus {
 	uint32_t cf8;
 	uint64_t mmio32_next, mmio64_next, io_next;
 	struct log_ratelimit *rl;
+	/* port 0xcf9 (reset control) lives inside the CF8 dword; the board hooks it up */
+	void (*cf9_fn)(void *opaque, uint8_t *data, bool is_write);
+	void *cf9_opaque;
 };
 
 /* registers CF8/CFC and ECAM traps and the host bridge at 00:00.0 */
 int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio) __must_check;
 void pci__bus_destroy(struct pci_bus *pb);
+/* byte accesses to port 0xcf9 go to fn (the platform's reset control register) */
+void pci__set_cf9_handler(struct pci_bus *pb, void (*fn)(void *opaque, uint8_t *data, bool is_write),
+			  void *opaque);
 
 /* fills the header: IDs, class (24 bits: base/sub/prog-if), header type 0 */
 void pci__dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,

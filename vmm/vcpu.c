@@ -1,1 +1,222 @@
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/*
+ * vCPU threads: one per vCPU, each looping on KVM_RUN and dispatching I/O and
+ * MMIO exits to the buses. A stop request sets immediate_exit and sends
+ * SIGUSR1, so a vCPU inside KVM_RUN returns with -EINTR and one about to enter
+ * returns at once.
+ */
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/sys.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static void vcpu_kick_handler(int sig) { (void)sig; }
+
+int kvm__vcpus_create(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = vcpu_kick_handler };
+	unsigned int i;
+	int ret;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL))
+		return -errno;
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		void *run;
+
+		v->vm = vm;
+		v->id = i;
+		v->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
+		ret = sys__ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		if (ret < 0)
+			return ret; /* kvm__vm_destroy() releases what was created */
+		v->fd = ret;
+		run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+		if (run == MAP_FAILED)
+			return -errno;
+		v->run = run;
+	}
+	return 0;
+}
+
+static void vcpu_handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t i;
+
+	atomic_fetch_add(&v->stats.exits_io, 1);
+	for (i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (bus__dispatch(&v->vm->pio, run->io.port, data, run->io.size, is_write)) {
+			atomic_fetch_add(&v->stats.exits_unhandled, 1);
+			/* guests probe ports freely: only debug level */
+			log_debug("vcpu", "%u: unhandled port %s %#x size %u", v->id,
+				  is_write ? "write" : "read", run->io.port, run->io.size);
+		}
+	}
+}
+
+static void vcpu_handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint32_t len = run->mmio.len;
+
+	atomic_fetch_add(&v->stats.exits_mmio, 1);
+	if (len > sizeof(run->mmio.data))
+		len = sizeof(run->mmio.data);
+	if (bus__dispatch(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
+			  run->mmio.is_write)) {
+		atomic_fetch_add(&v->stats.exits_unhandled, 1);
+		log_err_rl(&v->rl, "vcpu", "%u: %s of %u bytes at unmapped address %#llx ignored",
+			   v->id, run->mmio.is_write ? "write" : "read", len,
+			   (unsigned long long)run->mmio.phys_addr);
+	}
+}
+
+/* returns false when the vCPU must stop */
+static bool vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct vm *vm = v->vm;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		vcpu_handle_mmio(v);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_HLT:
+		/* only without an in-kernel LAPIC; treat as an idle guest */
+		usleep(1000);
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		log_info("vcpu", "%u: triple fault: resetting", v->id);
+		kvm__request_exit(vm, VM_EXIT_RESET, 0);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			kvm__request_exit(vm, VM_EXIT_POWEROFF, 0);
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			kvm__request_exit(vm, VM_EXIT_RESET, 0);
+			break;
+		default:
+			log_err("vcpu", "%u: system event %u: stopping", v->id,
+				run->system_event.type);
+			kvm__request_exit(vm, VM_EXIT_ERROR, 1);
+		}
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_err("vcpu", "%u: KVM_RUN failed entry, hardware reason %#llx", v->id,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		kvm__request_exit(vm, VM_EXIT_ERROR, 1);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		log_err("vcpu", "%u: KVM internal error, suberror %u", v->id,
+			run->internal.suberror);
+		kvm__request_exit(vm, VM_EXIT_ERROR, 1);
+		return false;
+	default:
+		atomic_fetch_add(&v->stats.exits_other, 1);
+		log_err_rl(&v->rl, "vcpu", "%u: unexpected exit reason %u", v->id, run->exit_reason);
+		return true;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	char name[16];
+	sigset_t set;
+	int ret;
+
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	pthread_setname_np(pthread_self(), name);
+	/* only the kick signal reaches vCPU threads */
+	sigfillset(&set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+
+	while (!kvm__exiting(v->vm)) {
+		ret = sys__ioctl_raw(v->fd, KVM_RUN, NULL);
+		if (ret == -EINTR || ret == -EAGAIN) {
+			v->run->immediate_exit = 0;
+			continue;
+		}
+		if (ret < 0) {
+			log_err("vcpu", "%u: KVM_RUN: %s", v->id, strerror(-ret));
+			kvm__request_exit(v->vm, VM_EXIT_ERROR, 1);
+			break;
+		}
+		if (!vcpu_handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int kvm__vcpus_start(struct vm *vm)
+{
+	unsigned int i;
+	sigset_t set, old;
+	int ret;
+
+	/* threads inherit a mask blocking SIGINT/SIGTERM: the main thread takes those */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		if (ret) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			kvm__vcpus_stop(vm);
+			return ret;
+		}
+		vm->vcpus[i].started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+void kvm__vcpus_stop(struct vm *vm)
+{
+	unsigned int i;
+
+	if (!kvm__exiting(vm))
+		kvm__request_exit(vm, VM_EXIT_SIGNAL, 0);
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		/* kick until it is out: a kick can land just before KVM_RUN */
+		while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
+			if (v->run)
+				v->run->immediate_exit = 1;
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+			usleep(1000);
+		}
+		v->started = false;
+	}
+}

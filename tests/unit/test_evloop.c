@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "vmm/evloop.h"
+#include "vmm/sys.h"
+
+struct hit {
+	int calls;
+	int res;
+	int fd;
+};
+
+static void hit_fn(void *opaque, int res)
+{
+	struct hit *h = opaque;
+	uint64_t v;
+
+	h->calls++;
+	h->res = res;
+	if (h->fd >= 0 && read(h->fd, &v, sizeof(v)) < 0)
+		h->res = -1;
+}
+
+Test(evloop, watch_fires_repeatedly_until_removed)
+{
+	struct evloop l;
+	struct evloop_watch w;
+	struct hit h = { 0 };
+	int efd = sys__eventfd(0);
+
+	h.fd = efd;
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	cr_assert_eq(evloop__add_fd(&l, &w, efd, POLLIN, hit_fn, &h), 0);
+	cr_assert_eq(sys__eventfd_signal(efd), 0);
+	while (h.calls < 1)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert(h.res & POLLIN);
+	cr_assert_eq(sys__eventfd_signal(efd), 0);
+	while (h.calls < 2)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert_eq(evloop__del_fd(&l, &w), 0);
+	cr_assert(!w.armed, "del_fd returns only once the poll is gone");
+	cr_assert_eq(sys__eventfd_signal(efd), 0);
+	cr_assert_geq(evloop__run_once(&l, false), 0);
+	cr_assert_eq(h.calls, 2, "a removed watch never fires");
+	cr_assert_eq(evloop__del_fd(&l, &w), -ENOENT);
+	evloop__destroy(&l);
+	close(efd);
+}
+
+struct opdone {
+	int res;
+	int done;
+};
+
+static void op_fn(void *opaque, int res)
+{
+	struct opdone *d = opaque;
+
+	d->res = res;
+	d->done = 1;
+}
+
+Test(evloop, io_operations_complete_on_the_loop)
+{
+	struct evloop l;
+	struct evloop_op op = { .fn = op_fn };
+	struct opdone d = { 0 };
+	struct io_uring_sqe *sqe;
+	char path[] = "/tmp/evloop-XXXXXX";
+	char buf[16] = { 0 };
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(write(fd, "hello uring", 11), 11);
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	op.opaque = &d;
+	sqe = evloop__get_sqe(&l, &op);
+	cr_assert_not_null(sqe);
+	io_uring_prep_read(sqe, fd, buf, sizeof(buf), 0);
+	cr_assert_eq(evloop__submit(&l), 0);
+	while (!d.done)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert_eq(d.res, 11);
+	cr_assert_str_eq(buf, "hello uring");
+	evloop__destroy(&l);
+	close(fd);
+}
+
+static void *stopper(void *arg)
+{
+	usleep(50 * 1000);
+	evloop__stop(arg, 42);
+	return NULL;
+}
+
+Test(evloop, stop_from_another_thread)
+{
+	struct evloop l;
+	pthread_t t;
+
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	pthread_create(&t, NULL, stopper, &l);
+	cr_assert_eq(evloop__run(&l), 42);
+	pthread_join(t, NULL);
+	evloop__destroy(&l);
+}
+
+struct remover {
+	struct evloop *l;
+	struct evloop_watch *w;
+	int ret;
+};
+
+static void *remove_thread(void *arg)
+{
+	struct remover *r = arg;
+
+	r->ret = evloop__del_fd(r->l, r->w);
+	evloop__stop(r->l, 7);
+	return NULL;
+}
+
+Test(evloop, remove_watch_from_another_thread_while_running)
+{
+	struct evloop l;
+	struct evloop_watch w;
+	struct hit h = { .fd = -1 };
+	struct remover r;
+	int p[2];
+	pthread_t t;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	cr_assert_eq(evloop__add_fd(&l, &w, p[0], POLLIN, hit_fn, &h), 0);
+	r = (struct remover){ .l = &l, .w = &w };
+	pthread_create(&t, NULL, remove_thread, &r);
+	cr_assert_eq(evloop__run(&l), 7);
+	pthread_join(t, NULL);
+	cr_assert_eq(r.ret, 0);
+	cr_assert(!w.armed);
+	evloop__destroy(&l);
+}

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "vmm/options.h"
+
+static int parse(struct options *o, char *err, int argc, ...)
+{
+	char *argv[32];
+	va_list ap;
+	int i;
+
+	va_start(ap, argc);
+	argv[0] = "minivmm";
+	for (i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	argv[argc] = NULL;
+	va_end(ap);
+	return options__parse(argc, argv, o, err, 256);
+}
+
+Test(options, image_alone_uses_defaults)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 2, "guest.img"), 0);
+	cr_assert_str_eq(o.image, "guest.img");
+	cr_assert_eq(o.mem, 512ULL << 20);
+	cr_assert_eq(o.cpus, 1);
+	cr_assert_null(o.kernel);
+	cr_assert_null(o.cmdline);
+	cr_assert_eq(o.action, OPTIONS_RUN);
+}
+
+Test(options, overrides)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 14, "--kernel", "k", "--initrd", "i", "--cmdline", "a b",
+			   "--mem", "2G", "--cpus", "4", "--net", "tap=t0", "disk.img"), 0);
+	cr_assert_str_eq(o.kernel, "k");
+	cr_assert_str_eq(o.initrd, "i");
+	cr_assert_str_eq(o.cmdline, "a b");
+	cr_assert_eq(o.mem, 2ULL << 30);
+	cr_assert_eq(o.cpus, 4);
+	cr_assert_eq(o.nr_net, 1);
+	cr_assert_str_eq(o.net[0], "tap=t0");
+	cr_assert_str_eq(o.image, "disk.img");
+}
+
+Test(options, help_and_version)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 2, "--help"), 0);
+	cr_assert_eq(o.action, OPTIONS_HELP);
+	cr_assert_eq(parse(&o, err, 2, "-V"), 0);
+	cr_assert_eq(o.action, OPTIONS_VERSION);
+}
+
+Test(options, errors_name_the_bad_argument)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 4, "--mem", "lots", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--mem 'lots'"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--mem", "8M", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "'8M'"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--cpus", "0", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--cpus '0'"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--cpus", "3x", "g.img"), -EINVAL);
+	cr_assert_eq(parse(&o, err, 3, "--frobnicate", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--frobnicate"), "%s", err);
+	cr_assert_eq(parse(&o, err, 3, "g.img", "extra"), -EINVAL);
+	cr_assert(strstr(err, "'extra'"), "%s", err);
+	cr_assert_eq(parse(&o, err, 1), -EINVAL);
+	cr_assert(strstr(err, "nothing to boot"), "%s", err);
+	cr_assert_eq(parse(&o, err, 2, "--kernel"), -EINVAL);
+	cr_assert(strstr(err, "needs an argument"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--initrd", "i", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--initrd 'i' needs --kernel"), "%s", err);
+	cr_assert_eq(parse(&o, err, 12, "-n", "a", "-n", "b", "-n", "c", "-n", "d", "-n", "e",
+			   "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--net 'e'"), "%s", err);
+	cr_assert_eq(parse(&o, err, 5, "--hugepages", "--mem", "65M", "g.img"), -EINVAL);
+}
+
+Test(options, sizes)
+{
+	uint64_t v;
+
+	cr_assert_eq(options__parse_size("512M", &v), 0);
+	cr_assert_eq(v, 512ULL << 20);
+	cr_assert_eq(options__parse_size("1GiB", &v), 0);
+	cr_assert_eq(v, 1ULL << 30);
+	cr_assert_eq(options__parse_size("4096", &v), 0);
+	cr_assert_eq(v, 4096);
+	cr_assert_eq(options__parse_size("64k", &v), 0);
+	cr_assert_eq(v, 65536);
+	cr_assert_eq(options__parse_size("-1M", &v), -EINVAL);
+	cr_assert_eq(options__parse_size("1X", &v), -EINVAL);
+	cr_assert_eq(options__parse_size("", &v), -EINVAL);
+	cr_assert_eq(options__parse_size("99999999999999T", &v), -EINVAL);
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/options.h"
+#include "vmm/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_HUGEPAGES = 0x100,
+	OPT_READONLY,
+	OPT_TESTDEV,
+};
+
+static const struct option options_long[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "cmdline", required_argument, NULL, 'c' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'p' },
+	{ "net", required_argument, NULL, 'n' },
+	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+	{ "readonly", no_argument, NULL, OPT_READONLY },
+	{ "testdev", no_argument, NULL, OPT_TESTDEV },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void options__usage(void *file, const char *prog)
+{
+	fprintf(file,
+		"Usage: %s [OPTIONS] [IMAGE]\n"
+		"Boot a Linux guest from a raw disk image under KVM.\n"
+		"\n"
+		"Without --kernel, the kernel and initrd are read from /boot in the image's\n"
+		"ext2/3/4 filesystem (bare, or in an MBR or GPT partition); the image is the\n"
+		"guest's root disk (virtio-blk, /dev/vda).\n"
+		"\n"
+		"  -k, --kernel PATH     bzImage or ELF64 kernel to boot\n"
+		"  -i, --initrd PATH     initial ramdisk\n"
+		"  -c, --cmdline STR     kernel command line (default \"%s\")\n"
+		"  -m, --mem SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
+		"  -p, --cpus N          number of vCPUs (default 1, at most %d)\n"
+		"  -n, --net OPTS        virtio-net NIC: tap=NAME[,mac=52:54:00:xx:xx:xx]\n"
+		"                        (the tap is created when absent); repeatable, %d at most\n"
+		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
+		"      --readonly        attach IMAGE read-only\n"
+		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
+		"  -v, --verbose         more log output (repeat for debug)\n"
+		"  -q, --quiet           errors only\n"
+		"  -h, --help            this help\n"
+		"  -V, --version         print the version\n"
+		"\n"
+		"The console is the guest's first serial port on this terminal; Ctrl-A x quits.\n",
+		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS);
+}
+
+int options__parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && shift)
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (~0ULL >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+options_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int options__parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	unsigned long n;
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->mem = OPTIONS_DEFAULT_MEM;
+	o->cpus = 1;
+	optind = 0; /* full re-initialisation (glibc), so tests can parse repeatedly */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:i:c:m:p:n:vqhV", options_long, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->kernel = optarg; break;
+		case 'i': o->initrd = optarg; break;
+		case 'c': o->cmdline = optarg; break;
+		case 'm':
+			if (options__parse_size(optarg, &o->mem))
+				return options_err(err, errlen,
+						   "--mem '%s': not a size (use e.g. 512M or 2G)", optarg);
+			if (o->mem < (16ULL << 20) || o->mem > (1ULL << 40))
+				return options_err(err, errlen,
+						   "--mem '%s': must be between 16M and 1T", optarg);
+			if (o->mem & ((1ULL << 20) - 1))
+				return options_err(err, errlen,
+						   "--mem '%s': must be a multiple of 1M", optarg);
+			break;
+		case 'p':
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > OPTIONS_MAX_CPUS) {
+				snprintf(err, errlen, "--cpus '%s': expected a number from 1 to %d",
+					 optarg, OPTIONS_MAX_CPUS);
+				return -EINVAL;
+			}
+			o->cpus = (unsigned int)n;
+			break;
+		case 'n':
+			if (o->nr_net == OPTIONS_MAX_NICS) {
+				snprintf(err, errlen, "--net '%s': at most %d NICs", optarg,
+					 OPTIONS_MAX_NICS);
+				return -EINVAL;
+			}
+			o->net[o->nr_net++] = optarg;
+			break;
+		case OPT_HUGEPAGES: o->hugepages = true; break;
+		case OPT_READONLY: o->readonly = true; break;
+		case OPT_TESTDEV: o->testdev = true; break;
+		case 'v': o->verbosity++; break;
+		case 'q': o->verbosity = -1; break;
+		case 'h': o->action = OPTIONS_HELP; return 0;
+		case 'V': o->action = OPTIONS_VERSION; return 0;
+		case ':':
+			return options_err(err, errlen, "option '%s' needs an argument",
+					   argv[optind - 1]);
+		default:
+			return options_err(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		o->image = argv[optind++];
+	if (optind < argc)
+		return options_err(err, errlen, "unexpected argument '%s' (one IMAGE at most)",
+				   argv[optind]);
+	if (!o->image && !o->kernel) {
+		snprintf(err, errlen, "no IMAGE and no --kernel: nothing to boot");
+		return -EINVAL;
+	}
+	if (o->initrd && !o->kernel)
+		return options_err(err, errlen,
+				   "--initrd '%s' needs --kernel (the image's own initrd is used otherwise)",
+				   o->initrd);
+	if (o->hugepages && (o->mem & ((2ULL << 20) - 1)))
+		return options_err(err, errlen, "--hugepages needs --mem in multiples of 2M%s", "");
+	return 0;
+}

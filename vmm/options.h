@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line parsing into a machine description; pure, unit-tested. */
+#ifndef MINIVMM_VMM_OPTIONS_H
+#define MINIVMM_VMM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OPTIONS_MAX_NICS 4
+#define OPTIONS_DEFAULT_MEM (512ULL << 20)
+#define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 root=/dev/vda"
+#define OPTIONS_MAX_CPUS 64
+
+enum options_action { OPTIONS_RUN, OPTIONS_HELP, OPTIONS_VERSION };
+
+struct options {
+	enum options_action action;
+	const char *image;      /* raw disk image: root disk, and kernel source without --kernel */
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;    /* NULL: the default */
+	uint64_t mem;
+	unsigned int cpus;
+	bool hugepages;
+	bool readonly;
+	bool testdev;
+	int verbosity;          /* 0 normal, <0 quiet, >0 verbose */
+	const char *net[OPTIONS_MAX_NICS];
+	unsigned int nr_net;
+};
+
+/* parses a size like 512M, 2G, 65536K, 1048576 (bytes); 0 or -EINVAL */
+int options__parse_size(const char *s, uint64_t *out);
+/*
+ * Fills o from argv. Returns 0, or -EINVAL with a message naming the bad
+ * argument in err. Uses getopt_long (resets optind itself).
+ */
+int options__parse(int argc, char **argv, struct options *o, char *err, size_t errlen);
+void options__usage(void *file /* FILE * */, const char *prog);
+
+#endif
