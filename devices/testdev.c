@@ -1,1 +1,134 @@
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/* Test port for tiny test guests (see testdev.h). */
+#include "devices/testdev.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/bus.h"
+#include "vmm/kvm.h"
+
+#define TESTDEV_PREFIX "testdev"
+
+/* writes one report line without ever blocking; drops it when out_fd is not writable */
+static void testdev_flush(struct testdev *t)
+{
+	char buf[TESTDEV_LINE_MAX + 16];
+	struct pollfd pfd = { .fd = t->out_fd, .events = POLLOUT };
+	size_t n, done = 0;
+	ssize_t w;
+
+	n = (size_t)snprintf(buf, sizeof(buf), "testdev: %.*s\n", (int)t->len, t->line);
+	t->len = 0;
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (t->out_fd < 0)
+		return;
+	while (done < n) {
+		if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+			break;
+		w = write(t->out_fd, buf + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	if (done == n) {
+		t->lines++;
+		return;
+	}
+	t->lines_dropped++;
+	log_err_rl(&t->rl, TESTDEV_PREFIX, "output not writable, report line dropped (%llu so far)",
+		   (unsigned long long)t->lines_dropped);
+}
+
+static void testdev_putc(struct testdev *t, uint8_t c)
+{
+	if (c == '\n') {
+		testdev_flush(t);
+		return;
+	}
+	if (c == '\r')
+		return;
+	if ((c < 0x20 && c != '\t') || c == 0x7f)
+		c = '?';
+	t->line[t->len++] = (char)c;
+	if (t->len == TESTDEV_LINE_MAX)
+		testdev_flush(t);
+}
+
+static void testdev_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct testdev *t = opaque;
+	uint32_t code;
+
+	pthread_mutex_lock(&t->lock);
+	if (is_write && offset == TESTDEV_PUTC_PORT - TESTDEV_BASE && len == 1) {
+		testdev_putc(t, data[0]);
+	} else if (is_write && offset == TESTDEV_EXIT_PORT - TESTDEV_BASE && len == 4) {
+		code = (uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
+		       (uint32_t)data[3] << 24;
+		if (t->len)
+			testdev_flush(t);
+		log_info(TESTDEV_PREFIX, "guest exit code %d", (int)code);
+		kvm__request_exit(t->vm, VM_EXIT_TEST, (int)code);
+	} else if (!is_write && offset == TESTDEV_MAGIC_PORT - TESTDEV_BASE && len == 4) {
+		data[0] = TESTDEV_MAGIC & 0xff;
+		data[1] = (TESTDEV_MAGIC >> 8) & 0xff;
+		data[2] = (TESTDEV_MAGIC >> 16) & 0xff;
+		data[3] = TESTDEV_MAGIC >> 24;
+	} else if (!is_write) {
+		memset(data, 0xff, len);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+int testdev__create(struct vm *vm, int out_fd, struct testdev **out)
+{
+	struct testdev *t;
+	int ret;
+
+	if (!vm || !out)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->vm = vm;
+	t->out_fd = out_fd;
+	t->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
+	ret = -pthread_mutex_init(&t->lock, NULL);
+	if (ret)
+		goto err_free;
+	ret = bus__register(&vm->pio, TESTDEV_BASE, TESTDEV_RANGE_LEN, testdev_io, t,
+			    TESTDEV_PREFIX);
+	if (ret) {
+		log_err(TESTDEV_PREFIX, "cannot register ports: %s", strerror(-ret));
+		goto err_mutex;
+	}
+	t->registered = true;
+	*out = t;
+	return 0;
+
+err_mutex:
+	pthread_mutex_destroy(&t->lock);
+err_free:
+	free(t);
+	return ret;
+}
+
+void testdev__destroy(struct testdev *t)
+{
+	if (!t)
+		return;
+	if (t->registered)
+		bus__deregister(&t->vm->pio, TESTDEV_BASE);
+	if (t->len)
+		testdev_flush(t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}

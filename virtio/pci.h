@@ -22,8 +22,36 @@
 
 #define VIRTIO_MAX_QUEUES 16
 
+/* BAR layout of the transport (one 64-bit prefetchable memory BAR) */
+#define VIRTIO_PCI_BAR 4
+#define VIRTIO_PCI_BAR_SIZE 0x4000
+#define VIRTIO_PCI_COMMON_OFF 0x0000
+#define VIRTIO_PCI_COMMON_LEN 0x40
+#define VIRTIO_PCI_ISR_OFF 0x1000
+#define VIRTIO_PCI_DEVCFG_OFF 0x2000
+#define VIRTIO_PCI_DEVCFG_MAX 0x1000
+#define VIRTIO_PCI_NOTIFY_OFF 0x3000
+#define VIRTIO_PCI_NOTIFY_MULT 4
+#define VIRTIO_PCI_MSIX_TABLE_OFF 0x3800
+#define VIRTIO_PCI_MSIX_PBA_OFF 0x3c00
+#define VIRTIO_PCI_VENDOR 0x1af4
+#define VIRTIO_PCI_DEVICE_BASE 0x1040
+
 struct virtio_dev;
 
+/* what a queue's kick watch hands to its handler */
+struct virtio_kick_ctx {
+	struct virtio_dev *vd;
+	uint16_t q;
+};
+
+/*
+ * Threading: every callback runs with vd->lock held. The lock is recursive, so
+ * a callback may call virtio_pci__notify_queue()/set_broken() directly; device
+ * code that runs on its own (I/O completions on the event loop) should take
+ * vd->lock too before touching queues, which serialises it against a reset
+ * arriving from a vCPU thread.
+ */
 struct virtio_dev_ops {
 	/* device-specific feature bits (the transport adds VERSION_1 and ring features) */
 	uint64_t (*features)(struct virtio_dev *vd);
@@ -63,6 +91,10 @@ struct virtio_dev {
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];
 	int kick_fd[VIRTIO_MAX_QUEUES];
 	struct evloop_watch kick_watch[VIRTIO_MAX_QUEUES];
+	struct virtio_kick_ctx kick_ctx[VIRTIO_MAX_QUEUES];
+	bool kick_ioeventfd[VIRTIO_MAX_QUEUES]; /* KVM signals kick_fd[q] itself */
+	bool registered;           /* on the PCI bus */
+	uint8_t cfg_cap_off;       /* VIRTIO_PCI_CAP_PCI_CFG capability in config space */
 	uint64_t bar_addr;         /* where the BAR is decoded now, 0 when not */
 	struct log_ratelimit rl;
 };
@@ -70,7 +102,11 @@ struct virtio_dev {
 int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uint16_t device_id,
 		     uint16_t pci_class_hi16, uint16_t nr_queues, uint16_t queue_max,
 		     uint32_t config_len, const struct virtio_dev_ops *ops, void *priv) __must_check;
-/* registers on the VM's PCI bus */
+/*
+ * Registers on the VM's PCI bus. bar_map puts the BAR on vm->mmio and, with
+ * KVM, one ioeventfd per queue; kicks are handled on the event loop thread.
+ * Without KVM (unit tests) a notify write calls ops->queue_notify directly.
+ */
 int virtio_pci__register(struct virtio_dev *vd) __must_check;
 void virtio_pci__destroy(struct virtio_dev *vd);
 

@@ -147,13 +147,6 @@ static const struct board_device {
 	{ "virtio-net", board_add_nets, board_del_nets },
 };
 
-static void board_cf9(void *opaque, uint8_t *data, bool is_write)
-{
-	struct board *b = opaque;
-
-	pm__reset_control(b->pm, data, is_write);
-}
-
 static int board_read_file(const char *path, void **buf, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -280,7 +273,6 @@ int board__build(struct board *b, const struct options *o)
 			goto err_devices;
 		}
 	}
-	pci__set_cf9_handler(&b->vm.pci, board_cf9, b);
 	ret = board_load(b);
 	if (ret)
 		goto err_devices;
@@ -315,5 +307,5 @@ void board__print_stats(struct board *b)
 			 atomic_load(&s->exits_unhandled), atomic_load(&s->exits_other));
 	}
 	for (i = 0; i < b->nr_net; i++)
-		virtio_net__print_stats(b->net[i]);
+		virtio_net__log_stats(b->net[i]);
 }

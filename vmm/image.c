@@ -1155,7 +1155,7 @@ int image__load_boot_files(const char *path, struct image_boot_files *out)
 	char where[512];
 	uint64_t size = 0;
 	size_t wlen = 0;
-	int fd, ret;
+	int fd, ret, first_err;
 
 	memset(out, 0, sizeof(*out));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1187,12 +1187,22 @@ int image__load_boot_files(const char *path, struct image_boot_files *out)
 		goto err_free;
 	}
 
+	/*
+	 * The first filesystem that yields a kernel wins; one that cannot be
+	 * read is logged and passed over, and its error is returned only when
+	 * no other one has a kernel.
+	 */
+	first_err = -ENOENT;
 	for (unsigned int i = 0; i < s->n; i++) {
 		types[i] = "ext2/3/4";
 		ret = image_try_fs(path, &s->cand[i], out, &types[i]);
-		if (ret != -ENOENT)
+		if (!ret)
 			break;
+		if (ret != -ENOENT && first_err == -ENOENT)
+			first_err = ret;
 	}
+	if (ret)
+		ret = first_err;
 	if (ret == -ENOENT) {
 		for (unsigned int i = 0; i < s->n && wlen < sizeof(where); i++)
 			wlen += (size_t)snprintf(where + wlen, sizeof(where) - wlen, "%s%s filesystem at %s",

@@ -1,1 +1,833 @@
-/* placeholder: being written */
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-net device model: option parsing, feature/config handling, and the
+ * receive/transmit paths between the virtqueues and a struct net_backend.
+ *
+ * State changes (activate/reset, possibly on a vCPU thread) bump `gen` and
+ * signal ctl_efd; the event loop thread notices in net_sync() (from the
+ * ctl_efd watch or from any queue kick, whichever comes first) and starts or
+ * stops the backend. Everything past net_sync() runs on the event loop
+ * thread only, without locks.
+ */
+#include "virtio/net/net.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "virtio/net/tap.h"
+#include "virtio/pci.h"
+#include "virtio/queue.h"
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/sys.h"
+
+/*
+ * Feature bits and layouts from the virtio spec (section 5.1). Not taken from
+ * <linux/virtio_net.h>, whose struct virtio_net_config clashes with ours.
+ */
+#define NET_F_CSUM 0
+#define NET_F_GUEST_CSUM 1
+#define NET_F_MAC 5
+#define NET_F_GUEST_TSO4 7
+#define NET_F_GUEST_TSO6 8
+#define NET_F_HOST_TSO4 11
+#define NET_F_HOST_TSO6 12
+#define NET_F_MRG_RXBUF 15
+#define NET_F_STATUS 16
+#define NET_F_VERSION_1 32
+
+#define NET_S_LINK_UP 1
+#define NET_HDR_LEN_LEGACY 10 /* struct virtio_net_hdr */
+#define NET_HDR_LEN_V1 12     /* struct virtio_net_hdr_v1: + num_buffers */
+#define NET_HDR_NUM_BUFFERS_OFF 10
+
+/* config space: mac[6], status, max_virtqueue_pairs */
+#define NET_CFG_LEN 10
+
+#define NET_VIRTIO_ID 1
+#define NET_PCI_CLASS 0x0200 /* network controller, ethernet */
+#define NET_TX_SLOTS 16       /* transmit chains in flight */
+#define NET_DRAIN_TRIES 500   /* x 1 ms at destroy */
+
+struct net_tx_slot {
+	bool busy;
+	unsigned int gen;
+	struct virtq_chain chain;
+};
+
+struct net_used {
+	uint16_t head;
+	uint32_t len;
+};
+
+struct net_stats_atomic {
+	atomic_uint_least64_t tx_packets, tx_bytes, tx_errors;
+	atomic_uint_least64_t rx_packets, rx_bytes, rx_dropped, rx_stalls;
+};
+
+struct virtio_net {
+	struct virtio_dev vdev;
+	struct vm *vm;
+	char name[32];
+	uint8_t mac[6];
+	struct net_backend *be;
+
+	/* written by activate/reset (any thread), read by the event loop */
+	atomic_bool want_active;
+	atomic_uint gen;
+	int ctl_efd;
+	struct evloop_watch ctl_watch;
+	bool ctl_watching;
+
+	/* event loop thread only */
+	unsigned int seen_gen; /* the generation net_sync() last acted on */
+	bool running;          /* backend started for seen_gen */
+	bool broken;
+	unsigned int hdr_len;
+	bool mrg_rxbuf;
+	struct net_tx_slot *tx;
+	unsigned int tx_inflight;
+	struct virtq_chain *rx_first, *rx_next;
+	struct net_used rx_used[VIRTQ_MAX_SIZE];
+
+	struct net_stats_atomic st;
+	struct log_ratelimit rl;
+};
+
+#define STAT_ADD(n, f, v) atomic_fetch_add_explicit(&(n)->st.f, (v), memory_order_relaxed)
+
+static struct virtio_net *to_net(struct virtio_dev *vd)
+{
+	return container_of(vd, struct virtio_net, vdev);
+}
+
+unsigned int virtio_net__hdr_len(uint64_t features)
+{
+	if (features & ((1ULL << NET_F_VERSION_1) | (1ULL << NET_F_MRG_RXBUF)))
+		return NET_HDR_LEN_V1;
+	return NET_HDR_LEN_LEGACY;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static int net_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* "52:54:00:12:34:56" (exactly), len bytes of s */
+static bool net_parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	unsigned int i;
+
+	if (len != 17)
+		return false;
+	for (i = 0; i < 6; i++) {
+		int hi = net_hexval(s[i * 3]), lo = net_hexval(s[i * 3 + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		if (i < 5 && s[i * 3 + 2] != ':')
+			return false;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static int net_opt_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int net_opt_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char *err,
+			   size_t errlen)
+{
+	const char *name = cfg->name;
+	const char *p = opts;
+	bool seen_tap = false, seen_mac = false;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->name = name;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!opts || !*opts)
+		return net_opt_err(err, errlen,
+				   "empty network options: expected tap=NAME[,mac=52:54:00:12:34:56]");
+
+	while (*p) {
+		const char *end = strchrnul(p, ',');
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		int tlen = (int)(end - p);
+		const char *val;
+		size_t klen, vlen;
+
+		if (end == p)
+			return net_opt_err(err, errlen, "empty option in '%s'", opts);
+		if (!eq)
+			return net_opt_err(err, errlen, "option '%.*s' needs a value (key=value)",
+					   tlen, p);
+		klen = (size_t)(eq - p);
+		val = eq + 1;
+		vlen = (size_t)(end - val);
+
+		if (klen == 3 && !memcmp(p, "tap", 3)) {
+			size_t i;
+
+			if (seen_tap)
+				return net_opt_err(err, errlen, "option 'tap' given twice");
+			seen_tap = true;
+			if (!vlen)
+				return net_opt_err(err, errlen, "tap= needs an interface name");
+			if (vlen >= sizeof(cfg->tap_buf))
+				return net_opt_err(err, errlen,
+						   "tap name '%.*s' is longer than %zu characters",
+						   (int)vlen, val, sizeof(cfg->tap_buf) - 1);
+			for (i = 0; i < vlen; i++) {
+				if (val[i] == '/' || val[i] == ':' || isspace((unsigned char)val[i]))
+					return net_opt_err(err, errlen,
+							   "tap name '%.*s' contains '%c'",
+							   (int)vlen, val, val[i]);
+			}
+			if ((vlen == 1 && val[0] == '.') || (vlen == 2 && !memcmp(val, "..", 2)))
+				return net_opt_err(err, errlen, "tap name '%.*s' is not valid",
+						   (int)vlen, val);
+			memcpy(cfg->tap_buf, val, vlen);
+			cfg->tap_buf[vlen] = '\0';
+		} else if (klen == 3 && !memcmp(p, "mac", 3)) {
+			if (seen_mac)
+				return net_opt_err(err, errlen, "option 'mac' given twice");
+			seen_mac = true;
+			if (!net_parse_mac(val, vlen, cfg->mac))
+				return net_opt_err(err, errlen,
+						   "mac '%.*s' is not valid: expected six hex bytes like 52:54:00:12:34:56",
+						   (int)vlen, val);
+			if (cfg->mac[0] & 1)
+				return net_opt_err(err, errlen,
+						   "mac '%.*s' is a multicast address (first byte is odd)",
+						   (int)vlen, val);
+			if (!(cfg->mac[0] | cfg->mac[1] | cfg->mac[2] | cfg->mac[3] | cfg->mac[4] |
+			      cfg->mac[5]))
+				return net_opt_err(err, errlen, "mac '%.*s' is all zeros", (int)vlen, val);
+			cfg->has_mac = true;
+		} else {
+			return net_opt_err(err, errlen, "unknown option '%.*s' (expected tap or mac)",
+					   (int)klen, p);
+		}
+		p = *end ? end + 1 : end;
+		if (*end && !*p)
+			return net_opt_err(err, errlen, "empty option at the end of '%s'", opts);
+	}
+	if (!seen_tap)
+		return net_opt_err(err, errlen, "missing tap=NAME in '%s'", opts);
+	cfg->tap = cfg->tap_buf;
+	return 0;
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+static void net_stop_backend(struct virtio_net *n)
+{
+	if (n->running) {
+		n->be->ops->stop(n->be);
+		n->running = false;
+	}
+}
+
+static void net_broken(struct virtio_net *n, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void net_broken(struct virtio_net *n, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n->broken = true;
+	net_stop_backend(n);
+	virtio_pci__set_broken(&n->vdev, "%s", msg);
+}
+
+/* true while queues may be processed for the current activation */
+static bool net_live(struct virtio_net *n)
+{
+	return n->running && !n->broken && atomic_load(&n->gen) == n->seen_gen;
+}
+
+static const struct net_backend_cbs net_be_cbs;
+
+/* act on activate/reset requests (event loop thread) */
+static void net_sync(struct virtio_net *n)
+{
+	unsigned int gen = atomic_load(&n->gen);
+	uint64_t f;
+	int ret;
+
+	if (gen == n->seen_gen)
+		return;
+	n->seen_gen = gen;
+	net_stop_backend(n);
+	n->broken = false;
+	if (!atomic_load(&n->want_active))
+		return;
+
+	f = n->vdev.guest_features;
+	n->hdr_len = virtio_net__hdr_len(f);
+	n->mrg_rxbuf = (f >> NET_F_MRG_RXBUF) & 1;
+	ret = n->be->ops->set_vnet_hdr_len(n->be, n->hdr_len);
+	if (ret >= 0)
+		ret = n->be->ops->set_offloads(n->be, f);
+	if (ret >= 0)
+		ret = n->be->ops->start(n->be, &net_be_cbs, n);
+	if (ret < 0) {
+		net_broken(n, "backend %s does not start: %s", n->be->kind, strerror(-ret));
+		return;
+	}
+	n->running = true;
+}
+
+/* ---- transmit --------------------------------------------------------- */
+
+static void net_tx_process(struct virtio_net *n)
+{
+	struct virtq *q = &n->vdev.vq[VIRTIO_NET_TXQ];
+	bool notify = false;
+	unsigned int i;
+	int ret;
+
+	while (net_live(n) && q->ready) {
+		struct net_tx_slot *s = NULL;
+		struct virtq_chain *c;
+
+		for (i = 0; i < NET_TX_SLOTS; i++) {
+			if (!n->tx[i].busy) {
+				s = &n->tx[i];
+				break;
+			}
+		}
+		if (!s)
+			break; /* resumed from net_tx_done */
+		c = &s->chain;
+		ret = virtq__pop(q, c);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			net_broken(n, "tx ring: %s", strerror(-ret));
+			break;
+		}
+		if (c->nr_in) {
+			net_broken(n, "tx chain %u has %u device-writable buffers", c->head, c->nr_in);
+			break;
+		}
+		if (c->out_len < n->hdr_len) {
+			net_broken(n, "tx chain %u: %u bytes, shorter than the %u-byte header",
+				   c->head, c->out_len, n->hdr_len);
+			break;
+		}
+		ret = n->be->ops->tx(n->be, c->iov, (int)c->nr_out, (uint32_t)i);
+		if (ret == -EBUSY) {
+			virtq__unpop(q);
+			break;
+		}
+		if (ret < 0) {
+			STAT_ADD(n, tx_errors, 1);
+			log_err_rl(&n->rl, n->name, "tx: %s", strerror(-ret));
+			if (virtq__push(q, c->head, 0) < 0) {
+				net_broken(n, "tx ring: cannot return chain %u", c->head);
+				break;
+			}
+			notify = true;
+			continue;
+		}
+		s->busy = true;
+		s->gen = n->seen_gen;
+		n->tx_inflight++;
+	}
+	if (notify)
+		virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_TXQ);
+}
+
+static void net_tx_done(void *opaque, uint32_t token, int res)
+{
+	struct virtio_net *n = opaque;
+	struct net_tx_slot *s;
+
+	if (token >= NET_TX_SLOTS || !n->tx[token].busy) {
+		log_err_rl(&n->rl, n->name, "tx completion for unknown slot %u", token);
+		return;
+	}
+	s = &n->tx[token];
+	s->busy = false;
+	n->tx_inflight--;
+	if (s->gen != n->seen_gen || !net_live(n))
+		return; /* the driver reset the device meanwhile: the chain is gone */
+
+	if (res < 0) {
+		STAT_ADD(n, tx_errors, 1);
+		log_err_rl(&n->rl, n->name, "tx: %s", strerror(-res));
+	} else {
+		STAT_ADD(n, tx_packets, 1);
+		if ((unsigned int)res > n->hdr_len)
+			STAT_ADD(n, tx_bytes, (unsigned int)res - n->hdr_len);
+	}
+	if (virtq__push(&n->vdev.vq[VIRTIO_NET_TXQ], s->chain.head, 0) < 0) {
+		net_broken(n, "tx ring: cannot return chain %u", s->chain.head);
+		return;
+	}
+	virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_TXQ);
+	net_tx_process(n);
+}
+
+/* ---- receive ---------------------------------------------------------- */
+
+/* copy header (with num_buffers) and frame body into a chain's writable part */
+static void net_rx_copy(struct virtio_net *n, const struct virtq_chain *c, const uint8_t *frame,
+			size_t off, size_t chunk)
+{
+	const struct iovec *iov = c->iov + c->nr_out;
+
+	virtq__buf_to_iov(iov, c->nr_in, 0, frame + off, chunk);
+}
+
+static void net_rx_set_num_buffers(struct virtio_net *n, const struct virtq_chain *c, uint16_t nb)
+{
+	uint8_t le[2] = { (uint8_t)nb, (uint8_t)(nb >> 8) };
+
+	if (n->hdr_len >= NET_HDR_LEN_V1)
+		virtq__buf_to_iov(c->iov + c->nr_out, c->nr_in, NET_HDR_NUM_BUFFERS_OFF, le, 2);
+}
+
+/* pop one receive chain: 1 ok, 0 none, -EIO the device went broken */
+static int net_rx_pop(struct virtio_net *n, struct virtq *q, struct virtq_chain *c)
+{
+	int ret = virtq__pop(q, c);
+
+	if (ret < 0) {
+		net_broken(n, "rx ring: %s", strerror(-ret));
+		return -EIO;
+	}
+	if (ret == 0)
+		return 0;
+	if (c->nr_out) {
+		net_broken(n, "rx chain %u has %u device-readable buffers", c->head, c->nr_out);
+		return -EIO;
+	}
+	return 1;
+}
+
+static void net_rx_rewind(struct virtq *q, unsigned int nr)
+{
+	while (nr--)
+		virtq__unpop(q);
+}
+
+static int net_rx_single(struct virtio_net *n, struct virtq *q, const uint8_t *frame, size_t len)
+{
+	struct virtq_chain *c = n->rx_first;
+	int ret;
+
+	ret = net_rx_pop(n, q, c);
+	if (ret <= 0)
+		return ret == 0 ? -ENOBUFS : 0;
+	if (c->in_len < len) {
+		/* leave the chain for a smaller frame */
+		virtq__unpop(q);
+		STAT_ADD(n, rx_dropped, 1);
+		log_err_rl(&n->rl, n->name, "rx: %zu-byte frame does not fit a %u-byte buffer",
+			   len, c->in_len);
+		return 0;
+	}
+	net_rx_copy(n, c, frame, 0, len);
+	net_rx_set_num_buffers(n, c, 1);
+	if (virtq__push(q, c->head, (uint32_t)len) < 0) {
+		net_broken(n, "rx ring: cannot return chain %u", c->head);
+		return 0;
+	}
+	return 1;
+}
+
+static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t *frame,
+			    size_t len)
+{
+	unsigned int nbuf = 0, i;
+	size_t off = 0;
+	int ret;
+
+	while (off < len) {
+		struct virtq_chain *c = nbuf ? n->rx_next : n->rx_first;
+		size_t chunk;
+
+		if (nbuf >= q->size) {
+			net_rx_rewind(q, nbuf);
+			STAT_ADD(n, rx_dropped, 1);
+			log_err_rl(&n->rl, n->name, "rx: %zu-byte frame does not fit the whole ring",
+				   len);
+			return 0;
+		}
+		ret = net_rx_pop(n, q, c);
+		if (ret < 0)
+			return 0;
+		if (ret == 0) {
+			net_rx_rewind(q, nbuf);
+			return -ENOBUFS;
+		}
+		if (!nbuf && c->in_len < n->hdr_len) {
+			net_broken(n, "rx chain %u: %u bytes, shorter than the %u-byte header",
+				   c->head, c->in_len, n->hdr_len);
+			return 0;
+		}
+		chunk = MIN(len - off, (size_t)c->in_len);
+		net_rx_copy(n, c, frame, off, chunk);
+		n->rx_used[nbuf].head = c->head;
+		n->rx_used[nbuf].len = (uint32_t)chunk;
+		nbuf++;
+		off += chunk;
+	}
+	net_rx_set_num_buffers(n, n->rx_first, (uint16_t)nbuf);
+	for (i = 0; i < nbuf; i++) {
+		if (virtq__push(q, n->rx_used[i].head, n->rx_used[i].len) < 0) {
+			net_broken(n, "rx ring: cannot return chain %u", n->rx_used[i].head);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int net_rx(void *opaque, const void *frame, size_t len)
+{
+	struct virtio_net *n = opaque;
+	struct virtq *q = &n->vdev.vq[VIRTIO_NET_RXQ];
+	int ret;
+
+	if (!net_live(n) || !q->ready) {
+		STAT_ADD(n, rx_dropped, 1);
+		return 0;
+	}
+	if (len < n->hdr_len) {
+		STAT_ADD(n, rx_dropped, 1);
+		return 0;
+	}
+	if (n->mrg_rxbuf)
+		ret = net_rx_mergeable(n, q, frame, len);
+	else
+		ret = net_rx_single(n, q, frame, len);
+	if (ret == -ENOBUFS) {
+		STAT_ADD(n, rx_stalls, 1);
+		return -ENOBUFS;
+	}
+	if (ret > 0) {
+		STAT_ADD(n, rx_packets, 1);
+		STAT_ADD(n, rx_bytes, len - n->hdr_len);
+		virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_RXQ);
+	}
+	return 0;
+}
+
+static const struct net_backend_cbs net_be_cbs = {
+	.rx = net_rx,
+	.tx_done = net_tx_done,
+};
+
+/* ---- transport ops ---------------------------------------------------- */
+
+static uint64_t net_features(struct virtio_dev *vd)
+{
+	return (1ULL << NET_F_CSUM) | (1ULL << NET_F_GUEST_CSUM) | (1ULL << NET_F_MAC) |
+	       (1ULL << NET_F_GUEST_TSO4) | (1ULL << NET_F_GUEST_TSO6) |
+	       (1ULL << NET_F_HOST_TSO4) | (1ULL << NET_F_HOST_TSO6) |
+	       (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS);
+}
+
+static void net_cfg_read(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_net *n = to_net(vd);
+	uint8_t cfg[NET_CFG_LEN];
+
+	memcpy(cfg, n->mac, 6);
+	cfg[6] = NET_S_LINK_UP; /* status */
+	cfg[7] = 0;
+	cfg[8] = 1; /* max_virtqueue_pairs */
+	cfg[9] = 0;
+	if (off >= sizeof(cfg) || len > sizeof(cfg) - off) {
+		memset(data, 0, len);
+		return;
+	}
+	memcpy(data, cfg + off, len);
+}
+
+static void net_cfg_write(struct virtio_dev *vd, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	struct virtio_net *n = to_net(vd);
+
+	log_err_rl(&n->rl, n->name, "ignoring a %u-byte config write at %u (read-only)", len, off);
+}
+
+static void net_request(struct virtio_net *n, bool active)
+{
+	int ret;
+
+	atomic_store(&n->want_active, active);
+	atomic_fetch_add(&n->gen, 1);
+	ret = sys__eventfd_signal(n->ctl_efd);
+	if (ret < 0)
+		log_err_rl(&n->rl, n->name, "cannot wake the event loop: %s", strerror(-ret));
+}
+
+static int net_activate(struct virtio_dev *vd)
+{
+	net_request(to_net(vd), true);
+	return 0;
+}
+
+static void net_reset(struct virtio_dev *vd)
+{
+	net_request(to_net(vd), false);
+}
+
+static void net_queue_notify(struct virtio_dev *vd, uint16_t qi)
+{
+	struct virtio_net *n = to_net(vd);
+
+	net_sync(n);
+	if (!net_live(n))
+		return;
+	if (qi == VIRTIO_NET_RXQ)
+		n->be->ops->rx_resume(n->be);
+	else if (qi == VIRTIO_NET_TXQ)
+		net_tx_process(n);
+	else
+		log_err_rl(&n->rl, n->name, "kick on queue %u, which does not exist", qi);
+}
+
+static void net_ctl_event(void *opaque, int res)
+{
+	struct virtio_net *n = opaque;
+
+	if (res < 0)
+		return;
+	sys__eventfd_drain(n->ctl_efd);
+	net_sync(n);
+	if (!net_live(n))
+		return;
+	/* buffers the driver queued before DRIVER_OK, without a kick we saw */
+	n->be->ops->rx_resume(n->be);
+	net_tx_process(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.features = net_features,
+	.cfg_read = net_cfg_read,
+	.cfg_write = net_cfg_write,
+	.activate = net_activate,
+	.reset = net_reset,
+	.queue_notify = net_queue_notify,
+};
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void net_random_mac(uint8_t mac[6])
+{
+	uint8_t r[3];
+
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		unsigned int x = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 8);
+
+		r[0] = (uint8_t)x;
+		r[1] = (uint8_t)(x >> 8);
+		r[2] = (uint8_t)(x >> 16);
+	}
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	memcpy(mac + 3, r, 3);
+}
+
+static void net_ctl_unwatch(struct virtio_net *n)
+{
+	unsigned int i;
+
+	if (!n->ctl_watching)
+		return;
+	evloop__del_fd(&n->vm->loop, &n->ctl_watch);
+	for (i = 0; i < NET_DRAIN_TRIES && n->ctl_watch.armed; i++) {
+		evloop__run_once(&n->vm->loop, false);
+		if (n->ctl_watch.armed)
+			usleep(1000);
+	}
+	n->ctl_watching = false;
+}
+
+int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_config *cfg,
+				    struct net_backend *be, struct virtio_net **out)
+{
+	struct virtio_net *n;
+	int ret;
+
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		ret = -ENOMEM;
+		goto err_be;
+	}
+	n->vm = vm;
+	n->be = be;
+	n->ctl_efd = -1;
+	n->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
+	snprintf(n->name, sizeof(n->name), "%s", cfg->name ? cfg->name : "virtio-net");
+	if (cfg->has_mac)
+		memcpy(n->mac, cfg->mac, 6);
+	else
+		net_random_mac(n->mac);
+	atomic_init(&n->want_active, false);
+	atomic_init(&n->gen, 0);
+
+	n->tx = calloc(NET_TX_SLOTS, sizeof(*n->tx));
+	n->rx_first = malloc(sizeof(*n->rx_first));
+	n->rx_next = malloc(sizeof(*n->rx_next));
+	if (!n->tx || !n->rx_first || !n->rx_next) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+
+	ret = sys__eventfd(0);
+	if (ret < 0)
+		goto err_free;
+	n->ctl_efd = ret;
+	ret = evloop__add_fd(&vm->loop, &n->ctl_watch, n->ctl_efd, POLLIN, net_ctl_event, n);
+	if (ret < 0)
+		goto err_close;
+	n->ctl_watching = true;
+
+	ret = virtio_pci__init(&n->vdev, vm, n->name, NET_VIRTIO_ID, NET_PCI_CLASS, 2,
+			       VIRTIO_NET_QUEUE_SIZE, NET_CFG_LEN, &net_ops, n);
+	if (ret < 0) {
+		log_err(n->name, "virtio-pci init: %s", strerror(-ret));
+		goto err_unwatch;
+	}
+	ret = virtio_pci__register(&n->vdev);
+	if (ret < 0) {
+		log_err(n->name, "PCI registration: %s", strerror(-ret));
+		goto err_pci;
+	}
+	log_info(n->name, "%s backend, mac %02x:%02x:%02x:%02x:%02x:%02x", be->kind, n->mac[0],
+		 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+	*out = n;
+	return 0;
+
+err_pci:
+	virtio_pci__destroy(&n->vdev);
+err_unwatch:
+	net_ctl_unwatch(n);
+err_close:
+	sys__close(n->ctl_efd);
+err_free:
+	free(n->rx_next);
+	free(n->rx_first);
+	free(n->tx);
+	free(n);
+err_be:
+	be->ops->destroy(be);
+	return ret;
+}
+
+int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg, struct virtio_net **out)
+{
+	const char *prefix = cfg->name ? cfg->name : "virtio-net";
+	const char *tap = cfg->tap ? cfg->tap : cfg->tap_buf;
+	struct net_backend *be;
+	struct virtio_net *n;
+	int ret;
+
+	if (!tap[0]) {
+		log_err(prefix, "no tap interface given");
+		return -EINVAL;
+	}
+	ret = tap__create(&vm->loop, prefix, tap, &be);
+	if (ret < 0)
+		return ret;
+	ret = virtio_net__create_with_backend(vm, cfg, be, &n);
+	if (ret < 0)
+		return ret;
+	*out = n;
+	return 0;
+}
+
+void virtio_net__destroy(struct virtio_net *n)
+{
+	if (!n)
+		return;
+	net_stop_backend(n);
+	virtio_pci__destroy(&n->vdev);
+	n->be->ops->destroy(n->be);
+	net_ctl_unwatch(n);
+	sys__close(n->ctl_efd);
+	free(n->rx_next);
+	free(n->rx_first);
+	free(n->tx);
+	free(n);
+}
+
+void virtio_net__get_stats(const struct virtio_net *n, struct virtio_net_stats *s)
+{
+	struct net_stats_atomic *st = (struct net_stats_atomic *)&n->st;
+
+	s->tx_packets = atomic_load_explicit(&st->tx_packets, memory_order_relaxed);
+	s->tx_bytes = atomic_load_explicit(&st->tx_bytes, memory_order_relaxed);
+	s->tx_errors = atomic_load_explicit(&st->tx_errors, memory_order_relaxed);
+	s->rx_packets = atomic_load_explicit(&st->rx_packets, memory_order_relaxed);
+	s->rx_bytes = atomic_load_explicit(&st->rx_bytes, memory_order_relaxed);
+	s->rx_dropped = atomic_load_explicit(&st->rx_dropped, memory_order_relaxed);
+	s->rx_stalls = atomic_load_explicit(&st->rx_stalls, memory_order_relaxed);
+}
+
+void virtio_net__log_stats(const struct virtio_net *n)
+{
+	struct virtio_net_stats s;
+
+	virtio_net__get_stats(n, &s);
+	log_info(n->name,
+		 "tx %llu packets %llu bytes %llu errors; rx %llu packets %llu bytes %llu dropped %llu stalls",
+		 (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes,
+		 (unsigned long long)s.tx_errors, (unsigned long long)s.rx_packets,
+		 (unsigned long long)s.rx_bytes, (unsigned long long)s.rx_dropped,
+		 (unsigned long long)s.rx_stalls);
+}
+
+const char *virtio_net__name(const struct virtio_net *n)
+{
+	return n->name;
+}
+
+void virtio_net__get_mac(const struct virtio_net *n, uint8_t mac[6])
+{
+	memcpy(mac, n->mac, 6);
+}
+
+struct virtio_dev *virtio_net__vdev(struct virtio_net *n)
+{
+	return &n->vdev;
+}

@@ -1,0 +1,274 @@
+#!/bin/bash
+# Build the lab's L2 guest disk image, guest.img (raw, one ext4 file system,
+# no partition table), from Debian packages only.
+#
+#   guest-images/lab/build-guest.sh     (prints the image path)
+#
+# Output: ($MINIVMM_LAB_CACHE or /var/cache/minivmm-lab)/guest/guest.img
+#
+# Layout of the root file system:
+#   /boot/vmlinuz       Debian's generic kernel (the same one as L1)
+#   /boot/initrd.img    small busybox initramfs: loads virtio_pci, virtio_blk
+#                       and ext4, mounts root= (default /dev/vda, read-only
+#                       unless "rw" is given) and switch_roots to /sbin/init
+#   /sbin/init          busybox sh script: mounts proc/sys/dev and tmpfs on
+#                       /tmp /run, loads virtio_net and the VF driver for any
+#                       VF present (igbvf, ixgbevf, iavf, mlx5_core), sets up
+#                       eth0, prints "LAB-GUEST-READY", runs the lab command,
+#                       prints "LAB-GUEST-RC=<status>" and powers off
+#   /lib/modules/<ver>  those modules + depmod output
+#   /bin/busybox, /usr/bin/iperf3 (+ its shared libraries)
+#   /etc/lab/defaults   defaults for the kernel parameters below
+#
+# Kernel parameters read by /sbin/init (all optional):
+#   lab.ip=10.0.3.2/24   eth0's address (none: eth0 is left down)
+#   lab.gw=ADDR          default route
+#   lab.server=10.0.3.1  peer for ping and iperf3
+#   lab.cmd=net-test     what to run: net-test (ping + iperf3 both ways
+#                        against lab.server), shell (a shell on the
+#                        console), none, or a script /etc/lab/cmd/<name>
+#   lab.iperf_time=5     iperf3 seconds per direction
+# Works with just "console=ttyS0 root=/dev/vda" (the defaults apply).
+# Rebuilt only when an input changes.
+set -euo pipefail
+LAB_LOG_PREFIX=build-guest
+. "$(dirname "$0")/common.sh"
+
+KVER=$(lab_kernel_version)
+KDIR=$(lab_kernel_fetch "$KVER")
+OUT="$LAB_CACHE/guest"
+mkdir -p "$OUT"
+BUSYBOX=/bin/busybox
+IPERF3=$(command -v iperf3) || lab_die "install iperf3 (guest-images/lab/setup-host.sh)"
+ldd "$BUSYBOX" >/dev/null 2>&1 && lab_die "$BUSYBOX is not static: install busybox-static"
+MKE2FS=$(PATH=$PATH:/sbin:/usr/sbin command -v mke2fs) || lab_die "install e2fsprogs"
+
+stamp=$(lab_stamp_hash "$0" "$LAB_RECIPES/common.sh" "$KVER" "$BUSYBOX" "$IPERF3")
+if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$stamp" ] && [ -f "$OUT/guest.img" ]; then
+	lab_log "up to date ($KVER)"
+	echo "$OUT/guest.img"
+	exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+MODSRC="$KDIR/lib/modules/$KVER"
+
+# --- modules ---------------------------------------------------------------
+# copy_mods ROOT NAME MOD...: copy MODs and their dependencies into ROOT and
+# write ROOT/etc/lab/mods/NAME: the files to insmod, in order
+copy_mods() {
+	local root=$1 name=$2 f
+	shift 2
+	mkdir -p "$root/etc/lab/mods"
+	: > "$root/etc/lab/mods/$name"
+	for f in $(lab_mod_order "$KDIR" "$KVER" "$@"); do
+		mkdir -p "$root/lib/modules/$KVER/$(dirname "$f")"
+		cp "$MODSRC/$f" "$root/lib/modules/$KVER/$f"
+		echo "/lib/modules/$KVER/$f" >> "$root/etc/lab/mods/$name"
+	done
+}
+
+# --- the initrd ------------------------------------------------------------
+ird="$work/initrd"
+mkdir -p "$ird"/{bin,dev,proc,sys,newroot}
+cp "$BUSYBOX" "$ird/bin/busybox"
+ln -s busybox "$ird/bin/sh"
+copy_mods "$ird" boot virtio_pci virtio_blk ext4
+cat > "$ird/init" <<'INIT'
+#!/bin/sh
+# lab guest initrd (guest-images/lab/build-guest.sh)
+export PATH=/bin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r m; do insmod "$m" 2>/dev/null; done < /etc/lab/mods/boot
+root=/dev/vda
+mode=ro
+fstype=ext4
+for w in $(cat /proc/cmdline); do
+	case "$w" in
+	root=*) root=${w#root=} ;;
+	rootfstype=*) fstype=${w#rootfstype=} ;;
+	rw) mode=rw ;;
+	esac
+done
+i=0
+while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if ! mount -t "$fstype" -o "$mode" "$root" /newroot; then
+	echo "LAB-GUEST-FAIL: cannot mount $root"
+	ls /sys/block
+	poweroff -f
+fi
+mount --move /dev /newroot/dev
+umount /sys /proc
+exec switch_root /newroot /sbin/init
+INIT
+chmod 755 "$ird/init"
+
+# --- the root file system ----------------------------------------------------
+rfs="$work/root"
+mkdir -p "$rfs"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,mnt,boot,etc/lab/cmd,lib64}
+cp "$BUSYBOX" "$rfs/bin/busybox"
+for a in $("$BUSYBOX" --list-full); do
+	[ -e "$rfs/$a" ] || ln -s /bin/busybox "$rfs/$a"
+done
+ln -sf /bin/busybox "$rfs/sbin/init.busybox"
+rm -f "$rfs/sbin/init"
+# iperf3 and its shared libraries
+cp "$IPERF3" "$rfs/usr/bin/iperf3"
+ldd "$IPERF3" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+	mkdir -p "$rfs$(dirname "$lib")"
+	cp -L "$lib" "$rfs$lib"
+done
+[ -e /lib64/ld-linux-x86-64.so.2 ] && cp -L /lib64/ld-linux-x86-64.so.2 "$rfs/lib64/"
+
+copy_mods "$rfs" boot virtio_pci virtio_blk ext4
+copy_mods "$rfs" net virtio_net net_failover failover
+vfmods=""
+for m in igbvf ixgbevf iavf mlx5_core; do
+	if lab_mod_exists "$KDIR" "$KVER" "$m"; then
+		copy_mods "$rfs" "$m" "$m"
+		vfmods="$vfmods $m"
+	fi
+done
+# PCI id patterns (modalias globs) -> module, for the VF drivers
+: > "$rfs/etc/lab/pci-drivers"
+for m in $vfmods; do
+	modinfo -b "$KDIR" -k "$KVER" -F alias "$m" | grep '^pci:' | sed "s/\$/ $m/" >> "$rfs/etc/lab/pci-drivers"
+done
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+	[ -f "$MODSRC/$f" ] && cp "$MODSRC/$f" "$rfs/lib/modules/$KVER/"
+done
+depmod -b "$rfs" "$KVER"
+lab_log "modules: boot, net,$vfmods"
+
+cat > "$rfs/etc/lab/defaults" <<'DEF'
+LAB_IP=10.0.3.2/24
+LAB_GW=
+LAB_SERVER=10.0.3.1
+LAB_CMD=net-test
+LAB_IPERF_TIME=5
+DEF
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rfs/etc/passwd"
+printf 'root:x:0:\n' > "$rfs/etc/group"
+printf '127.0.0.1 localhost\n' > "$rfs/etc/hosts"
+echo labguest > "$rfs/etc/hostname"
+
+cat > "$rfs/etc/lab/cmd/net-test" <<'CMD'
+#!/bin/sh
+# ping and iperf3 (guest->server, then server->guest) against $LAB_SERVER
+[ -n "$LAB_SERVER" ] || { echo "net-test: no lab.server"; exit 2; }
+rc=0
+# the link may take a moment: wait up to 30 s for a first answer
+i=0
+until ping -c 1 -W 1 "$LAB_SERVER" >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -lt 30 ] || { echo "LAB-PING FAIL"; exit 1; }
+done
+ping -c 3 -W 2 "$LAB_SERVER" || { echo "LAB-PING FAIL"; exit 1; }
+echo "LAB-PING OK"
+for dir in tx rx; do
+	flag=""
+	[ $dir = rx ] && flag=-R
+	out=$(iperf3 -c "$LAB_SERVER" -t "$LAB_IPERF_TIME" -f m $flag 2>&1)
+	s=$?
+	echo "$out"
+	mbps=$(echo "$out" | awk '/receiver$/ { for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i } END { print v }')
+	if [ $s = 0 ] && [ -n "$mbps" ]; then
+		echo "LAB-IPERF3 dir=$dir mbps=$mbps"
+	else
+		echo "LAB-IPERF3 dir=$dir FAIL"
+		rc=1
+	fi
+done
+exit $rc
+CMD
+chmod 755 "$rfs/etc/lab/cmd/net-test"
+
+cat > "$rfs/sbin/init" <<'INIT'
+#!/bin/sh
+# lab guest init (guest-images/lab/build-guest.sh)
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=755 tmpfs /run
+echo "lab-guest: init at uptime $(cut -d' ' -f1 /proc/uptime)s, kernel $(uname -r)"
+. /etc/lab/defaults
+for w in $(cat /proc/cmdline); do
+	case "$w" in
+	lab.ip=*) LAB_IP=${w#lab.ip=} ;;
+	lab.gw=*) LAB_GW=${w#lab.gw=} ;;
+	lab.server=*) LAB_SERVER=${w#lab.server=} ;;
+	lab.cmd=*) LAB_CMD=${w#lab.cmd=} ;;
+	lab.iperf_time=*) LAB_IPERF_TIME=${w#lab.iperf_time=} ;;
+	esac
+done
+export LAB_IP LAB_GW LAB_SERVER LAB_CMD LAB_IPERF_TIME
+insmods() { while read -r m; do insmod "$m" 2>/dev/null; done < "/etc/lab/mods/$1"; }
+insmods boot
+insmods net
+# VF drivers for the PCI devices present
+for a in /sys/bus/pci/devices/*/modalias; do
+	[ -f "$a" ] || continue
+	ma=$(cat "$a")
+	while read -r pat mod; do
+		case "$ma" in
+		$pat) [ -d "/sys/module/$mod" ] || { echo "lab-guest: loading $mod for $ma"; insmods "$mod"; }; break ;;
+		esac
+	done < /etc/lab/pci-drivers
+done
+hostname "$(cat /etc/hostname)"
+ip link set lo up
+if [ -n "$LAB_IP" ]; then
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	if [ -e /sys/class/net/eth0 ]; then
+		ip addr add "$LAB_IP" dev eth0
+		ip link set eth0 up
+		[ -n "$LAB_GW" ] && ip route add default via "$LAB_GW"
+	else
+		echo "lab-guest: no eth0"
+	fi
+fi
+echo "LAB-GUEST-READY uptime=$(cut -d' ' -f1 /proc/uptime) ip=${LAB_IP:-none} mac=$(cat /sys/class/net/eth0/address 2>/dev/null)"
+case "$LAB_CMD" in
+none) rc=0 ;;
+shell) setsid cttyhack sh; rc=$? ;;
+*)
+	if [ -x "/etc/lab/cmd/$LAB_CMD" ]; then
+		"/etc/lab/cmd/$LAB_CMD"
+		rc=$?
+	else
+		echo "lab-guest: unknown lab.cmd=$LAB_CMD"
+		rc=127
+	fi
+	;;
+esac
+echo "LAB-GUEST-RC=$rc"
+sync
+poweroff -f
+INIT
+chmod 755 "$rfs/sbin/init"
+
+cp "$KDIR/boot/vmlinuz-$KVER" "$rfs/boot/vmlinuz"
+(cd "$ird" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$rfs/boot/initrd.img"
+cp "$rfs/boot/initrd.img" "$OUT/initrd.img.tmp"
+cp "$rfs/boot/vmlinuz" "$OUT/vmlinuz.tmp"
+echo "$KVER" > "$rfs/boot/kver"
+
+kib=$(du -sk "$rfs" | cut -f1)
+size=$(( (kib * 13 / 10 + 16384) / 1024 ))
+rm -f "$work/guest.img"
+truncate -s "${size}M" "$work/guest.img"
+"$MKE2FS" -q -F -t ext4 -b 4096 -L labroot -E root_owner=0:0 -d "$rfs" "$work/guest.img" "${size}M" >&2
+mv "$work/guest.img" "$OUT/guest.img"
+mv "$OUT/initrd.img.tmp" "$OUT/initrd.img"
+mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+echo "$stamp" > "$OUT/stamp"
+lab_log "built $OUT/guest.img (${size} MiB, kernel $KVER); kernel and initrd also in $OUT"
+echo "$OUT/guest.img"

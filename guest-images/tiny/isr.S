@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* 256 interrupt entry stubs, 16 bytes apart, all funnelling into intr_dispatch(). */
+	.text
+	.code64
+	.balign 16
+	.globl isr_stubs
+isr_stubs:
+	.set	vec, 0
+	.rept	256
+	.balign	16
+	.if	!(vec == 8 || (vec >= 10 && vec <= 14) || vec == 17 || vec == 21 || vec == 29 || vec == 30)
+	pushq	$0			/* no CPU error code: push a dummy */
+	.endif
+	pushq	$vec
+	jmp	isr_common
+	.set	vec, vec + 1
+	.endr
+
+isr_common:
+	push	%rax
+	push	%rcx
+	push	%rdx
+	push	%rsi
+	push	%rdi
+	push	%r8
+	push	%r9
+	push	%r10
+	push	%r11
+	mov	%rsp, %rdi
+	cld
+	call	intr_dispatch
+	pop	%r11
+	pop	%r10
+	pop	%r9
+	pop	%r8
+	pop	%rdi
+	pop	%rsi
+	pop	%rdx
+	pop	%rcx
+	pop	%rax
+	add	$16, %rsp
+	iretq
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reset: asks the i8042 for a CPU reset (outb 0xFE to port 0x64); with
+ * "poweroff" on the command line it writes the ACPI PM1a sleep command
+ * (SLP_TYP 5 | SLP_EN) to port 0x604 instead. Either way the VMM must stop
+ * the guest; if we are still running afterwards the guest exits with 1.
+ */
+#include "tiny.h"
+
+int main(const uint8_t *bp);
+
+int main(const uint8_t *bp)
+{
+	(void)bp;
+	intr_init();
+	timer_start(10000);
+	if (cmdline_has("poweroff")) {
+		report("reset: requesting ACPI poweroff");
+		outw(0x604, (5u << 10) | (1u << 13));
+	} else {
+		report("reset: requesting i8042 reset");
+		outb(0x64, 0xfe);
+	}
+	/* a real CPU would be gone; give the VMM two seconds to act */
+	while (ticks < 200)
+		wait_intr();
+	report("reset: FAIL still running");
+	return 1;
+}

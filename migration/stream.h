@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration/snapshot stream: a header, then records, then an end record.
+ * docs/migration.md has the byte layout; in short (all integers little-endian):
+ *
+ *   header:  "MVMMSTRM" | u32 format version (1) | u32 flags (0)      16 bytes
+ *   record:  u32 type | u32 crc32(payload) | u64 payload length       16 bytes
+ *            payload
+ *
+ *   type 1 SECTION  payload: a flattened device tree, root properties "name"
+ *                   (string), "instance" (u32), "version" (u32) and the
+ *                   device's fields; at most MIG_SECTION_MAX bytes
+ *   type 2 RAM      payload: u64 guest-physical address (LE), then the bytes;
+ *                   at most MIG_RAM_RECORD_MAX bytes
+ *   type 3 END      empty payload; the stream ends here
+ *
+ * Loading is two-phase: mig__stream_load() reads every record, checks its
+ * CRC and bounds, validates each section tree with fdt_check_full() before any
+ * other read, refuses duplicated, unknown, missing and out-of-window sections,
+ * and only then calls the load() ops in registration order. A corrupt or
+ * incompatible stream therefore changes no device state. RAM records are
+ * handed to the RAM sink during the first phase, after their CRC check: the
+ * destination's RAM is fresh and is entirely overwritten by a good stream.
+ * A device load() that fails in the second phase leaves earlier devices
+ * loaded; the caller must then discard the destination VM.
+ */
+#ifndef MINIVMM_MIGRATION_STREAM_H
+#define MINIVMM_MIGRATION_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migration/section.h"
+
+#define MIG_MAGIC "MVMMSTRM"
+#define MIG_FORMAT_VERSION 1u
+#define MIG_HEADER_SIZE 16
+#define MIG_RECORD_HEADER_SIZE 16
+#define MIG_SECTION_MAX (64u << 20)    /* one section's tree */
+#define MIG_RAM_RECORD_MAX (64u << 20) /* one RAM record's payload, address included */
+
+enum mig_record_type {
+	MIG_REC_SECTION = 1,
+	MIG_REC_RAM = 2,
+	MIG_REC_END = 3,
+};
+
+/* ---- I/O: an fd (EINTR-safe, full reads/writes) or a memory buffer ---- */
+
+enum mig_io_kind { MIG_IO_FD, MIG_IO_MEM };
+
+struct mig_writer {
+	enum mig_io_kind kind;
+	int fd;
+	uint8_t *buf; /* MIG_IO_MEM: owned, grows */
+	size_t len;
+	size_t cap;
+	size_t max; /* MIG_IO_MEM: -ENOSPC past this many bytes */
+	uint64_t written;
+};
+
+struct mig_reader {
+	enum mig_io_kind kind;
+	int fd;
+	const uint8_t *buf; /* MIG_IO_MEM: borrowed */
+	size_t len;
+	size_t pos;
+	uint64_t consumed;
+};
+
+void mig__writer_init_fd(struct mig_writer *w, int fd);
+/* max 0 means no limit other than memory */
+void mig__writer_init_mem(struct mig_writer *w, size_t max);
+/* MIG_IO_MEM: the bytes written so far (owned by w) */
+const void *mig__writer_data(const struct mig_writer *w, size_t *len);
+void mig__writer_release(struct mig_writer *w);
+/* 0 or -errno; all of buf is written */
+int mig__write_all(struct mig_writer *w, const void *buf, size_t len)
+	__attribute__((warn_unused_result));
+
+void mig__reader_init_fd(struct mig_reader *r, int fd);
+void mig__reader_init_mem(struct mig_reader *r, const void *buf, size_t len);
+/* 0, -EBADMSG when the stream ends before len bytes, or -errno */
+int mig__read_all(struct mig_reader *r, void *buf, size_t len) __attribute__((warn_unused_result));
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32()); start with crc = 0 */
+uint32_t mig__crc32(uint32_t crc, const void *buf, size_t len);
+
+/* ---- saving ---- */
+
+int mig__stream_write_header(struct mig_registry *r, struct mig_writer *w)
+	__attribute__((warn_unused_result));
+/* a raw record: computes the CRC; refuses payloads over the type's cap */
+int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint32_t type,
+			     const void *payload, size_t len) __attribute__((warn_unused_result));
+/* runs s's save() into a fresh tree (grown as needed) and writes it */
+int mig__stream_write_section(struct mig_registry *r, struct mig_writer *w,
+			      const struct mig_section *s) __attribute__((warn_unused_result));
+int mig__stream_write_ram(struct mig_registry *r, struct mig_writer *w, uint64_t gpa,
+			  const void *data, size_t len) __attribute__((warn_unused_result));
+int mig__stream_write_end(struct mig_registry *r, struct mig_writer *w)
+	__attribute__((warn_unused_result));
+/* header, every registered section in registration order, end */
+int mig__stream_save(struct mig_registry *r, struct mig_writer *w)
+	__attribute__((warn_unused_result));
+
+/*
+ * Builds the tree of one section (what write_section writes) into a malloc'd
+ * buffer: *fdt (free() it) of *len bytes.
+ */
+int mig__section_save_fdt(struct mig_registry *r, const struct mig_section *s, void **fdt,
+			  size_t *len) __attribute__((warn_unused_result));
+
+/* ---- loading ---- */
+
+struct mig_ram_sink {
+	/* 0 or -errno; data is valid only during the call */
+	int (*load)(void *opaque, uint64_t gpa, const void *data, size_t len);
+	void *opaque;
+};
+
+/*
+ * Reads a whole stream and loads it into the registered sections (see the
+ * top of this file). ram may be NULL: RAM records are then refused.
+ * 0, or -EBADMSG (corrupt or truncated stream), -EINVAL (valid framing but
+ * not loadable here: unknown/duplicated/missing section, version outside the
+ * window, unsupported format version or flags), -ENOMEM, or a load() op's
+ * error; mig__error(r) says which section and why.
+ */
+int mig__stream_load(struct mig_registry *r, struct mig_reader *rd, const struct mig_ram_sink *ram)
+	__attribute__((warn_unused_result));
+
+/*
+ * Validates one section tree exactly as the loader does: fdt_check_full(),
+ * total size equal to len, no duplicate property names, root properties
+ * name/instance/version well formed. Returns 0 and fills name/instance/version.
+ */
+int mig__section_check_fdt(struct mig_registry *r, const void *fdt, size_t len,
+			   char name[MIG_NAME_MAX], uint32_t *instance, uint32_t *version)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the kvm suite: sourced by each tests/kvm/*.sh script.
+# Environment (set by tests/kvm/meson.build): MINIVMM_BIN, TINY_<NAME> guest paths.
+
+set -u
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+fail() {
+	echo "FAIL: $*"
+	if [ -n "${OUT:-}" ] && [ -f "$OUT" ]; then
+		echo "----- minivmm output -----"
+		cat "$OUT"
+		echo "--------------------------"
+	fi
+	exit 1
+}
+
+# exits 77 unless /dev/kvm can be opened and answers KVM_GET_API_VERSION
+require_kvm() {
+	[ -e /dev/kvm ] || skip "/dev/kvm is missing"
+	[ -c /dev/kvm ] || skip "/dev/kvm is not a character device"
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm is not readable and writable by $(id -un)"
+	if command -v python3 >/dev/null 2>&1; then
+		python3 - <<'PY' || skip "/dev/kvm does not answer KVM_GET_API_VERSION"
+import fcntl, os, sys
+fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+sys.exit(0 if fcntl.ioctl(fd, 0xAE00) == 12 else 1)
+PY
+	else
+		{ exec 9<>/dev/kvm; } 2>/dev/null || skip "/dev/kvm cannot be opened"
+		exec 9>&-
+	fi
+	[ -n "${MINIVMM_BIN:-}" ] && [ -x "$MINIVMM_BIN" ] || fail "MINIVMM_BIN (${MINIVMM_BIN:-unset}) is not executable"
+}
+
+require_guest() {
+	[ -f "$1" ] || fail "guest image $1 is missing"
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-kvm.XXXXXX")
+OUT=$WORK/out.txt
+cleanup_work() {
+	rm -rf "$WORK"
+}
+trap cleanup_work EXIT
+
+# run_vmm SECONDS ARGS...: runs minivmm under timeout, output in $OUT, status in $RC
+run_vmm() {
+	local secs=$1
+	shift
+	local t0 t1
+	t0=$(date +%s.%N)
+	set +e
+	timeout --kill-after=5 "$secs" "$@" >"$OUT" 2>&1 </dev/null
+	RC=$?
+	set -e
+	t1=$(date +%s.%N)
+	echo "minivmm exited with status $RC after $(awk "BEGIN{printf \"%.2f\", $t1-$t0}") s: $*"
+	grep -E '^testdev: ' "$OUT" | sed 's/^/  /' || true
+	[ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "minivmm timed out after $secs s"
+}
+
+# testdev lines only, without the prefix
+tdev() {
+	sed -n 's/^testdev: //p' "$OUT"
+}
+
+# expect_line REGEX: some testdev line matches the extended regex
+expect_line() {
+	tdev | grep -Eq -- "$1" || fail "no testdev line matching /$1/"
+}
+
+# no_line REGEX: no testdev line matches
+no_line() {
+	if tdev | grep -Eq -- "$1"; then
+		fail "unexpected testdev line matching /$1/: $(tdev | grep -E -- "$1" | head -1)"
+	fi
+}
+
+# value KEY: the value of the first "KEY=value" token in the testdev lines
+value() {
+	tdev | grep -oE "(^| )$1=[^ ]*" | head -1 | sed "s/^ *$1=//"
+}
+
+expect_rc() {
+	[ "$RC" -eq "$1" ] || fail "minivmm exit status $RC, expected $1"
+}

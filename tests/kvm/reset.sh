@@ -1,0 +1,18 @@
+#!/bin/bash
+# reset guest: i8042 reset and ACPI poweroff both stop the VMM with status 0.
+. "$(dirname "$0")/lib.sh"
+set -e
+require_kvm
+require_guest "$TINY_RESET"
+
+run_vmm 60 "$MINIVMM_BIN" --kernel "$TINY_RESET" --testdev --mem 32M
+expect_line '^reset: requesting i8042 reset$'
+no_line 'FAIL'
+grep -qi 'reset' <(grep -v '^testdev: ' "$OUT") || fail "minivmm did not say the guest reset"
+expect_rc 0
+
+run_vmm 60 "$MINIVMM_BIN" --kernel "$TINY_RESET" --testdev --mem 32M --cmdline poweroff
+expect_line '^reset: requesting ACPI poweroff$'
+no_line 'FAIL'
+expect_rc 0
+echo "PASS"

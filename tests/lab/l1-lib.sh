@@ -1,0 +1,142 @@
+# Helpers for scripts that run inside the lab's L1 (source "$LAB_LIB").
+# Bash. Every function prints what it creates on stdout and returns non-zero
+# with a message on stderr when it fails.
+#
+#   lab_pf                          the igb PF's netdev name
+#   lab_vfs_create PF N [MACPFX]    PF up, N VFs, MACs MACPFX:0N; prints VF PCI addrs
+#   lab_vf_pci PF I                 PCI address of VF I of PF
+#   lab_vf_bind_vfio PCI            bind a device to vfio-pci; prints /dev/vfio/<group>
+#   lab_bridge_create BR [IP/LEN] [PORT...]
+#   lab_tap_create TAP [BR]         persistent tap (for QEMU or minivmm), up
+#   lab_host_create NS IP/LEN BR    a network namespace ("host") on a veth to BR
+#   lab_ns NS CMD...                run CMD in namespace NS
+#   lab_now                         seconds since the epoch, with ns
+#   lab_wait_line FILE REGEX SECS [PID]  wait until FILE has a line matching REGEX
+#   lab_result KEY VALUE            append "KEY=VALUE" to $LAB_RESULTS/results.txt
+#   lab_guest_img                   path of guest.img (a private writable copy)
+
+: "${LAB_RESULTS:=/run/lab}"
+LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
+
+lab_err() { echo "l1-lib: $*" >&2; return 1; }
+
+lab_now() { date +%s.%N; }
+
+# seconds between two lab_now stamps, 2 decimals
+lab_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+lab_result() {
+	echo "$1=$2" >> "$LAB_RESULTS/results.txt"
+	echo "lab-result: $1=$2"
+}
+
+lab_pf() {
+	local n drv
+	for n in /sys/class/net/*; do
+		[ -e "$n/device/driver" ] || continue
+		drv=$(basename "$(readlink "$n/device/driver")")
+		if [ "$drv" = igb ] && [ -e "$n/device/sriov_totalvfs" ]; then
+			basename "$n"
+			return 0
+		fi
+	done
+	modprobe igb 2>/dev/null && udevadm settle 2>/dev/null
+	for n in /sys/class/net/*; do
+		[ -e "$n/device/sriov_totalvfs" ] && { basename "$n"; return 0; }
+	done
+	lab_err "no SR-IOV PF (igb) found"
+}
+
+lab_vf_pci() {
+	basename "$(readlink "/sys/class/net/$1/device/virtfn$2")"
+}
+
+lab_vfs_create() {
+	local pf=$1 n=$2 pfx=${3:-52:54:00:1a:b0} i dev=/sys/class/net/$1/device
+	ip link set "$pf" up || return 1
+	if [ "$(cat "$dev/sriov_numvfs")" != "$n" ]; then
+		echo 0 > "$dev/sriov_numvfs"
+		echo "$n" > "$dev/sriov_numvfs" || lab_err "cannot create $n VFs on $pf" || return 1
+	fi
+	for ((i = 0; i < n; i++)); do
+		ip link set "$pf" vf "$i" mac "$(printf '%s:%02x' "$pfx" "$i")" || return 1
+	done
+	for ((i = 0; i < n; i++)); do
+		lab_vf_pci "$pf" "$i"
+	done
+}
+
+lab_vf_bind_vfio() {
+	local pci=$1 d=/sys/bus/pci/devices/$1 group
+	[ -d "$d" ] || lab_err "no PCI device $pci" || return 1
+	modprobe vfio-pci || return 1
+	if [ -e "$d/driver" ]; then
+		echo "$pci" > "$d/driver/unbind" || return 1
+	fi
+	echo vfio-pci > "$d/driver_override"
+	echo "$pci" > /sys/bus/pci/drivers_probe
+	group=$(basename "$(readlink "$d/iommu_group")")
+	[ -e "/dev/vfio/$group" ] || lab_err "$pci: no /dev/vfio/$group after binding" || return 1
+	echo "/dev/vfio/$group"
+}
+
+lab_bridge_create() {
+	local br=$1 ip=${2:-} p
+	shift 2 2>/dev/null || shift $#
+	modprobe bridge 2>/dev/null
+	ip link show "$br" >/dev/null 2>&1 || ip link add "$br" type bridge || return 1
+	ip link set "$br" type bridge stp_state 0 forward_delay 0 2>/dev/null
+	for p in "$@"; do
+		ip link set "$p" master "$br" && ip link set "$p" up || return 1
+	done
+	[ -n "$ip" ] && { ip addr add "$ip" dev "$br" || return 1; }
+	ip link set "$br" up
+	echo "$br"
+}
+
+lab_tap_create() {
+	local tap=$1 br=${2:-}
+	modprobe tun 2>/dev/null
+	[ -e /dev/net/tun ] || { mkdir -p /dev/net; mknod /dev/net/tun c 10 200; }
+	ip tuntap add dev "$tap" mode tap || return 1
+	[ -n "$br" ] && { ip link set "$tap" master "$br" || return 1; }
+	ip link set "$tap" up
+	echo "$tap"
+}
+
+lab_host_create() {
+	local ns=$1 ip=$2 br=$3
+	ip netns add "$ns" || return 1
+	ip link add "v-$ns" type veth peer name eth0 netns "$ns" || return 1
+	ip link set "v-$ns" master "$br" && ip link set "v-$ns" up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$ip" dev eth0
+	ip -n "$ns" link set eth0 up
+	echo "$ns"
+}
+
+lab_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# lab_wait_line FILE REGEX SECS [PID]: 0 when a line matches, 1 on timeout
+# or when PID (if given) has exited first
+lab_wait_line() {
+	local f=$1 re=$2 secs=$3 pid=${4:-} end
+	end=$(($(date +%s) + secs))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		grep -Eq "$re" "$f" 2>/dev/null && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			grep -Eq "$re" "$f" 2>/dev/null && return 0
+			return 1
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# lab_guest_img [DEST]: copy guest.img out of the (read-only) cache into a
+# writable file and print its path
+lab_guest_img() {
+	local dest=${1:-/tmp/guest.img}
+	cp --sparse=always "$LAB_CACHE/guest/guest.img" "$dest" || return 1
+	echo "$dest"
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Runs inside L1 (started by L1's /init, see guest-images/lab/build-l1.sh):
+# sets up the environment and runs the script tests/lab/lab.sh was given.
+# Not meant to be run by hand.
+set -u
+meta=/run/lab/.lab
+. "$meta/env.sh"
+export LAB_RESULTS=/run/lab
+export LAB_LIB=$meta/l1-lib.sh
+export TMPDIR=/tmp
+ip link set lo up
+# no udev in L1: load drivers for the PCI devices present (igb, ...) and
+# what the lab always uses
+for a in /sys/bus/pci/devices/*/modalias; do
+	modprobe -q "$(cat "$a")" 2>/dev/null
+done
+modprobe -a kvm_amd tun bridge vhost_net 2>/dev/null
+script=$(cat "$meta/script")
+args=()
+while IFS= read -r -d '' a; do args+=("$a"); done < "$meta/args"
+cd "$LAB_RESULTS"
+echo "lab-l1: running $script ${args[*]}"
+bash "$script" "${args[@]}"
+rc=$?
+echo "$rc" > "$meta/rc"
+sync
+exit "$rc"

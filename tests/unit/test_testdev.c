@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/testdev.h"
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+
+static struct vm vm;
+static struct testdev *t;
+static int out_pipe[2];
+
+static void setup(void)
+{
+	cr_assert_eq(kvm__vm_init_fake(&vm, 16 * MiB), 0);
+	cr_assert_eq(pipe2(out_pipe, O_NONBLOCK), 0);
+	cr_assert_eq(testdev__create(&vm, out_pipe[1], &t), 0);
+}
+
+static void teardown(void)
+{
+	testdev__destroy(t);
+	close(out_pipe[0]);
+	close(out_pipe[1]);
+	kvm__vm_destroy(&vm);
+}
+
+TestSuite(testdev, .init = setup, .fini = teardown);
+
+static void puts_guest(const char *str)
+{
+	for (; *str; str++) {
+		uint8_t c = (uint8_t)*str;
+
+		cr_assert_eq(bus__dispatch(&vm.pio, TESTDEV_PUTC_PORT, &c, 1, true), 0);
+	}
+}
+
+static void outl(uint16_t port, uint32_t v)
+{
+	uint8_t d[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
+
+	cr_assert_eq(bus__dispatch(&vm.pio, port, d, 4, true), 0);
+}
+
+static uint32_t inl(uint16_t port)
+{
+	uint8_t d[4] = { 0 };
+
+	cr_assert_eq(bus__dispatch(&vm.pio, port, d, 4, false), 0);
+	return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+static char out[4096];
+
+static const char *read_out(void)
+{
+	ssize_t n = read(out_pipe[0], out, sizeof(out) - 1);
+
+	out[n < 0 ? 0 : n] = 0;
+	return out;
+}
+
+Test(testdev, line_assembly)
+{
+	puts_guest("hello ");
+	cr_assert_str_eq(read_out(), "", "nothing before the newline");
+	puts_guest("world\r\nsecond\n");
+	cr_assert_str_eq(read_out(), "testdev: hello world\ntestdev: second\n");
+	puts_guest("\n");
+	cr_assert_str_eq(read_out(), "testdev: \n", "an empty line is a line");
+	puts_guest("a\x1b[2Jb\x7f\tc\n");
+	cr_assert_str_eq(read_out(), "testdev: a?[2Jb?\tc\n", "control characters neutralised");
+	cr_assert_eq(t->lines, 4);
+}
+
+Test(testdev, long_line_split)
+{
+	char line[TESTDEV_LINE_MAX + 45];
+	char expect[600];
+
+	memset(line, 'a', sizeof(line) - 1);
+	line[sizeof(line) - 1] = 0;
+	line[TESTDEV_LINE_MAX] = 'b'; /* the first byte of the second part */
+	puts_guest(line);
+	puts_guest("\n");
+	snprintf(expect, sizeof(expect), "testdev: %.*s\ntestdev: %s\n", TESTDEV_LINE_MAX, line,
+		 line + TESTDEV_LINE_MAX);
+	cr_assert_str_eq(read_out(), expect);
+	cr_assert_eq(strlen(line + TESTDEV_LINE_MAX), 44);
+}
+
+Test(testdev, exit_code_flushes_and_exits)
+{
+	puts_guest("partial");
+	outl(TESTDEV_EXIT_PORT, 3);
+	cr_assert_str_eq(read_out(), "testdev: partial\n");
+	cr_assert_eq(atomic_load(&vm.exit_reason), VM_EXIT_TEST);
+	cr_assert_eq(atomic_load(&vm.exit_code), 3);
+}
+
+Test(testdev, exit_code_zero)
+{
+	outl(TESTDEV_EXIT_PORT, 0);
+	cr_assert_eq(atomic_load(&vm.exit_reason), VM_EXIT_TEST);
+	cr_assert_eq(atomic_load(&vm.exit_code), 0);
+}
+
+Test(testdev, magic)
+{
+	uint8_t b = 0;
+
+	cr_assert_eq(inl(TESTDEV_MAGIC_PORT), 0x54534554);
+	cr_assert_eq(bus__dispatch(&vm.pio, TESTDEV_MAGIC_PORT, &b, 1, false), 0);
+	cr_assert_eq(b, 0xff, "only the dword read gives the magic");
+}
+
+Test(testdev, junk_ignored)
+{
+	uint8_t d[4] = { 'x', 'y', 0, 0 };
+	unsigned int off;
+	uint32_t w;
+
+	for (off = 0; off < TESTDEV_RANGE_LEN; off++) {
+		for (w = 1; w <= 4 && off + w <= TESTDEV_RANGE_LEN; w *= 2) {
+			if ((off == 0 && w == 1) || (off == 4 && w == 4))
+				continue;
+			cr_assert_eq(bus__dispatch(&vm.pio, TESTDEV_BASE + off, d, w, true), 0);
+			cr_assert_eq(bus__dispatch(&vm.pio, TESTDEV_BASE + off, d, w, false), 0);
+			if (!(off == 8 && w == 4))
+				cr_assert_eq(d[0], 0xff);
+			d[0] = 'x';
+		}
+	}
+	cr_assert_eq(atomic_load(&vm.exit_reason), VM_RUNNING);
+	cr_assert_eq(t->len, 0, "no character was taken");
+	cr_assert_str_eq(read_out(), "");
+}
+
+Test(testdev, full_output_drops_line_without_blocking)
+{
+	char junk[4096];
+
+	log__set_level(-1);
+	memset(junk, 'j', sizeof(junk));
+	while (write(out_pipe[1], junk, sizeof(junk)) > 0)
+		;
+	puts_guest("lost\n");
+	cr_assert_eq(t->lines_dropped, 1);
+	log__set_level(LOG_INFO);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net device model (virtio 1.x, section 5.1) on the virtio-pci
+ * transport: queue 0 receive, queue 1 transmit (256 entries each), no control
+ * queue. Frames go through a struct net_backend (virtio/net/backend.h), so
+ * the model never knows whether a tap or vhost-net carries them.
+ *
+ * Offered features: MAC, STATUS (link always up), MRG_RXBUF, CSUM,
+ * GUEST_CSUM, HOST_TSO4/6, GUEST_TSO4/6 (the guest's receive offloads become
+ * the tap's TUNSETOFFLOAD flags). Config space: mac, status,
+ * max_virtqueue_pairs = 1.
+ *
+ * Threads: the transport may call activate/reset from a vCPU thread; they
+ * only record the new state and wake the event loop, where everything else
+ * (queue processing, backend calls and callbacks) happens.
+ *
+ * Receive without buffers: the backend holds the frame and stops reading
+ * (counted in rx_stalls) until the guest posts buffers; frames that cannot
+ * be delivered at all (device not running, frame larger than a whole chain
+ * without MRG_RXBUF or larger than the whole ring) are dropped and counted
+ * in rx_dropped.
+ */
+#ifndef MINIVMM_VIRTIO_NET_NET_H
+#define MINIVMM_VIRTIO_NET_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtio/net/backend.h"
+#include "vmm/util.h"
+
+struct vm;
+struct virtio_dev;
+struct virtio_net;
+
+#define VIRTIO_NET_QUEUE_SIZE 256
+#define VIRTIO_NET_RXQ 0
+#define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_IFNAMSIZ 16 /* IFNAMSIZ, without <net/if.h> */
+
+struct virtio_net_config {
+	const char *name;       /* log prefix, e.g. "virtio-net0" (NULL: "virtio-net") */
+	const char *tap;        /* tap interface name */
+	uint8_t mac[6];
+	bool has_mac;           /* false: a random locally administered 52:54:00:xx:xx:xx */
+	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
+};
+
+struct virtio_net_stats {
+	uint64_t tx_packets, tx_bytes;   /* frames sent to the backend (bytes without header) */
+	uint64_t tx_errors;              /* frames the backend refused or failed to send */
+	uint64_t rx_packets, rx_bytes;   /* frames delivered to the guest (without header) */
+	uint64_t rx_dropped;             /* frames that could not be delivered */
+	uint64_t rx_stalls;              /* times receive paused for lack of guest buffers */
+};
+
+/*
+ * Parses "tap=NAME[,mac=52:54:00:12:34:56]" into *cfg (every field but name is
+ * reset; cfg->tap points at cfg->tap_buf, so re-point it after copying cfg).
+ * Returns 0, or -EINVAL with a message naming the bad key or value in err.
+ */
+int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char *err,
+			   size_t errlen) __must_check;
+
+/* opens the tap and registers the device on the VM's PCI bus */
+int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg,
+		       struct virtio_net **out) __must_check;
+/* the same on a given backend; the device owns it from then on, also on failure */
+int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_config *cfg,
+				    struct net_backend *be, struct virtio_net **out) __must_check;
+/* after the event loop stopped */
+void virtio_net__destroy(struct virtio_net *n);
+
+/* counters so far (exact once the event loop stopped) */
+void virtio_net__get_stats(const struct virtio_net *n, struct virtio_net_stats *s);
+/* logs the counters at LOG_INFO with the device prefix */
+void virtio_net__log_stats(const struct virtio_net *n);
+
+const char *virtio_net__name(const struct virtio_net *n);
+void virtio_net__get_mac(const struct virtio_net *n, uint8_t mac[6]);
+/* the transport side (tests drive the queues through it) */
+struct virtio_dev *virtio_net__vdev(struct virtio_net *n);
+
+/* virtio-net header bytes for negotiated features: 12 with VERSION_1 or MRG_RXBUF, else 10 */
+unsigned int virtio_net__hdr_len(uint64_t features);
+
+#endif

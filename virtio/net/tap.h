@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tap backend: a /dev/net/tun tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, single
+ * queue), non-blocking, with receive and transmit as readv/writev on the
+ * VMM's io_uring event loop and a POLLIN watch that restarts reading after
+ * the tap ran dry. An existing (persistent) tap of that name is attached;
+ * otherwise one is created, and it lives as long as the fd. The link is
+ * brought up.
+ */
+#ifndef MINIVMM_VIRTIO_NET_TAP_H
+#define MINIVMM_VIRTIO_NET_TAP_H
+
+#include <stdint.h>
+#include "virtio/net/backend.h"
+#include "vmm/evloop.h"
+#include "vmm/util.h"
+
+/* largest frame read from the tap: header + 64 KiB GSO frame + VLAN/Ethernet slack */
+#define TAP_RX_BUF_SIZE (12 + 65536 + 256)
+
+/*
+ * Opens the tap `ifname` (created when absent; "name%d" lets the kernel pick)
+ * for the event loop `loop`; prefix names the device in log messages. On success *out is the backend, started later.
+ */
+int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
+		struct net_backend **out) __must_check;
+
+/* the interface name the kernel gave (after "%d" expansion) */
+const char *tap__ifname(const struct net_backend *b);
+/* the tap's fd (tests, diagnostics) */
+int tap__fd(const struct net_backend *b);
+
+/* TUNSETOFFLOAD flags for negotiated virtio-net guest features (pure) */
+uint32_t tap__offload_flags(uint64_t guest_features);
+
+#endif
