@@ -50,7 +50,9 @@ int image__find_fs(int fd, uint64_t size, uint64_t *offset, char *desc, size_t d
  * partition, /vmlinuz-<version> at its root). Initrd: initrd.img beside the
  * vmlinuz symlink used, else initrd.img-<version> beside the kernel; optional.
  * When several filesystems qualify, the first one (in image__find_fs order)
- * that holds a kernel is used. Files larger than IMAGE_MAX_BOOT_FILE are
+ * that yields a kernel is used; one that fails (damaged, symlink loop) is
+ * logged and passed over, and its error returned if no other one has a kernel.
+ * Files larger than IMAGE_MAX_BOOT_FILE are
  * refused. On success fills *out (free it with image__boot_files_free()) and
  * returns 0; on failure *out is left empty, the reason is logged and -errno is
  * returned (-ENOENT: no filesystem or no kernel; -ELOOP: symlink loop).

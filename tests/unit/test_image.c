@@ -382,6 +382,39 @@ Test(image, prefers_partition_with_kernel)
 	free(i);
 }
 
+Test(image, damaged_first_filesystem_passed_over)
+{
+	static const uint8_t magic[2] = { 0x53, 0xef };
+	struct image_boot_files f;
+	void *k, *i;
+	size_t klen, ilen;
+
+	std_tree(&k, &klen, &i, &ilen);
+	mkfs("fs.img", 16, "");
+	sh("truncate -s 26M '%s'", tpath("disk.img"));
+	sfdisk("disk.img", "label: gpt\\nstart=2048, size=16384, type=" LINUX_GUID
+			   "\\nstart=18432, size=32768, type=" LINUX_GUID "\\n");
+	/* partition 1: junk with an ext magic, libext2fs refuses it */
+	free(put("junk", 8 * MiB, 5));
+	dd_into("junk", "disk.img", 2048 * 512);
+	write_at("disk.img", 2048 * 512 + 1080, magic, 2);
+	dd_into("fs.img", "disk.img", 18432 * 512);
+
+	cr_assert_eq(load("disk.img", &f), 0, "log: %s", logged());
+	check_loaded(&f, k, klen, i, ilen);
+	cr_assert_str_eq(f.fs_desc, "GPT partition 2");
+	cr_assert(strstr(logged(), "cannot open the ext2/3/4 filesystem at GPT partition 1"),
+		  "log: %s", logged());
+	image__boot_files_free(&f);
+
+	/* alone, the damaged one is an error, not -ENOENT */
+	sh("truncate -s 10M '%s'", tpath("disk.img"));
+	sfdisk("disk.img", "label: gpt\\nstart=2048, size=16384, type=" LINUX_GUID "\\n");
+	cr_assert_eq(load("disk.img", &f), -EINVAL, "log: %s", logged());
+	free(k);
+	free(i);
+}
+
 Test(image, newest_version_and_its_initrd)
 {
 	struct image_boot_files f;
