@@ -462,9 +462,12 @@ static void serial_rx_ready(void *opaque, int res)
 	struct serial *s = opaque;
 	bool stop;
 
-	if (res < 0)
-		return;
 	pthread_mutex_lock(&s->lock);
+	if (res < 0) {
+		/* the watch itself failed: stop reading rather than spin on it */
+		log_err(s->name, "input watch failed: %s", strerror(-res));
+		s->in_closed = true;
+	}
 	serial_pull_input(s);
 	serial_feed(s);
 	serial_update_irq(s);

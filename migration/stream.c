@@ -464,7 +464,8 @@ static int mig_check_unique(struct mig_registry *r, const void *fdt)
 	int depth = 0;
 	int node, rc = 0;
 
-	for (node = 0; node >= 0; node = fdt_next_node(fdt, node, &depth)) {
+	/* depth drops below 0 once the walk leaves the root node */
+	for (node = 0; node >= 0 && depth >= 0; node = fdt_next_node(fdt, node, &depth)) {
 		const char *dup = NULL;
 		size_t n = 0;
 		int off;
@@ -513,7 +514,7 @@ static int mig_check_unique(struct mig_registry *r, const void *fdt)
 			goto out;
 		}
 	}
-	if (node != -FDT_ERR_NOTFOUND) {
+	if (node < 0 && node != -FDT_ERR_NOTFOUND) {
 		mig__set_error(r, "section tree: %s", fdt_strerror(node));
 		rc = -EBADMSG;
 	}
@@ -568,6 +569,15 @@ int mig__section_check_fdt(struct mig_registry *r, const void *fdt, size_t len,
 	if (!p || plen < 2 || plen > MIG_NAME_MAX || memchr(p, '\0', (size_t)plen) != p + plen - 1) {
 		mig__set_error(r, "section tree: root property 'name' is missing or not a name");
 		return -EBADMSG;
+	}
+	for (int i = 0; i < plen - 1; i++) {
+		char c = p[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == ':' || c == '-')) {
+			mig__set_error(r, "section tree: root property 'name' has a bad character");
+			return -EBADMSG;
+		}
 	}
 	rc = mig_root_u32(r, fdt, "instance", instance);
 	if (!rc)

@@ -27,6 +27,7 @@ int evloop__init(struct evloop *l, unsigned int entries)
 		log_err(EVL_LOG, "io_uring_queue_init: %s", strerror(-ret));
 		return ret;
 	}
+	l->loop_thread = pthread_self();
 	pthread_mutex_init(&l->sq_lock, NULL);
 	pthread_mutex_init(&l->cq_lock, NULL);
 	pthread_cond_init(&l->cq_cond, NULL);
@@ -106,7 +107,7 @@ int evloop__add_fd(struct evloop *l, struct evloop_watch *w, int fd, uint32_t ev
 
 static bool evloop_on_loop_thread(struct evloop *l)
 {
-	return !l->running || pthread_equal(pthread_self(), l->loop_thread);
+	return pthread_equal(pthread_self(), l->loop_thread);
 }
 
 int evloop__del_fd(struct evloop *l, struct evloop_watch *w)

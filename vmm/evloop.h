@@ -5,8 +5,10 @@
  *    control socket, signalfd;
  *  - I/O operations that devices prepare themselves (readv/writev on a disk
  *    image or a tap) with a completion callback.
- * Everything runs on the thread that calls evloop__run(); evloop__stop() and
- * evloop__kick() may be called from any thread.
+ * Completions run on the loop thread (the one that called evloop__init, or
+ * later evloop__run). Watches and operations may be added from any thread;
+ * evloop__del_fd from another thread waits for the loop thread to confirm
+ * the removal, so the loop must be running then.
  */
 #ifndef MINIVMM_VMM_EVLOOP_H
 #define MINIVMM_VMM_EVLOOP_H
@@ -51,7 +53,7 @@ struct evloop {
 	volatile bool stop;
 	int stop_code;
 	bool running;           /* evloop__run() is active on loop_thread */
-	pthread_t loop_thread;
+	pthread_t loop_thread;  /* the thread that completes events: evloop__init's, then evloop__run's */
 	pthread_mutex_t sq_lock; /* the submission queue, shared by all threads */
 	pthread_mutex_t cq_lock; /* watch disarm notifications */
 	pthread_cond_t cq_cond;

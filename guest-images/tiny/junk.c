@@ -96,7 +96,8 @@ static void bad_config(uint8_t devfn)
 	for (int i = 0; i < 6; i++)
 		pci_write32(devfn, (uint16_t)(PCI_BAR0 + 4 * i), 0x12345678u * (uint32_t)(i + 1));
 	pci_write16(devfn, PCI_COMMAND, (uint16_t)(cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_IO));
-	report("junk cfg bar-garbage bar0=0x%x bar1=0x%x", pci_read32(devfn, PCI_BAR0), pci_read32(devfn, PCI_BAR0 + 4));
+	report("junk cfg bar-garbage bar0=0x%x bar1=0x%x bar4=0x%x bar5=0x%x", pci_read32(devfn, PCI_BAR0),
+	       pci_read32(devfn, PCI_BAR0 + 4), pci_read32(devfn, PCI_BAR0 + 16), pci_read32(devfn, PCI_BAR0 + 20));
 	pci_write16(devfn, PCI_COMMAND, (uint16_t)(cmd & ~PCI_COMMAND_MEMORY));
 	for (int i = 0; i < 6; i++)
 		pci_write32(devfn, (uint16_t)(PCI_BAR0 + 4 * i), 0);
@@ -318,6 +319,9 @@ static void run_attack(const char *name, attack_fn fn)
 		}
 		wait_intr();
 	}
+	/* the NEEDS_RESET config interrupt may still be pending behind our cli */
+	for (int i = 0; i < 5 && !strncmp(outcome, "needs_reset", 11) && intr_count[VEC_CFG] == cfg_irqs; i++)
+		wait_intr();
 	st = virtio_status(&vd);
 	report("junk attack=%s outcome=%s device_status=0x%x blk_status=0x%x used=%u cfg_irqs=%u", name, outcome, st,
 	       jstatus, (uint16_t)(q->ring->used.idx - used_before), intr_count[VEC_CFG] - cfg_irqs);
@@ -368,6 +372,13 @@ static void attack_rings_outside_ram(void)
 		report("junk attack=rings_outside_ram recovered=1");
 }
 
+/* lets interrupts that are pending behind cli come in */
+static void drain_intr(void)
+{
+	for (int i = 0; i < 3; i++)
+		wait_intr();
+}
+
 static void attack_msix_bad_addr(void)
 {
 	uint32_t irqs = intr_count[VEC_MSIX0], crc = 0;
@@ -375,17 +386,21 @@ static void attack_msix_bad_addr(void)
 
 	if (!vd.has_msix)
 		return;
+	drain_intr();
+	irqs = intr_count[VEC_MSIX0];
 	/* an MSI address outside the APIC window, and writes past the table */
 	mmio_write32(e, 0xdead0000u);
 	mmio_write32(e + 16ull * vd.msix.nr + 0, 0xffffffff);
 	mmio_write32(e + 16ull * vd.msix.nr + 12, 0);
 	if (good_read(&crc) || crc != good_crc)
 		FAIL("msix_bad_addr: read failed");
+	drain_intr();
 	report("junk attack=msix_bad_addr irqs_delta=%u", intr_count[VEC_MSIX0] - irqs);
 	msix_set(&vd.msix, 0, VEC_MSIX0, false);
 	irqs = intr_count[VEC_MSIX0];
 	if (good_read(&crc) || crc != good_crc)
 		FAIL("msix_bad_addr: read after fix failed");
+	drain_intr();
 	report("junk attack=msix_bad_addr recovered=1 irqs_delta=%u", intr_count[VEC_MSIX0] - irqs);
 }
 

@@ -136,6 +136,7 @@ uint8_t pci_find_cap(uint8_t devfn, uint8_t id, uint8_t from)
 }
 
 static uint64_t mmio32_next;
+bool pci_move_bars;
 
 uint64_t pci_alloc_mmio32(uint64_t size)
 {
@@ -190,7 +191,7 @@ int pci_enable_mem(uint8_t devfn, uint64_t bases[6])
 		if (!used)
 			continue;
 		if (!bi.io) {
-			if (!bi.addr || bi.addr + bi.size > (4ull << 30)) {
+			if (!bi.addr || bi.addr + bi.size > (4ull << 30) || (pci_move_bars && bi.mem64)) {
 				uint64_t a = pci_alloc_mmio32(bi.size < 0x1000 ? 0x1000 : bi.size);
 
 				if (!a) {

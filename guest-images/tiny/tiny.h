@@ -108,8 +108,10 @@ uint64_t pci_alloc_mmio32(uint64_t size);
 /*
  * Makes every memory BAR of devfn decode below 4 GiB (moving 64-bit BARs that
  * sit above the identity map), then turns on memory decode and bus mastering.
- * bases[i] receives the address of BAR i (0 when unused).
+ * bases[i] receives the address of BAR i (0 when unused). With pci_move_bars
+ * set, every 64-bit memory BAR is moved to a fresh address (BAR move path).
  */
+extern bool pci_move_bars;
 int pci_enable_mem(uint8_t devfn, uint64_t bases[6]);
 
 /* intr.c: IDT, LAPIC, MSI-X */

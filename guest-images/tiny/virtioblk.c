@@ -31,6 +31,8 @@ int main(const uint8_t *bp)
 
 	(void)bp;
 	intr_init();
+	/* exercise the VMM's BAR move path even when the BAR is already below 4 GiB */
+	pci_move_bars = !cmdline_has("keep_bars");
 	if (virtio_probe(&vd, VIRTIO_DEV_BLK))
 		return 2;
 	rc = virtio_start(&vd, 1ull << VIRTIO_BLK_F_FLUSH, 1, vectors);

@@ -18,6 +18,12 @@ for a in desc_loop desc_outside_ram chain_longer_than_queue next_out_of_range he
 	expect_line "^junk attack=$a recovered=1"
 done
 expect_line '^junk: failures=0 '
+# DEVICE_NEEDS_RESET must come with a configuration-change interrupt
+if tdev | grep -E '^junk attack=.* outcome=needs_reset ' | grep -q ' cfg_irqs=0$'; then
+	fail "DEVICE_NEEDS_RESET was set without a config interrupt"
+fi
+tdev | grep -q 'outcome=needs_reset' || fail "no attack made the device raise DEVICE_NEEDS_RESET"
+expect_line '^junk attack=msix_bad_addr recovered=1 irqs_delta=[1-9]'
 expect_rc 0
 # the host side must not have crashed on the way (sanitizer reports, aborts)
 if grep -Eq 'AddressSanitizer|runtime error:|Aborted|Segmentation' "$OUT"; then

@@ -25,7 +25,7 @@ require_kvm() {
 	[ -c /dev/kvm ] || skip "/dev/kvm is not a character device"
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm is not readable and writable by $(id -un)"
 	if command -v python3 >/dev/null 2>&1; then
-		python3 - <<'PY' || skip "/dev/kvm does not answer KVM_GET_API_VERSION"
+		python3 - 2>/dev/null <<'PY' || skip "/dev/kvm does not answer KVM_GET_API_VERSION"
 import fcntl, os, sys
 fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
 sys.exit(0 if fcntl.ioctl(fd, 0xAE00) == 12 else 1)

@@ -44,10 +44,15 @@ def main():
     log("listening on %s" % ifname)
     pings = 0
     while time.monotonic() < deadline:
-        r, _, _ = select.select([s], [], [], 0.2)
-        if not r:
-            continue
-        data, addr = s.recvfrom(2048)
+        try:
+            r, _, _ = select.select([s], [], [], 0.2)
+            if not r:
+                continue
+            data, addr = s.recvfrom(2048)
+        except OSError as e:
+            # the tap goes away (ENETDOWN, ENXIO) when minivmm exits
+            log("interface gone: %s" % e)
+            break
         if addr[2] == PACKET_OUTGOING or len(data) < 14:
             continue
         payload = data[14:]

@@ -27,6 +27,7 @@ expect_line '^virtioblk PASS$'
 [ "$(value sector0_crc32)" = "$want0" ] || fail "sector0_crc32=$(value sector0_crc32), want $want0"
 [ "$(value sector1_crc32)" = "$want1" ] || fail "sector1_crc32=$(value sector1_crc32), want $want1"
 expect_line '^sector2_readback=ok'
+expect_line '^pci 01.0 bar4 moved 0x[0-9a-f]+ -> 0x[0-9a-f]+$'
 expect_line '^blk_id='
 expect_line '^blk: read past end sector=2048 status=1$'
 expect_line '^blk: found .* capacity=2048 '

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,7 +57,6 @@
 #define NET_VIRTIO_ID 1
 #define NET_PCI_CLASS 0x0200 /* network controller, ethernet */
 #define NET_TX_SLOTS 16       /* transmit chains in flight */
-#define NET_DRAIN_TRIES 500   /* x 1 ms at destroy */
 
 struct net_tx_slot {
 	bool busy;
@@ -372,9 +372,8 @@ static void net_tx_process(struct virtio_net *n)
 		virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_TXQ);
 }
 
-static void net_tx_done(void *opaque, uint32_t token, int res)
+static void net_tx_done_locked(struct virtio_net *n, uint32_t token, int res)
 {
-	struct virtio_net *n = opaque;
 	struct net_tx_slot *s;
 
 	if (token >= NET_TX_SLOTS || !n->tx[token].busy) {
@@ -518,9 +517,8 @@ static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t
 	return 1;
 }
 
-static int net_rx(void *opaque, const void *frame, size_t len)
+static int net_rx_locked(struct virtio_net *n, const void *frame, size_t len)
 {
-	struct virtio_net *n = opaque;
 	struct virtq *q = &n->vdev.vq[VIRTIO_NET_RXQ];
 	int ret;
 
@@ -546,6 +544,31 @@ static int net_rx(void *opaque, const void *frame, size_t len)
 		virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_RXQ);
 	}
 	return 0;
+}
+
+/*
+ * Backend callbacks run on the event loop without the transport's lock, which
+ * queue kicks and the driver's status writes (reset) hold: take it, so that a
+ * reset on a vCPU thread never meets a half-processed ring.
+ */
+static int net_rx(void *opaque, const void *frame, size_t len)
+{
+	struct virtio_net *n = opaque;
+	int ret;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	ret = net_rx_locked(n, frame, len);
+	pthread_mutex_unlock(&n->vdev.lock);
+	return ret;
+}
+
+static void net_tx_done(void *opaque, uint32_t token, int res)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	net_tx_done_locked(n, token, res);
+	pthread_mutex_unlock(&n->vdev.lock);
 }
 
 static const struct net_backend_cbs net_be_cbs = {
@@ -631,12 +654,14 @@ static void net_ctl_event(void *opaque, int res)
 	if (res < 0)
 		return;
 	sys__eventfd_drain(n->ctl_efd);
+	pthread_mutex_lock(&n->vdev.lock);
 	net_sync(n);
-	if (!net_live(n))
-		return;
-	/* buffers the driver queued before DRIVER_OK, without a kick we saw */
-	n->be->ops->rx_resume(n->be);
-	net_tx_process(n);
+	if (net_live(n)) {
+		/* buffers the driver queued before DRIVER_OK, without a kick we saw */
+		n->be->ops->rx_resume(n->be);
+		net_tx_process(n);
+	}
+	pthread_mutex_unlock(&n->vdev.lock);
 }
 
 static const struct virtio_dev_ops net_ops = {
@@ -669,16 +694,9 @@ static void net_random_mac(uint8_t mac[6])
 
 static void net_ctl_unwatch(struct virtio_net *n)
 {
-	unsigned int i;
-
 	if (!n->ctl_watching)
 		return;
-	evloop__del_fd(&n->vm->loop, &n->ctl_watch);
-	for (i = 0; i < NET_DRAIN_TRIES && n->ctl_watch.armed; i++) {
-		evloop__run_once(&n->vm->loop, false);
-		if (n->ctl_watch.armed)
-			usleep(1000);
-	}
+	evloop__del_fd(&n->vm->loop, &n->ctl_watch); /* returns once it cannot fire */
 	n->ctl_watching = false;
 }
 
@@ -780,10 +798,11 @@ void virtio_net__destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
+	/* the backend drains first: its last callbacks still use the transport */
 	net_stop_backend(n);
-	virtio_pci__destroy(&n->vdev);
 	n->be->ops->destroy(n->be);
 	net_ctl_unwatch(n);
+	virtio_pci__destroy(&n->vdev);
 	sys__close(n->ctl_efd);
 	free(n->rx_next);
 	free(n->rx_first);

@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: MIT
+/* migration/stream.c: framing, round trips and every corruption we can think of. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <libfdt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/stream.h"
+
+/* ---- two fake devices ---- */
+
+struct nic {
+	uint32_t status;
+	uint64_t features;
+	uint8_t mac[6];
+	char label[16];
+	uint16_t qsize[2];
+	uint32_t extra;   /* added in version 2: default 77 when loading version 1 */
+	int skip_field;   /* save leaves "features" out */
+	int dup_field;    /* save writes "status" twice */
+	int loads;
+};
+
+static int nic_save(void *opaque, void *fdt)
+{
+	struct nic *n = opaque;
+	char qname[16];
+	int rc;
+
+	rc = mig__put_u32(fdt, "status", n->status);
+	if (!rc && n->dup_field)
+		rc = mig__put_u32(fdt, "status", n->status);
+	if (!rc && !n->skip_field)
+		rc = mig__put_u64(fdt, "features", n->features);
+	if (!rc)
+		rc = mig__put_bytes(fdt, "mac", n->mac, sizeof(n->mac));
+	if (!rc)
+		rc = mig__put_str(fdt, "label", n->label);
+	if (!rc)
+		rc = mig__put_u32(fdt, "extra", n->extra);
+	for (int i = 0; i < 2 && !rc; i++) {
+		snprintf(qname, sizeof(qname), "queue@%d", i);
+		rc = mig__begin_node(fdt, qname);
+		if (!rc)
+			rc = mig__put_u32(fdt, "size", n->qsize[i]);
+		if (!rc)
+			rc = mig__end_node(fdt);
+	}
+	return rc;
+}
+
+static int nic_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct nic *n = opaque;
+	struct nic tmp = *n;
+	char qname[16];
+	int rc;
+
+	/* validate everything into tmp, then commit */
+	rc = mig__get_u32(fdt, node, "status", &tmp.status);
+	if (!rc)
+		rc = mig__get_u64(fdt, node, "features", &tmp.features);
+	if (!rc)
+		rc = mig__get_bytes(fdt, node, "mac", tmp.mac, sizeof(tmp.mac));
+	if (!rc)
+		rc = mig__get_str(fdt, node, "label", tmp.label, sizeof(tmp.label));
+	if (!rc) {
+		if (version >= 2)
+			rc = mig__get_u32(fdt, node, "extra", &tmp.extra);
+		else
+			tmp.extra = 77;
+	}
+	for (int i = 0; i < 2 && !rc; i++) {
+		uint32_t sz = 0;
+		int q;
+
+		snprintf(qname, sizeof(qname), "queue@%d", i);
+		q = mig__get_node(fdt, node, qname);
+		if (q < 0) {
+			rc = q;
+			break;
+		}
+		rc = mig__get_u32(fdt, q, "size", &sz);
+		if (!rc && sz > 0xffff)
+			rc = -EINVAL;
+		tmp.qsize[i] = (uint16_t)sz;
+	}
+	if (rc)
+		return rc;
+	tmp.loads = n->loads + 1;
+	*n = tmp;
+	return 0;
+}
+
+static const struct mig_section_ops nic_ops = { .save = nic_save, .load = nic_load };
+
+struct disk {
+	uint64_t sectors;
+	size_t blob_len;
+	uint8_t *blob; /* big enough to make the tree grow past its first buffer */
+	int loads;
+};
+
+static int disk_save(void *opaque, void *fdt)
+{
+	struct disk *d = opaque;
+	int rc = mig__put_u64(fdt, "sectors", d->sectors);
+
+	if (!rc)
+		rc = mig__put_bytes(fdt, "blob", d->blob, d->blob_len);
+	return rc;
+}
+
+static int disk_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct disk *d = opaque;
+	uint64_t sectors;
+	const void *blob;
+	size_t len;
+	int rc;
+
+	rc = mig__get_u64(fdt, node, "sectors", &sectors);
+	if (!rc)
+		rc = mig__get_blob(fdt, node, "blob", &blob, &len);
+	if (rc)
+		return rc;
+	if (len != d->blob_len)
+		return -EINVAL;
+	memcpy(d->blob, blob, len);
+	d->sectors = sectors;
+	d->loads++;
+	return 0;
+}
+
+static const struct mig_section_ops disk_ops = { .save = disk_save, .load = disk_load };
+
+/* ---- fixtures ---- */
+
+#define BLOB_LEN 20000
+
+static struct nic src_nic, dst_nic;
+static struct disk src_disk, dst_disk;
+static uint8_t src_blob[BLOB_LEN], dst_blob[BLOB_LEN];
+static struct mig_registry src, dst;
+
+static void nic_fill(struct nic *n)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+
+	memset(n, 0, sizeof(*n));
+	n->status = 0xf;
+	n->features = 0x1300000000ull | 0x20;
+	memcpy(n->mac, mac, sizeof(mac));
+	strcpy(n->label, "net0");
+	n->qsize[0] = 256;
+	n->qsize[1] = 1024;
+	n->extra = 5;
+}
+
+static void setup(void)
+{
+	nic_fill(&src_nic);
+	memset(&dst_nic, 0, sizeof(dst_nic));
+	dst_nic.status = 0x5a5a5a5a; /* sentinel: must survive a failed load */
+	for (size_t i = 0; i < BLOB_LEN; i++) {
+		src_blob[i] = (uint8_t)(i * 7 + 3);
+		dst_blob[i] = 0xee;
+	}
+	src_disk = (struct disk){ .sectors = 1ull << 33, .blob = src_blob, .blob_len = BLOB_LEN };
+	dst_disk = (struct disk){ .sectors = 1, .blob = dst_blob, .blob_len = BLOB_LEN };
+
+	mig__registry_init(&src);
+	mig__registry_init(&dst);
+}
+
+static void teardown(void)
+{
+	mig__registry_release(&src);
+	mig__registry_release(&dst);
+}
+
+TestSuite(stream, .init = setup, .fini = teardown);
+
+static void reg_both(uint32_t src_nic_ver, uint32_t dst_nic_ver, uint32_t dst_nic_min)
+{
+	cr_assert_eq(mig__section_register(&src, "virtio-net", 0, src_nic_ver, 1, &nic_ops,
+					   &src_nic), 0);
+	cr_assert_eq(mig__section_register(&src, "virtio-blk", 3, 1, 1, &disk_ops, &src_disk), 0);
+	cr_assert_eq(mig__section_register(&dst, "virtio-net", 0, dst_nic_ver, dst_nic_min,
+					   &nic_ops, &dst_nic), 0);
+	cr_assert_eq(mig__section_register(&dst, "virtio-blk", 3, 1, 1, &disk_ops, &dst_disk), 0);
+}
+
+/* saves src into a memory writer; caller releases it */
+static const uint8_t *save_mem(struct mig_writer *w, size_t *len)
+{
+	mig__writer_init_mem(w, 0);
+	cr_assert_eq(mig__stream_save(&src, w), 0, "%s", mig__error(&src));
+	return mig__writer_data(w, len);
+}
+
+static int load_mem(const void *buf, size_t len)
+{
+	struct mig_reader rd;
+
+	mig__reader_init_mem(&rd, buf, len);
+	return mig__stream_load(&dst, &rd, NULL);
+}
+
+static void assert_loaded(void)
+{
+	cr_assert_eq(dst_nic.loads, 1);
+	cr_assert_eq(dst_nic.status, src_nic.status);
+	cr_assert_eq(dst_nic.features, src_nic.features);
+	cr_assert_eq(memcmp(dst_nic.mac, src_nic.mac, 6), 0);
+	cr_assert_str_eq(dst_nic.label, "net0");
+	cr_assert_eq(dst_nic.qsize[0], 256);
+	cr_assert_eq(dst_nic.qsize[1], 1024);
+	cr_assert_eq(dst_disk.loads, 1);
+	cr_assert_eq(dst_disk.sectors, 1ull << 33);
+	cr_assert_eq(memcmp(dst_blob, src_blob, BLOB_LEN), 0);
+}
+
+static void assert_untouched(void)
+{
+	cr_assert_eq(dst_nic.loads, 0);
+	cr_assert_eq(dst_nic.status, 0x5a5a5a5a);
+	cr_assert_eq(dst_disk.loads, 0);
+	cr_assert_eq(dst_disk.sectors, 1);
+	cr_assert_eq(dst_blob[0], 0xee);
+}
+
+static void assert_err(const char *needle)
+{
+	cr_assert(strstr(mig__error(&dst), needle), "error '%s' lacks '%s'", mig__error(&dst),
+		  needle);
+}
+
+Test(stream, crc32_known_value)
+{
+	cr_assert_eq(mig__crc32(0, "123456789", 9), 0xcbf43926u);
+	cr_assert_eq(mig__crc32(mig__crc32(0, "1234", 4), "56789", 5), 0xcbf43926u);
+	cr_assert_eq(mig__crc32(0, NULL, 0), 0);
+}
+
+Test(stream, round_trip_memory)
+{
+	struct mig_writer w;
+	size_t len;
+	const uint8_t *buf;
+
+	reg_both(2, 2, 1);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(memcmp(buf, "MVMMSTRM\1\0\0\0\0\0\0\0", 16), 0, "header layout");
+	cr_assert_eq(buf[16], MIG_REC_SECTION);
+	cr_assert_eq(load_mem(buf, len), 0, "%s", mig__error(&dst));
+	assert_loaded();
+	cr_assert_eq(dst_nic.extra, 5);
+	mig__writer_release(&w);
+}
+
+Test(stream, round_trip_pipe)
+{
+	struct mig_writer w;
+	struct mig_reader rd;
+	int p[2];
+
+	src_disk.blob_len = dst_disk.blob_len = 1000; /* the whole stream fits the pipe */
+	reg_both(2, 2, 1);
+	cr_assert_eq(pipe(p), 0);
+	mig__writer_init_fd(&w, p[1]);
+	cr_assert_eq(mig__stream_save(&src, &w), 0, "%s", mig__error(&src));
+	close(p[1]);
+	mig__reader_init_fd(&rd, p[0]);
+	cr_assert_eq(mig__stream_load(&dst, &rd, NULL), 0, "%s", mig__error(&dst));
+	cr_assert_eq(rd.consumed, w.written);
+	close(p[0]);
+	cr_assert_eq(dst_nic.loads, 1);
+	cr_assert_eq(dst_nic.features, src_nic.features);
+	cr_assert_eq(memcmp(dst_blob, src_blob, 1000), 0);
+}
+
+struct ram_ctx {
+	uint8_t *mem;
+	int calls;
+};
+
+static int ram_load(void *opaque, uint64_t gpa, const void *data, size_t len)
+{
+	struct ram_ctx *c = opaque;
+
+	if (gpa < 0x1000 || gpa + len > 0x1000 + 3 * 4096)
+		return -EFAULT;
+	memcpy(c->mem + (gpa - 0x1000), data, len);
+	c->calls++;
+	return 0;
+}
+
+Test(stream, round_trip_tmpfile_with_ram)
+{
+	struct mig_writer w;
+	struct mig_reader rd;
+	static uint8_t ram[3 * 4096], guest[3 * 4096];
+	struct mig_ram_sink sink;
+	FILE *f = tmpfile();
+	int fd;
+
+	struct ram_ctx ctx = { guest, 0 };
+
+	cr_assert_not_null(f);
+	fd = fileno(f);
+	for (size_t i = 0; i < sizeof(ram); i++)
+		ram[i] = (uint8_t)(i ^ (i >> 8));
+	reg_both(2, 2, 1);
+	mig__writer_init_fd(&w, fd);
+	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, ram, 4096), 0);
+	for (size_t i = 0; i < mig__section_count(&src); i++)
+		cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, i)), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x2000, ram + 4096, 2 * 4096), 0);
+	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+
+	/* no sink: RAM records are refused and no device is touched */
+	mig__reader_init_fd(&rd, fd);
+	cr_assert_eq(mig__stream_load(&dst, &rd, NULL), -EINVAL);
+	assert_err("no RAM sink");
+	assert_untouched();
+
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	sink.load = ram_load;
+	sink.opaque = &ctx;
+	mig__reader_init_fd(&rd, fd);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), 0, "%s", mig__error(&dst));
+	cr_assert_eq(ctx.calls, 2);
+	cr_assert_eq(memcmp(guest, ram, sizeof(ram)), 0);
+	assert_loaded();
+	fclose(f);
+}
+
+Test(stream, flipped_payload_byte_is_a_crc_error)
+{
+	struct mig_writer w;
+	size_t len;
+	uint8_t *copy;
+
+	reg_both(2, 2, 1);
+	{
+		const uint8_t *buf = save_mem(&w, &len);
+
+		copy = malloc(len);
+		memcpy(copy, buf, len);
+	}
+	/* every byte of the first record's payload, one at a time */
+	{
+		uint64_t plen = 0;
+
+		memcpy(&plen, copy + 16 + 8, 8);
+		for (uint64_t i = 0; i < plen; i += 7) {
+			copy[32 + i] ^= 0x40;
+			cr_assert_eq(load_mem(copy, len), -EBADMSG, "byte %llu",
+				     (unsigned long long)i);
+			assert_err("CRC mismatch");
+			copy[32 + i] ^= 0x40;
+		}
+		/* the disk record too, near its end */
+		copy[len - 16 - 3] ^= 1;
+		cr_assert_eq(load_mem(copy, len), -EBADMSG);
+		assert_err("CRC mismatch");
+	}
+	assert_untouched();
+	free(copy);
+	mig__writer_release(&w);
+}
+
+Test(stream, truncated_at_every_offset)
+{
+	struct mig_writer w;
+	size_t len;
+	const uint8_t *buf;
+
+	src_disk.blob_len = dst_disk.blob_len = 64; /* keep the stream small */
+	reg_both(2, 2, 1);
+	buf = save_mem(&w, &len);
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *copy = malloc(cut ? cut : 1);
+		int rc;
+
+		memcpy(copy, buf, cut);
+		rc = load_mem(copy, cut);
+		cr_assert_eq(rc, -EBADMSG, "cut at %zu of %zu: rc %d (%s)", cut, len, rc,
+			     mig__error(&dst));
+		cr_assert(strstr(mig__error(&dst), "truncated"), "cut %zu: %s", cut,
+			  mig__error(&dst));
+		assert_untouched();
+		free(copy);
+	}
+	/* and through a pipe, cut in the middle */
+	{
+		struct mig_reader rd;
+		int p[2];
+
+		cr_assert_eq(pipe(p), 0);
+		cr_assert_eq(write(p[1], buf, len / 2), (ssize_t)(len / 2));
+		close(p[1]);
+		mig__reader_init_fd(&rd, p[0]);
+		cr_assert_eq(mig__stream_load(&dst, &rd, NULL), -EBADMSG);
+		close(p[0]);
+	}
+	cr_assert_eq(load_mem(buf, len), 0, "%s", mig__error(&dst));
+	mig__writer_release(&w);
+}
+
+/* writes header + the given section trees (raw) + end */
+static void write_stream(struct mig_writer *w, void **trees, size_t *lens, size_t n)
+{
+	mig__writer_init_mem(w, 0);
+	cr_assert_eq(mig__stream_write_header(&src, w), 0);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(mig__stream_write_record(&src, w, MIG_REC_SECTION, trees[i], lens[i]),
+			     0);
+	cr_assert_eq(mig__stream_write_end(&src, w), 0);
+}
+
+Test(stream, tree_failing_fdt_check_full)
+{
+	struct mig_writer w;
+	void *trees[2];
+	size_t lens[2];
+	const void *buf;
+	size_t len;
+	uint8_t *t;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 0), &trees[0], &lens[0]), 0);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 1), &trees[1], &lens[1]), 0);
+	/* break the structure block's first token (FDT_BEGIN_NODE) */
+	t = trees[0];
+	t[fdt_off_dt_struct(t) + 3] = 0x7;
+	cr_assert_neq(fdt_check_full(t, lens[0]), 0);
+	write_stream(&w, trees, lens, 2);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	assert_err("fdt_check_full");
+	assert_untouched();
+	mig__writer_release(&w);
+
+	/* a header whose totalsize lies */
+	t[fdt_off_dt_struct(t) + 3] = 0x1;
+	cr_assert_eq(fdt_check_full(t, lens[0]), 0);
+	((struct fdt_header *)t)->totalsize = cpu_to_fdt32(lens[0] + 100);
+	write_stream(&w, trees, lens, 2);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	assert_err("fdt_check_full");
+	mig__writer_release(&w);
+
+	/* not a tree at all */
+	memset(t, 0xab, lens[0]);
+	write_stream(&w, trees, lens, 2);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	assert_untouched();
+	mig__writer_release(&w);
+	free(trees[0]);
+	free(trees[1]);
+}
+
+Test(stream, section_from_the_future)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	reg_both(3, 2, 1);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EINVAL);
+	assert_err("'virtio-net' instance 0");
+	assert_err("version 3, newer than this build's version 2");
+	assert_untouched();
+	mig__writer_release(&w);
+}
+
+Test(stream, section_below_min_version)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	reg_both(1, 4, 2);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EINVAL);
+	assert_err("'virtio-net' instance 0");
+	assert_err("version 1, older");
+	assert_err("accepts 2..4");
+	assert_untouched();
+	mig__writer_release(&w);
+}
+
+Test(stream, older_version_inside_window_uses_defaults)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	reg_both(1, 2, 1);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), 0, "%s", mig__error(&dst));
+	assert_loaded();
+	cr_assert_eq(dst_nic.extra, 77, "version 1 stream: the v2 field gets its default");
+	mig__writer_release(&w);
+}
+
+Test(stream, missing_required_field)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	src_nic.skip_field = 1;
+	reg_both(2, 2, 1);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -ENOENT);
+	assert_err("'virtio-net' instance 0 (version 2): load failed");
+	assert_err("required field 'features' is missing");
+	cr_assert_eq(dst_nic.loads, 0);
+	cr_assert_eq(dst_nic.status, 0x5a5a5a5a, "load() validated before committing");
+	mig__writer_release(&w);
+}
+
+Test(stream, unknown_section_name)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(mig__section_register(&src, "ghost", 0, 1, 1, &nic_ops, &src_nic), 0);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EINVAL);
+	assert_err("section 'ghost' instance 0 (version 1), which nobody registered");
+	assert_untouched();
+	mig__writer_release(&w);
+}
+
+Test(stream, registered_section_missing_from_stream)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(mig__section_register(&dst, "rtc", 0, 1, 1, &nic_ops, &dst_nic), 0);
+	buf = save_mem(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EINVAL);
+	assert_err("'rtc' instance 0 is registered but not in the stream");
+	assert_untouched();
+	mig__writer_release(&w);
+}
+
+Test(stream, duplicated_section)
+{
+	struct mig_writer w;
+	void *trees[3];
+	size_t lens[3];
+	const void *buf;
+	size_t len;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 0), &trees[0], &lens[0]), 0);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 1), &trees[1], &lens[1]), 0);
+	trees[2] = trees[0];
+	lens[2] = lens[0];
+	write_stream(&w, trees, lens, 3);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EINVAL);
+	assert_err("'virtio-net' instance 0 twice");
+	assert_untouched();
+	mig__writer_release(&w);
+	free(trees[0]);
+	free(trees[1]);
+}
+
+Test(stream, duplicate_field_refused_on_save)
+{
+	struct mig_writer w;
+
+	src_nic.dup_field = 1;
+	reg_both(2, 2, 1);
+	mig__writer_init_mem(&w, 0);
+	cr_assert_eq(mig__stream_save(&src, &w), -EINVAL);
+	cr_assert(strstr(mig__error(&src), "property 'status' twice"), "%s", mig__error(&src));
+	mig__writer_release(&w);
+}
+
+static void put_rec_header(uint8_t *p, uint32_t type, uint32_t crc, uint64_t len)
+{
+	for (int i = 0; i < 4; i++) {
+		p[i] = (uint8_t)(type >> (8 * i));
+		p[4 + i] = (uint8_t)(crc >> (8 * i));
+	}
+	for (int i = 0; i < 8; i++)
+		p[8 + i] = (uint8_t)(len >> (8 * i));
+}
+
+Test(stream, bad_headers_and_records)
+{
+	uint8_t s[64];
+
+	reg_both(2, 2, 1);
+	memcpy(s, "MVMMSTRM\1\0\0\0\0\0\0\0", 16);
+
+	/* unknown record type */
+	put_rec_header(s + 16, 9, 0, 0);
+	cr_assert_eq(load_mem(s, 32), -EBADMSG);
+	assert_err("unknown record type 9 at offset 16");
+
+	/* a section claiming 2^60 bytes: refused before any allocation */
+	put_rec_header(s + 16, MIG_REC_SECTION, 0, 1ull << 60);
+	cr_assert_eq(load_mem(s, 64), -EBADMSG);
+	assert_err("out of range");
+	put_rec_header(s + 16, MIG_REC_SECTION, 0, (uint64_t)MIG_SECTION_MAX + 1);
+	cr_assert_eq(load_mem(s, 64), -EBADMSG);
+
+	/* RAM record too short to hold its address */
+	put_rec_header(s + 16, MIG_REC_RAM, 0, 4);
+	cr_assert_eq(load_mem(s, 64), -EBADMSG);
+
+	/* end record with a payload */
+	put_rec_header(s + 16, MIG_REC_END, 0, 4);
+	cr_assert_eq(load_mem(s, 64), -EBADMSG);
+
+	/* empty section record: CRC of nothing is 0, then the tree is too small */
+	put_rec_header(s + 16, MIG_REC_SECTION, 0, 0);
+	put_rec_header(s + 32, MIG_REC_END, 0, 0);
+	cr_assert_eq(load_mem(s, 48), -EBADMSG);
+	assert_err("size 0 out of range");
+
+	/* bad magic, future format, unknown flags */
+	put_rec_header(s + 16, MIG_REC_END, 0, 0);
+	s[0] = 'X';
+	cr_assert_eq(load_mem(s, 32), -EBADMSG);
+	assert_err("bad magic");
+	s[0] = 'M';
+	s[8] = 2;
+	cr_assert_eq(load_mem(s, 32), -EINVAL);
+	assert_err("format version 2 is not supported");
+	s[8] = 1;
+	s[12] = 1;
+	cr_assert_eq(load_mem(s, 32), -EINVAL);
+	assert_err("unknown flags");
+	s[12] = 0;
+
+	/* header + end only: every registered section is missing */
+	cr_assert_eq(load_mem(s, 32), -EINVAL);
+	assert_err("not in the stream");
+	assert_untouched();
+}
+
+Test(stream, empty_registry_round_trip_and_writer_cap)
+{
+	struct mig_writer w;
+	size_t len;
+	const void *buf;
+
+	buf = save_mem(&w, &len);
+	cr_assert_eq(len, 32);
+	cr_assert_eq(load_mem(buf, len), 0);
+	mig__writer_release(&w);
+
+	reg_both(2, 2, 1);
+	mig__writer_init_mem(&w, 100);
+	cr_assert_eq(mig__stream_save(&src, &w), -ENOSPC);
+	cr_assert(strstr(mig__error(&src), "No space"), "%s", mig__error(&src));
+	mig__writer_release(&w);
+}
+
+Test(stream, tree_without_root_properties)
+{
+	struct mig_writer w;
+	uint64_t tree[64];
+	void *trees[1] = { tree };
+	size_t lens[1];
+	const void *buf;
+	size_t len;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(fdt_create(tree, sizeof(tree)), 0);
+	cr_assert_eq(fdt_finish_reservemap(tree), 0);
+	cr_assert_eq(fdt_begin_node(tree, ""), 0);
+	cr_assert_eq(fdt_property_string(tree, "name", "virtio-net"), 0);
+	cr_assert_eq(fdt_property_u32(tree, "instance", 0), 0);
+	cr_assert_eq(fdt_end_node(tree), 0);
+	cr_assert_eq(fdt_finish(tree), 0);
+	lens[0] = fdt_totalsize(tree);
+	write_stream(&w, trees, lens, 1);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	assert_err("root property 'version' is missing");
+	assert_untouched();
+	mig__writer_release(&w);
+}
+
+/*
+ * Damage inside a tree whose record CRC is then made to match: every byte of
+ * the nic's tree, flipped in turn, either loads (a value changed) or fails
+ * with an error; never a crash (run it under ASan to mean something).
+ */
+Test(stream, damaged_tree_with_matching_crc_never_crashes)
+{
+	void *trees[2];
+	size_t lens[2];
+	int fails = 0;
+
+	reg_both(2, 2, 1);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 0), &trees[0], &lens[0]), 0);
+	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 1), &trees[1], &lens[1]), 0);
+	for (size_t i = 0; i < lens[0]; i++) {
+		struct mig_writer w;
+		const void *buf;
+		size_t len;
+		int rc;
+
+		((uint8_t *)trees[0])[i] ^= 0xff;
+		write_stream(&w, trees, lens, 2);
+		buf = mig__writer_data(&w, &len);
+		rc = load_mem(buf, len);
+		cr_assert(rc == 0 || rc < 0);
+		if (rc)
+			fails++;
+		mig__writer_release(&w);
+		((uint8_t *)trees[0])[i] ^= 0xff;
+		dst_nic.loads = 0;
+		dst_disk.loads = 0;
+	}
+	cr_assert_gt(fails, (int)lens[0] / 2, "most damage is caught (%d of %zu)", fails, lens[0]);
+	free(trees[0]);
+	free(trees[1]);
+}
