@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <libfdt.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

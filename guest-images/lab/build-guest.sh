@@ -31,7 +31,7 @@
 # Works with just "console=ttyS0 root=/dev/vda" (the defaults apply).
 # Rebuilt only when an input changes.
 set -euo pipefail
-LAB_LOG_PREFIX=build-guest
+export LAB_LOG_PREFIX=build-guest
 . "$(dirname "$0")/common.sh"
 
 KVER=$(lab_kernel_version)

@@ -16,7 +16,7 @@
 # /run/lab/.lab/l1-run.sh (tests/lab/l1-run.sh) with bash. When that returns it powers L1 off.
 # Rebuilt only when an input changes.
 set -euo pipefail
-LAB_LOG_PREFIX=build-l1
+export LAB_LOG_PREFIX=build-l1
 . "$(dirname "$0")/common.sh"
 
 KVER=$(lab_kernel_version)

@@ -1,4 +1,5 @@
 # Shared by the lab recipes (sourced, not run). Bash.
+# shellcheck shell=bash disable=SC2034
 #
 # Cache layout ($LAB_CACHE, default /var/cache/minivmm-lab):
 #   debs/linux-image-<kver>_*.deb      the downloaded kernel package

@@ -1,4 +1,5 @@
 # Helpers for scripts that run inside the lab's L1 (source "$LAB_LIB").
+# shellcheck shell=bash
 # Bash. Every function prints what it creates on stdout and returns non-zero
 # with a message on stderr when it fails.
 #

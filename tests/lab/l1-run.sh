@@ -18,7 +18,7 @@ modprobe -a kvm_amd tun bridge vhost_net 2>/dev/null
 script=$(cat "$meta/script")
 args=()
 while IFS= read -r -d '' a; do args+=("$a"); done < "$meta/args"
-cd "$LAB_RESULTS"
+cd "$LAB_RESULTS" || exit 125
 echo "lab-l1: running $script ${args[*]}"
 bash "$script" "${args[@]}"
 rc=$?

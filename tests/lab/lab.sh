@@ -7,7 +7,8 @@
 #       --results DIR   where results go (default: ./lab-results/<time>)
 #       --timeout S     wall-clock limit for the whole L1 run (default 1500)
 #
-# "run" builds what is missing (cached), boots L1 (QEMU TCG, nested KVM, intel-iommu, igb SR-IOV NIC) with this
+# "run" builds what is missing (cached), boots L1 (QEMU TCG, nested KVM,
+# intel-iommu, igb SR-IOV NIC) with this
 # machine's root filesystem as its userland and runs SCRIPT with bash inside
 # L1. L1's console is streamed with the prefix "[L1] " and saved to
 # DIR/l1-console.log. Inside L1, $LAB_RESULTS is DIR (a read-write 9p share):
@@ -154,5 +155,5 @@ case "$cmd" in
 setup) exec "$RECIPES/setup-host.sh" "$@" ;;
 build) check_host; do_build ;;
 run) do_run "$@" ;;
-*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 # LAB_MINIVMM_ARGS (extra minivmm arguments), LAB_MINIVMM_OPTIONAL=1 (a
 # minivmm failure does not fail the test), LAB_L2_TIMEOUT (per guest, 300 s).
 set -u
+# shellcheck source=tests/lab/l1-lib.sh
 . "$LAB_LIB"
 
 GUEST_DIR=$LAB_CACHE/guest

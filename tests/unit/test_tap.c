@@ -45,7 +45,8 @@ static unsigned int tx_count;
 
 static bool is_test_frame(const uint8_t *f, size_t len, unsigned int hdr)
 {
-	return len >= hdr + 14 && f[hdr + 12] == (ETH_P_TEST >> 8) && f[hdr + 13] == (ETH_P_TEST & 0xff);
+	return len >= hdr + 14 && f[hdr + 12] == (ETH_P_TEST >> 8) &&
+	       f[hdr + 13] == (ETH_P_TEST & 0xff);
 }
 
 static int cb_rx(void *opaque, const void *frame, size_t len)
@@ -72,7 +73,7 @@ static void cb_tx_done(void *opaque, uint32_t token, int res)
 	tx_count++;
 }
 
-static const struct net_backend_cbs cbs = { .rx = cb_rx, .tx_done = cb_tx_done };
+static const struct net_backend_cbs cbs = {.rx = cb_rx, .tx_done = cb_tx_done};
 
 static void setup(void)
 {
@@ -109,7 +110,7 @@ static bool run_until(unsigned int *counter, unsigned int want, int ms)
 
 static int ifindex(const char *name)
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	cr_assert_geq(s, 0);
@@ -121,7 +122,7 @@ static int ifindex(const char *name)
 
 static int packet_socket(const char *ifname)
 {
-	struct sockaddr_ll sll = { 0 };
+	struct sockaddr_ll sll = {0};
 	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
 
 	cr_assert_geq(s, 0, "AF_PACKET: %s", strerror(errno));
@@ -136,7 +137,7 @@ static int packet_socket(const char *ifname)
 /* receive the next test frame on s into buf; returns its length or -1 on timeout */
 static ssize_t packet_recv(int s, uint8_t *buf, size_t len, int ms)
 {
-	struct pollfd p = { .fd = s, .events = POLLIN };
+	struct pollfd p = {.fd = s, .events = POLLIN};
 
 	while (poll(&p, 1, ms) == 1) {
 		ssize_t n = recv(s, buf, len, 0);
@@ -150,8 +151,8 @@ static ssize_t packet_recv(int s, uint8_t *buf, size_t len, int ms)
 /* an Ethernet frame of the test type; payload bytes start at `seed` */
 static size_t make_eth(uint8_t *f, size_t payload, uint8_t seed)
 {
-	static const uint8_t dst[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-	static const uint8_t src[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x33 };
+	static const uint8_t dst[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t src[6] = {0x52, 0x54, 0x00, 0x11, 0x22, 0x33};
 	size_t i;
 
 	memcpy(f, dst, 6);
@@ -175,7 +176,7 @@ static void start(void)
 
 Test(tap, create_configures_device, .init = setup, .fini = teardown)
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int sz = 0, s;
 
 	open_tap("mvt%d");
@@ -206,7 +207,7 @@ Test(tap, bad_names_rejected, .init = setup, .fini = teardown)
 
 static void make_persistent(const char *name, short extra_flags)
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int fd = open("/dev/net/tun", O_RDWR);
 
 	cr_assert_geq(fd, 0);
@@ -219,7 +220,7 @@ static void make_persistent(const char *name, short extra_flags)
 
 Test(tap, attaches_persistent_tap, .init = setup, .fini = teardown)
 {
-	uint8_t f[HDR + 128] = { 0 };
+	uint8_t f[HDR + 128] = {0};
 	uint8_t got[256];
 	int sz = 0, s;
 	size_t len;
@@ -233,7 +234,7 @@ Test(tap, attaches_persistent_tap, .init = setup, .fini = teardown)
 	s = packet_socket("ptap0");
 	start();
 	len = make_eth(f + HDR, 50, 9);
-	struct iovec iov = { f, HDR + len };
+	struct iovec iov = {f, HDR + len};
 	cr_assert_eq(be->ops->tx(be, &iov, 1, 0), 0);
 	cr_assert(run_until(&tx_count, 1, 2000));
 	cr_assert_eq(tx_res[0], (int)(HDR + len));
@@ -250,12 +251,12 @@ Test(tap, multi_queue_tap_refused, .init = setup, .fini = teardown)
 
 Test(tap, tx_reaches_interface_without_header, .init = setup, .fini = teardown)
 {
-	uint8_t hdr[HDR] = { 0 }, eth[128], got[256];
+	uint8_t hdr[HDR] = {0}, eth[128], got[256];
 	size_t len = make_eth(eth, 80, 1);
 	struct iovec iov[3] = {
-		{ hdr, HDR },
-		{ eth, 20 },
-		{ eth + 20, len - 20 },
+	    {hdr, HDR},
+	    {eth, 20},
+	    {eth + 20, len - 20},
 	};
 	int s;
 
@@ -272,9 +273,9 @@ Test(tap, tx_reaches_interface_without_header, .init = setup, .fini = teardown)
 
 Test(tap, tx_bad_gso_type_fails, .init = setup, .fini = teardown)
 {
-	uint8_t f[HDR + 128] = { 0 };
+	uint8_t f[HDR + 128] = {0};
 	size_t len = make_eth(f + HDR, 80, 1);
-	struct iovec iov = { f, HDR + len };
+	struct iovec iov = {f, HDR + len};
 
 	open_tap("mvt0");
 	start();
@@ -348,7 +349,7 @@ Test(tap, stop_and_restart, .init = setup, .fini = teardown)
 /* IPv4/UDP frame sent with a partial checksum through a PACKET_VNET_HDR socket */
 static uint8_t rx_csum_flags(uint64_t guest_features)
 {
-	uint8_t pkt[sizeof(struct virtio_net_hdr) + 14 + 20 + 8 + 32] = { 0 };
+	uint8_t pkt[sizeof(struct virtio_net_hdr) + 14 + 20 + 8 + 32] = {0};
 	struct virtio_net_hdr *vh = (struct virtio_net_hdr *)pkt;
 	uint8_t *eth = pkt + sizeof(*vh), *ip = eth + 14, *udp = ip + 20;
 	int one = 1, s;
@@ -360,14 +361,14 @@ static uint8_t rx_csum_flags(uint64_t guest_features)
 	/* not started: this test reads the tap fd itself */
 
 	memset(eth, 0xff, 6);
-	memcpy(eth + 6, (uint8_t[]){ 0x52, 0x54, 0, 1, 2, 3 }, 6);
+	memcpy(eth + 6, (uint8_t[]){0x52, 0x54, 0, 1, 2, 3}, 6);
 	eth[12] = 0x08; /* IPv4 */
 	ip[0] = 0x45;
 	ip[3] = 20 + 8 + 32; /* total length */
 	ip[8] = 64;
 	ip[9] = 17; /* UDP */
-	memcpy(ip + 12, (uint8_t[]){ 10, 0, 0, 1 }, 4);
-	memcpy(ip + 16, (uint8_t[]){ 10, 0, 0, 2 }, 4);
+	memcpy(ip + 12, (uint8_t[]){10, 0, 0, 1}, 4);
+	memcpy(ip + 16, (uint8_t[]){10, 0, 0, 2}, 4);
 	udp[1] = 99;
 	udp[3] = 98;
 	udp[5] = 8 + 32;
@@ -375,7 +376,8 @@ static uint8_t rx_csum_flags(uint64_t guest_features)
 	vh->gso_type = VIRTIO_NET_HDR_GSO_NONE;
 	vh->csum_start = 14 + 20;
 	vh->csum_offset = 6;
-	cr_assert_eq(send(s, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt), "send: %s", strerror(errno));
+	cr_assert_eq(send(s, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt), "send: %s",
+		     strerror(errno));
 
 	/* not our test ethertype: look at every frame the tap gives */
 	struct timespec t0, t;

@@ -49,13 +49,13 @@ Test(net_opts, tap_and_mac)
 	cr_assert_eq(parse("tap=tap0,mac=52:54:00:12:34:5F", &cfg, err), 0, "%s", err);
 	cr_assert_str_eq(cfg.tap, "tap0");
 	cr_assert(cfg.has_mac);
-	uint8_t want[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x5f };
+	uint8_t want[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x5f};
 	cr_assert_arr_eq(cfg.mac, want, 6);
 }
 
 Test(net_opts, tap_only_keeps_name)
 {
-	struct virtio_net_config cfg = { 0 };
+	struct virtio_net_config cfg = {0};
 	char err[256];
 
 	cfg.name = "virtio-net3";
@@ -112,7 +112,7 @@ Test(net_opts, bad_keys_and_values)
 
 Test(net_opts, null_err_buffer)
 {
-	struct virtio_net_config cfg = { 0 };
+	struct virtio_net_config cfg = {0};
 
 	cr_assert_eq(virtio_net__parse_opts("bogus=1", &cfg, NULL, 0), -EINVAL);
 }
@@ -131,7 +131,8 @@ Test(net_hdr, sizes)
 Test(net_hdr, offload_flags)
 {
 	cr_assert_eq(tap__offload_flags(0), 0);
-	cr_assert_eq(tap__offload_flags(F_CSUM | F_HOST_TSO4), 0, "host-side bits are not rx offloads");
+	cr_assert_eq(tap__offload_flags(F_CSUM | F_HOST_TSO4), 0,
+		     "host-side bits are not rx offloads");
 	cr_assert_eq(tap__offload_flags(F_GUEST_CSUM), TUN_F_CSUM);
 	cr_assert_eq(tap__offload_flags(F_GUEST_TSO4 | F_GUEST_TSO6), 0, "TSO needs GUEST_CSUM");
 	cr_assert_eq(tap__offload_flags(F_GUEST_CSUM | F_GUEST_TSO4 | F_GUEST_TSO6),
@@ -225,13 +226,13 @@ static void fake_destroy(struct net_backend *b)
 }
 
 static const struct net_backend_ops fake_ops = {
-	.start = fake_start,
-	.tx = fake_tx,
-	.rx_resume = fake_rx_resume,
-	.set_vnet_hdr_len = fake_set_hdr,
-	.set_offloads = fake_set_offloads,
-	.stop = fake_stop,
-	.destroy = fake_destroy,
+    .start = fake_start,
+    .tx = fake_tx,
+    .rx_resume = fake_rx_resume,
+    .set_vnet_hdr_len = fake_set_hdr,
+    .set_offloads = fake_set_offloads,
+    .stop = fake_stop,
+    .destroy = fake_destroy,
 };
 
 /* complete every recorded, not yet completed transmission */
@@ -251,7 +252,7 @@ static void fake_complete_all(int res)
 /* ---- rings in fake guest memory ------------------------------------------ */
 
 #define QSIZE 16
-#define RING_GPA(q) (0x10000ULL + (q) * 0x10000ULL)
+#define RING_GPA(q) (0x10000ULL + (q)*0x10000ULL)
 #define BUF_GPA 0x100000ULL
 
 struct tring {
@@ -379,7 +380,7 @@ static void setup_queue(int q)
 
 static void setup(void)
 {
-	struct virtio_net_config cfg = { 0 };
+	struct virtio_net_config cfg = {0};
 
 	memset(&fake, 0, sizeof(fake));
 	fake.be.ops = &fake_ops;
@@ -387,7 +388,7 @@ static void setup(void)
 	cr_assert_eq(kvm__vm_init_fake(&vm, 16 * MiB), 0);
 	cfg.name = "virtio-net-test";
 	cfg.has_mac = true;
-	memcpy(cfg.mac, (uint8_t[]){ 0x52, 0x54, 0, 0xab, 0xcd, 0xef }, 6);
+	memcpy(cfg.mac, (uint8_t[]){0x52, 0x54, 0, 0xab, 0xcd, 0xef}, 6);
 	cr_assert_eq(virtio_net__create_with_backend(&vm, &cfg, &fake.be, &net), 0);
 	vd = virtio_net__vdev(net);
 }
@@ -431,7 +432,7 @@ Test(net_dev, features_and_config, .init = setup, .fini = teardown)
 	cr_assert_eq(vd->device_id, 1);
 
 	vd->ops->cfg_read(vd, 0, cfg, 10);
-	cr_assert_arr_eq(cfg, ((uint8_t[]){ 0x52, 0x54, 0, 0xab, 0xcd, 0xef }), 6);
+	cr_assert_arr_eq(cfg, ((uint8_t[]){0x52, 0x54, 0, 0xab, 0xcd, 0xef}), 6);
 	cr_assert_eq(cfg[6] | cfg[7] << 8, 1, "link up");
 	cr_assert_eq(cfg[8] | cfg[9] << 8, 1, "one queue pair");
 	vd->ops->cfg_read(vd, 4, cfg, 2);
@@ -470,7 +471,7 @@ Test(net_dev, tx_forwards_frame_with_header, .init = setup, .fini = teardown)
 	for (i = 0; i < 60; i++)
 		body[i] = (uint8_t)i;
 	head = add_chain(VIRTIO_NET_TXQ,
-			 (struct seg[]){ { BUF_GPA, 12, false }, { BUF_GPA + 0x1000, 60, false } }, 2);
+			 (struct seg[]){{BUF_GPA, 12, false}, {BUF_GPA + 0x1000, 60, false}}, 2);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 
 	cr_assert_eq(fake.ntx, 1);
@@ -498,7 +499,7 @@ Test(net_dev, tx_batch_and_backend_error, .init = setup, .fini = teardown)
 
 	activate(FEAT_V1);
 	for (i = 0; i < 3; i++)
-		add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA + 0x100 * i, 80, false } }, 1);
+		add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA + 0x100 * i, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert_eq(fake.ntx, 3);
 	fake_complete_all(-EIO);
@@ -506,7 +507,7 @@ Test(net_dev, tx_batch_and_backend_error, .init = setup, .fini = teardown)
 
 	/* a backend that refuses a frame outright: chain returned, error counted */
 	fake.tx_ret = -EINVAL;
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 80, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert_eq(used_idx(VIRTIO_NET_TXQ), 4);
 
@@ -521,7 +522,7 @@ Test(net_dev, tx_busy_backend_retries, .init = setup, .fini = teardown)
 {
 	activate(FEAT_V1);
 	fake.tx_ret = -EBUSY;
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 80, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert_eq(fake.ntx, 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_TXQ), 0);
@@ -533,12 +534,12 @@ Test(net_dev, tx_busy_backend_retries, .init = setup, .fini = teardown)
 Test(net_dev, tx_header_too_short_breaks, .init = setup, .fini = teardown)
 {
 	activate(FEAT_MRG);
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 11, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 11, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert(dev_broken());
 	cr_assert_eq(fake.ntx, 0);
 	/* further kicks do nothing */
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 100, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 100, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert_eq(fake.ntx, 0);
 }
@@ -547,7 +548,7 @@ Test(net_dev, tx_writable_buffer_breaks, .init = setup, .fini = teardown)
 {
 	activate(FEAT_MRG);
 	add_chain(VIRTIO_NET_TXQ,
-		  (struct seg[]){ { BUF_GPA, 12, false }, { BUF_GPA + 0x1000, 100, true } }, 2);
+		  (struct seg[]){{BUF_GPA, 12, false}, {BUF_GPA + 0x1000, 100, true}}, 2);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert(dev_broken());
 	cr_assert_eq(fake.ntx, 0);
@@ -569,7 +570,7 @@ Test(net_dev, tx_descriptor_loop_breaks, .init = setup, .fini = teardown)
 Test(net_dev, tx_wild_address_breaks, .init = setup, .fini = teardown)
 {
 	activate(FEAT_MRG);
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { 0x7f0000000000ULL, 100, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{0x7f0000000000ULL, 100, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert(dev_broken());
 	cr_assert_eq(fake.ntx, 0);
@@ -582,7 +583,7 @@ static size_t make_frame(uint8_t *f, unsigned int hdr_len, size_t payload)
 	size_t i;
 
 	memset(f, 0, hdr_len);
-	f[0] = 2; /* DATA_VALID, passed through */
+	f[0] = 2;			    /* DATA_VALID, passed through */
 	memset(f + 10, 0xee, hdr_len - 10); /* num_buffers: the device must overwrite */
 	for (i = 0; i < payload; i++)
 		f[hdr_len + i] = (uint8_t)(i * 7 + 3);
@@ -601,13 +602,13 @@ Test(net_dev, rx_single_chain, .init = setup, .fini = teardown)
 	buf = hva(BUF_GPA, 2000);
 	memset(buf, 0, 2000);
 	head = add_chain(VIRTIO_NET_RXQ,
-			 (struct seg[]){ { BUF_GPA, 50, true }, { BUF_GPA + 50, 1950, true } }, 2);
+			 (struct seg[]){{BUF_GPA, 50, true}, {BUF_GPA + 50, 1950, true}}, 2);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 1);
 	used_elem(VIRTIO_NET_RXQ, 0, &id, &ulen);
 	cr_assert_eq(id, head);
 	cr_assert_eq(ulen, 112);
-	cr_assert_eq(buf[0], 2);
+	cr_assert_eq(buf[0], 0, "no flags without GUEST_CSUM");
 	cr_assert_eq(buf[10] | buf[11] << 8, 1, "num_buffers is 1 without MRG_RXBUF");
 	cr_assert_arr_eq(buf + 12, frame + 12, 100);
 
@@ -626,10 +627,11 @@ Test(net_dev, rx_legacy_header_untouched, .init = setup, .fini = teardown)
 	activate(F_CSUM);
 	buf = hva(BUF_GPA, 200);
 	memset(buf, 0x55, 200);
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 200, true } }, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA, 200, true}}, 1);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 1);
-	cr_assert_arr_eq(buf, frame, 70, "10-byte header, then the frame");
+	cr_assert_eq(buf[0], 0, "flags cleared without GUEST_CSUM");
+	cr_assert_arr_eq(buf + 1, frame + 1, 69, "10-byte header, then the frame");
 	cr_assert_eq(buf[70], 0x55);
 }
 
@@ -646,7 +648,7 @@ Test(net_dev, rx_without_buffers_holds_and_resumes, .init = setup, .fini = teard
 	cr_assert_eq(st.rx_stalls, 1);
 	cr_assert_eq(st.rx_packets, 0);
 
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 2000, true } }, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA, 2000, true}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_RXQ);
 	cr_assert_eq(fake.resumes, resumes + 1, "an rx kick resumes the backend");
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
@@ -661,7 +663,7 @@ Test(net_dev, rx_too_big_for_chain_dropped, .init = setup, .fini = teardown)
 	uint16_t head;
 
 	activate(FEAT_V1);
-	head = add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 1000, true } }, 1);
+	head = add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA, 1000, true}}, 1);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 0);
 	struct virtio_net_stats st;
@@ -689,7 +691,7 @@ Test(net_dev, rx_mergeable_spreads_frame, .init = setup, .fini = teardown)
 	for (i = 0; i < 4; i++) {
 		memset(hva(BUF_GPA + 0x1000 * i, 1000), 0, 1000);
 		heads[i] = add_chain(VIRTIO_NET_RXQ,
-				     (struct seg[]){ { BUF_GPA + 0x1000 * i, 1000, true } }, 1);
+				     (struct seg[]){{BUF_GPA + 0x1000 * i, 1000, true}}, 1);
 	}
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 3);
@@ -697,10 +699,10 @@ Test(net_dev, rx_mergeable_spreads_frame, .init = setup, .fini = teardown)
 		used_elem(VIRTIO_NET_RXQ, (uint16_t)i, &id, &ulen);
 		cr_assert_eq(id, heads[i]);
 		cr_assert_eq(ulen, i < 2 ? 1000 : 512);
-		cr_assert_arr_eq(hva(BUF_GPA + 0x1000 * i, ulen), frame + 1000 * i,
-				 i ? ulen : 10);
+		cr_assert_arr_eq(hva(BUF_GPA + 0x1000 * i, ulen), frame + 1000 * i, i ? ulen : 10);
 	}
 	uint8_t *b0 = hva(BUF_GPA, 1000);
+	cr_assert_eq(b0[0], 2, "flags pass through with GUEST_CSUM");
 	cr_assert_eq(b0[10] | b0[11] << 8, 3, "num_buffers");
 	cr_assert_arr_eq(b0 + 12, frame + 12, 988);
 	cr_assert_arr_eq(hva(BUF_GPA + 0x2000, 512), frame + 2000, 512);
@@ -724,12 +726,12 @@ Test(net_dev, rx_mergeable_short_of_buffers_rewinds, .init = setup, .fini = tear
 	uint16_t h0;
 
 	activate(FEAT_MRG);
-	h0 = add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 1000, true } }, 1);
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA + 0x1000, 1000, true } }, 1);
+	h0 = add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA, 1000, true}}, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA + 0x1000, 1000, true}}, 1);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), -ENOBUFS);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 0);
 
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA + 0x2000, 1000, true } }, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA + 0x2000, 1000, true}}, 1);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 3);
 	used_elem(VIRTIO_NET_RXQ, 0, &id, &ulen);
@@ -744,8 +746,8 @@ Test(net_dev, rx_readable_buffer_breaks, .init = setup, .fini = teardown)
 	size_t len = make_frame(frame, 12, 60);
 
 	activate(FEAT_MRG);
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 100, false }, { BUF_GPA + 100, 1000, true } },
-		  2);
+	add_chain(VIRTIO_NET_RXQ,
+		  (struct seg[]){{BUF_GPA, 100, false}, {BUF_GPA + 100, 1000, true}}, 2);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert(dev_broken());
 	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 0);
@@ -758,7 +760,7 @@ Test(net_dev, rx_mergeable_buffer_smaller_than_header_breaks, .init = setup, .fi
 	size_t len = make_frame(frame, 12, 60);
 
 	activate(FEAT_MRG);
-	add_chain(VIRTIO_NET_RXQ, (struct seg[]){ { BUF_GPA, 8, true } }, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA, 8, true}}, 1);
 	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
 	cr_assert(dev_broken());
 }
@@ -784,7 +786,7 @@ Test(net_dev, reset_stops_backend_and_drops_stale_completions, .init = setup, .f
 	size_t len = make_frame(frame, 12, 60);
 
 	activate(FEAT_V1);
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 80, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	cr_assert_eq(fake.ntx, 1);
 
@@ -802,7 +804,7 @@ Test(net_dev, reset_stops_backend_and_drops_stale_completions, .init = setup, .f
 	fake.starts = 0;
 	activate(FEAT_MRG);
 	cr_assert_eq(fake.hdr_len, 12);
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 80, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	fake_complete_all(0);
 	cr_assert_eq(used_idx(VIRTIO_NET_TXQ), 1);
@@ -811,7 +813,7 @@ Test(net_dev, reset_stops_backend_and_drops_stale_completions, .init = setup, .f
 Test(net_dev, kick_before_activation_is_ignored, .init = setup, .fini = teardown)
 {
 	setup_queue(VIRTIO_NET_TXQ);
-	add_chain(VIRTIO_NET_TXQ, (struct seg[]){ { BUF_GPA, 80, false } }, 1);
+	add_chain(VIRTIO_NET_TXQ, (struct seg[]){{BUF_GPA, 80, false}}, 1);
 	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
 	vd->ops->queue_notify(vd, 5);
 	cr_assert_eq(fake.starts, 0);

@@ -10,6 +10,7 @@
 #include <linux/virtio_pci.h>
 #include <linux/virtio_ring.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "virtio/pci.h"
 #include "vmm/kvm.h"
@@ -674,4 +675,50 @@ Test(virtio_pci, init_rejects_bad_parameters)
 	cr_assert_eq(virtio_pci__init(&vd2, &vm, "bad", 1, 0, 1, 100, 0, &dummy_ops, NULL), -EINVAL);
 	cr_assert_eq(virtio_pci__init(&vd2, &vm, "bad", 1, 0, 1, 256, 0x2000, &dummy_ops, NULL),
 		     -EINVAL);
+}
+
+/* with a real KVM VM: ioeventfds are registered at the notify addresses */
+Test(virtio_pci_kvm, ioeventfds_follow_the_bar)
+{
+	static struct vm kvm_vm;
+	uint8_t d[2] = { 0, 0 };
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+	int i;
+
+	if (access("/dev/kvm", R_OK | W_OK) || kvm__vm_create(&kvm_vm, 16 * MiB, false, 1))
+		cr_skip_test("no usable /dev/kvm");
+	memset(&dev, 0, sizeof(dev));
+	cr_assert_eq(virtio_pci__init(&dev.vd, &kvm_vm, "vdummy1", DUMMY_ID, 0xff00, NQ, QMAX,
+				      sizeof(dev.cfg), &dummy_ops, &dev), 0);
+	cr_assert_eq(virtio_pci__register(&dev.vd), 0);
+	pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND, (uint8_t *)&cmd, 2,
+			true);
+	cr_assert_neq(dev.vd.bar_addr, 0);
+	cr_assert(dev.vd.kick_ioeventfd[0]);
+	cr_assert(dev.vd.kick_ioeventfd[1]);
+
+	/* bring the device up (by hand) so kicks are delivered */
+	dev.vd.active = true;
+	dev.vd.vq[1].ready = true;
+	/* a notify write that reaches userspace is forwarded to the event loop */
+	cr_assert_eq(bus__dispatch(&kvm_vm.mmio, dev.vd.bar_addr + VIRTIO_PCI_NOTIFY_OFF + 4, d, 2,
+				   true), 0);
+	cr_assert_eq(dev.notifies[1], 0);
+	for (i = 0; i < 10 && !dev.notifies[1]; i++)
+		evloop__run_once(&kvm_vm.loop, true);
+	cr_assert_eq(dev.notifies[1], 1);
+
+	/* decode off: the ioeventfds go away with the BAR */
+	cmd = 0;
+	pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND, (uint8_t *)&cmd, 2,
+			true);
+	cr_assert_eq(dev.vd.bar_addr, 0);
+	cr_assert_not(dev.vd.kick_ioeventfd[0]);
+	cmd = PCI_COMMAND_MEMORY;
+	pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND, (uint8_t *)&cmd, 2,
+			true);
+	cr_assert(dev.vd.kick_ioeventfd[0]);
+
+	virtio_pci__destroy(&dev.vd);
+	kvm__vm_destroy(&kvm_vm);
 }

@@ -59,8 +59,9 @@ struct net_backend_ops {
 	/* receive offloads the guest accepts, from its negotiated feature bits */
 	int (*set_offloads)(struct net_backend *b, uint64_t guest_features);
 	/*
-	 * Stop receiving (drops a held frame). tx() operations already queued
-	 * still complete through tx_done.
+	 * Stop receiving: drops a held frame; a read already under way may
+	 * still complete, and its frame is offered after the next start().
+	 * tx() operations already queued still complete through tx_done.
 	 */
 	void (*stop)(struct net_backend *b);
 	/*

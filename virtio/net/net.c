@@ -56,7 +56,7 @@
 
 #define NET_VIRTIO_ID 1
 #define NET_PCI_CLASS 0x0200 /* network controller, ethernet */
-#define NET_TX_SLOTS 16       /* transmit chains in flight */
+#define NET_TX_SLOTS 16	     /* transmit chains in flight */
 
 struct net_tx_slot {
 	bool busy;
@@ -90,10 +90,11 @@ struct virtio_net {
 
 	/* event loop thread only */
 	unsigned int seen_gen; /* the generation net_sync() last acted on */
-	bool running;          /* backend started for seen_gen */
+	bool running;	       /* backend started for seen_gen */
 	bool broken;
 	unsigned int hdr_len;
 	bool mrg_rxbuf;
+	bool guest_csum;
 	struct net_tx_slot *tx;
 	unsigned int tx_inflight;
 	struct virtq_chain *rx_first, *rx_next;
@@ -149,7 +150,7 @@ static bool net_parse_mac(const char *s, size_t len, uint8_t mac[6])
 }
 
 static int net_opt_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int net_opt_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -175,8 +176,9 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 	if (err && errlen)
 		err[0] = '\0';
 	if (!opts || !*opts)
-		return net_opt_err(err, errlen,
-				   "empty network options: expected tap=NAME[,mac=52:54:00:12:34:56]");
+		return net_opt_err(
+		    err, errlen,
+		    "empty network options: expected tap=NAME[,mac=52:54:00:12:34:56]");
 
 	while (*p) {
 		const char *end = strchrnul(p, ',');
@@ -207,7 +209,8 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 						   "tap name '%.*s' is longer than %zu characters",
 						   (int)vlen, val, sizeof(cfg->tap_buf) - 1);
 			for (i = 0; i < vlen; i++) {
-				if (val[i] == '/' || val[i] == ':' || isspace((unsigned char)val[i]))
+				if (val[i] == '/' || val[i] == ':' ||
+				    isspace((unsigned char)val[i]))
 					return net_opt_err(err, errlen,
 							   "tap name '%.*s' contains '%c'",
 							   (int)vlen, val, val[i]);
@@ -223,19 +226,23 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 			seen_mac = true;
 			if (!net_parse_mac(val, vlen, cfg->mac))
 				return net_opt_err(err, errlen,
-						   "mac '%.*s' is not valid: expected six hex bytes like 52:54:00:12:34:56",
+						   "mac '%.*s' is not valid: expected six hex "
+						   "bytes like 52:54:00:12:34:56",
 						   (int)vlen, val);
 			if (cfg->mac[0] & 1)
-				return net_opt_err(err, errlen,
-						   "mac '%.*s' is a multicast address (first byte is odd)",
-						   (int)vlen, val);
+				return net_opt_err(
+				    err, errlen,
+				    "mac '%.*s' is a multicast address (first byte is odd)",
+				    (int)vlen, val);
 			if (!(cfg->mac[0] | cfg->mac[1] | cfg->mac[2] | cfg->mac[3] | cfg->mac[4] |
 			      cfg->mac[5]))
-				return net_opt_err(err, errlen, "mac '%.*s' is all zeros", (int)vlen, val);
+				return net_opt_err(err, errlen, "mac '%.*s' is all zeros",
+						   (int)vlen, val);
 			cfg->has_mac = true;
 		} else {
-			return net_opt_err(err, errlen, "unknown option '%.*s' (expected tap or mac)",
-					   (int)klen, p);
+			return net_opt_err(err, errlen,
+					   "unknown option '%.*s' (expected tap or mac)", (int)klen,
+					   p);
 		}
 		p = *end ? end + 1 : end;
 		if (*end && !*p)
@@ -258,7 +265,7 @@ static void net_stop_backend(struct virtio_net *n)
 }
 
 static void net_broken(struct virtio_net *n, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void net_broken(struct virtio_net *n, const char *fmt, ...)
 {
@@ -299,6 +306,7 @@ static void net_sync(struct virtio_net *n)
 	f = n->vdev.guest_features;
 	n->hdr_len = virtio_net__hdr_len(f);
 	n->mrg_rxbuf = (f >> NET_F_MRG_RXBUF) & 1;
+	n->guest_csum = (f >> NET_F_GUEST_CSUM) & 1;
 	ret = n->be->ops->set_vnet_hdr_len(n->be, n->hdr_len);
 	if (ret >= 0)
 		ret = n->be->ops->set_offloads(n->be, f);
@@ -341,7 +349,8 @@ static void net_tx_process(struct virtio_net *n)
 			break;
 		}
 		if (c->nr_in) {
-			net_broken(n, "tx chain %u has %u device-writable buffers", c->head, c->nr_in);
+			net_broken(n, "tx chain %u has %u device-writable buffers", c->head,
+				   c->nr_in);
 			break;
 		}
 		if (c->out_len < n->hdr_len) {
@@ -413,12 +422,21 @@ static void net_rx_copy(struct virtio_net *n, const struct virtq_chain *c, const
 	virtq__buf_to_iov(iov, c->nr_in, 0, frame + off, chunk);
 }
 
-static void net_rx_set_num_buffers(struct virtio_net *n, const struct virtq_chain *c, uint16_t nb)
+/*
+ * Finish the header in the first chain: num_buffers (v1 header), and flags
+ * cleared when the driver did not take GUEST_CSUM (the tap reports
+ * DATA_VALID regardless; the spec wants 0 then).
+ */
+static void net_rx_finish_hdr(struct virtio_net *n, const struct virtq_chain *c, uint16_t nb)
 {
-	uint8_t le[2] = { (uint8_t)nb, (uint8_t)(nb >> 8) };
+	const struct iovec *iov = c->iov + c->nr_out;
+	uint8_t le[2] = {(uint8_t)nb, (uint8_t)(nb >> 8)};
+	uint8_t zero = 0;
 
+	if (!n->guest_csum)
+		virtq__buf_to_iov(iov, c->nr_in, 0, &zero, 1);
 	if (n->hdr_len >= NET_HDR_LEN_V1)
-		virtq__buf_to_iov(c->iov + c->nr_out, c->nr_in, NET_HDR_NUM_BUFFERS_OFF, le, 2);
+		virtq__buf_to_iov(iov, c->nr_in, NET_HDR_NUM_BUFFERS_OFF, le, 2);
 }
 
 /* pop one receive chain: 1 ok, 0 none, -EIO the device went broken */
@@ -457,12 +475,12 @@ static int net_rx_single(struct virtio_net *n, struct virtq *q, const uint8_t *f
 		/* leave the chain for a smaller frame */
 		virtq__unpop(q);
 		STAT_ADD(n, rx_dropped, 1);
-		log_err_rl(&n->rl, n->name, "rx: %zu-byte frame does not fit a %u-byte buffer",
-			   len, c->in_len);
+		log_err_rl(&n->rl, n->name, "rx: %zu-byte frame does not fit a %u-byte buffer", len,
+			   c->in_len);
 		return 0;
 	}
 	net_rx_copy(n, c, frame, 0, len);
-	net_rx_set_num_buffers(n, c, 1);
+	net_rx_finish_hdr(n, c, 1);
 	if (virtq__push(q, c->head, (uint32_t)len) < 0) {
 		net_broken(n, "rx ring: cannot return chain %u", c->head);
 		return 0;
@@ -470,8 +488,7 @@ static int net_rx_single(struct virtio_net *n, struct virtq *q, const uint8_t *f
 	return 1;
 }
 
-static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t *frame,
-			    size_t len)
+static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t *frame, size_t len)
 {
 	unsigned int nbuf = 0, i;
 	size_t off = 0;
@@ -484,8 +501,8 @@ static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t
 		if (nbuf >= q->size) {
 			net_rx_rewind(q, nbuf);
 			STAT_ADD(n, rx_dropped, 1);
-			log_err_rl(&n->rl, n->name, "rx: %zu-byte frame does not fit the whole ring",
-				   len);
+			log_err_rl(&n->rl, n->name,
+				   "rx: %zu-byte frame does not fit the whole ring", len);
 			return 0;
 		}
 		ret = net_rx_pop(n, q, c);
@@ -507,7 +524,7 @@ static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t
 		nbuf++;
 		off += chunk;
 	}
-	net_rx_set_num_buffers(n, n->rx_first, (uint16_t)nbuf);
+	net_rx_finish_hdr(n, n->rx_first, (uint16_t)nbuf);
 	for (i = 0; i < nbuf; i++) {
 		if (virtq__push(q, n->rx_used[i].head, n->rx_used[i].len) < 0) {
 			net_broken(n, "rx ring: cannot return chain %u", n->rx_used[i].head);
@@ -572,8 +589,8 @@ static void net_tx_done(void *opaque, uint32_t token, int res)
 }
 
 static const struct net_backend_cbs net_be_cbs = {
-	.rx = net_rx,
-	.tx_done = net_tx_done,
+    .rx = net_rx,
+    .tx_done = net_tx_done,
 };
 
 /* ---- transport ops ---------------------------------------------------- */
@@ -581,9 +598,8 @@ static const struct net_backend_cbs net_be_cbs = {
 static uint64_t net_features(struct virtio_dev *vd)
 {
 	return (1ULL << NET_F_CSUM) | (1ULL << NET_F_GUEST_CSUM) | (1ULL << NET_F_MAC) |
-	       (1ULL << NET_F_GUEST_TSO4) | (1ULL << NET_F_GUEST_TSO6) |
-	       (1ULL << NET_F_HOST_TSO4) | (1ULL << NET_F_HOST_TSO6) |
-	       (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS);
+	       (1ULL << NET_F_GUEST_TSO4) | (1ULL << NET_F_GUEST_TSO6) | (1ULL << NET_F_HOST_TSO4) |
+	       (1ULL << NET_F_HOST_TSO6) | (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS);
 }
 
 static void net_cfg_read(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
@@ -665,12 +681,12 @@ static void net_ctl_event(void *opaque, int res)
 }
 
 static const struct virtio_dev_ops net_ops = {
-	.features = net_features,
-	.cfg_read = net_cfg_read,
-	.cfg_write = net_cfg_write,
-	.activate = net_activate,
-	.reset = net_reset,
-	.queue_notify = net_queue_notify,
+    .features = net_features,
+    .cfg_read = net_cfg_read,
+    .cfg_write = net_cfg_write,
+    .activate = net_activate,
+    .reset = net_reset,
+    .queue_notify = net_queue_notify,
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -829,7 +845,8 @@ void virtio_net__log_stats(const struct virtio_net *n)
 
 	virtio_net__get_stats(n, &s);
 	log_info(n->name,
-		 "tx %llu packets %llu bytes %llu errors; rx %llu packets %llu bytes %llu dropped %llu stalls",
+		 "tx %llu packets %llu bytes %llu errors; rx %llu packets %llu bytes %llu dropped "
+		 "%llu stalls",
 		 (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes,
 		 (unsigned long long)s.tx_errors, (unsigned long long)s.rx_packets,
 		 (unsigned long long)s.rx_bytes, (unsigned long long)s.rx_dropped,

@@ -40,19 +40,19 @@ struct virtio_net;
 #define VIRTIO_NET_IFNAMSIZ 16 /* IFNAMSIZ, without <net/if.h> */
 
 struct virtio_net_config {
-	const char *name;       /* log prefix, e.g. "virtio-net0" (NULL: "virtio-net") */
-	const char *tap;        /* tap interface name */
+	const char *name; /* log prefix, e.g. "virtio-net0" (NULL: "virtio-net") */
+	const char *tap;  /* tap interface name */
 	uint8_t mac[6];
-	bool has_mac;           /* false: a random locally administered 52:54:00:xx:xx:xx */
+	bool has_mac; /* false: a random locally administered 52:54:00:xx:xx:xx */
 	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
 };
 
 struct virtio_net_stats {
-	uint64_t tx_packets, tx_bytes;   /* frames sent to the backend (bytes without header) */
-	uint64_t tx_errors;              /* frames the backend refused or failed to send */
-	uint64_t rx_packets, rx_bytes;   /* frames delivered to the guest (without header) */
-	uint64_t rx_dropped;             /* frames that could not be delivered */
-	uint64_t rx_stalls;              /* times receive paused for lack of guest buffers */
+	uint64_t tx_packets, tx_bytes; /* frames sent to the backend (bytes without header) */
+	uint64_t tx_errors;	       /* frames the backend refused or failed to send */
+	uint64_t rx_packets, rx_bytes; /* frames delivered to the guest (without header) */
+	uint64_t rx_dropped;	       /* frames that could not be delivered */
+	uint64_t rx_stalls;	       /* times receive paused for lack of guest buffers */
 };
 
 /*

@@ -55,8 +55,8 @@ struct tap {
 	const struct net_backend_cbs *cbs;
 	void *opaque;
 	bool started;
-	bool paused;      /* the device had no buffers: hold rx_buf, no reads */
-	bool reading;     /* a readv is in flight */
+	bool paused;	  /* the device had no buffers: hold rx_buf, no reads */
+	bool reading;	  /* a readv is in flight */
 	bool nop_pending; /* a re-offer of the held frame is in flight */
 	size_t held_len;  /* bytes of a frame held in rx_buf, 0 when none */
 	uint8_t *rx_buf;
@@ -161,9 +161,10 @@ static void tap_rx_done(void *opaque, int res)
 			log_err_rl(&t->rl, t->prefix, "tap %s read: %s", t->ifname, strerror(-res));
 		return;
 	}
-	if (!t->started || res == 0)
-		return; /* stopped meanwhile: the frame is dropped */
+	if (res == 0)
+		return;
 	t->held_len = (size_t)res;
+	/* stopped meanwhile: keep the frame for the next start() */
 	tap_rx_offer(t);
 }
 
@@ -302,7 +303,8 @@ static int tap_set_vnet_hdr_len(struct net_backend *b, unsigned int len)
 
 	ret = sys__ioctl_raw(t->fd, TUNSETVNETHDRSZ, &sz);
 	if (ret < 0)
-		log_err(t->prefix, "tap %s: TUNSETVNETHDRSZ %u: %s", t->ifname, len, strerror(-ret));
+		log_err(t->prefix, "tap %s: TUNSETVNETHDRSZ %u: %s", t->ifname, len,
+			strerror(-ret));
 	return ret < 0 ? ret : 0;
 }
 
@@ -314,7 +316,8 @@ static int tap_set_offloads(struct net_backend *b, uint64_t guest_features)
 
 	ret = sys__ioctl_raw(t->fd, TUNSETOFFLOAD, (void *)(unsigned long)flags);
 	if (ret < 0)
-		log_err(t->prefix, "tap %s: TUNSETOFFLOAD %#x: %s", t->ifname, flags, strerror(-ret));
+		log_err(t->prefix, "tap %s: TUNSETOFFLOAD %#x: %s", t->ifname, flags,
+			strerror(-ret));
 	return ret < 0 ? ret : 0;
 }
 
@@ -359,13 +362,13 @@ static void tap_destroy(struct net_backend *b)
 }
 
 static const struct net_backend_ops tap_ops = {
-	.start = tap_start,
-	.tx = tap_tx,
-	.rx_resume = tap_rx_resume,
-	.set_vnet_hdr_len = tap_set_vnet_hdr_len,
-	.set_offloads = tap_set_offloads,
-	.stop = tap_stop,
-	.destroy = tap_destroy,
+    .start = tap_start,
+    .tx = tap_tx,
+    .rx_resume = tap_rx_resume,
+    .set_vnet_hdr_len = tap_set_vnet_hdr_len,
+    .set_offloads = tap_set_offloads,
+    .stop = tap_stop,
+    .destroy = tap_destroy,
 };
 
 int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
@@ -427,7 +430,8 @@ int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
 	ret = sys__ioctl_raw(t->fd, TUNSETIFF, &ifr);
 	if (ret < 0) {
 		if (ret == -EINVAL)
-			log_err(prefix, "tap %s: TUNSETIFF: %s (is it a tun or multi-queue device?)",
+			log_err(prefix,
+				"tap %s: TUNSETIFF: %s (is it a tun or multi-queue device?)",
 				ifname, strerror(-ret));
 		else if (ret == -EBUSY)
 			log_err(prefix, "tap %s: TUNSETIFF: %s (already attached elsewhere?)",

@@ -20,7 +20,8 @@
 
 /*
  * Opens the tap `ifname` (created when absent; "name%d" lets the kernel pick)
- * for the event loop `loop`; prefix names the device in log messages. On success *out is the backend, started later.
+ * for the event loop `loop`; prefix names the device in log messages. On success *out is the
+ * backend, started later.
  */
 int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
 		struct net_backend **out) __must_check;
