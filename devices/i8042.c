@@ -102,7 +102,7 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 				i8042_reset_request(k, "pulse command");
 			break;
 		}
-		log_err_rl(&k->rl, I8042_PREFIX, "unsupported command %#x ignored", cmd);
+		log_debug(I8042_PREFIX, "unsupported command %#x ignored", cmd);
 		break;
 	}
 }

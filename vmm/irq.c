@@ -46,25 +46,33 @@ static int irq_add_entry(struct irq *irq, const struct kvm_irq_routing_entry *e)
 	return 0;
 }
 
+/*
+ * The default ISA routing, as the ACPI MADT describes it: the PIT (GSI 0)
+ * reaches IOAPIC pin 2 (the interrupt source override IRQ0 -> GSI2) and PIC
+ * pin 0; GSI 1 and 3-15 go to the same PIC and IOAPIC pins; GSI 2 is the PIC
+ * cascade and has no route; GSI 16-23 are IOAPIC-only PCI lines.
+ */
 int irq__setup_legacy(struct irq *irq)
 {
 	struct kvm_irq_routing_entry e;
-	uint32_t pin;
+	uint32_t gsi;
 	int ret = 0;
 
 	pthread_mutex_lock(&irq->lock);
-	for (pin = 0; pin < IRQ_NR_LEGACY && !ret; pin++) {
-		if (pin < 16 && pin != 2) {
-			e = (struct kvm_irq_routing_entry){ .gsi = pin, .type = KVM_IRQ_ROUTING_IRQCHIP };
-			e.u.irqchip.irqchip = pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-			e.u.irqchip.pin = pin % 8;
+	for (gsi = 0; gsi < IRQ_NR_LEGACY && !ret; gsi++) {
+		if (gsi == 2)
+			continue;
+		if (gsi < 16) {
+			e = (struct kvm_irq_routing_entry){ .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP };
+			e.u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+			e.u.irqchip.pin = gsi % 8;
 			ret = irq_add_entry(irq, &e);
 			if (ret)
 				break;
 		}
-		e = (struct kvm_irq_routing_entry){ .gsi = pin, .type = KVM_IRQ_ROUTING_IRQCHIP };
+		e = (struct kvm_irq_routing_entry){ .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP };
 		e.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		e.u.irqchip.pin = pin;
+		e.u.irqchip.pin = gsi == 0 ? 2 : gsi;
 		ret = irq_add_entry(irq, &e);
 	}
 	if (!ret)
