@@ -33,13 +33,14 @@ int sys__close(int fd)
 	return close(fd) ? -errno : 0;
 }
 
+/*
+ * No retry on EINTR: for KVM_RUN, -EINTR is the answer to a kick (a signal or
+ * immediate_exit) and the caller must see it.
+ */
 int sys__ioctl_raw(int fd, unsigned long req, void *arg)
 {
-	int ret;
+	int ret = ioctl(fd, req, arg);
 
-	do
-		ret = ioctl(fd, req, arg);
-	while (ret < 0 && errno == EINTR);
 	return ret < 0 ? -errno : ret;
 }
 

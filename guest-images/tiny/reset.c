@@ -4,6 +4,8 @@
  * "poweroff" on the command line it writes the ACPI PM1a sleep command
  * (SLP_TYP 5 | SLP_EN) to port 0x604 instead. Either way the VMM must stop
  * the guest; if we are still running afterwards the guest exits with 1.
+ * With "hang" it idles forever (sti; hlt) so that a test can stop the VMM
+ * from outside with a signal.
  */
 #include "tiny.h"
 
@@ -14,6 +16,11 @@ int main(const uint8_t *bp)
 	(void)bp;
 	intr_init();
 	timer_start(10000);
+	if (cmdline_has("hang")) {
+		report("reset: hanging");
+		for (;;)
+			wait_intr();
+	}
 	if (cmdline_has("poweroff")) {
 		report("reset: requesting ACPI poweroff");
 		outw(0x604, (5u << 10) | (1u << 13));

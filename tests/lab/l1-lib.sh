@@ -12,7 +12,7 @@
 #   lab_host_create NS IP/LEN BR    a network namespace ("host") on a veth to BR
 #   lab_ns NS CMD...                run CMD in namespace NS
 #   lab_now                         seconds since the epoch, with ns
-#   lab_wait_line FILE REGEX SECS [PID]  wait until FILE has a line matching REGEX
+#   lab_wait_line FILE REGEX SECS [PID [STALL]]  wait until FILE has a line matching REGEX
 #   lab_result KEY VALUE            append "KEY=VALUE" to $LAB_RESULTS/results.txt
 #   lab_guest_img                   path of guest.img (a private writable copy)
 
@@ -118,20 +118,33 @@ lab_host_create() {
 
 lab_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# lab_wait_line FILE REGEX SECS [PID]: 0 when a line matches, 1 on timeout
-# or when PID (if given) has exited first
+# lab_wait_line FILE REGEX SECS [PID [STALL]]: 0 when a line matches; 1 after
+# SECS, when PID (if given) has exited first, or when FILE has not grown for
+# STALL seconds (if given)
 lab_wait_line() {
-	local f=$1 re=$2 secs=$3 pid=${4:-} end
+	local f=$1 re=$2 secs=$3 pid=${4:-} stall=${5:-} end now size last_size=-1 last_t
 	end=$(($(date +%s) + secs))
-	while [ "$(date +%s)" -lt "$end" ]; do
+	last_t=$(date +%s)
+	while :; do
+		now=$(date +%s)
+		[ "$now" -lt "$end" ] || { echo "l1-lib: no /$re/ in $f after ${secs}s" >&2; return 1; }
 		grep -Eq "$re" "$f" 2>/dev/null && return 0
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
 			grep -Eq "$re" "$f" 2>/dev/null && return 0
 			return 1
 		fi
+		if [ -n "$stall" ]; then
+			size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+			if [ "$size" != "$last_size" ]; then
+				last_size=$size
+				last_t=$now
+			elif [ $((now - last_t)) -ge "$stall" ]; then
+				echo "l1-lib: $f has not grown for ${stall}s: stalled" >&2
+				return 1
+			fi
+		fi
 		sleep 0.2
 	done
-	return 1
 }
 
 # lab_guest_img [DEST]: copy guest.img out of the (read-only) cache into a

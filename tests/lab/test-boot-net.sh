@@ -7,13 +7,17 @@
 #
 # Environment: MINIVMM_BIN (the minivmm binary; no minivmm part without it),
 # LAB_MINIVMM_ARGS (extra minivmm arguments), LAB_MINIVMM_OPTIONAL=1 (a
-# minivmm failure does not fail the test), LAB_L2_TIMEOUT (per guest, 300 s).
+# minivmm failure does not fail the test), LAB_L2_TIMEOUT (per guest, 300 s),
+# LAB_L2_STALL (a guest whose console is silent this long before readiness
+# is stopped, 150 s). Also checks that VFs can be created and bound to
+# vfio-pci (the l1-lib.sh helpers).
 set -u
 # shellcheck source=tests/lab/l1-lib.sh
 . "$LAB_LIB"
 
 GUEST_DIR=$LAB_CACHE/guest
 L2_TIMEOUT=${LAB_L2_TIMEOUT:-300}
+L2_STALL=${LAB_L2_STALL:-150}
 MAC=52:54:00:1a:00:10
 BR_IP=10.0.3.1
 rc=0
@@ -26,7 +30,14 @@ lab_bridge_create br0 "$BR_IP/24" "$pf" >/dev/null || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
 iperf3 -s -B "$BR_IP" >"$LAB_RESULTS/iperf3-server.log" 2>&1 &
 iperf_pid=$!
-trap 'kill $iperf_pid 2>/dev/null; [ -n "${vmm_pid:-}" ] && kill -9 $vmm_pid 2>/dev/null' EXIT
+# vmm_pid is timeout(1)'s; signal the VMM (its child) directly
+stop_vmm() {
+	[ -n "${vmm_pid:-}" ] || return 0
+	pkill "-$1" -P "$vmm_pid" 2>/dev/null
+	[ "$1" = KILL ] && kill -KILL "$vmm_pid" 2>/dev/null
+	return 0
+}
+trap 'kill $iperf_pid 2>/dev/null; stop_vmm KILL' EXIT
 echo "test-boot-net: PF $pf on br0 ($BR_IP/24), guest image $img"
 
 # run_guest NAME LOG CMD...: run a VMM, wait for the guest's readiness line and
@@ -42,11 +53,16 @@ run_guest() {
 	# stream the guest's console, prefixed, while it runs
 	( tail -n +1 -F --pid="$vmm_pid" "$log" 2>/dev/null | sed -u "s/^/[$name] /" ) &
 	local tail_pid=$!
-	if lab_wait_line "$log" 'LAB-GUEST-READY' "$L2_TIMEOUT" "$vmm_pid"; then
+	if lab_wait_line "$log" 'LAB-GUEST-READY' "$L2_TIMEOUT" "$vmm_pid" "$L2_STALL"; then
 		t_ready=$(lab_now)
 		lab_result "${name}_boot_s" "$(lab_elapsed "$t0" "$t_ready")"
 		line=$(grep -m1 'LAB-GUEST-READY' "$log")
 		lab_result "${name}_guest_uptime_at_ready_s" "$(echo "$line" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p')"
+	else
+		echo "test-boot-net: [$name] not ready: stopping it"
+		stop_vmm TERM
+		sleep 5
+		stop_vmm KILL
 	fi
 	wait "$vmm_pid"
 	st=$?
@@ -104,6 +120,19 @@ else
 			fail "minivmm"
 		fi
 	fi
+fi
+
+# --- SR-IOV: VFs on the PF, one bound to vfio-pci ---------------------------
+if vfs=$(lab_vfs_create "$pf" 2) && [ "$(echo "$vfs" | wc -l)" = 2 ]; then
+	vf0=$(echo "$vfs" | head -n1)
+	lab_result vf_pci "$(echo $vfs)"
+	if grp=$(lab_vf_bind_vfio "$vf0"); then
+		lab_result vf0_vfio "$grp"
+	else
+		fail "binding VF $vf0 to vfio-pci"
+	fi
+else
+	fail "creating 2 VFs on $pf"
 fi
 
 echo "test-boot-net: results:"

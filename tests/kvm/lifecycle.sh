@@ -1,0 +1,42 @@
+#!/bin/bash
+# VMM lifecycle: a VM with an idle second vCPU (blocked in KVM_RUN waiting for
+# a SIPI) still exits at once when the guest stops; SIGTERM and SIGINT stop a
+# running guest cleanly with status 143 and the stop reason.
+. "$(dirname "$0")/lib.sh"
+set -e
+require_kvm
+require_guest "$TINY_BOOTINFO"
+require_guest "$TINY_RESET"
+
+run_vmm 30 "$MINIVMM_BIN" --kernel "$TINY_BOOTINFO" --testdev --mem 64M --cpus 2 \
+	--cmdline "mem_expect=64"
+expect_line '^bootinfo PASS$'
+expect_rc 0
+
+for sig in TERM INT; do
+	set +e
+	"$MINIVMM_BIN" --kernel "$TINY_RESET" --testdev --mem 32M --cpus 2 --cmdline hang \
+		>"$OUT" 2>&1 </dev/null &
+	pid=$!
+	for _ in $(seq 100); do
+		grep -q '^testdev: reset: hanging' "$OUT" && break
+		sleep 0.1
+	done
+	grep -q '^testdev: reset: hanging' "$OUT" || { kill -9 $pid; fail "the guest never started"; }
+	kill -$sig $pid
+	for _ in $(seq 100); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 $pid 2>/dev/null; then
+		kill -9 $pid
+		fail "minivmm still running 10 s after SIG$sig"
+	fi
+	wait $pid
+	RC=$?
+	set -e
+	echo "SIG$sig: minivmm exited with status $RC"
+	expect_rc 143
+	grep -q 'stopped by signal' "$OUT" || fail "no stop reason printed after SIG$sig"
+done
+echo "PASS"
