@@ -71,6 +71,54 @@ int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, 
 	return sys__ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
+int kvm__alloc_memslot(struct vm *vm)
+{
+	unsigned int w, b;
+	uint64_t cur;
+
+	for (w = 0; w < ARRAY_SIZE(vm->memslot_used); w++) {
+		cur = atomic_load(&vm->memslot_used[w]);
+		while (cur != ~0ULL) {
+			b = (unsigned int)__builtin_ctzll(~cur);
+			if (atomic_compare_exchange_weak(&vm->memslot_used[w], &cur, cur | 1ULL << b))
+				return (int)(vm->mem.nr_regions + w * 64 + b);
+		}
+	}
+	return -ENOSPC;
+}
+
+void kvm__free_memslot(struct vm *vm, uint32_t slot)
+{
+	uint32_t n;
+
+	if (slot < vm->mem.nr_regions)
+		return;
+	n = slot - vm->mem.nr_regions;
+	if (n >= KVM_MEMSLOT_EXTRA)
+		return;
+	atomic_fetch_and(&vm->memslot_used[n / 64], ~(1ULL << (n % 64)));
+}
+
+int kvm__vfio_device_fd(struct vm *vm)
+{
+	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+	int ret;
+
+	if (vm->vm_fd < 0)
+		return -ENODEV;
+	pthread_mutex_lock(&vm->vfio_dev_lock);
+	ret = 0;
+	if (vm->vfio_dev_fd < 0) {
+		ret = sys__ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &cd);
+		if (!ret)
+			vm->vfio_dev_fd = (int)cd.fd;
+	}
+	if (!ret)
+		ret = vm->vfio_dev_fd;
+	pthread_mutex_unlock(&vm->vfio_dev_lock);
+	return ret;
+}
+
 static void kvm_stop_fn(void *opaque, int res)
 {
 	struct vm *vm = opaque;
@@ -100,6 +148,8 @@ static int kvm_vm_init_common(struct vm *vm)
 	ret = evloop__init(&vm->loop, 256);
 	if (ret)
 		goto err_pci;
+	vm->vfio_dev_fd = -1;
+	pthread_mutex_init(&vm->vfio_dev_lock, NULL);
 	vm->stop_efd = sys__eventfd(0);
 	if (vm->stop_efd < 0) {
 		ret = vm->stop_efd;
@@ -252,6 +302,9 @@ void kvm__vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 		vm->stop_efd = -1;
 	}
+	if (vm->vfio_dev_fd >= 0)
+		close(vm->vfio_dev_fd);
+	vm->vfio_dev_fd = -1;
 	evloop__destroy(&vm->loop);
 	pci__bus_destroy(&vm->pci);
 	irq__destroy(&vm->irq);

@@ -23,6 +23,9 @@
 
 struct kvm_run;
 
+/* memory slots kvm__alloc_memslot hands out beyond the RAM regions' */
+#define KVM_MEMSLOT_EXTRA 256
+
 enum vm_exit_reason {
 	VM_RUNNING = 0,
 	VM_EXIT_POWEROFF,   /* guest powered off (ACPI S5) */
@@ -63,6 +66,10 @@ struct vm {
 	atomic_int exit_code;
 	int stop_efd;           /* signalled on exit requests; watched by the event loop */
 	struct evloop_watch stop_watch;
+	/* memory slots above RAM's (BAR passthrough): bit n = slot nr_regions + n in use */
+	_Atomic uint64_t memslot_used[KVM_MEMSLOT_EXTRA / 64];
+	int vfio_dev_fd;        /* KVM VFIO pseudo device, -1 until kvm__vfio_device_fd() */
+	pthread_mutex_t vfio_dev_lock;
 };
 
 /* opens /dev/kvm, creates the VM, in-kernel irqchip and PIT, guest RAM, buses, PCI, event loop */
@@ -91,6 +98,21 @@ const char *kvm__exit_reason_name(enum vm_exit_reason r);
 
 /* KVM_CHECK_EXTENSION on the VM (or /dev/kvm); returns the value or 0 */
 int kvm__check_cap(struct vm *vm, long cap);
+
+/*
+ * A free memory slot number for a device mapping (RAM owns slots
+ * 0..nr_regions-1), or -ENOSPC. Thread-safe; free it with kvm__free_memslot.
+ */
+int kvm__alloc_memslot(struct vm *vm) __must_check;
+void kvm__free_memslot(struct vm *vm, uint32_t slot);
+
+/*
+ * The VM's KVM VFIO pseudo device (KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO),
+ * created on first use: VFIO groups/files are added to it so KVM knows about
+ * non-coherent DMA and the irq bypass can post interrupts. fd or -errno
+ * (-ENODEV without KVM).
+ */
+int kvm__vfio_device_fd(struct vm *vm) __must_check;
 
 /* adds a memory slot mapping hva at gpa (BAR passthrough, RAM); size 0 deletes */
 int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* minivmm: parse options, build the board, run until the guest stops. */
 #include "config.h"
+#include "devices/sriov/cli.h"
 #include "vmm/board.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int reason, ret;
 
+	if (argc > 1 && (!strcmp(argv[1], "sriov") || !strcmp(argv[1], "doctor")))
+		return sriov_cli__main(argc - 1, argv + 1);
 	if (options__parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "minivmm: %s\nTry 'minivmm --help'.\n", err);
 		return 2;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <linux/pci_regs.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,48 @@ static void msix_fire(struct msix *m, struct msix_vector *v)
 	}
 }
 
+/*
+ * Passthrough: the producer signals v->efd itself. A live vector has its route
+ * and irqfd; a masked one has its irqfd detached so events wait in the eventfd
+ * (KVM delivers them when the irqfd is attached again on unmask).
+ */
+static void msix_update_vector_pt(struct msix *m, uint16_t i)
+{
+	struct msix_vector *v = &m->vec[i];
+	uint64_t addr = (uint64_t)v->addr_hi << 32 | v->addr_lo;
+	bool was_live = v->routed;
+	int ret;
+
+	if (msix_vec_masked(m, v)) {
+		if (v->routed) {
+			ret = irq__irqfd(m->irq, v->efd, (uint32_t)v->gsi, -1, false);
+			if (ret)
+				log_err_rl(&msix_rl, m->dev->name, "MSI-X vector %u: irqfd detach: %s",
+					   i, strerror(-ret));
+			v->routed = false;
+		}
+	} else if (m->irq && v->efd >= 0) {
+		if (v->gsi < 0) {
+			v->gsi = irq__alloc_gsi(m->irq);
+			if (v->gsi < 0) {
+				log_err_rl(&msix_rl, m->dev->name, "no GSI for MSI-X vector %u", i);
+				return;
+			}
+		}
+		ret = irq__set_msi_route(m->irq, (uint32_t)v->gsi, addr, v->data);
+		if (!ret && !v->routed) {
+			ret = irq__irqfd(m->irq, v->efd, (uint32_t)v->gsi, -1, true);
+			if (!ret)
+				v->routed = true;
+		}
+		if (ret)
+			log_err_rl(&msix_rl, m->dev->name, "MSI-X vector %u route: %s", i,
+				   strerror(-ret));
+	}
+	if (was_live != v->routed && m->pt_ops->vector)
+		m->pt_ops->vector(m, i, v->routed, m->pt_opaque);
+}
+
 /* make vector i's KVM route match its table entry; called with m->lock held */
 static void msix_update_vector(struct msix *m, uint16_t i)
 {
@@ -57,6 +100,10 @@ static void msix_update_vector(struct msix *m, uint16_t i)
 	uint64_t addr = (uint64_t)v->addr_hi << 32 | v->addr_lo;
 	int ret;
 
+	if (m->pt_ops) {
+		msix_update_vector_pt(m, i);
+		return;
+	}
 	if (msix_vec_masked(m, v)) {
 		/* keep the route: a masked vector's events become pending bits (msix__notify) */
 		return;
@@ -145,8 +192,72 @@ int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, 
 	m->nr = nr;
 	m->cap_off = (uint8_t)off;
 	m->table_bar = bar;
+	m->pba_bar = bar;
 	m->table_off = table_off;
 	m->pba_off = pba_off;
+	return 0;
+}
+
+int msix__init_existing(struct msix *m, struct pci_dev *d, struct irq *irq, uint8_t cap_off)
+{
+	uint32_t table, pba;
+	uint16_t i, nr;
+
+	memset(m, 0, sizeof(*m));
+	if (cap_off < 0x40 || cap_off > PCI_CFG_SPACE_SIZE - PCI_CAP_MSIX_SIZEOF ||
+	    pci__cfg_rd8(d, cap_off) != PCI_CAP_ID_MSIX)
+		return -EINVAL;
+	nr = (uint16_t)((pci__cfg_rd16(d, cap_off + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE) + 1);
+	table = pci__cfg_rd32(d, cap_off + PCI_MSIX_TABLE);
+	pba = pci__cfg_rd32(d, cap_off + PCI_MSIX_PBA);
+	if ((table & PCI_MSIX_TABLE_BIR) >= PCI_NUM_BARS || (pba & PCI_MSIX_PBA_BIR) >= PCI_NUM_BARS)
+		return -EINVAL;
+	m->vec = calloc(nr, sizeof(*m->vec));
+	if (!m->vec)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++) {
+		m->vec[i].ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		m->vec[i].gsi = -1;
+		m->vec[i].efd = -1;
+	}
+	/* the guest starts with MSI-X off whatever the device had */
+	pci__cfg_wr16(d, cap_off + PCI_MSIX_FLAGS,
+		      pci__cfg_rd16(d, cap_off + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE);
+	pci__dev_set_wmask(d, cap_off, PCI_CAP_MSIX_SIZEOF, 0);
+	d->wmask[cap_off + PCI_MSIX_FLAGS + 1] = (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >> 8;
+	pthread_mutex_init(&m->lock, NULL);
+	m->dev = d;
+	m->irq = irq;
+	m->nr = nr;
+	m->cap_off = cap_off;
+	m->table_bar = (int)(table & PCI_MSIX_TABLE_BIR);
+	m->table_off = table & PCI_MSIX_TABLE_OFFSET;
+	m->pba_bar = (int)(pba & PCI_MSIX_PBA_BIR);
+	m->pba_off = pba & PCI_MSIX_PBA_OFFSET;
+	return 0;
+}
+
+int msix__set_passthrough(struct msix *m, const struct msix_passthrough_ops *ops, void *opaque)
+{
+	uint16_t i;
+	int fd;
+
+	if (!m->vec || !ops)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->nr; i++) {
+		if (m->vec[i].efd >= 0)
+			continue;
+		fd = sys__eventfd(0);
+		if (fd < 0) {
+			pthread_mutex_unlock(&m->lock);
+			return fd; /* msix__destroy closes the ones made so far */
+		}
+		m->vec[i].efd = fd;
+	}
+	m->pt_ops = ops;
+	m->pt_opaque = opaque;
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
@@ -200,6 +311,18 @@ void msix__table_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t le
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* passthrough: a masked vector is pending when its eventfd holds events */
+static bool msix_vec_pending(const struct msix *m, const struct msix_vector *v)
+{
+	struct pollfd p = { .fd = v->efd, .events = POLLIN };
+
+	if (!m->pt_ops)
+		return v->pending;
+	if (v->routed || v->efd < 0)
+		return false;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
 void msix__pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
 {
 	uint32_t i;
@@ -213,7 +336,7 @@ void msix__pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len,
 	for (i = 0; i < len * 8; i++) {
 		uint64_t bit = off * 8 + i;
 
-		if (bit < m->nr && m->vec[bit].pending)
+		if (bit < m->nr && msix_vec_pending(m, &m->vec[bit]))
 			data[i / 8] |= (uint8_t)(1u << (i % 8));
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -225,6 +348,10 @@ void msix__cfg_write(struct msix *m, uint32_t off, uint32_t len)
 		return;
 	pthread_mutex_lock(&m->lock);
 	msix_update_all(m);
+	if (m->pt_ops && m->pt_ops->enable && msix__enabled(m) != m->pt_enabled) {
+		m->pt_enabled = msix__enabled(m);
+		m->pt_error = m->pt_ops->enable(m, m->pt_enabled, m->pt_opaque);
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -15,6 +15,7 @@
 #include "vmm/util.h"
 
 struct irq;
+struct msix;
 struct pci_dev;
 
 #define MSIX_ENTRY_SIZE 16
@@ -30,6 +31,24 @@ struct msix_vector {
 	uint64_t count; /* interrupts delivered (or recorded, without KVM) */
 };
 
+/*
+ * Passthrough producers (VFIO) signal the vectors' eventfds themselves, so the
+ * VMM cannot turn a masked vector's event into a pending bit: instead a masked
+ * vector's irqfd is detached (its events wait in the eventfd, shown in the PBA)
+ * and attached again on unmask, where KVM delivers what is waiting. Both
+ * callbacks run with m->lock held and must not call back into msix.
+ */
+struct msix_passthrough_ops {
+	/*
+	 * MSI-X was enabled (on) or disabled by the guest, after every vector's
+	 * route and irqfd were brought up to date: hand all vectors' eventfds to
+	 * the producer (VFIO_DEVICE_SET_IRQS) or take them back.
+	 */
+	int (*enable)(struct msix *m, bool on, void *opaque);
+	/* vector v became live (unmasked, routed, irqfd bound) or stopped being so */
+	void (*vector)(struct msix *m, uint16_t v, bool live, void *opaque);
+};
+
 struct msix {
 	struct pci_dev *dev;
 	struct irq *irq;
@@ -41,6 +60,11 @@ struct msix {
 	uint32_t pba_off;
 	struct msix_vector *vec;
 	uint64_t userspace_injections; /* MSIs injected by the VMM (fallback path) */
+	int pba_bar;          /* BAR holding the PBA (table_bar unless taken over) */
+	const struct msix_passthrough_ops *pt_ops; /* NULL: emulated device */
+	void *pt_opaque;
+	bool pt_enabled;      /* last enable state reported to pt_ops->enable */
+	int pt_error;         /* last error pt_ops->enable returned */
 };
 
 /*
@@ -50,6 +74,20 @@ struct msix {
 int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, int bar,
 	       uint32_t table_off, uint32_t pba_off) __must_check;
 void msix__destroy(struct msix *m);
+/*
+ * Passthrough devices: takes over the MSI-X capability already present in d's
+ * config space at cap_off (vector count, table and PBA BIR/offset are read from
+ * it) instead of appending one. Only enable and function-mask become writable.
+ */
+int msix__init_existing(struct msix *m, struct pci_dev *d, struct irq *irq,
+			uint8_t cap_off) __must_check;
+/*
+ * Switches m to passthrough delivery (see struct msix_passthrough_ops): every
+ * vector gets its eventfd now, and GSIs/routes are kept even without KVM (unit
+ * tests then see the routes in irq's table).
+ */
+int msix__set_passthrough(struct msix *m, const struct msix_passthrough_ops *ops,
+			  void *opaque) __must_check;
 
 /* bytes the table + PBA need */
 uint32_t msix__table_size(uint16_t nr);

@@ -57,8 +57,14 @@ void options__usage(void *file, const char *prog)
 		"  -h, --help            this help\n"
 		"  -V, --version         print the version\n"
 		"\n"
-		"The console is the guest's first serial port on this terminal; Ctrl-A x quits.\n",
-		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS);
+		"The console is the guest's first serial port on this terminal; Ctrl-A x quits.\n"
+		"\n"
+		"Host side of VF passthrough (see `%s sriov --help`):\n"
+		"  %s sriov PF [--num-vfs N | --vf N --mac M --vlan V ...]  manage VFs\n"
+		"  %s sriov bind|unbind VF  move a VF to or from vfio-pci\n"
+		"  %s doctor [VF]           check IOMMU, interrupt remapping, groups, memlock\n",
+		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS, prog, prog, prog,
+		prog);
 }
 
 int options__parse_size(const char *s, uint64_t *out)

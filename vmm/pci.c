@@ -273,8 +273,8 @@ int pci__register(struct pci_bus *pb, struct pci_dev *d, int slot)
 		goto out;
 	}
 	if (pci__cfg_rd8(d, PCI_INTERRUPT_PIN)) {
-		/* the usual swizzle onto IOAPIC pins 16-19 */
-		d->intx_gsi = 16 + (uint32_t)((s + pci__cfg_rd8(d, PCI_INTERRUPT_PIN) - 1) % 4);
+		d->intx_gsi = pci__intx_gsi((unsigned int)s,
+					    (pci__cfg_rd8(d, PCI_INTERRUPT_PIN) - 1u) & 3);
 		pci__cfg_wr8(d, PCI_INTERRUPT_LINE, (uint8_t)d->intx_gsi);
 	}
 	d->devfn = s << 3;

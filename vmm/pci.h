@@ -124,6 +124,16 @@ int pci__unregister(struct pci_bus *pb, struct pci_dev *d);
 void pci__cfg_access(struct pci_bus *pb, uint8_t bus, uint8_t devfn, uint32_t off,
 		     uint8_t *data, uint32_t len, bool is_write);
 
+/*
+ * INTx routing of bus 0: pin (0 = INTA .. 3 = INTD) of slot `slot` reaches
+ * IOAPIC pin 16-19 with the usual swizzle. The DSDT's _PRT says the same.
+ */
+#define PCI_INTX_GSI_BASE 16
+static inline uint32_t pci__intx_gsi(unsigned int slot, unsigned int pin)
+{
+	return PCI_INTX_GSI_BASE + (slot + pin) % 4;
+}
+
 /* little-endian accessors on d->cfg */
 static inline uint8_t pci__cfg_rd8(const struct pci_dev *d, uint32_t off) { return d->cfg[off]; }
 static inline uint16_t pci__cfg_rd16(const struct pci_dev *d, uint32_t off)

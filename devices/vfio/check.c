@@ -129,7 +129,8 @@ static int check_read_config(const char *dir, uint8_t *cfg, size_t len)
 		got += (size_t)n;
 	}
 	close(fd);
-	memset(cfg + got, 0, len - got);
+	if (got < len)
+		memset(cfg + got, 0, len - got);
 	return (int)got;
 }
 
@@ -256,7 +257,7 @@ enum vfio_acs_state vfio_check__acs_path(const char *sysfs_root, const char *bdf
 			st = s;
 	}
 	if (desc && desclen && !desc[0])
-		check_cat(desc, desclen, "no PCIe port above %s (root complex integrated)", bdf);
+		check_cat(desc, desclen, "no bridge above %s (it sits on a root bus)", bdf);
 	return st;
 }
 

@@ -191,9 +191,11 @@ cat > "$rfs/sbin/init" <<'INIT'
 #!/bin/sh
 # lab guest init (guest-images/lab/build-guest.sh)
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# (this busybox has no mountpoint applet)
+[ -e /proc/self ] || mount -t proc proc /proc
+mounted() { grep -q "^[^ ]* $1 " /proc/mounts; }
+mounted /sys || mount -t sysfs sysfs /sys
+mounted /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=755 tmpfs /run

@@ -7,7 +7,14 @@
 #   kernel/current                     the version the last build used
 #   l1/vmlinuz, l1/initramfs.cpio.gz   L1 kernel and initramfs
 #   guest/guest.img                    the L2 disk image
-LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
+# (not root and /var/cache not writable: ~/.cache/minivmm-lab)
+if [ -n "${MINIVMM_LAB_CACHE:-}" ]; then
+	LAB_CACHE=$MINIVMM_LAB_CACHE
+elif mkdir -p /var/cache/minivmm-lab 2>/dev/null && [ -w /var/cache/minivmm-lab ]; then
+	LAB_CACHE=/var/cache/minivmm-lab
+else
+	LAB_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/minivmm-lab
+fi
 LAB_RECIPES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab_log() { echo "${LAB_LOG_PREFIX:-lab}: $*" >&2; }

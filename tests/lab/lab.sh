@@ -21,7 +21,9 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRCDIR=$(cd "$HERE/../.." && pwd)
 RECIPES="$SRCDIR/guest-images/lab"
-export MINIVMM_LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
+# shellcheck source=guest-images/lab/common.sh
+. "$RECIPES/common.sh"
+export MINIVMM_LAB_CACHE=$LAB_CACHE
 QEMU=${LAB_QEMU:-qemu-system-x86_64}
 qpid="" tpid=""
 

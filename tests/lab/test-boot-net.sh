@@ -21,6 +21,7 @@ L2_STALL=${LAB_L2_STALL:-150}
 MAC=52:54:00:1a:00:10
 BR_IP=10.0.3.1
 rc=0
+: > "$LAB_RESULTS/results.txt"
 
 fail() { echo "test-boot-net: FAIL: $*"; rc=1; }
 
@@ -138,8 +139,8 @@ fi
 echo "test-boot-net: results:"
 sed 's/^/  /' "$LAB_RESULTS/results.txt"
 for k in boot_s iperf3_tx_mbps iperf3_rx_mbps; do
-	q=$(sed -n "s/^qemu_$k=//p" "$LAB_RESULTS/results.txt")
-	m=$(sed -n "s/^minivmm_$k=//p" "$LAB_RESULTS/results.txt")
+	q=$(sed -n "s/^qemu_$k=//p" "$LAB_RESULTS/results.txt" | tail -n1)
+	m=$(sed -n "s/^minivmm_$k=//p" "$LAB_RESULTS/results.txt" | tail -n1)
 	[ -n "$q" ] && [ -n "$m" ] && lab_result "ratio_minivmm_over_qemu_$k" \
 		"$(awk -v a="$m" -v b="$q" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "nan" }')"
 done

@@ -481,6 +481,12 @@ Test(acpi_iasl, disassembles)
 	cr_assert_not_null(strstr(s, "0xDFFFFFFF"), "32-bit window end");
 	cr_assert_not_null(strstr(s, "0x000000FFFFFFFFFF"), "64-bit window end");
 	cr_assert_not_null(strstr(s, "0x03F8"));
+	/* INTx routing: slot 1 INTA -> GSI 17, slot 31 INTD -> GSI 18 (pci__intx_gsi) */
+	cr_assert_not_null(strstr(s, "Name (_PRT, Package (0x7C)"), "124 _PRT entries");
+	cr_assert_not_null(strstr(s, "0x0001FFFF"));
+	cr_assert_not_null(strstr(s, "0x001FFFFF"));
+	cr_assert_eq(pci__intx_gsi(1, 0), 17);
+	cr_assert_eq(pci__intx_gsi(31, 3), 18);
 	free(s);
 	/* the disassembly compiles back: the AML was well-formed ASL */
 	{

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vmm/log.h"
+#include "vmm/pci.h"
 #include "vmm/x86/aml.h"
 #include "vmm/x86/cpu.h"
 
@@ -314,6 +315,32 @@ static void acpi_name_eisaid(struct aml *a, const char *name, const char *id)
 	aml__eisaid(a, id);
 }
 
+/* _PRT: INTx of every slot on bus 0, as pci__intx_gsi() routes it (GSI, no link device) */
+static void acpi_dsdt_prt(struct aml *a)
+{
+	struct aml_blk prt, ent;
+	unsigned int slot, pin;
+
+	aml__name(a, "_PRT");
+	prt = aml__package_begin(a);
+	for (slot = 1; slot < PCI_MAX_DEVICES; slot++) {
+		for (pin = 0; pin < 4; pin++) {
+			ent = aml__package_begin(a);
+			aml__integer(a, (uint64_t)slot << 16 | 0xffff);
+			aml__elem(&ent);
+			aml__integer(a, pin);
+			aml__elem(&ent);
+			aml__integer(a, 0);
+			aml__elem(&ent);
+			aml__integer(a, pci__intx_gsi(slot, pin));
+			aml__elem(&ent);
+			aml__end(a, ent);
+			aml__elem(&prt);
+		}
+	}
+	aml__end(a, prt);
+}
+
 static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 {
 	struct aml_blk sb, dev, crs, m, pkg;
@@ -338,6 +365,7 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 	if (c->mmio64_size)
 		aml__res_qword_mem(a, c->mmio64_base, c->mmio64_base + c->mmio64_size - 1, false);
 	aml__end(a, crs);
+	acpi_dsdt_prt(a);
 	aml__end(a, dev);
 
 	if (c->com1) {

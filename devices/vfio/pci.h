@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A PCI function (usually an SR-IOV VF) assigned to the guest through VFIO.
+ *
+ * Data path without minivmm: the BARs are mmap()ed from the VFIO device and
+ * put in KVM memory slots (sparse areas only, so the MSI-X table and PBA pages
+ * stay trapped and emulated); each MSI-X vector's eventfd goes both to
+ * VFIO_DEVICE_SET_IRQS and to KVM_IRQFD; guest RAM is mapped in the IOMMU.
+ * minivmm only sees config space accesses, MSI-X table/PBA accesses and
+ * accesses to non-mmappable BAR parts; it counts them (struct vfio_pci_stats).
+ *
+ * Config space: the guest sees a virtual copy of the device's config space.
+ * BARs, ROM BAR (hidden), MSI/MSI-X capabilities, COMMAND and PM control are
+ * virtualized; only COMMAND's I/O, memory, bus-master and INTx-disable bits and
+ * PM D-state changes reach the device; everything else reads through and is
+ * read-only. Capability lists are walked with loop protection.
+ */
+#ifndef MINIVMM_DEVICES_VFIO_PCI_H
+#define MINIVMM_DEVICES_VFIO_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/vfio/reset.h"
+#include "vmm/util.h"
+
+struct vm;
+struct vfio_backend;
+struct vfio_iommu;
+struct vfio_pci;
+
+struct vfio_pci_opts {
+	const char *name;               /* log prefix ("vfio0"); default "vfio-<bdf>" */
+	bool allow_unsafe_interrupts;   /* assign without interrupt remapping */
+	struct vfio_backend *backend;   /* NULL: the real VFIO backend */
+	struct vfio_iommu *iommu;       /* shared DMA address space; NULL: a private one */
+};
+
+struct vfio_pci_stats {
+	uint64_t cfg_reads, cfg_writes;     /* config space accesses (exits) */
+	uint64_t cfg_writes_refused;        /* writes to bytes the guest may not change */
+	uint64_t msix_table_exits, msix_pba_exits;
+	uint64_t bar_trap_exits;            /* other trapped BAR accesses (non-mmappable parts) */
+	uint64_t userspace_irqs;            /* interrupts minivmm injected itself */
+	uint64_t irq_reconfigs;             /* VFIO_DEVICE_SET_IRQS calls */
+	uint64_t memslots;                  /* KVM slots currently mapping BARs */
+	enum vfio_reset_step last_reset;    /* the reset step that worked last */
+};
+
+/*
+ * Assigns the PCI function bdf ("0000:03:10.1") to vm: runs the isolation
+ * checks (devices/vfio/check.h; their message is logged and the error
+ * returned), opens the group and device, resets it, builds the virtual config
+ * space and registers the device on the guest's PCI bus.
+ */
+int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts *o,
+		     struct vfio_pci **out) __must_check;
+/* disables interrupts, resets (ladder), unmaps BARs, releases the device */
+void vfio_pci__destroy(struct vfio_pci *vf);
+
+void vfio_pci__stats(struct vfio_pci *vf, struct vfio_pci_stats *st);
+/* one log line with the counters (board__print_stats) */
+void vfio_pci__log_stats(struct vfio_pci *vf);
+
+#endif
