@@ -12,14 +12,21 @@
 
 static int mem_map_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
 {
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
 	struct mem_region *r;
 	void *p;
 
 	if (m->nr_regions >= MEM_MAX_REGIONS)
 		return -ENOSPC;
+	/*
+	 * hugetlb pages are reserved at mmap() time, so a shortage fails here
+	 * with a message instead of a SIGBUS at first touch; ordinary RAM is
+	 * overcommitted like any anonymous memory
+	 */
 	if (m->hugepages)
 		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	else
+		flags |= MAP_NORESERVE;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED) {
 		int err = -errno;

@@ -13,6 +13,27 @@ run_vmm 30 "$MINIVMM_BIN" --kernel "$TINY_BOOTINFO" --testdev --mem 64M --cpus 2
 expect_line '^bootinfo PASS$'
 expect_rc 0
 
+# hugepage-backed RAM: reserve 2 MiB pages for the run, then give them back
+if [ -w /proc/sys/vm/nr_hugepages ]; then
+	old=$(cat /proc/sys/vm/nr_hugepages)
+	echo $((old + 40)) > /proc/sys/vm/nr_hugepages
+	got=$(cat /proc/sys/vm/nr_hugepages)
+	if [ "$got" -ge $((old + 32)) ]; then
+		run_vmm 30 "$MINIVMM_BIN" --kernel "$TINY_BOOTINFO" --testdev --mem 64M --hugepages \
+			--cmdline "mem_expect=64"
+		echo "$old" > /proc/sys/vm/nr_hugepages
+		expect_line '^bootinfo PASS$'
+		expect_rc 0
+	else
+		echo "$old" > /proc/sys/vm/nr_hugepages
+		echo "note: the kernel gave only $((got - old)) hugepages; --hugepages not exercised"
+	fi
+	# without enough hugepages the VMM refuses clearly instead of crashing
+	run_vmm 30 "$MINIVMM_BIN" --kernel "$TINY_BOOTINFO" --testdev --mem 1T --hugepages
+	[ "$RC" -ne 0 ] || fail "--hugepages with no hugepages must fail"
+	grep -q 'hugepages' "$OUT" || fail "the hugepage failure does not say why"
+fi
+
 for sig in TERM INT; do
 	set +e
 	"$MINIVMM_BIN" --kernel "$TINY_RESET" --testdev --mem 32M --cpus 2 --cmdline hang \

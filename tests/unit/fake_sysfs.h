@@ -26,7 +26,7 @@ struct fake {
 	char buf[PATH_MAX];
 };
 
-static const char *fk_path(struct fake *f, const char *fmt, va_list ap)
+static inline const char *fk_path(struct fake *f, const char *fmt, va_list ap)
 {
 	int n = snprintf(f->buf, sizeof(f->buf), "%s/", f->root);
 
@@ -34,7 +34,7 @@ static const char *fk_path(struct fake *f, const char *fmt, va_list ap)
 	return f->buf;
 }
 
-static __attribute__((format(printf, 2, 3))) const char *fk_p(struct fake *f, const char *fmt, ...)
+static inline __attribute__((format(printf, 2, 3))) const char *fk_p(struct fake *f, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -44,7 +44,7 @@ static __attribute__((format(printf, 2, 3))) const char *fk_p(struct fake *f, co
 	return f->buf;
 }
 
-static void fk_mkdirs(const char *path)
+static inline void fk_mkdirs(const char *path)
 {
 	char tmp[PATH_MAX];
 
@@ -59,7 +59,7 @@ static void fk_mkdirs(const char *path)
 	mkdir(tmp, 0755);
 }
 
-static __attribute__((format(printf, 2, 3))) void fk_dir(struct fake *f, const char *fmt, ...)
+static inline __attribute__((format(printf, 2, 3))) void fk_dir(struct fake *f, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -69,7 +69,7 @@ static __attribute__((format(printf, 2, 3))) void fk_dir(struct fake *f, const c
 	fk_mkdirs(f->buf);
 }
 
-static void fk_parent(const char *path)
+static inline void fk_parent(const char *path)
 {
 	char tmp[PATH_MAX], *s;
 
@@ -82,7 +82,7 @@ static void fk_parent(const char *path)
 }
 
 /* writes a file (creating its directory) with content */
-static __attribute__((format(printf, 3, 4))) void fk_file(struct fake *f, const char *content,
+static inline __attribute__((format(printf, 3, 4))) void fk_file(struct fake *f, const char *content,
 							    const char *fmt, ...)
 {
 	va_list ap;
@@ -98,7 +98,7 @@ static __attribute__((format(printf, 3, 4))) void fk_file(struct fake *f, const 
 	fclose(fp);
 }
 
-static void fk_write_bytes(struct fake *f, const char *rel, const void *data, size_t len)
+static inline void fk_write_bytes(struct fake *f, const char *rel, const void *data, size_t len)
 {
 	FILE *fp;
 
@@ -111,7 +111,7 @@ static void fk_write_bytes(struct fake *f, const char *rel, const void *data, si
 }
 
 /* reads a file of the tree; "" when missing */
-static __attribute__((format(printf, 2, 3))) const char *fk_read(struct fake *f, const char *fmt, ...)
+static inline __attribute__((format(printf, 2, 3))) const char *fk_read(struct fake *f, const char *fmt, ...)
 {
 	static char out[4096];
 	va_list ap;
@@ -132,7 +132,7 @@ static __attribute__((format(printf, 2, 3))) const char *fk_read(struct fake *f,
 }
 
 /* symlink at rel pointing to target (absolute path inside the tree) */
-static void fk_link(struct fake *f, const char *rel, const char *target_rel)
+static inline void fk_link(struct fake *f, const char *rel, const char *target_rel)
 {
 	char target[PATH_MAX];
 
@@ -143,7 +143,7 @@ static void fk_link(struct fake *f, const char *rel, const char *target_rel)
 	cr_assert_eq(symlink(target, f->buf), 0, "symlink %s: %s", f->buf, strerror(errno));
 }
 
-static void fk_init(struct fake *f)
+static inline void fk_init(struct fake *f)
 {
 	snprintf(f->root, sizeof(f->root), "/tmp/minivmm-fakesys-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->root));
@@ -157,7 +157,7 @@ static void fk_init(struct fake *f)
 	fk_dir(f, "devices/pci0000:00");
 }
 
-static int fk_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+static inline int fk_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -165,7 +165,7 @@ static int fk_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw
 	return remove(p);
 }
 
-static void fk_fini(struct fake *f)
+static inline void fk_fini(struct fake *f)
 {
 	if (f->root[0])
 		nftw(f->root, fk_rm, 16, FTW_DEPTH | FTW_PHYS);
@@ -174,7 +174,7 @@ static void fk_fini(struct fake *f)
 /* --- config space images --- */
 #define FK_CFG 4096
 
-static void fk_cfg_init(uint8_t *cfg, int pcie_type)
+static inline void fk_cfg_init(uint8_t *cfg, int pcie_type)
 {
 	memset(cfg, 0, FK_CFG);
 	cfg[0] = 0x86;
@@ -189,7 +189,7 @@ static void fk_cfg_init(uint8_t *cfg, int pcie_type)
 }
 
 /* puts an extended capability header at off */
-static void fk_cfg_ext(uint8_t *cfg, unsigned int off, uint16_t id, unsigned int next)
+static inline void fk_cfg_ext(uint8_t *cfg, unsigned int off, uint16_t id, unsigned int next)
 {
 	uint32_t hdr = id | 1u << 16 | next << 20;
 
@@ -197,7 +197,7 @@ static void fk_cfg_ext(uint8_t *cfg, unsigned int off, uint16_t id, unsigned int
 }
 
 /* ACS capability at off with capability and control registers */
-static void fk_cfg_acs(uint8_t *cfg, unsigned int off, unsigned int next, uint16_t cap,
+static inline void fk_cfg_acs(uint8_t *cfg, unsigned int off, unsigned int next, uint16_t cap,
 		       uint16_t ctrl)
 {
 	fk_cfg_ext(cfg, off, 0x000d, next);
@@ -207,7 +207,7 @@ static void fk_cfg_acs(uint8_t *cfg, unsigned int off, unsigned int next, uint16
 
 /* --- devices --- */
 /* device dir under parent's (NULL: the root bus), its bus link and config */
-static void fk_pci(struct fake *f, const char *parent, const char *bdf, const uint8_t *cfg,
+static inline void fk_pci(struct fake *f, const char *parent, const char *bdf, const uint8_t *cfg,
 		   size_t cfglen)
 {
 	char dir[PATH_MAX], pdir[PATH_MAX], rel[PATH_MAX + 64];
@@ -232,7 +232,7 @@ static void fk_pci(struct fake *f, const char *parent, const char *bdf, const ui
 	fk_file(f, "", "%s/driver_override", dir);
 }
 
-static void fk_driver(struct fake *f, const char *bdf, const char *drv)
+static inline void fk_driver(struct fake *f, const char *bdf, const char *drv)
 {
 	char rel[256], target[256];
 
@@ -244,7 +244,7 @@ static void fk_driver(struct fake *f, const char *bdf, const char *drv)
 	fk_link(f, rel, target);
 }
 
-static void fk_group(struct fake *f, const char *bdf, int group)
+static inline void fk_group(struct fake *f, const char *bdf, int group)
 {
 	char rel[256], target[256];
 
@@ -257,7 +257,7 @@ static void fk_group(struct fake *f, const char *bdf, int group)
 	fk_link(f, rel, target);
 }
 
-static void fk_intel_iommu(struct fake *f, const char *name, const char *cap, const char *ecap)
+static inline void fk_intel_iommu(struct fake *f, const char *name, const char *cap, const char *ecap)
 {
 	fk_file(f, cap, "class/iommu/%s/intel-iommu/cap", name);
 	fk_file(f, ecap, "class/iommu/%s/intel-iommu/ecap", name);
