@@ -111,9 +111,9 @@ static void doctor_host(struct doctor *d, const struct vfio_check_iommu *io)
 				    "%s/interrupts: is it disabled?", d->o->proc_root);
 		else
 			doctor_line(d, DOCTOR_OK, "interrupt remapping", NULL,
-				    "supported by all %u unit%s%s", io->units,
-				    io->units == 1 ? "" : "s",
-				    inuse == 1 ? " and in use (IR- chips in /proc/interrupts)" : "");
+				    "every IOMMU unit supports it (%u)%s", io->units,
+				    inuse == 1 ? " and it is in use (IR- chips in /proc/interrupts)" :
+				    "");
 	} else if (unsafe == 1) {
 		doctor_line(d, DOCTOR_WARN, "interrupt remapping",
 			    "enable interrupt remapping in the firmware and the kernel, then "

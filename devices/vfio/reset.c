@@ -117,7 +117,7 @@ static int vfio_reset_pm(const struct vfio_reset_dev *d)
 	if (ret)
 		return ret;
 	if (v == 0xffff)
-		return -EIO;
+		v = 0; /* not answering: write a clean PMCSR anyway */
 	if (v & PCI_PM_CTRL_NO_SOFT_RESET)
 		log_info(d->name, "PM cycle: the device says No_Soft_Reset, D3hot may keep its state");
 	v = (uint16_t)(v & ~(PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_STATUS));

@@ -12,7 +12,7 @@ BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
 # qemu-system-x86 must come from bookworm-backports (>= 10: igb with SR-IOV).
 QEMU_MIN_MAJOR=10
 PKGS=(busybox-static e2fsprogs cpio kmod iperf3 iproute2 python3 procps
-      coreutils util-linux pciutils ethtool dpkg-dev)
+      coreutils util-linux pciutils ethtool)
 
 log() { echo "setup-host: $*"; }
 
@@ -44,20 +44,23 @@ fi
 
 [ "$(id -u)" = 0 ] || { log "must run as root (apt-get)"; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
+added=0
 
 if [ -f "$BACKPORTS_LIST" ] || grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
 	log "bookworm-backports source already configured"
 else
 	echo "$BACKPORTS_LINE" > "$BACKPORTS_LIST"
+	added=1
 	log "added $BACKPORTS_LIST: $BACKPORTS_LINE"
 fi
 
 need_update=0
 [ -n "${missing// /}" ] && need_update=1
 [ "$qmaj" -lt "$QEMU_MIN_MAJOR" ] && need_update=1
-# The lab also needs the kernel package index (build-l1.sh resolves
-# linux-image-amd64 through apt-cache).
-apt-cache policy qemu-system-x86 2>/dev/null | grep -q bookworm-backports || need_update=1
+# a newly added source, or no package index yet (build-l1.sh resolves
+# linux-image-amd64 through apt-cache)
+[ "$added" = 1 ] && need_update=1
+apt-cache show linux-image-amd64 >/dev/null 2>&1 || need_update=1
 
 if [ "$need_update" = 1 ]; then
 	log "apt-get update"
@@ -75,12 +78,13 @@ fi
 if [ "$qmaj" -lt "$QEMU_MIN_MAJOR" ]; then
 	log "installing qemu-system-x86 from bookworm-backports"
 	apt-get install -y -q --no-install-recommends -t bookworm-backports \
-		qemu-system-x86 qemu-utils >/dev/null
+		qemu-system-x86 >/dev/null
 	qmaj=$(qemu_major)
 	[ "$qmaj" -ge "$QEMU_MIN_MAJOR" ] || { log "qemu still at major $qmaj"; exit 1; }
 	log "installed $(qemu-system-x86_64 --version | head -n1)"
 else
 	log "qemu already present: $(qemu-system-x86_64 --version | head -n1)"
 fi
-qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"' || { log "this qemu has no igb device"; exit 1; }
+devs=$(qemu-system-x86_64 -device help 2>/dev/null)
+case "$devs" in *'"igb"'*) ;; *) log "this qemu has no igb device"; exit 1 ;; esac
 log "done"

@@ -81,7 +81,8 @@ do_run() {
 	/run/*|/proc/*|/sys/*|/dev/*) say "results dir cannot be under /run, /proc, /sys, /dev"; exit 2 ;;
 	esac
 	local meta="$results/.lab"
-	rm -rf "$meta" "$results/l1-console.log"
+	# a run starts from clean results: results.txt is appended to by the script
+	rm -rf "$meta" "$results/l1-console.log" "$results/results.txt"
 	mkdir -p "$meta"
 	cp "$HERE/l1-run.sh" "$HERE/l1-lib.sh" "$meta/"
 	# the script's arguments, NUL-separated

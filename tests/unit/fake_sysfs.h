@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 struct fake {
-	char root[64];
+	char root[128];
 	char buf[PATH_MAX];
 };
 
