@@ -16,6 +16,8 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/testdev.h"
+#include "devices/vfio/iommu.h"
+#include "devices/vfio/pci.h"
 #include "virtio/blk.h"
 #include "virtio/net/net.h"
 
@@ -133,6 +135,40 @@ static void board_del_nets(struct board *b)
 		virtio_net__destroy(b->net[--b->nr_net]);
 }
 
+static void board_del_vfs(struct board *b);
+
+static int board_add_vfs(struct board *b)
+{
+	char name[32];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < b->opts->nr_vf; i++) {
+		struct vfio_pci_opts o = {
+			.name = name,
+			.allow_unsafe_interrupts = b->opts->vf_allow_unsafe_interrupts,
+			.iommu = &b->vfio_iommu, /* created by the first VF */
+		};
+
+		snprintf(name, sizeof(name), "vfio%u", i);
+		ret = vfio_pci__create(&b->vm, b->opts->vf[i], &o, &b->vf[i]);
+		if (ret) {
+			board_del_vfs(b); /* the table only undoes the entries before this one */
+			return ret;
+		}
+		b->nr_vf++;
+	}
+	return 0;
+}
+
+static void board_del_vfs(struct board *b)
+{
+	while (b->nr_vf)
+		vfio_pci__destroy(b->vf[--b->nr_vf]);
+	vfio_iommu__destroy(b->vfio_iommu);
+	b->vfio_iommu = NULL;
+}
+
 static const struct board_device {
 	const char *name;
 	int (*add)(struct board *b);
@@ -145,6 +181,7 @@ static const struct board_device {
 	{ "testdev", board_add_testdev, board_del_testdev },
 	{ "virtio-blk", board_add_blk, board_del_blk },
 	{ "virtio-net", board_add_nets, board_del_nets },
+	{ "vfio", board_add_vfs, board_del_vfs },
 };
 
 static int board_read_file(const char *path, void **buf, size_t *len)
@@ -308,4 +345,6 @@ void board__print_stats(struct board *b)
 	}
 	for (i = 0; i < b->nr_net; i++)
 		virtio_net__log_stats(b->net[i]);
+	for (i = 0; i < b->nr_vf; i++)
+		vfio_pci__log_stats(b->vf[i]);
 }

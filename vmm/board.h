@@ -16,6 +16,8 @@ struct pm;
 struct testdev;
 struct virtio_blk;
 struct virtio_net;
+struct vfio_iommu;
+struct vfio_pci;
 
 struct board {
 	struct vm vm;
@@ -28,6 +30,9 @@ struct board {
 	struct virtio_blk *blk;
 	struct virtio_net *net[OPTIONS_MAX_NICS];
 	unsigned int nr_net;
+	struct vfio_iommu *vfio_iommu;          /* one DMA address space for every VF */
+	struct vfio_pci *vf[OPTIONS_MAX_VFS];
+	unsigned int nr_vf;
 	int console_in, console_out;
 };
 

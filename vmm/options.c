@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum {
 	OPT_HUGEPAGES = 0x100,
 	OPT_READONLY,
 	OPT_TESTDEV,
+	OPT_VF,
+	OPT_VF_UNSAFE,
 };
 
 static const struct option options_long[] = {
@@ -25,6 +28,8 @@ static const struct option options_long[] = {
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "testdev", no_argument, NULL, OPT_TESTDEV },
+	{ "vf", required_argument, NULL, OPT_VF },
+	{ "vf-allow-unsafe-interrupts", no_argument, NULL, OPT_VF_UNSAFE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -52,6 +57,10 @@ void options__usage(void *file, const char *prog)
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
+		"      --vf DDDD:BB:DD.F assign this PCI function (an SR-IOV VF bound to vfio-pci)\n"
+		"                        through VFIO; repeatable, %d at most\n"
+		"      --vf-allow-unsafe-interrupts\n"
+		"                        assign VFs even without IOMMU interrupt remapping\n"
 		"  -v, --verbose         more log output (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this help\n"
@@ -63,7 +72,7 @@ void options__usage(void *file, const char *prog)
 		"  %s sriov PF [--num-vfs N | --vf N --mac M --vlan V ...]  manage VFs\n"
 		"  %s sriov bind|unbind VF  move a VF to or from vfio-pci\n"
 		"  %s doctor [VF]           check IOMMU, interrupt remapping, groups, memlock\n",
-		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS, prog, prog, prog,
+		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS, OPTIONS_MAX_VFS, prog, prog, prog,
 		prog);
 }
 
@@ -96,6 +105,52 @@ int options__parse_size(const char *s, uint64_t *out)
 	if (shift && v > (~0ULL >> shift))
 		return -EINVAL;
 	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int options_hex(const char *s, unsigned int digits, unsigned int *out)
+{
+	unsigned int i, v = 0;
+
+	for (i = 0; i < digits; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (unsigned int)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (unsigned int)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v = v * 16 + (unsigned int)(c - 'A' + 10);
+		else
+			return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int options__check_bdf(const char *s, char *err, size_t errlen)
+{
+	unsigned int dom, bus, dev, fn;
+
+	if (strlen(s) != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') {
+		snprintf(err, errlen,
+			 "--vf '%s': expected a PCI address DDDD:BB:DD.F such as 0000:03:10.1 "
+			 "(see lspci -D)", s);
+		return -EINVAL;
+	}
+	if (options_hex(s, 4, &dom) || options_hex(s + 5, 2, &bus) || options_hex(s + 8, 2, &dev) ||
+	    options_hex(s + 11, 1, &fn)) {
+		snprintf(err, errlen, "--vf '%s': domain, bus and device must be hexadecimal", s);
+		return -EINVAL;
+	}
+	if (dev > 0x1f) {
+		snprintf(err, errlen, "--vf '%s': device %02x is out of range (00-1f)", s, dev);
+		return -EINVAL;
+	}
+	if (fn > 7) {
+		snprintf(err, errlen, "--vf '%s': function %x is out of range (0-7)", s, fn);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -158,6 +213,21 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 		case OPT_HUGEPAGES: o->hugepages = true; break;
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;
+		case OPT_VF: {
+			unsigned int i;
+
+			if (options__check_bdf(optarg, err, errlen))
+				return -EINVAL;
+			for (i = 0; i < o->nr_vf; i++)
+				if (!strcasecmp(o->vf[i], optarg))
+					return options_err(err, errlen, "--vf '%s' given twice", optarg);
+			if (o->nr_vf == OPTIONS_MAX_VFS)
+				return options_err(err, errlen, "--vf '%s': at most %d VFs", optarg,
+						   OPTIONS_MAX_VFS);
+			o->vf[o->nr_vf++] = optarg;
+			break;
+		}
+		case OPT_VF_UNSAFE: o->vf_allow_unsafe_interrupts = true; break;
 		case 'v': o->verbosity++; break;
 		case 'q': o->verbosity = -1; break;
 		case 'h': o->action = OPTIONS_HELP; return 0;

@@ -11,6 +11,7 @@
 #define OPTIONS_DEFAULT_MEM (512ULL << 20)
 #define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 root=/dev/vda"
 #define OPTIONS_MAX_CPUS 64
+#define OPTIONS_MAX_VFS 8
 
 enum options_action { OPTIONS_RUN, OPTIONS_HELP, OPTIONS_VERSION };
 
@@ -28,10 +29,18 @@ struct options {
 	int verbosity;          /* 0 normal, <0 quiet, >0 verbose */
 	const char *net[OPTIONS_MAX_NICS];
 	unsigned int nr_net;
+	const char *vf[OPTIONS_MAX_VFS];   /* PCI functions to assign through VFIO (DDDD:BB:DD.F) */
+	unsigned int nr_vf;
+	bool vf_allow_unsafe_interrupts;   /* assign even without interrupt remapping */
 };
 
 /* parses a size like 512M, 2G, 65536K, 1048576 (bytes); 0 or -EINVAL */
 int options__parse_size(const char *s, uint64_t *out);
+/*
+ * Checks a PCI address in the full DDDD:BB:DD.F form (hex domain, bus and
+ * device 00-1f, function 0-7). 0, or -EINVAL with the reason in err.
+ */
+int options__check_bdf(const char *s, char *err, size_t errlen);
 /*
  * Fills o from argv. Returns 0, or -EINVAL with a message naming the bad
  * argument in err. Uses getopt_long (resets optind itself).

@@ -1248,13 +1248,16 @@ int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts 
 	}
 
 	/* 2. the DMA address space and the group */
-	if (o->iommu) {
-		vf->iommu = o->iommu;
+	if (o->iommu && *o->iommu) {
+		vf->iommu = *o->iommu;
 	} else {
 		ret = vfio_iommu__create_legacy(vm, vf->be, &vf->iommu);
 		if (ret)
 			goto err_free;
-		vf->own_iommu = true;
+		if (o->iommu)
+			*o->iommu = vf->iommu; /* the caller's from now on */
+		else
+			vf->own_iommu = true;
 	}
 	msg[0] = 0;
 	ret = vfio_iommu__get_group(vf->iommu, (unsigned int)gid, &vf->group, msg, sizeof(msg));

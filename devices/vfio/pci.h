@@ -33,7 +33,13 @@ struct vfio_pci_opts {
 	const char *name;               /* log prefix ("vfio0"); default "vfio-<bdf>" */
 	bool allow_unsafe_interrupts;   /* assign without interrupt remapping */
 	struct vfio_backend *backend;   /* NULL: the real VFIO backend */
-	struct vfio_iommu *iommu;       /* shared DMA address space; NULL: a private one */
+	/*
+	 * Shared DMA address space: when *iommu is NULL the device creates it
+	 * (after the isolation checks) and stores it there; the caller then
+	 * owns it (vfio_iommu__destroy after the last device). iommu NULL: the
+	 * device keeps a private one.
+	 */
+	struct vfio_iommu **iommu;
 };
 
 struct vfio_pci_stats {

@@ -25,9 +25,13 @@
 #   lab.gw=ADDR          default route
 #   lab.server=10.0.3.1  peer for ping and iperf3
 #   lab.cmd=net-test     what to run: net-test (ping + iperf3 both ways
-#                        against lab.server), shell (a shell on the
+#                        against lab.server), nic-test (several NICs picked
+#                        by MAC, see lab.nic), shell (a shell on the
 #                        console), none, or a script /etc/lab/cmd/<name>
 #   lab.iperf_time=5     iperf3 seconds per direction
+#   lab.nic=MAC,IP/LEN,PEER[,SECS]  (nic-test; repeatable) the NIC with MAC
+#                        gets IP, must reach PEER; SECS > 0: iperf3 both
+#                        ways over it with interrupt/packet counts around it
 # Works with just "console=ttyS0 root=/dev/vda" (the defaults apply).
 # Rebuilt only when an input changes.
 set -euo pipefail
@@ -186,6 +190,128 @@ done
 exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/net-test"
+
+cat > "$rfs/etc/lab/cmd/nic-test" <<'CMD'
+#!/bin/sh
+# Several NICs (VFs and virtio-net), each picked by MAC from kernel parameters
+#   lab.nic=MAC,IP/LEN,PEER[,SECS]     (repeatable; lab.ip= should be empty)
+# Each NIC is configured and must get carrier and answer ping from PEER (out of
+# that interface). Then, for each NIC with SECS > 0, one measurement window:
+#   LAB-MARK begin if=IF        (then 3 s of silence: the host snapshots)
+#   iperf3 to PEER for SECS, then from PEER (-R), output kept off the console
+#   LAB-MARK end if=IF          (then 3 s of silence)
+#   LAB-COUNT if=IF phase=before|after irqs=N rx_packets=N tx_packets=N
+#   LAB-IRQS if=IF phase=...    the /proc/interrupts rows of IF's vectors
+#   LAB-IPERF3 if=IF dir=tx|rx mbps=X
+# irqs is the sum over the interrupt vectors (MSI/MSI-X) of IF's PCI function.
+echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
+echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce
+specs=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.nic=//p')
+[ -n "$specs" ] || { echo "nic-test: no lab.nic= parameter"; exit 2; }
+rc=0
+find_if() {
+	for n in /sys/class/net/*; do
+		[ "$(cat "$n/address")" = "$1" ] && { basename "$n"; return 0; }
+	done
+	return 1
+}
+# the PCI function behind IF (virtio-net's netdev sits on a virtio device)
+pci_of() {
+	d=$(readlink -f "/sys/class/net/$1/device")
+	[ -d "$d/msi_irqs" ] || d=$(dirname "$d")
+	echo "$d"
+}
+irq_rows() {
+	for i in $(ls "$(pci_of "$1")/msi_irqs" 2>/dev/null); do
+		grep -E "^ *$i:" /proc/interrupts
+	done
+}
+counts() {
+	irqs=$(irq_rows "$1" | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }')
+	echo "irqs=$irqs rx_packets=$(cat "/sys/class/net/$1/statistics/rx_packets") tx_packets=$(cat "/sys/class/net/$1/statistics/tx_packets")"
+}
+field() { echo "$1" | cut -d, -f"$2"; }
+
+ifs=""
+for s in $specs; do
+	mac=$(field "$s" 1) ip=$(field "$s" 2)
+	i=0
+	until ifn=$(find_if "$mac"); do
+		i=$((i + 1))
+		[ $i -lt 300 ] || break
+		sleep 0.2
+	done
+	if [ -z "$ifn" ]; then
+		echo "LAB-NIC FAIL mac=$mac: no interface"
+		ls -l /sys/class/net/
+		rc=1
+		continue
+	fi
+	drv=$(basename "$(readlink "/sys/class/net/$ifn/device/driver")")
+	echo "LAB-NIC if=$ifn mac=$mac driver=$drv pci=$(basename "$(pci_of "$ifn")") ip=$ip"
+	ip addr add "$ip" dev "$ifn"
+	ip link set "$ifn" up
+	ifs="$ifs $ifn=$s"
+done
+for e in $ifs; do
+	ifn=${e%%=*} s=${e#*=}
+	peer=$(field "$s" 3)
+	i=0
+	while [ "$(cat "/sys/class/net/$ifn/carrier" 2>/dev/null)" != 1 ] && [ $i -lt 150 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	c=$(cat "/sys/class/net/$ifn/carrier" 2>/dev/null)
+	echo "LAB-LINK if=$ifn carrier=${c:-0} operstate=$(cat "/sys/class/net/$ifn/operstate")"
+	[ "$c" = 1 ] || rc=1
+	i=0
+	until ping -I "$ifn" -c 1 -W 1 "$peer" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 30 ] || break
+	done
+	if ping -I "$ifn" -c 3 -W 2 "$peer"; then
+		echo "LAB-PING OK if=$ifn peer=$peer"
+	else
+		echo "LAB-PING FAIL if=$ifn peer=$peer"
+		rc=1
+	fi
+done
+for e in $ifs; do
+	ifn=${e%%=*} s=${e#*=}
+	peer=$(field "$s" 3) secs=$(field "$s" 4)
+	[ -n "$secs" ] && [ "$secs" -gt 0 ] 2>/dev/null || continue
+	echo "LAB-MARK begin if=$ifn"
+	sleep 3
+	before=$(counts "$ifn")
+	rows_before=$(irq_rows "$ifn")
+	iperf3 -c "$peer" -t "$secs" -f m > /tmp/iperf-tx 2>&1
+	st_tx=$?
+	iperf3 -c "$peer" -t "$secs" -f m -R > /tmp/iperf-rx 2>&1
+	st_rx=$?
+	after=$(counts "$ifn")
+	rows_after=$(irq_rows "$ifn")
+	echo "LAB-MARK end if=$ifn"
+	sleep 3
+	echo "LAB-COUNT if=$ifn phase=before $before"
+	echo "LAB-COUNT if=$ifn phase=after $after"
+	echo "$rows_before" | sed "s/^/LAB-IRQS if=$ifn phase=before /"
+	echo "$rows_after" | sed "s/^/LAB-IRQS if=$ifn phase=after /"
+	for dir in tx rx; do
+		cat "/tmp/iperf-$dir"
+		st=$st_tx
+		[ $dir = rx ] && st=$st_rx
+		mbps=$(awk '/receiver$/ { for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i } END { print v }' "/tmp/iperf-$dir")
+		if [ "$st" = 0 ] && [ -n "$mbps" ]; then
+			echo "LAB-IPERF3 if=$ifn dir=$dir mbps=$mbps"
+		else
+			echo "LAB-IPERF3 if=$ifn dir=$dir FAIL"
+			rc=1
+		fi
+	done
+done
+exit $rc
+CMD
+chmod 755 "$rfs/etc/lab/cmd/nic-test"
 
 cat > "$rfs/sbin/init" <<'INIT'
 #!/bin/sh

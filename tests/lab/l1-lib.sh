@@ -15,6 +15,15 @@
 #   lab_wait_line FILE REGEX SECS [PID [STALL]]  wait until FILE has a line matching REGEX
 #   lab_result KEY VALUE            append "KEY=VALUE" to $LAB_RESULTS/results.txt
 #   lab_guest_img                   path of guest.img (a private writable copy)
+#   lab_kvm_stats                   KVM's counters, summed over all VMs in L1:
+#                                   "exits=N io_exits=N mmio_exits=N ... uexits=N"
+#                                   (uexits: KVM_RUN returns to the VMM, from a
+#                                   hist trigger on kvm:kvm_userspace_exit)
+#   lab_irq_count REGEX             sum of the /proc/interrupts rows whose
+#                                   description matches REGEX (all CPUs)
+#   lab_thread_cpu_ms PID [EXCL]    CPU time (ms, user+system) of PID's threads
+#                                   whose name does not match REGEX EXCL
+#   lab_kv LINE KEY                 the value of KEY=VALUE in LINE
 
 : "${LAB_RESULTS:=/run/lab}"
 LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
@@ -154,3 +163,40 @@ lab_guest_img() {
 	cp --sparse=always "$LAB_CACHE/guest/guest.img" "$dest" || return 1
 	echo "$dest"
 }
+
+# KVM statistics (debugfs) and a count of exits to userspace (tracefs hist
+# trigger, installed on first use); values are cumulative, take differences
+lab_kvm_stats() {
+	local d=/sys/kernel/debug/kvm t=/sys/kernel/tracing ev k out="" u
+	[ -d "$d" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	[ -e "$t/events" ] || mount -t tracefs tracefs "$t" 2>/dev/null
+	ev=$t/events/kvm/kvm_userspace_exit
+	if [ -e "$ev/trigger" ] && ! grep -q '^hist' "$ev/trigger"; then
+		echo 'hist:keys=reason' > "$ev/trigger" 2>/dev/null
+	fi
+	for k in exits io_exits mmio_exits irq_exits irq_injections halt_exits; do
+		out="$out $k=$(cat "$d/$k" 2>/dev/null || echo NA)"
+	done
+	u=$(sed -n 's/^ *Hits: *\([0-9]*\).*/\1/p' "$ev/hist" 2>/dev/null)
+	echo "${out# } uexits=${u:-NA}"
+}
+
+lab_irq_count() {
+	awk -v re="$1" 'NR > 1 { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i;
+		d = ""; for (j = i; j <= NF; j++) d = d " " $j; if (d ~ re) s += n }
+		END { print s + 0 }' /proc/interrupts
+}
+
+lab_thread_cpu_ms() {
+	local pid=$1 excl=${2:-^$} t comm ticks=0 hz
+	hz=$(getconf CLK_TCK)
+	for t in /proc/"$pid"/task/*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
+		[[ $comm =~ $excl ]] && continue
+		# fields 14, 15 (utime, stime) after the ")" that ends comm
+		ticks=$((ticks + $(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }')))
+	done
+	echo $((ticks * 1000 / hz))
+}
+
+lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }

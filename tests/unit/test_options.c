@@ -107,3 +107,32 @@ Test(options, sizes)
 	cr_assert_eq(options__parse_size("", &v), -EINVAL);
 	cr_assert_eq(options__parse_size("99999999999999T", &v), -EINVAL);
 }
+
+Test(options, vf_addresses)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 6, "--vf", "0000:03:10.1", "--vf", "0000:03:10.3", "g.img"), 0);
+	cr_assert_eq(o.nr_vf, 2);
+	cr_assert_str_eq(o.vf[0], "0000:03:10.1");
+	cr_assert_str_eq(o.vf[1], "0000:03:10.3");
+	cr_assert(!o.vf_allow_unsafe_interrupts);
+	cr_assert_eq(parse(&o, err, 5, "--vf", "0000:0A:1f.7", "--vf-allow-unsafe-interrupts",
+			   "g.img"), 0);
+	cr_assert(o.vf_allow_unsafe_interrupts);
+
+	cr_assert_eq(parse(&o, err, 4, "--vf", "03:10.1", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "--vf '03:10.1': expected a PCI address DDDD:BB:DD.F"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:0g:10.1", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "hexadecimal"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:20.1", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "device 20 is out of range (00-1f)"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.8", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "function 8 is out of range (0-7)"), "%s", err);
+	cr_assert_eq(parse(&o, err, 6, "--vf", "0000:03:10.1", "--vf", "0000:03:10.1", "g.img"),
+		     -EINVAL);
+	cr_assert(strstr(err, "given twice"), "%s", err);
+	cr_assert_eq(parse(&o, err, 3, "--vf", "0000:03:10.1"), -EINVAL);
+	cr_assert(strstr(err, "nothing to boot"), "%s", err);
+}

@@ -496,13 +496,13 @@ Test(vfio_pci, dma_maps_exactly_guest_ram_and_release_undoes_everything)
 Test(vfio_pci, two_devices_share_the_container)
 {
 	struct vfio_pci_opts o = { .backend = &f.be };
-	struct vfio_iommu *io;
+	struct vfio_iommu *io = NULL;
 	struct vfio_pci *vf2;
 
-	cr_assert_eq(vfio_iommu__create_legacy(&vm, &f.be, &io), 0);
-	o.iommu = io;
+	o.iommu = &io;
 	o.name = "vfio0";
 	cr_assert_eq(vfio_pci__create(&vm, "0000:03:10.1", &o, &vf), 0);
+	cr_assert_not_null(io, "the first device made the shared container");
 	o.name = "vfio1";
 	cr_assert_eq(vfio_pci__create(&vm, "0000:03:10.3", &o, &vf2), 0);
 	cr_assert_eq(f.group_opens, 1);

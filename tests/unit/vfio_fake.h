@@ -360,7 +360,7 @@ static inline ssize_t fake_pwrite(struct vfio_backend *b, int dev, const void *b
 		else
 			fake_log(f, "cfg%#llx", (unsigned long long)o);
 		/* the PM cycle brings it back when it reaches D0 */
-		if (f->pm_cap && o == f->pm_cap + PCI_PM_CTRL && f->recover == FAKE_RECOVER_PM &&
+		if (f->pm_cap && o == (uint64_t)f->pm_cap + PCI_PM_CTRL && f->recover == FAKE_RECOVER_PM &&
 		    !(fake_cfg16(f, (uint32_t)o) & PCI_PM_CTRL_STATE_MASK) && strstr(f->log, "=0x3"))
 			f->dead = false;
 	}
