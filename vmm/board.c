@@ -135,8 +135,6 @@ static void board_del_nets(struct board *b)
 		virtio_net__destroy(b->net[--b->nr_net]);
 }
 
-static void board_del_vfs(struct board *b);
-
 static int board_add_vfs(struct board *b)
 {
 	char name[32];
@@ -153,8 +151,7 @@ static int board_add_vfs(struct board *b)
 		snprintf(name, sizeof(name), "vfio%u", i);
 		ret = vfio_pci__create(&b->vm, b->opts->vf[i], &o, &b->vf[i]);
 		if (ret) {
-			board_del_vfs(b); /* the table only undoes the entries before this one */
-			return ret;
+			return ret; /* board__build undoes the VFs made so far */
 		}
 		b->nr_vf++;
 	}
@@ -169,6 +166,11 @@ static void board_del_vfs(struct board *b)
 	b->vfio_iommu = NULL;
 }
 
+/*
+ * The machine, in creation order. add() may fail half-way (one NIC of
+ * three): del() then undoes whatever its add() made, so every del() copes
+ * with partial state.
+ */
 static const struct board_device {
 	const char *name;
 	int (*add)(struct board *b);
@@ -307,6 +309,8 @@ int board__build(struct board *b, const struct options *o)
 		if (ret) {
 			log_err(BOARD_LOG, "cannot create %s: %s", board_devices[i].name,
 				strerror(-ret));
+			/* an entry may have built part of its devices (several NICs, VFs) */
+			i++;
 			goto err_devices;
 		}
 	}

@@ -32,6 +32,7 @@
 #   lab.nic=MAC,IP/LEN,PEER[,SECS]  (nic-test; repeatable) the NIC with MAC
 #                        gets IP, must reach PEER; SECS > 0: iperf3 both
 #                        ways over it with interrupt/packet counts around it
+#   lab.idle=SECS        (nic-test) a framed window without traffic first
 # Works with just "console=ttyS0 root=/dev/vda" (the defaults apply).
 # Rebuilt only when an input changes.
 set -euo pipefail
@@ -203,6 +204,7 @@ cat > "$rfs/etc/lab/cmd/nic-test" <<'CMD'
 #   LAB-COUNT if=IF phase=before|after irqs=N rx_packets=N tx_packets=N
 #   LAB-IRQS if=IF phase=...    the /proc/interrupts rows of IF's vectors
 #   LAB-IPERF3 if=IF dir=tx|rx mbps=X
+# lab.idle=SECS first adds a window "if=idle" of SECS without traffic.
 # irqs is the sum over the interrupt vectors (MSI/MSI-X) of IF's PCI function.
 echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
 echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce
@@ -276,6 +278,15 @@ for e in $ifs; do
 		rc=1
 	fi
 done
+# a window without traffic, framed like the others: what the framing costs
+idle=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.idle=//p' | head -n1)
+if [ -n "$idle" ] && [ "$idle" -gt 0 ] 2>/dev/null; then
+	echo "LAB-MARK begin if=idle"
+	sleep 3
+	sleep "$idle"
+	echo "LAB-MARK end if=idle"
+	sleep 3
+fi
 for e in $ifs; do
 	ifn=${e%%=*} s=${e#*=}
 	peer=$(field "$s" 3) secs=$(field "$s" 4)
