@@ -73,6 +73,8 @@ run_guest() {
 	lab_result "${name}_exit" "$st"
 	wait "$tail_pid" 2>/dev/null
 	[ -n "$t_ready" ] || { echo "test-boot-net: [$name] guest never printed LAB-GUEST-READY"; return 1; }
+	grep -q 'smp: Brought up 1 node, 2 CPUs' "$log" ||
+		{ echo "test-boot-net: [$name] the guest did not bring up its 2 vCPUs"; return 1; }
 	grep -q 'LAB-PING OK' "$log" || { echo "test-boot-net: [$name] ping failed"; return 1; }
 	local d v bad=0
 	for d in tx rx; do
@@ -88,7 +90,7 @@ run_guest() {
 # --- QEMU baseline -----------------------------------------------------------
 lab_tap_create tap0 br0 >/dev/null || exit 1
 run_guest qemu "$LAB_RESULTS/l2-qemu-console.log" \
-	qemu-system-x86_64 -enable-kvm -cpu host -m 384M -smp 1 \
+	qemu-system-x86_64 -enable-kvm -cpu host -m 384M -smp 2 \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-serial stdio -monitor none \
 	-kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" \
@@ -110,7 +112,7 @@ else
 	lab_tap_create tap1 br0 >/dev/null || exit 1
 	# shellcheck disable=SC2086
 	if run_guest minivmm "$LAB_RESULTS/l2-minivmm-console.log" \
-		"$MINIVMM_BIN" --mem 384M --readonly --net "tap=tap1,mac=$MAC" \
+		"$MINIVMM_BIN" -v --mem 384M --cpus 2 --readonly --net "tap=tap1,mac=$MAC" \
 		${LAB_MINIVMM_ARGS:-} "$img"; then
 		lab_result minivmm_status ok
 	else
