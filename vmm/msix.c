@@ -51,6 +51,32 @@ static void msix_fire(struct msix *m, struct msix_vector *v)
 	}
 }
 
+/* give vector i a GSI, point its MSI route at its table entry, attach its irqfd */
+static int msix_route(struct msix *m, uint16_t i)
+{
+	struct msix_vector *v = &m->vec[i];
+	uint64_t addr = (uint64_t)v->addr_hi << 32 | v->addr_lo;
+	int ret;
+
+	if (v->gsi < 0) {
+		ret = irq__alloc_gsi(m->irq);
+		if (ret < 0) {
+			log_err_rl(&msix_rl, m->dev->name, "no GSI for MSI-X vector %u", i);
+			return ret;
+		}
+		v->gsi = ret;
+	}
+	ret = irq__set_msi_route(m->irq, (uint32_t)v->gsi, addr, v->data);
+	if (!ret && !v->routed) {
+		ret = irq__irqfd(m->irq, v->efd, (uint32_t)v->gsi, -1, true);
+		if (!ret)
+			v->routed = true;
+	}
+	if (ret)
+		log_err_rl(&msix_rl, m->dev->name, "MSI-X vector %u route: %s", i, strerror(-ret));
+	return ret;
+}
+
 /*
  * Passthrough: the producer signals v->efd itself. A live vector has its route
  * and irqfd; a masked one has its irqfd detached so events wait in the eventfd
@@ -59,7 +85,6 @@ static void msix_fire(struct msix *m, struct msix_vector *v)
 static void msix_update_vector_pt(struct msix *m, uint16_t i)
 {
 	struct msix_vector *v = &m->vec[i];
-	uint64_t addr = (uint64_t)v->addr_hi << 32 | v->addr_lo;
 	bool was_live = v->routed;
 	int ret;
 
@@ -72,22 +97,7 @@ static void msix_update_vector_pt(struct msix *m, uint16_t i)
 			v->routed = false;
 		}
 	} else if (m->irq && v->efd >= 0) {
-		if (v->gsi < 0) {
-			v->gsi = irq__alloc_gsi(m->irq);
-			if (v->gsi < 0) {
-				log_err_rl(&msix_rl, m->dev->name, "no GSI for MSI-X vector %u", i);
-				return;
-			}
-		}
-		ret = irq__set_msi_route(m->irq, (uint32_t)v->gsi, addr, v->data);
-		if (!ret && !v->routed) {
-			ret = irq__irqfd(m->irq, v->efd, (uint32_t)v->gsi, -1, true);
-			if (!ret)
-				v->routed = true;
-		}
-		if (ret)
-			log_err_rl(&msix_rl, m->dev->name, "MSI-X vector %u route: %s", i,
-				   strerror(-ret));
+		msix_route(m, i);
 	}
 	if (was_live != v->routed && m->pt_ops->vector)
 		m->pt_ops->vector(m, i, v->routed, m->pt_opaque);
@@ -97,8 +107,6 @@ static void msix_update_vector_pt(struct msix *m, uint16_t i)
 static void msix_update_vector(struct msix *m, uint16_t i)
 {
 	struct msix_vector *v = &m->vec[i];
-	uint64_t addr = (uint64_t)v->addr_hi << 32 | v->addr_lo;
-	int ret;
 
 	if (m->pt_ops) {
 		msix_update_vector_pt(m, i);
@@ -109,13 +117,6 @@ static void msix_update_vector(struct msix *m, uint16_t i)
 		return;
 	}
 	if (m->irq && m->irq->vm_fd >= 0) {
-		if (v->gsi < 0) {
-			v->gsi = irq__alloc_gsi(m->irq);
-			if (v->gsi < 0) {
-				log_err_rl(&msix_rl, m->dev->name, "no GSI for MSI-X vector %u", i);
-				return;
-			}
-		}
 		if (v->efd < 0) {
 			v->efd = sys__eventfd(0);
 			if (v->efd < 0) {
@@ -124,15 +125,7 @@ static void msix_update_vector(struct msix *m, uint16_t i)
 				return;
 			}
 		}
-		ret = irq__set_msi_route(m->irq, (uint32_t)v->gsi, addr, v->data);
-		if (!ret && !v->routed) {
-			ret = irq__irqfd(m->irq, v->efd, (uint32_t)v->gsi, -1, true);
-			if (!ret)
-				v->routed = true;
-		}
-		if (ret)
-			log_err_rl(&msix_rl, m->dev->name, "MSI-X vector %u route: %s", i,
-				   strerror(-ret));
+		msix_route(m, i);
 	}
 	if (v->pending) {
 		v->pending = false;
