@@ -200,8 +200,9 @@ static void vpci_queue_enable(struct virtio_dev *vd, uint16_t q)
 	struct virtq *vq = &vd->vq[q];
 
 	vq->event_idx = virtio_pci__has_feature(vd, VIRTIO_RING_F_EVENT_IDX);
+	/* a driver must learn that its queue is unusable: NEEDS_RESET, not silence */
 	if (virtq__enable(vq))
-		log_err_rl(&vd->rl, vd->pci.name,
+		virtio_pci__set_broken(vd,
 			   "queue %u: refusing to enable (size %u, desc %#llx, driver %#llx, device %#llx)",
 			   q, vq->size, (unsigned long long)vq->desc_gpa,
 			   (unsigned long long)vq->avail_gpa, (unsigned long long)vq->used_gpa);

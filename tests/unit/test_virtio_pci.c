@@ -443,6 +443,8 @@ Test(virtio_pci, junk_queue_sizes_and_rings)
 	mm_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 8, USED);
 	mm_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	cr_assert(mm_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET,
+		  "the driver is told its queue is unusable");
 	mm_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 8, RAM - 0x100); /* straddles the end of RAM */
 	mm_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
