@@ -278,6 +278,8 @@ for e in $ifs; do
 		rc=1
 	fi
 done
+# load iperf3 and its libraries now, not inside a window
+iperf3 --version > /dev/null 2>&1
 # a window without traffic, framed like the others: what the framing costs
 idle=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.idle=//p' | head -n1)
 if [ -n "$idle" ] && [ "$idle" -gt 0 ] 2>/dev/null; then

@@ -178,6 +178,8 @@ lab_kvm_stats() {
 		out="$out $k=$(cat "$d/$k" 2>/dev/null || echo NA)"
 	done
 	u=$(sed -n 's/^ *Hits: *\([0-9]*\).*/\1/p' "$ev/hist" 2>/dev/null)
+	# per KVM_EXIT_* reason: uexit_r2 (IO), uexit_r6 (MMIO), uexit_r10 (INTR), ...
+	out="$out $(sed -n 's/^{ *reason: *\([0-9]*\) *} *hitcount: *\([0-9]*\).*/uexit_r\1=\2/p' "$ev/hist" 2>/dev/null | tr '\n' ' ')"
 	echo "${out# } uexits=${u:-NA}"
 }
 
