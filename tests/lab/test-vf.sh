@@ -295,6 +295,7 @@ for x in "$if0" "$ifv"; do
 	done
 done
 v() { sed -n "s/.*LAB-IPERF3 if=$1 dir=$2 mbps=\([0-9.]*\).*/\1/p" "$C" | head -n1; }
+lab_result iperf3_retries "$(grep -c 'LAB-IPERF3-RETRY' "$C")"
 lab_result vf_iperf3_tx_mbps "$(v "$if0" tx)"
 lab_result vf_iperf3_rx_mbps "$(v "$if0" rx)"
 lab_result virtio_iperf3_tx_mbps "$(v "$ifv" tx)"
