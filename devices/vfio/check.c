@@ -294,6 +294,14 @@ static int check_name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool check_is_vf(const char *sysfs_root, const char *bdf)
+{
+	char p[512];
+
+	return !sriov__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s/physfn", bdf) &&
+	       access(p, F_OK) == 0;
+}
+
 int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg, size_t msglen)
 {
 	char p[PATH_MAX], drv[SRIOV_NAME_LEN], acs[512];
@@ -346,6 +354,20 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 				group, names[i]) ||
 		    sriov__link_base(p, drv, sizeof(drv)))
 			drv[0] = '\0';
+		/*
+		 * "DDDD:BB:DD.F": another function of the same multifunction device
+		 * (not a VF, whose isolation is the PF's business) is grouped with us
+		 * for lack of ACS between the functions, not on the path above
+		 */
+		if (strlen(names[i]) == 12 && strlen(bdf) == 12 && !strncmp(names[i], bdf, 10) &&
+		    !check_is_vf(sysfs_root, names[i])) {
+			sriov__msg_add(msg, msglen,
+				       "  %s: %s%s%s, another function of the same multifunction "
+				       "device (no ACS isolates its functions)", names[i],
+				       drv[0] ? "driver " : "no driver", drv,
+				       check_driver_allowed(drv) ? " (fine)" : " (blocks assignment)");
+			continue;
+		}
 		st = vfio_check__acs_path(sysfs_root, names[i], acs, sizeof(acs));
 		sriov__msg_add(msg, msglen, "  %s: %s%s%s, %s (%s)", names[i],
 			       drv[0] ? "driver " : "no driver", drv,

@@ -135,6 +135,7 @@ Test(vfio_check, group_not_viable_names_every_member)
 	fk_pci(&F, "0000:00:1c.0", "0000:03:10.3", NULL, 0);
 	fk_driver(&F, "0000:03:10.3", "vfio-pci");
 	fk_group(&F, "0000:03:10.3", 11);
+	fk_link(&F, "bus/pci/devices/0000:03:10.3/physfn", "bus/pci/devices/0000:03:00.0");
 	fk_group(&F, "0000:03:00.0", 11);
 	fk_group(&F, "0000:00:1c.0", 11);
 	fk_group(&F, "0000:03:10.1", 11);
@@ -151,6 +152,22 @@ Test(vfio_check, group_not_viable_names_every_member)
 			 "above 0000:00:1c.0"), "%s", msg);
 	cr_assert(strstr(msg, "fix: unbind the blocking devices"), "%s", msg);
 	cr_assert_null(strstr(msg, "0000:03:10.1:"), "the device itself is not listed: %s", msg);
+}
+
+Test(vfio_check, multifunction_siblings_are_named_as_such)
+{
+	build_host(0x1d);
+	/* a chipset function grouped with its siblings (no ACS between functions) */
+	fk_pci(&F, NULL, "0000:00:1f.2", NULL, 0);
+	fk_driver(&F, "0000:00:1f.2", "vfio-pci");
+	fk_group(&F, "0000:00:1f.2", 5);
+	fk_pci(&F, NULL, "0000:00:1f.0", NULL, 0);
+	fk_driver(&F, "0000:00:1f.0", "lpc_ich");
+	fk_group(&F, "0000:00:1f.0", 5);
+	cr_assert_eq(vfio_check__group_viable(F.root, "0000:00:1f.2", msg, sizeof(msg)), -EBUSY);
+	cr_assert(strstr(msg, "  0000:00:1f.0: driver lpc_ich (blocks assignment), another function "
+			 "of the same multifunction device (no ACS isolates its functions)"),
+		  "%s", msg);
 }
 
 Test(vfio_check, viable_group_with_unbound_and_stub_members)
