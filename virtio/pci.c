@@ -112,7 +112,8 @@ void virtio_pci__set_broken(struct virtio_dev *vd, const char *fmt, ...)
 	va_end(ap);
 	vd->broken = true;
 	vd->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	log_err(vd->pci.name, "device needs reset: %s", msg);
+	/* a driver can reset and break the device again in a loop: rate-limited */
+	log_err_rl(&vd->rl, vd->pci.name, "device needs reset: %s", msg);
 	if (vd->status & VIRTIO_CONFIG_S_DRIVER_OK)
 		vpci_raise(vd, vd->config_vector, VPCI_ISR_CONFIG);
 	pthread_mutex_unlock(&vd->lock);
@@ -520,8 +521,9 @@ static int vpci_bar_map(struct pci_dev *d, int bar, uint64_t addr)
 				     elen, -1, false, vd->kick_fd[q], true);
 		/* without it, notify writes exit to us and are forwarded to the loop */
 		if (ret)
-			log_warn(d->name, "queue %u: no ioeventfd (%s), kicks go through the VMM", q,
-				 strerror(-ret));
+			log_warn_rl(&vd->rl, d->name,
+				    "queue %u: no ioeventfd (%s), kicks go through the VMM", q,
+				    strerror(-ret));
 		vd->kick_ioeventfd[q] = !ret;
 	}
 	return 0;
@@ -543,7 +545,7 @@ static int vpci_bar_unmap(struct pci_dev *d, int bar, uint64_t addr)
 			if (irq__ioeventfd(&vd->vm->irq,
 					   addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT,
 					   elen, -1, false, vd->kick_fd[q], false))
-				log_warn(d->name, "queue %u: cannot remove ioeventfd", q);
+				log_warn_rl(&vd->rl, d->name, "queue %u: cannot remove ioeventfd", q);
 			vd->kick_ioeventfd[q] = false;
 		}
 	}

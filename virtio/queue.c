@@ -348,13 +348,15 @@ bool virtq__has_avail(const struct virtq *q)
 	return virtq_load16_acquire(&avail[1]) != q->last_avail_idx;
 }
 
-size_t virtq__iov_to_buf(const struct iovec *iov, unsigned int nr, size_t skip, void *buf, size_t len)
+/* copies between a chain's iovecs (from byte skip on) and buf, either way */
+static size_t virtq_iov_copy(const struct iovec *iov, unsigned int nr, size_t skip, uint8_t *buf,
+			     size_t len, bool to_iov)
 {
-	uint8_t *dst = buf;
 	size_t done = 0;
 	unsigned int i;
 
 	for (i = 0; i < nr && done < len; i++) {
+		uint8_t *p;
 		size_t n;
 
 		if (skip >= iov[i].iov_len) {
@@ -362,30 +364,24 @@ size_t virtq__iov_to_buf(const struct iovec *iov, unsigned int nr, size_t skip, 
 			continue;
 		}
 		n = MIN(iov[i].iov_len - skip, len - done);
-		memcpy(dst + done, (uint8_t *)iov[i].iov_base + skip, n);
+		p = (uint8_t *)iov[i].iov_base + skip;
+		if (to_iov)
+			memcpy(p, buf + done, n);
+		else
+			memcpy(buf + done, p, n);
 		done += n;
 		skip = 0;
 	}
 	return done;
 }
 
+size_t virtq__iov_to_buf(const struct iovec *iov, unsigned int nr, size_t skip, void *buf, size_t len)
+{
+	return virtq_iov_copy(iov, nr, skip, buf, len, false);
+}
+
 size_t virtq__buf_to_iov(const struct iovec *iov, unsigned int nr, size_t skip, const void *buf, size_t len)
 {
-	const uint8_t *src = buf;
-	size_t done = 0;
-	unsigned int i;
-
-	for (i = 0; i < nr && done < len; i++) {
-		size_t n;
-
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		n = MIN(iov[i].iov_len - skip, len - done);
-		memcpy((uint8_t *)iov[i].iov_base + skip, src + done, n);
-		done += n;
-		skip = 0;
-	}
-	return done;
+	/* buf is only read on this path */
+	return virtq_iov_copy(iov, nr, skip, (uint8_t *)(uintptr_t)buf, len, true);
 }

@@ -180,10 +180,21 @@ static void evloop_handle_cqe(struct evloop *l, void *data, int res, unsigned in
 	}
 	if (tag == EVLOOP_TAG_WATCH) {
 		struct evloop_watch *w = data;
+		evloop_fd_fn fn = w->fn;
+		void *opaque = w->opaque;
 		bool active;
 
-		if (!(flags & IORING_CQE_F_MORE)) {
-			/* the multishot poll ended: re-arm it or tell del_fd */
+		if (flags & IORING_CQE_F_MORE) {
+			/* still armed: del_fd waits for the last completion, w stays valid */
+			pthread_mutex_lock(&l->cq_lock);
+			active = w->active;
+			pthread_mutex_unlock(&l->cq_lock);
+		} else {
+			/*
+			 * The multishot poll ended: re-arm it or tell del_fd. Once
+			 * armed is false and the lock is dropped, a del_fd on another
+			 * thread may return and free w: touch w only if it is active.
+			 */
 			pthread_mutex_lock(&l->cq_lock);
 			w->armed = false;
 			active = w->active;
@@ -192,10 +203,8 @@ static void evloop_handle_cqe(struct evloop *l, void *data, int res, unsigned in
 			if (active && evloop_arm(l, w))
 				log_err(EVL_LOG, "cannot re-arm watch on fd %d", w->fd);
 		}
-		if (w->active && res >= 0)
-			w->fn(w->opaque, res);
-		else if (w->active && res != -ECANCELED)
-			w->fn(w->opaque, res);
+		if (active && res != -ECANCELED)
+			fn(opaque, res);
 		return;
 	}
 	log_err(EVL_LOG, "completion with unknown tag %#x", tag);

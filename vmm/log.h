@@ -45,4 +45,11 @@ int log__ratelimit_ok(struct log_ratelimit *rl);
 			log__msg(LOG_ERR, prefix, __VA_ARGS__);  \
 	} while (0)
 
+/* log_warn, but at most rl's burst per interval */
+#define log_warn_rl(rl, prefix, ...)                             \
+	do {                                                     \
+		if (log__ratelimit_ok(rl))                       \
+			log__msg(LOG_WARN, prefix, __VA_ARGS__); \
+	} while (0)
+
 #endif

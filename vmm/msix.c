@@ -141,25 +141,35 @@ static void msix_update_all(struct msix *m)
 		msix_update_vector(m, i);
 }
 
+/* nr vectors as after reset: masked, no GSI, no eventfd; NULL without memory */
+static struct msix_vector *msix_alloc_vectors(uint16_t nr)
+{
+	struct msix_vector *vec = calloc(nr, sizeof(*vec));
+	uint16_t i;
+
+	if (!vec)
+		return NULL;
+	for (i = 0; i < nr; i++) {
+		vec[i].ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		vec[i].gsi = -1;
+		vec[i].efd = -1;
+	}
+	return vec;
+}
+
 int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, int bar,
 	       uint32_t table_off, uint32_t pba_off)
 {
 	uint8_t body[10];
-	uint16_t i;
 	int off;
 
 	memset(m, 0, sizeof(*m));
 	if (!nr || nr > MSIX_MAX_VECTORS || bar < 0 || bar >= PCI_NUM_BARS ||
 	    (table_off & 7) || (pba_off & 7))
 		return -EINVAL;
-	m->vec = calloc(nr, sizeof(*m->vec));
+	m->vec = msix_alloc_vectors(nr);
 	if (!m->vec)
 		return -ENOMEM;
-	for (i = 0; i < nr; i++) {
-		m->vec[i].ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
-		m->vec[i].gsi = -1;
-		m->vec[i].efd = -1;
-	}
 	memset(body, 0, sizeof(body));
 	body[0] = (uint8_t)((nr - 1) & 0xff);
 	body[1] = (uint8_t)((nr - 1) >> 8);
@@ -194,7 +204,7 @@ int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, 
 int msix__init_existing(struct msix *m, struct pci_dev *d, struct irq *irq, uint8_t cap_off)
 {
 	uint32_t table, pba;
-	uint16_t i, nr;
+	uint16_t nr;
 
 	memset(m, 0, sizeof(*m));
 	if (cap_off < 0x40 || cap_off > PCI_CFG_SPACE_SIZE - PCI_CAP_MSIX_SIZEOF ||
@@ -205,14 +215,9 @@ int msix__init_existing(struct msix *m, struct pci_dev *d, struct irq *irq, uint
 	pba = pci__cfg_rd32(d, cap_off + PCI_MSIX_PBA);
 	if ((table & PCI_MSIX_TABLE_BIR) >= PCI_NUM_BARS || (pba & PCI_MSIX_PBA_BIR) >= PCI_NUM_BARS)
 		return -EINVAL;
-	m->vec = calloc(nr, sizeof(*m->vec));
+	m->vec = msix_alloc_vectors(nr);
 	if (!m->vec)
 		return -ENOMEM;
-	for (i = 0; i < nr; i++) {
-		m->vec[i].ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
-		m->vec[i].gsi = -1;
-		m->vec[i].efd = -1;
-	}
 	/* the guest starts with MSI-X off whatever the device had */
 	pci__cfg_wr16(d, cap_off + PCI_MSIX_FLAGS,
 		      pci__cfg_rd16(d, cap_off + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE);

@@ -89,6 +89,29 @@ static void vcpu_handle_mmio(struct vcpu *v)
 	}
 }
 
+/* the state a triple fault left behind, for the log: where the guest died */
+static void vcpu_dump_state(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sr;
+	struct kvm_regs r;
+
+	if (sys__ioctl_raw(v->fd, KVM_GET_REGS, &r) || sys__ioctl_raw(v->fd, KVM_GET_SREGS, &sr))
+		return;
+	log_err("vcpu", "%u: rip %#llx rsp %#llx rflags %#llx rax %#llx rbx %#llx rcx %#llx rdx %#llx",
+		v->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		(unsigned long long)r.rflags, (unsigned long long)r.rax, (unsigned long long)r.rbx,
+		(unsigned long long)r.rcx, (unsigned long long)r.rdx);
+	log_err("vcpu", "%u: cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx cs %#x idt %#llx/%#x",
+		v->id, (unsigned long long)sr.cr0, (unsigned long long)sr.cr2,
+		(unsigned long long)sr.cr3, (unsigned long long)sr.cr4, (unsigned long long)sr.efer,
+		sr.cs.selector, (unsigned long long)sr.idt.base, sr.idt.limit);
+	if (!sys__ioctl_raw(v->fd, KVM_GET_VCPU_EVENTS, &ev))
+		log_err("vcpu", "%u: exception injected %u nr %u error code %#x; nmi pending %u",
+			v->id, ev.exception.injected, ev.exception.nr, ev.exception.error_code,
+			ev.nmi.pending);
+}
+
 /* returns false when the vCPU must stop */
 static bool vcpu_handle_exit(struct vcpu *v)
 {
@@ -110,6 +133,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_SHUTDOWN:
 		log_info("vcpu", "%u: triple fault: resetting", v->id);
+		vcpu_dump_state(v);
 		kvm__request_exit(vm, VM_EXIT_RESET, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
@@ -129,11 +153,13 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_FAIL_ENTRY:
 		log_err("vcpu", "%u: KVM_RUN failed entry, hardware reason %#llx", v->id,
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_dump_state(v);
 		kvm__request_exit(vm, VM_EXIT_ERROR, 1);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_err("vcpu", "%u: KVM internal error, suberror %u", v->id,
 			run->internal.suberror);
+		vcpu_dump_state(v);
 		kvm__request_exit(vm, VM_EXIT_ERROR, 1);
 		return false;
 	default:

@@ -470,8 +470,8 @@ static void vfio_bar_drop_slots(struct vfio_pci *vf, struct vfio_region *r, uint
 		ret = vf->be->ops->set_memslot(vf->be, vf->vm, (uint32_t)a->slot, addr + a->off, 0,
 					       a->hva);
 		if (ret)
-			log_err(vf->name, "BAR%d: cannot remove memory slot %d: %s", r->bar, a->slot,
-				strerror(-ret));
+			log_err_rl(&vf->rl, vf->name, "BAR%d: cannot remove memory slot %d: %s",
+				   r->bar, a->slot, strerror(-ret));
 		kvm__free_memslot(vf->vm, (uint32_t)a->slot);
 		a->slot = -1;
 		atomic_fetch_sub(&vf->cnt.memslots, 1);

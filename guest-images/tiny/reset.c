@@ -4,7 +4,8 @@
  * "poweroff" on the command line it writes the ACPI PM1a sleep command
  * (SLP_TYP 5 | SLP_EN) to port 0x604 instead. Either way the VMM must stop
  * the guest; if we are still running afterwards the guest exits with 1.
- * With "hang" it idles forever (sti; hlt) so that a test can stop the VMM
+ * With "triplefault" it loads an empty IDT and traps: the VMM must treat the
+ * shutdown as a reset and log the vCPU state. With "hang" it idles forever (sti; hlt) so that a test can stop the VMM
  * from outside with a signal.
  */
 #include "tiny.h"
@@ -20,6 +21,16 @@ int main(const uint8_t *bp)
 		report("reset: hanging");
 		for (;;)
 			wait_intr();
+	}
+	if (cmdline_has("triplefault")) {
+		/* an empty IDT: the breakpoint cannot be delivered -> #DF -> shutdown */
+		static const struct {
+			uint16_t limit;
+			uint64_t base;
+		} __attribute__((packed)) empty_idt = { 0, 0 };
+
+		report("reset: triple fault");
+		__asm__ volatile("lidt %0; int3" : : "m"(empty_idt));
 	}
 	if (cmdline_has("poweroff")) {
 		report("reset: requesting ACPI poweroff");

@@ -222,48 +222,64 @@ cmdline="console=ttyS0 root=/dev/vda lab.cmd=nic-test lab.ip= lab.idle=$((2 * SE
 cmdline="$cmdline lab.nic=$MAC0,10.0.4.2/24,10.0.4.1,$SECS lab.nic=$MAC1,10.0.6.2/24,10.0.6.1,0"
 cmdline="$cmdline lab.nic=$MACV,10.0.5.2/24,10.0.5.1,$SECS"
 set -- "$B" -v --mem 384M --readonly --vf "$vf0" --vf "$vf1" --net "tap=tap0,mac=$MACV" -c "$cmdline" "$img"
-say "[minivmm] $*"
-snapshot start >> "$MARKS"
-t0=$(lab_now)
-timeout -k 5 "$L2_TIMEOUT" "$@" > "$LOG" 2>&1 < /dev/null &
-vmm_pid=$!
-( tail -n +1 -F --pid="$vmm_pid" "$LOG" 2>/dev/null | sed -u 's/^/[L2-vf] /' ) &
-tail_pid=$!
-sleep 0.5
-vmm=$(pgrep -P "$vmm_pid" | head -n1)
-ready=0 seen=0
-t_end=$(($(date +%s) + L2_TIMEOUT))
-last_size=-1 last_t=$(date +%s)
-while kill -0 "$vmm_pid" 2>/dev/null; do
-	[ -n "$vmm" ] || vmm=$(pgrep -P "$vmm_pid" | head -n1)
-	if [ $ready = 0 ] && grep -q LAB-GUEST-READY "$LOG"; then
-		ready=1
-		lab_result vf_boot_s "$(lab_elapsed "$t0" "$(lab_now)")"
-		snapshot ready >> "$MARKS"
-	fi
-	n=$(grep -c 'LAB-MARK ' "$LOG")
-	while [ "$n" -gt "$seen" ]; do
-		seen=$((seen + 1))
-		m=$(grep 'LAB-MARK ' "$LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
-		snapshot "$m" >> "$MARKS"
-	done
-	now=$(date +%s)
-	if [ $ready = 0 ]; then
-		size=$(stat -c %s "$LOG")
-		if [ "$size" != "$last_size" ]; then last_size=$size last_t=$now
-		elif [ $((now - last_t)) -ge "$L2_STALL" ]; then
-			say "guest console silent for ${L2_STALL}s before readiness: stopping minivmm"
-			kill -TERM "$vmm" 2>/dev/null; sleep 5; kill -KILL "$vmm" 2>/dev/null
+# An early guest crash (a triple fault before the console said it was ready)
+# has been seen once in about ten lab boots under nested TCG; it is retried
+# once, loudly, and counted in results.txt (vf_boot_retries). minivmm dumps
+# the vCPU registers when it happens (see the saved first console).
+boot_retries=0
+for attempt in 1 2; do
+	say "[minivmm] $*"
+	snapshot start >> "$MARKS"
+	t0=$(lab_now)
+	timeout -k 5 "$L2_TIMEOUT" "$@" > "$LOG" 2>&1 < /dev/null &
+	vmm_pid=$!
+	( tail -n +1 -F --pid="$vmm_pid" "$LOG" 2>/dev/null | sed -u 's/^/[L2-vf] /' ) &
+	tail_pid=$!
+	sleep 0.5
+	vmm=$(pgrep -P "$vmm_pid" | head -n1)
+	ready=0 seen=0
+	t_end=$(($(date +%s) + L2_TIMEOUT))
+	last_size=-1 last_t=$(date +%s)
+	while kill -0 "$vmm_pid" 2>/dev/null; do
+		[ -n "$vmm" ] || vmm=$(pgrep -P "$vmm_pid" | head -n1)
+		if [ $ready = 0 ] && grep -q LAB-GUEST-READY "$LOG"; then
+			ready=1
+			lab_result vf_boot_s "$(lab_elapsed "$t0" "$(lab_now)")"
+			snapshot ready >> "$MARKS"
 		fi
+		n=$(grep -c 'LAB-MARK ' "$LOG")
+		while [ "$n" -gt "$seen" ]; do
+			seen=$((seen + 1))
+			m=$(grep 'LAB-MARK ' "$LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
+			snapshot "$m" >> "$MARKS"
+		done
+		now=$(date +%s)
+		if [ $ready = 0 ]; then
+			size=$(stat -c %s "$LOG")
+			if [ "$size" != "$last_size" ]; then last_size=$size last_t=$now
+			elif [ $((now - last_t)) -ge "$L2_STALL" ]; then
+				say "guest console silent for ${L2_STALL}s before readiness: stopping minivmm"
+				kill -TERM "$vmm" 2>/dev/null; sleep 5; kill -KILL "$vmm" 2>/dev/null
+			fi
+		fi
+		[ "$now" -lt "$t_end" ] || break
+		sleep 0.2
+	done
+	snapshot exit >> "$MARKS"
+	wait "$vmm_pid"
+	vst=$?
+	vmm_pid="" vmm=""
+	wait "$tail_pid" 2>/dev/null
+	if [ "$attempt" = 1 ] && ! grep -q LAB-GUEST-READY "$LOG" && grep -q 'triple fault' "$LOG"; then
+		cp "$LOG" "$LAB_RESULTS/l2-vf-console.try1.log"
+		say "WARNING: the guest triple-faulted before it was ready (console kept in l2-vf-console.try1.log): retrying once"
+		boot_retries=1
+		: > "$MARKS.try1"; cat "$MARKS" >> "$MARKS.try1"; : > "$MARKS"
+		continue
 	fi
-	[ "$now" -lt "$t_end" ] || break
-	sleep 0.2
+	break
 done
-snapshot exit >> "$MARKS"
-wait "$vmm_pid"
-vst=$?
-vmm_pid="" vmm=""
-wait "$tail_pid" 2>/dev/null
+lab_result vf_boot_retries "$boot_retries"
 lab_result vf_total_s "$(lab_elapsed "$t0" "$(lab_now)")"
 lab_result vf_exit "$vst"
 kill "$iperf_pid" 2>/dev/null

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "vmm/evloop.h"
@@ -146,4 +147,51 @@ Test(evloop, remove_watch_from_another_thread_while_running)
 	cr_assert_eq(r.ret, 0);
 	cr_assert(!w.armed);
 	evloop__destroy(&l);
+}
+
+static void *remove_poison_thread(void *arg)
+{
+	struct remover *r = arg;
+
+	r->ret = evloop__del_fd(r->l, r->w);
+	/* del_fd returned: the watch is the caller's again, poison and free it */
+	memset(r->w, 0xff, sizeof(*r->w));
+	free(r->w);
+	evloop__stop(r->l, 9);
+	return NULL;
+}
+
+/*
+ * The loop thread must not touch a watch once it has told a del_fd waiting on
+ * another thread that the poll ended (the waiter may free it at once). A
+ * poisoned, freed watch makes a late access crash (or ASan report it). The
+ * race window is a few instructions wide, so this catches a regression only
+ * now and then; it always checks that a heap watch can be removed and freed
+ * from another thread while the loop runs.
+ */
+Test(evloop, removed_watch_is_not_touched_after_del_fd_returns)
+{
+	struct evloop l;
+	struct hit h = { .fd = -1 };
+	struct remover r;
+	int i, p[2];
+	pthread_t t;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], "x", 1), 1); /* keep the watch firing */
+	for (i = 0; i < 100; i++) {
+		struct evloop_watch *w = malloc(sizeof(*w));
+
+		cr_assert_not_null(w);
+		cr_assert_eq(evloop__init(&l, 16), 0);
+		cr_assert_eq(evloop__add_fd(&l, w, p[0], POLLIN, hit_fn, &h), 0);
+		r = (struct remover){ .l = &l, .w = w };
+		pthread_create(&t, NULL, remove_poison_thread, &r);
+		cr_assert_eq(evloop__run(&l), 9);
+		pthread_join(t, NULL);
+		cr_assert_eq(r.ret, 0);
+		evloop__destroy(&l);
+	}
+	close(p[0]);
+	close(p[1]);
 }

@@ -7,7 +7,8 @@
  * signal ctl_efd; the event loop thread notices in net_sync() (from the
  * ctl_efd watch or from any queue kick, whichever comes first) and starts or
  * stops the backend. Everything past net_sync() runs on the event loop
- * thread only, without locks.
+ * thread with the transport's lock (vdev.lock) held, so a reset arriving on
+ * a vCPU thread never meets a half-processed ring.
  */
 #include "virtio/net/net.h"
 
