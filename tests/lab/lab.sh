@@ -115,7 +115,7 @@ do_run() {
 	say "L1: kernel $(cat "$l1/kver"), results in $results, timeout ${timeout}s"
 	t0=$(date +%s.%N)
 	timeout -k 10 "$timeout" "$QEMU" \
-		-accel tcg,thread=multi -machine q35 -cpu max -smp 2 -m 2G \
+		-accel tcg,thread=${LAB_TCG_THREAD:-multi} -machine q35 -cpu max -smp 2 -m 2G \
 		-global q35-pcihost.pci-hole64-size=0 \
 		-device intel-iommu,intremap=on,caching-mode=on \
 		-netdev user,id=n0 -device igb,netdev=n0,mac=52:54:00:1a:00:01 \

@@ -41,23 +41,26 @@ stop_vmm() {
 trap 'kill $iperf_pid 2>/dev/null; stop_vmm KILL' EXIT
 echo "test-boot-net: PF $pf on br0 ($BR_IP/24), guest image $img"
 
-# run_guest NAME LOG CMD...: run_guest_once, retried once (loudly, counted as
-# NAME_boot_retries) when the guest triple-faulted before it was ready: an
-# early crash seen about once in ten nested-TCG boots; the first console is
-# kept as LOG.try1 (minivmm dumps the vCPU registers there)
+# run_guest NAME LOG CMD...: run_guest_once, retried once when it failed:
+# L2 guests under nested KVM in a TCG L1 occasionally die on their own (seen:
+# a stall in early boot under QEMU as well as under minivmm, a #PF with the
+# reserved bit set on an instruction fetch during iperf3). The retry is loud,
+# kept (LOG.try1) and counted (NAME_boot_retries in results.txt).
 run_guest() {
 	local name=$1 log=$2 rc
 	run_guest_once "$@"
 	rc=$?
-	if [ $rc != 0 ] && ! grep -q LAB-GUEST-READY "$log" && grep -q 'triple fault' "$log"; then
+	if [ $rc != 0 ]; then
 		cp "$log" "$log.try1"
-		echo "test-boot-net: [$name] WARNING: the guest triple-faulted before it was ready: retrying once"
+		echo "test-boot-net: [$name] WARNING: first run failed (console kept in $log.try1): retrying once"
+		# the first run's figures are dropped: results.txt holds the retry's
+		sed -i "/^${name}_/d" "$LAB_RESULTS/results.txt"
 		lab_result "${name}_boot_retries" 1
 		run_guest_once "$@"
 		return $?
 	fi
 	lab_result "${name}_boot_retries" 0
-	return $rc
+	return 0
 }
 
 # run_guest_once NAME LOG CMD...: run a VMM, wait for the guest's readiness line

@@ -222,10 +222,10 @@ cmdline="console=ttyS0 root=/dev/vda lab.cmd=nic-test lab.ip= lab.idle=$((2 * SE
 cmdline="$cmdline lab.nic=$MAC0,10.0.4.2/24,10.0.4.1,$SECS lab.nic=$MAC1,10.0.6.2/24,10.0.6.1,0"
 cmdline="$cmdline lab.nic=$MACV,10.0.5.2/24,10.0.5.1,$SECS"
 set -- "$B" -v --mem 384M --readonly --vf "$vf0" --vf "$vf1" --net "tap=tap0,mac=$MACV" -c "$cmdline" "$img"
-# An early guest crash (a triple fault before the console said it was ready)
-# has been seen once in about ten lab boots under nested TCG; it is retried
-# once, loudly, and counted in results.txt (vf_boot_retries). minivmm dumps
-# the vCPU registers when it happens (see the saved first console).
+# L2 guests under nested KVM in a TCG L1 occasionally die on their own (seen
+# under QEMU as well as minivmm: an early-boot stall, a triple fault, a #PF
+# with the reserved bit set on an instruction fetch): a failed guest run is
+# retried once, loudly, and counted in results.txt (vf_boot_retries).
 boot_retries=0
 for attempt in 1 2; do
 	say "[minivmm] $*"
@@ -270,9 +270,9 @@ for attempt in 1 2; do
 	vst=$?
 	vmm_pid="" vmm=""
 	wait "$tail_pid" 2>/dev/null
-	if [ "$attempt" = 1 ] && ! grep -q LAB-GUEST-READY "$LOG" && grep -q 'triple fault' "$LOG"; then
+	if [ "$attempt" = 1 ] && ! grep -q 'LAB-GUEST-RC=0' "$LOG"; then
 		cp "$LOG" "$LAB_RESULTS/l2-vf-console.try1.log"
-		say "WARNING: the guest triple-faulted before it was ready (console kept in l2-vf-console.try1.log): retrying once"
+		say "WARNING: the guest run failed (console kept in l2-vf-console.try1.log): retrying once"
 		boot_retries=1
 		: > "$MARKS.try1"; cat "$MARKS" >> "$MARKS.try1"; : > "$MARKS"
 		continue
