@@ -18,7 +18,7 @@ export MINIVMM_BIN=$PWD/build/minivmm
 status=0
 tests/lab/lab.sh run --timeout 1700 --results "$PWD/lab-results/demo-boot-net" \
 	tests/lab/test-boot-net.sh || status=1
-tests/lab/lab.sh run --timeout 900 --results "$PWD/lab-results/demo-vf" \
+tests/lab/lab.sh run --timeout 1300 --results "$PWD/lab-results/demo-vf" \
 	tests/lab/test-vf.sh || status=1
 for r in lab-results/demo-boot-net lab-results/demo-vf; do
 	echo "== $r/results.txt"

@@ -41,26 +41,26 @@ stop_vmm() {
 trap 'kill $iperf_pid 2>/dev/null; stop_vmm KILL' EXIT
 echo "test-boot-net: PF $pf on br0 ($BR_IP/24), guest image $img"
 
-# run_guest NAME LOG CMD...: run_guest_once, retried once when it failed:
+# run_guest NAME LOG CMD...: run_guest_once, tried up to three times:
 # L2 guests under nested KVM in a TCG L1 occasionally die on their own (seen:
 # a stall in early boot under QEMU as well as under minivmm, a #PF with the
-# reserved bit set on an instruction fetch during iperf3). The retry is loud,
-# kept (LOG.try1) and counted (NAME_boot_retries in results.txt).
+# reserved bit set on an instruction fetch during iperf3). Retries are loud,
+# kept (LOG.tryN) and counted (NAME_boot_retries in results.txt).
 run_guest() {
-	local name=$1 log=$2 rc
+	local name=$1 log=$2 rc try=1
 	run_guest_once "$@"
 	rc=$?
-	if [ $rc != 0 ]; then
-		cp "$log" "$log.try1"
-		echo "test-boot-net: [$name] WARNING: first run failed (console kept in $log.try1): retrying once"
-		# the first run's figures are dropped: results.txt holds the retry's
+	while [ $rc != 0 ] && [ $try -lt 3 ]; do
+		cp "$log" "$log.try$try"
+		echo "test-boot-net: [$name] WARNING: run $try failed (console kept in $log.try$try): retrying"
+		try=$((try + 1))
+		# the failed run's figures are dropped: results.txt holds the last run's
 		sed -i "/^${name}_/d" "$LAB_RESULTS/results.txt"
-		lab_result "${name}_boot_retries" 1
 		run_guest_once "$@"
-		return $?
-	fi
-	lab_result "${name}_boot_retries" 0
-	return 0
+		rc=$?
+	done
+	lab_result "${name}_boot_retries" $((try - 1))
+	return $rc
 }
 
 # run_guest_once NAME LOG CMD...: run a VMM, wait for the guest's readiness line

@@ -225,9 +225,9 @@ set -- "$B" -v --mem 384M --readonly --vf "$vf0" --vf "$vf1" --net "tap=tap0,mac
 # L2 guests under nested KVM in a TCG L1 occasionally die on their own (seen
 # under QEMU as well as minivmm: an early-boot stall, a triple fault, a #PF
 # with the reserved bit set on an instruction fetch): a failed guest run is
-# retried once, loudly, and counted in results.txt (vf_boot_retries).
+# tried up to three times, loudly, and counted in results.txt (vf_boot_retries).
 boot_retries=0
-for attempt in 1 2; do
+for attempt in 1 2 3; do
 	say "[minivmm] $*"
 	snapshot start >> "$MARKS"
 	t0=$(lab_now)
@@ -270,11 +270,11 @@ for attempt in 1 2; do
 	vst=$?
 	vmm_pid="" vmm=""
 	wait "$tail_pid" 2>/dev/null
-	if [ "$attempt" = 1 ] && ! grep -q 'LAB-GUEST-RC=0' "$LOG"; then
-		cp "$LOG" "$LAB_RESULTS/l2-vf-console.try1.log"
-		say "WARNING: the guest run failed (console kept in l2-vf-console.try1.log): retrying once"
-		boot_retries=1
-		: > "$MARKS.try1"; cat "$MARKS" >> "$MARKS.try1"; : > "$MARKS"
+	if [ "$attempt" -lt 3 ] && ! grep -q 'LAB-GUEST-RC=0' "$LOG"; then
+		cp "$LOG" "$LAB_RESULTS/l2-vf-console.try$attempt.log"
+		say "WARNING: guest run $attempt failed (console kept in l2-vf-console.try$attempt.log): retrying"
+		boot_retries=$attempt
+		cp "$MARKS" "$MARKS.try$attempt"; : > "$MARKS"
 		continue
 	fi
 	break
