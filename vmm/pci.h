@@ -32,7 +32,8 @@ struct bus;
 #define PCI_MMIO32_BASE 0xC0000000ULL
 #define PCI_MMIO32_SIZE 0x20000000ULL     /* up to the ECAM */
 #define PCI_MMIO64_BASE 0x8000000000ULL   /* 512 GiB */
-#define PCI_MMIO64_SIZE 0x8000000000ULL
+/* up to the AMD HyperTransport hole at 1012 GiB, which CPUs reserve */
+#define PCI_MMIO64_SIZE (0xFD00000000ULL - PCI_MMIO64_BASE)
 #define PCI_IOPORT_BASE 0x1000
 #define PCI_IOPORT_SIZE 0xF000
 

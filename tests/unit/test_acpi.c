@@ -479,7 +479,7 @@ Test(acpi_iasl, disassembles)
 	cr_assert_not_null(strstr(s, "PNP0501"));
 	cr_assert_not_null(strstr(s, "0x0CF7"));
 	cr_assert_not_null(strstr(s, "0xDFFFFFFF"), "32-bit window end");
-	cr_assert_not_null(strstr(s, "0x000000FFFFFFFFFF"), "64-bit window end");
+	cr_assert_not_null(strstr(s, "0x000000FCFFFFFFFF"), "64-bit window end");
 	cr_assert_not_null(strstr(s, "0x03F8"));
 	/* INTx routing: slot 1 INTA -> GSI 17, slot 31 INTD -> GSI 18 (pci__intx_gsi) */
 	cr_assert_not_null(strstr(s, "Name (_PRT, Package (0x7C)"), "124 _PRT entries");

@@ -277,6 +277,9 @@ Test(cpu_kvm, setup_applies_state, .fini = kvm_close)
 		if (c->entries[i].function == 1) {
 			cr_assert_eq(c->entries[i].ebx >> 24, 1, "APIC id 1");
 			cr_assert(c->entries[i].ecx & (1U << 31), "hypervisor bit");
+			if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+				cr_assert(c->entries[i].ecx & (1U << 24),
+					  "TSC-deadline timer offered when KVM emulates it");
 			saw_leaf1 = true;
 		}
 		if (c->entries[i].function == 0xb && c->entries[i].index < 3)

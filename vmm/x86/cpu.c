@@ -199,6 +199,15 @@ static struct kvm_cpuid2 *cpu_alloc_cpuid(uint32_t nent)
 	return c;
 }
 
+void x86_cpu__set_tsc_deadline(struct kvm_cpuid2 *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx |= 1u << 24; /* CPUID.1:ECX.TSC_DEADLINE */
+}
+
 static int cpu_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int nr_vcpus)
 {
 	struct kvm_cpuid2 *c;
@@ -220,6 +229,13 @@ static int cpu_setup_cpuid(int kvm_fd, int vcpu_fd, unsigned int id, unsigned in
 		goto err_free;
 	}
 	x86_cpu__filter_cpuid(c, id, nr_vcpus);
+	/*
+	 * The in-kernel LAPIC emulates the TSC-deadline timer, but KVM leaves
+	 * the CPUID bit to userspace: offer it when KVM says it can (Linux then
+	 * programs one MSR per timer event instead of TMICT/TDCR).
+	 */
+	if (sys__ioctl_raw(kvm_fd, KVM_CHECK_EXTENSION, (void *)(long)KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		x86_cpu__set_tsc_deadline(c);
 	ret = sys__ioctl(vcpu_fd, KVM_SET_CPUID2, c);
 	if (ret > 0)
 		ret = 0;

@@ -36,5 +36,7 @@ int x86_cpu__setup(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int nr_vcp
  * logical processor count, hypervisor bit, KVM signature leaf).
  */
 void x86_cpu__filter_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int nr_vcpus);
+/* sets CPUID.1:ECX.TSC_DEADLINE (for hosts with KVM_CAP_TSC_DEADLINE_TIMER) */
+void x86_cpu__set_tsc_deadline(struct kvm_cpuid2 *c);
 
 #endif
