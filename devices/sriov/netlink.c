@@ -8,6 +8,7 @@
  * message follows as NLMSGERR_ATTR_MSG.
  */
 #include "devices/sriov/netlink.h"
+#include "devices/sriov/sysfs.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,19 +25,6 @@
 #include <unistd.h>
 
 #define NL_RECV_BUF (64 * 1024)
-
-static void nl_msg_set(char *msg, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void nl_msg_set(char *msg, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, len, fmt, ap);
-	va_end(ap);
-}
 
 int sriov_nl__parse_mac(const char *s, uint8_t mac[6])
 {
@@ -270,7 +258,7 @@ int sriov_nl__parse_error(const struct nlmsghdr *nlh, char *msg, size_t msglen)
 	mnl_attr_for_each(a, nlh, off) {
 		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
 		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
-			nl_msg_set(msg, msglen, "%s", mnl_attr_get_str(a));
+			sriov__msg_set(msg, msglen, "%s", mnl_attr_get_str(a));
 	}
 	return err->error;
 }
@@ -292,7 +280,7 @@ static int nl_open(struct nl_conn *c, char *msg, size_t msglen)
 	c->sock = mnl_socket_open(NETLINK_ROUTE);
 	if (!c->sock) {
 		ret = -errno;
-		nl_msg_set(msg, msglen, "cannot open an rtnetlink socket: %s", strerror(-ret));
+		sriov__msg_set(msg, msglen, "cannot open an rtnetlink socket: %s", strerror(-ret));
 		goto err_free;
 	}
 	/* best effort: older kernels have no extended acks */
@@ -300,7 +288,7 @@ static int nl_open(struct nl_conn *c, char *msg, size_t msglen)
 	mnl_socket_setsockopt(c->sock, NETLINK_CAP_ACK, &one, sizeof(one));
 	if (mnl_socket_bind(c->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
 		ret = -errno;
-		nl_msg_set(msg, msglen, "cannot bind an rtnetlink socket: %s", strerror(-ret));
+		sriov__msg_set(msg, msglen, "cannot bind an rtnetlink socket: %s", strerror(-ret));
 		goto err_close;
 	}
 	c->portid = mnl_socket_get_portid(c->sock);
@@ -333,7 +321,7 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 
 	if (mnl_socket_sendto(c->sock, c->buf, len) < 0) {
 		ret = -errno;
-		nl_msg_set(msg, msglen, "rtnetlink send failed: %s", strerror(-ret));
+		sriov__msg_set(msg, msglen, "rtnetlink send failed: %s", strerror(-ret));
 		return ret;
 	}
 	for (;;) {
@@ -343,7 +331,7 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 		n = mnl_socket_recvfrom(c->sock, c->buf, NL_RECV_BUF);
 		if (n < 0) {
 			ret = -errno;
-			nl_msg_set(msg, msglen, "rtnetlink receive failed: %s", strerror(-ret));
+			sriov__msg_set(msg, msglen, "rtnetlink receive failed: %s", strerror(-ret));
 			return ret;
 		}
 		left = (int)n;
@@ -356,14 +344,14 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 
 				ret = sriov_nl__parse_error(nlh, kmsg, sizeof(kmsg));
 				if (ret)
-					nl_msg_set(msg, msglen, "%s%s%s", strerror(-ret),
+					sriov__msg_set(msg, msglen, "%s%s%s", strerror(-ret),
 						   kmsg[0] ? ": " : "", kmsg);
 				return ret;
 			}
 			if (nlh->nlmsg_type == RTM_NEWLINK && link) {
 				ret = sriov_nl__parse_link(nlh, link);
 				if (ret)
-					nl_msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
+					sriov__msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
 				return ret;
 			}
 		}
@@ -375,7 +363,7 @@ static int nl_ifindex(const char *ifname, char *msg, size_t msglen)
 	unsigned int idx = if_nametoindex(ifname);
 
 	if (!idx) {
-		nl_msg_set(msg, msglen, "no network interface %s", ifname);
+		sriov__msg_set(msg, msglen, "no network interface %s", ifname);
 		return -ENODEV;
 	}
 	return (int)idx;
@@ -396,7 +384,7 @@ int sriov_nl__set_vf(const char *ifname, const struct sriov_vf_config *cfg, char
 	len = sriov_nl__build_setlink(c.buf, NL_RECV_BUF, idx, cfg, ++c.seq);
 	if (len < 0) {
 		ret = len;
-		nl_msg_set(msg, msglen, "nothing to set for VF %u", cfg->vf);
+		sriov__msg_set(msg, msglen, "nothing to set for VF %u", cfg->vf);
 		goto out;
 	}
 	ret = nl_transact(&c, (size_t)len, NULL, msg, msglen);

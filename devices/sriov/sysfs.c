@@ -143,9 +143,7 @@ void sriov__msg_add(char *msg, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void sriov_msg_set(char *msg, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void sriov_msg_set(char *msg, size_t len, const char *fmt, ...)
+void sriov__msg_set(char *msg, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -193,11 +191,11 @@ int sriov__resolve_pf(const char *root, const char *pf, char bdf[SRIOV_BDF_LEN],
 	if (!sriov__parse_bdf(pf, bdf)) {
 		if (sriov_dev_exists(root, bdf))
 			return 0;
-		sriov_msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", bdf);
+		sriov__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", bdf);
 		return -ENODEV;
 	}
 	if (!*pf || strchr(pf, '/') || strlen(pf) >= 16) {
-		sriov_msg_set(msg, msglen, "'%s' is neither a PCI address (0000:03:00.0) "
+		sriov__msg_set(msg, msglen, "'%s' is neither a PCI address (0000:03:00.0) "
 			      "nor a network interface name", pf);
 		return -EINVAL;
 	}
@@ -210,18 +208,18 @@ int sriov__resolve_pf(const char *root, const char *pf, char bdf[SRIOV_BDF_LEN],
 		struct stat st;
 
 		if (!sriov__path(q, sizeof(q), root, "class/net/%s", pf) && !lstat(q, &st))
-			sriov_msg_set(msg, msglen, "network interface %s is not a PCI device", pf);
+			sriov__msg_set(msg, msglen, "network interface %s is not a PCI device", pf);
 		else
-			sriov_msg_set(msg, msglen, "no network interface or PCI device '%s' "
+			sriov__msg_set(msg, msglen, "no network interface or PCI device '%s' "
 				      "(see `ip link` or `lspci -D`)", pf);
 		return -ENODEV;
 	}
 	if (ret) {
-		sriov_msg_set(msg, msglen, "cannot read %s: %s", p, strerror(-ret));
+		sriov__msg_set(msg, msglen, "cannot read %s: %s", p, strerror(-ret));
 		return ret;
 	}
 	if (sriov__parse_bdf(base, bdf)) {
-		sriov_msg_set(msg, msglen, "network interface %s is not a PCI device (%s)", pf, base);
+		sriov__msg_set(msg, msglen, "network interface %s is not a PCI device (%s)", pf, base);
 		return -ENODEV;
 	}
 	return 0;
@@ -301,22 +299,22 @@ int sriov__set_num_vfs(const char *root, const char *pf_bdf, unsigned int n, cha
 
 	ret = sriov__num_vfs(root, pf_bdf, &num, &total);
 	if (ret == -ENODEV) {
-		sriov_msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", pf_bdf);
+		sriov__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", pf_bdf);
 		return ret;
 	}
 	if (ret == -ENOTSUP) {
-		sriov_msg_set(msg, msglen, "%s is not an SR-IOV physical function "
+		sriov__msg_set(msg, msglen, "%s is not an SR-IOV physical function "
 			      "(no sriov_totalvfs): give the PF, not a VF or a plain device",
 			      pf_bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov_msg_set(msg, msglen, "cannot read the VF count of %s: %s", pf_bdf,
+		sriov__msg_set(msg, msglen, "cannot read the VF count of %s: %s", pf_bdf,
 			      strerror(-ret));
 		return ret;
 	}
 	if (n > total) {
-		sriov_msg_set(msg, msglen, "%s supports at most %u VFs, %u asked", pf_bdf,
+		sriov__msg_set(msg, msglen, "%s supports at most %u VFs, %u asked", pf_bdf,
 			      total, n);
 		return -ERANGE;
 	}
@@ -328,7 +326,7 @@ int sriov__set_num_vfs(const char *root, const char *pf_bdf, unsigned int n, cha
 	if (num && n) {
 		ret = sriov__write_file(p, "0");
 		if (ret) {
-			sriov_msg_set(msg, msglen, "removing the %u VFs of %s failed: %s "
+			sriov__msg_set(msg, msglen, "removing the %u VFs of %s failed: %s "
 				      "(is a VF still in use by a VM?)", num, pf_bdf,
 				      strerror(-ret));
 			return ret;
@@ -339,11 +337,11 @@ int sriov__set_num_vfs(const char *root, const char *pf_bdf, unsigned int n, cha
 	if (ret) {
 		sriov__pci_driver(root, pf_bdf, drv, sizeof(drv));
 		if (!drv[0])
-			sriov_msg_set(msg, msglen, "writing %u to %s failed: %s; the PF has no "
+			sriov__msg_set(msg, msglen, "writing %u to %s failed: %s; the PF has no "
 				      "driver: load it (e.g. `modprobe igb`)", n, p,
 				      strerror(-ret));
 		else
-			sriov_msg_set(msg, msglen, "writing %u to %s failed: %s (PF driver %s; "
+			sriov__msg_set(msg, msglen, "writing %u to %s failed: %s (PF driver %s; "
 				      "see `dmesg`)", n, p, strerror(-ret), drv);
 		return ret;
 	}
@@ -445,25 +443,25 @@ int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen
 
 	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov_msg_set(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
+		sriov__msg_set(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
 			      "`minivmm sriov PF --num-vfs N`", bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov_msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
+		sriov__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	if (!strcmp(drv, "vfio-pci"))
 		return 0;
 	if (!sriov_driver_loaded(root, "vfio-pci")) {
-		sriov_msg_set(msg, msglen, "the vfio-pci driver is not loaded: run "
+		sriov__msg_set(msg, msglen, "the vfio-pci driver is not loaded: run "
 			      "`modprobe vfio-pci` first");
 		return -ENOENT;
 	}
 	sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
 	ret = sriov__write_file(p, "vfio-pci");
 	if (ret) {
-		sriov_msg_set(msg, msglen, "writing vfio-pci to %s failed: %s%s", p,
+		sriov__msg_set(msg, msglen, "writing vfio-pci to %s failed: %s%s", p,
 			      strerror(-ret), ret == -EACCES || ret == -EPERM ?
 			      " (run as root)" : "");
 		return ret;
@@ -472,7 +470,7 @@ int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen
 		sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
 		ret = sriov__write_file(p, bdf);
 		if (ret) {
-			sriov_msg_set(msg, msglen, "unbinding %s from %s failed: %s", bdf, drv,
+			sriov__msg_set(msg, msglen, "unbinding %s from %s failed: %s", bdf, drv,
 				      strerror(-ret));
 			return ret;
 		}
@@ -480,13 +478,13 @@ int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen
 	sriov__path(p, sizeof(p), root, "bus/pci/drivers_probe");
 	ret = sriov__write_file(p, bdf);
 	if (ret) {
-		sriov_msg_set(msg, msglen, "probing %s failed: %s (see `dmesg`)", bdf,
+		sriov__msg_set(msg, msglen, "probing %s failed: %s (see `dmesg`)", bdf,
 			      strerror(-ret));
 		return ret;
 	}
 	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret || strcmp(drv, "vfio-pci")) {
-		sriov_msg_set(msg, msglen, "%s is bound to %s after probing, not vfio-pci "
+		sriov__msg_set(msg, msglen, "%s is bound to %s after probing, not vfio-pci "
 			      "(driver_override is set; see `dmesg`)", bdf,
 			      ret ? "an unknown driver" : drv[0] ? drv : "no driver");
 		return -EIO;
@@ -501,29 +499,29 @@ int sriov__unbind_vfio(const char *root, const char *bdf, char *msg, size_t msgl
 
 	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov_msg_set(msg, msglen, "no PCI device %s", bdf);
+		sriov__msg_set(msg, msglen, "no PCI device %s", bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov_msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
+		sriov__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	if (drv[0] && strcmp(drv, "vfio-pci")) {
-		sriov_msg_set(msg, msglen, "%s is bound to %s, not vfio-pci: left alone", bdf, drv);
+		sriov__msg_set(msg, msglen, "%s is bound to %s, not vfio-pci: left alone", bdf, drv);
 		return -EINVAL;
 	}
 	/* "\n" clears driver_override, so the host driver matches again */
 	sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
 	ret = sriov__write_file(p, "\n");
 	if (ret) {
-		sriov_msg_set(msg, msglen, "clearing %s failed: %s", p, strerror(-ret));
+		sriov__msg_set(msg, msglen, "clearing %s failed: %s", p, strerror(-ret));
 		return ret;
 	}
 	if (drv[0]) {
 		sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
 		ret = sriov__write_file(p, bdf);
 		if (ret) {
-			sriov_msg_set(msg, msglen, "unbinding %s from vfio-pci failed: %s (is it "
+			sriov__msg_set(msg, msglen, "unbinding %s from vfio-pci failed: %s (is it "
 				      "still assigned to a VM?)", bdf, strerror(-ret));
 			return ret;
 		}
@@ -532,7 +530,7 @@ int sriov__unbind_vfio(const char *root, const char *bdf, char *msg, size_t msgl
 	ret = sriov__write_file(p, bdf);
 	if (ret && ret != -ENODEV) {
 		/* -ENODEV: no driver wants it, which is fine */
-		sriov_msg_set(msg, msglen, "probing %s failed: %s", bdf, strerror(-ret));
+		sriov__msg_set(msg, msglen, "probing %s failed: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	return 0;

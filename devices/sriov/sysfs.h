@@ -37,6 +37,9 @@ int sriov__link_base(const char *path, char *buf, size_t len);
 /* appends a formatted line to msg (separated by a newline); never overflows */
 void sriov__msg_add(char *msg, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* replaces msg with a formatted message; msg may be NULL */
+void sriov__msg_set(char *msg, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* 0 and the driver name ("" when none bound); -ENODEV when the device is absent */
 int sriov__pci_driver(const char *root, const char *bdf, char *drv, size_t len);
