@@ -12,6 +12,7 @@
  *    (the kernel's version suffix picks its initrd).
  */
 #include "vmm/image.h"
+#include "migration/stream.h" /* mig__crc32: the one CRC-32 of the tree */
 #include "vmm/log.h"
 
 #include <ctype.h>
@@ -89,18 +90,6 @@ static uint32_t image_le32(const uint8_t *p)
 static uint64_t image_le64(const uint8_t *p)
 {
 	return (uint64_t)image_le32(p) | (uint64_t)image_le32(p + 4) << 32;
-}
-
-static uint32_t image_crc32(const uint8_t *p, size_t len)
-{
-	uint32_t crc = 0xffffffffu;
-
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
-	}
-	return ~crc;
 }
 
 /* reads exactly len bytes at off; -EINVAL when that is past the image end */
@@ -293,7 +282,7 @@ static int image_gpt_header(struct image_scan *s, uint64_t lbs, uint64_t lba, ui
 	}
 	crc = image_le32(hdr + 16);
 	memset(hdr + 16, 0, 4);
-	if (image_crc32(hdr, hsize) != crc) {
+	if (mig__crc32(0, hdr, hsize) != crc) {
 		*why = "bad header CRC";
 		goto out;
 	}
@@ -327,7 +316,7 @@ static int image_gpt_header(struct image_scan *s, uint64_t lbs, uint64_t lba, ui
 		*why = "partition entry array unreadable";
 		goto err_arr;
 	}
-	if (image_crc32(*arr, arr_len) != image_le32(hdr + 88)) {
+	if (mig__crc32(0, *arr, arr_len) != image_le32(hdr + 88)) {
 		*why = "bad partition entry array CRC";
 		goto err_arr;
 	}
