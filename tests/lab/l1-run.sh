@@ -9,6 +9,9 @@ export LAB_RESULTS=/run/lab
 export LAB_LIB=$meta/l1-lib.sh
 export TMPDIR=/tmp
 ip link set lo up
+# L1's text symbols, for lab.sh's report when L1 hangs (Debian's System.map
+# is a stub)
+(grep -E '^[0-9a-f]+ [tTwW] ' /proc/kallsyms > "$meta/kallsyms" 2>/dev/null) &
 # no udev in L1: load drivers for the PCI devices present (igb, ...) and
 # what the lab always uses
 for a in /sys/bus/pci/devices/*/modalias; do
