@@ -15,7 +15,9 @@
  * Threading: the queue is processed on the event loop thread (kick handler and
  * I/O completions), always with vd->lock held, which serialises it against a
  * reset from a vCPU thread. A reset bumps the generation: completions of older
- * requests are dropped without touching the (now reset) queue.
+ * requests are dropped without touching the (now reset) queue, and the reset
+ * completes (device_status reads 0) only when none is left in flight, since a
+ * read that lands writes guest memory.
  */
 #include <endian.h>
 #include <errno.h>
@@ -102,6 +104,12 @@ static void blk_reset(struct virtio_dev *vd)
 
 	b->generation++;
 	b->stalled = false;
+}
+
+/* vd->lock held: a read still in flight writes guest memory when it lands */
+static bool blk_busy(struct virtio_dev *vd)
+{
+	return blk_from_vd(vd)->inflight > 0;
 }
 
 /* vd->lock held: returns the chain with its status */
@@ -314,6 +322,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.cfg_write = blk_cfg_write,
 	.activate = blk_activate,
 	.reset = blk_reset,
+	.busy = blk_busy,
 	.queue_notify = blk_queue_notify,
 };
 

@@ -121,9 +121,15 @@ void virtio_pci__set_broken(struct virtio_dev *vd, const char *fmt, ...)
 
 /* ---- common configuration ---------------------------------------------- */
 
-/* with vd->lock held */
+/*
+ * with vd->lock held; a reset is complete once the device model has no work
+ * from before it in flight (ops->busy): until then device_status reads back
+ * the status the reset came from, so the driver does not hand the device
+ * buffers that an old request can still write
+ */
 static void vpci_reset(struct virtio_dev *vd)
 {
+	uint8_t from = vd->status;
 	uint16_t q;
 
 	if (vd->ops->reset)
@@ -142,6 +148,20 @@ static void vpci_reset(struct virtio_dev *vd)
 		virtq__reset(&vd->vq[q]);
 		vd->vq_vector[q] = MSIX_NO_VECTOR;
 	}
+	vd->reset_status = 0;
+	if (vd->ops->busy && vd->ops->busy(vd))
+		vd->reset_status = from ? from : VIRTIO_CONFIG_S_ACKNOWLEDGE;
+}
+
+/* with vd->lock held: the status as the driver reads it */
+static uint8_t vpci_status_read(struct virtio_dev *vd)
+{
+	if (vd->reset_status) {
+		if (vd->ops->busy(vd))
+			return vd->reset_status;
+		vd->reset_status = 0; /* the reset completed */
+	}
+	return vd->status;
 }
 
 static void vpci_set_event_idx(struct virtio_dev *vd)
@@ -161,6 +181,16 @@ static void vpci_status_write(struct virtio_dev *vd, uint8_t v)
 	if (!v) {
 		vpci_reset(vd);
 		return;
+	}
+	if (vd->reset_status && vpci_status_read(vd)) {
+		/*
+		 * the driver must wait for the reset to complete (device_status
+		 * reads 0). The old requests' completions are dropped either way;
+		 * only their data can still land in guest memory.
+		 */
+		log_err_rl(&vd->rl, vd->pci.name,
+			   "driver reinitialises the device before its reset completed");
+		vd->reset_status = 0;
 	}
 	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		if (vd->guest_features & ~vd->host_features) {
@@ -288,7 +318,7 @@ static uint64_t vpci_common_read(struct virtio_dev *vd, uint32_t off, uint32_t l
 	case VIRTIO_PCI_COMMON_NUMQ:
 		return vd->nr_queues;
 	case VIRTIO_PCI_COMMON_STATUS:
-		return vd->status;
+		return vpci_status_read(vd);
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
 		return vd->config_generation;
 	case VIRTIO_PCI_COMMON_Q_SELECT:

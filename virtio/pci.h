@@ -62,6 +62,13 @@ struct virtio_dev_ops {
 	int (*activate)(struct virtio_dev *vd);
 	/* the driver reset the device (or it failed): stop and drop in-flight work */
 	void (*reset)(struct virtio_dev *vd);
+	/*
+	 * optional, vd->lock held: true while work started before a reset can
+	 * still touch guest memory (I/O in flight). Until it is false the reset
+	 * is not complete: device_status reads back non-zero (virtio 1.2,
+	 * 4.1.4.3.2: after writing 0 the driver waits to read 0 back).
+	 */
+	bool (*busy)(struct virtio_dev *vd);
 	/* queue q was kicked (event loop thread) */
 	void (*queue_notify)(struct virtio_dev *vd, uint16_t q);
 };
@@ -86,6 +93,7 @@ struct virtio_dev {
 	uint8_t config_generation;
 	bool active;               /* DRIVER_OK and activate() succeeded */
 	bool broken;               /* DEVICE_NEEDS_RESET was raised */
+	uint8_t reset_status;      /* != 0: reset pending (ops->busy), read back as status */
 
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 	uint16_t vq_vector[VIRTIO_MAX_QUEUES];

@@ -17,13 +17,14 @@
 # script's; 124 on timeout, 125 when L1 failed before the script ran.
 # QEMU is always killed on exit, on a signal or on timeout.
 #
-# L1 hangs now and then (TCG; seen once in CI: both L1 vCPUs silent for
-# 25 minutes while an L2 guest booted). A watchdog kills L1 when its console
-# has been silent for LAB_L1_STALL seconds (300), saves its vCPU state
-# through QEMU's monitor (DIR/l1-hang.tryN.txt, RIPs named from System.map)
-# and boots L1 again, up to LAB_L1_TRIES boots (3) while at least
-# LAB_L1_MIN_LEFT seconds (420) of the limit remain. results.txt gets
-# lab_l1_retries=N.
+# L1 hangs or dies now and then (TCG; seen: in CI both L1 vCPUs silent for
+# 25 minutes while an L2 guest booted; here L1 reset silently as an L2 guest
+# started). A watchdog kills L1 when its console has been silent for
+# LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
+# (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms). A hung L1, or one
+# that ended without the script's status, is booted again, up to
+# LAB_L1_TRIES boots (3) while at least LAB_L1_MIN_LEFT seconds (420) of the
+# limit remain. results.txt gets lab_l1_retries=N.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -107,7 +108,7 @@ do_run() {
 		printf 'export LAB_HOST_RESULTS=%q\n' "$results"
 	} > "$meta/env.sh"
 
-	local t0 secs rc try=1 tries=${LAB_L1_TRIES:-3} left
+	local t0 secs rc try=1 tries=${LAB_L1_TRIES:-3} left what
 	qpid="" tpid=""
 	trap 'cleanup; exit 130' INT
 	trap 'cleanup; exit 143' TERM HUP
@@ -118,20 +119,24 @@ do_run() {
 		left=$((timeout - ($(date +%s) - t0)))
 		run_l1 "$l1" "$results" "$left" "$try"
 		rc=$?
-		[ "$rc" = 126 ] || break
-		# L1 hung (no console output for LAB_L1_STALL seconds): another
-		# L1 boot when tries and time are left, the hung one kept
+		# L1 hung (126: no console output for LAB_L1_STALL seconds) or
+		# died before the script finished (125: seen once, L1 reset
+		# silently while an L2 guest started): another L1 boot when tries
+		# and time are left, the failed one kept
+		[ "$rc" = 126 ] || [ "$rc" = 125 ] || break
+		what=hung
+		[ "$rc" = 125 ] && what="ended without the script's status"
 		left=$((timeout - ($(date +%s) - t0)))
 		if [ "$try" -ge "$tries" ] || [ "$left" -lt "${LAB_L1_MIN_LEFT:-420}" ]; then
-			say "L1 hung on try $try of $tries, ${left}s left: giving up"
-			rc=124
+			say "L1 $what on try $try of $tries, ${left}s left: giving up"
+			[ "$rc" = 126 ] && rc=124
 			break
 		fi
 		local f
 		for f in l1-console.log results.txt; do
 			[ -f "$results/$f" ] && mv "$results/$f" "$results/$f.try$try"
 		done
-		say "WARNING: L1 hung on try $try (console kept as l1-console.log.try$try, CPU state in l1-hang.try$try.txt): booting L1 again (${left}s left)"
+		say "WARNING: L1 $what on try $try (console kept as l1-console.log.try$try): booting L1 again (${left}s left)"
 		try=$((try + 1))
 	done
 	echo "lab_l1_retries=$((try - 1))" >> "$results/results.txt"

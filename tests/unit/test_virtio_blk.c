@@ -423,13 +423,20 @@ Test(virtio_blk, reset_drops_inflight_completions)
 {
 	unsigned int i;
 
+	uint8_t before;
+
 	request(0, VIRTIO_BLK_T_IN, 5, 4096, true);
 	kick();
 	cr_assert_eq(blk->inflight, 1);
+	before = (uint8_t)mm_rd(VIRTIO_PCI_COMMON_STATUS, 1);
+	cr_assert(before & VIRTIO_CONFIG_S_DRIVER_OK);
 	mm_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	/* the read can still write guest memory: the reset is not complete */
+	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_STATUS, 1), before);
 	for (i = 0; i < 100 && blk->inflight; i++)
 		evloop__run_once(&vm.loop, true);
 	cr_assert_eq(blk->inflight, 0);
+	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0, "reset completes once the read landed");
 	cr_assert_eq(used_idx(), 0);
 	cr_assert_eq(status_of(0), 0xee);
 	/* the device works again after re-initialisation */
@@ -439,6 +446,23 @@ Test(virtio_blk, reset_drops_inflight_completions)
 	kick();
 	wait_used(1);
 	cr_assert_eq(status_of(0), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, reinit_before_reset_completes_is_survived)
+{
+	unsigned int i;
+
+	request(0, VIRTIO_BLK_T_IN, 5, 4096, true);
+	kick();
+	mm_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	/* a driver that does not wait for 0: logged, and it gets the device */
+	mm_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_STATUS, 1), VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	for (i = 0; i < 100 && blk->inflight; i++)
+		evloop__run_once(&vm.loop, true);
+	cr_assert_eq(blk->inflight, 0);
+	cr_assert_eq(used_idx(), 0, "the old request's completion is dropped");
+	cr_assert_eq(mm_rd(VIRTIO_PCI_COMMON_STATUS, 1), VIRTIO_CONFIG_S_ACKNOWLEDGE);
 }
 
 Test(virtio_blk, many_requests_in_flight)

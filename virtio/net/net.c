@@ -649,6 +649,12 @@ static void net_reset(struct virtio_dev *vd)
 	net_request(to_net(vd), false);
 }
 
+/* vdev.lock held: a transmit in flight still reads the old chain's buffers */
+static bool net_busy(struct virtio_dev *vd)
+{
+	return to_net(vd)->tx_inflight > 0;
+}
+
 static void net_queue_notify(struct virtio_dev *vd, uint16_t qi)
 {
 	struct virtio_net *n = to_net(vd);
@@ -687,6 +693,7 @@ static const struct virtio_dev_ops net_ops = {
     .cfg_write = net_cfg_write,
     .activate = net_activate,
     .reset = net_reset,
+    .busy = net_busy,
     .queue_notify = net_queue_notify,
 };
 

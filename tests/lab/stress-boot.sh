@@ -1,0 +1,71 @@
+#!/bin/bash
+# Lab tool (runs inside L1 via tests/lab/lab.sh; not a test): boots the lab
+# guest N times and counts how the boots end, to measure the nested
+# environment's flakiness under a given configuration.
+#
+#   tests/lab/lab.sh run tests/lab/stress-boot.sh
+#
+# Environment: LAB_STRESS_N (boots, 10), LAB_STRESS_VMM (minivmm or qemu),
+# LAB_STRESS_THP (L1's transparent_hugepage/enabled for the run: always,
+# madvise or never; default: left as is), LAB_STRESS_HUGEPAGES=1 (minivmm
+# --hugepages, L1 reserves the pages), LAB_STRESS_CPUS (2), MINIVMM_BIN.
+# Results: stress_ok, stress_triple_fault, stress_stall, stress_other in
+# $LAB_RESULTS/results.txt; each failed boot's console is kept.
+set -u
+# shellcheck source=tests/lab/l1-lib.sh
+. "$LAB_LIB"
+
+N=${LAB_STRESS_N:-10}
+VMM=${LAB_STRESS_VMM:-minivmm}
+CPUS=${LAB_STRESS_CPUS:-2}
+GUEST_DIR=$LAB_CACHE/guest
+thp=/sys/kernel/mm/transparent_hugepage
+: > "$LAB_RESULTS/results.txt"
+
+[ -c /dev/kvm ] || { echo "stress-boot: no /dev/kvm in L1"; exit 1; }
+img=$(lab_guest_img /tmp/guest.img) || exit 1
+[ -n "${LAB_STRESS_THP:-}" ] && echo "$LAB_STRESS_THP" > "$thp/enabled"
+lab_result stress_thp "$(sed 's/.*\[\(.*\)\].*/\1/' "$thp/enabled")"
+lab_result stress_vmm "$VMM"
+lab_result stress_cpus "$CPUS"
+
+extra=()
+if [ "${LAB_STRESS_HUGEPAGES:-0}" = 1 ]; then
+	echo 200 > /proc/sys/vm/nr_hugepages
+	extra+=(--hugepages)
+fi
+lab_result stress_hugepages "${LAB_STRESS_HUGEPAGES:-0}"
+
+cmdline="console=ttyS0 root=/dev/vda lab.cmd=none lab.ip="
+ok=0 triple=0 stall=0 other=0
+for i in $(seq 1 "$N"); do
+	log=$LAB_RESULTS/stress-$i.log
+	if [ "$VMM" = qemu ]; then
+		timeout -k 5 240 qemu-system-x86_64 -enable-kvm -cpu host -m 384M -smp "$CPUS" \
+			-nodefaults -no-user-config -display none -no-reboot \
+			-serial stdio -monitor none \
+			-kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" \
+			-append "$cmdline" \
+			-drive file="$img",format=raw,if=virtio,readonly=on \
+			> "$log" 2>&1 < /dev/null
+	else
+		timeout -k 5 240 "$MINIVMM_BIN" --mem 384M --cpus "$CPUS" --readonly \
+			"${extra[@]}" --cmdline "$cmdline" "$img" > "$log" 2>&1 < /dev/null
+	fi
+	st=$?
+	if [ "$st" = 0 ] && grep -q 'LAB-GUEST-RC=0' "$log"; then
+		what=ok; ok=$((ok + 1)); rm -f "$log"
+	elif grep -q 'triple fault\|guest reset' "$log" || { [ "$VMM" = qemu ] && [ "$st" = 0 ]; }; then
+		what=triple-fault; triple=$((triple + 1))
+	elif [ "$st" = 124 ] || [ "$st" = 137 ]; then
+		what=stall; stall=$((stall + 1))
+	else
+		what="other (exit $st)"; other=$((other + 1))
+	fi
+	echo "stress-boot: boot $i/$N: $what (last line: $(tail -n1 "$log" 2>/dev/null | tr -d '\r' | cut -c1-80))"
+done
+lab_result stress_ok "$ok"
+lab_result stress_triple_fault "$triple"
+lab_result stress_stall "$stall"
+lab_result stress_other "$other"
+exit 0
