@@ -12,6 +12,7 @@
  */
 #include "devices/sriov/cli.h"
 #include "devices/sriov/doctor.h"
+#include "devices/sriov/kmod.h"
 #include "devices/sriov/netlink.h"
 #include "devices/sriov/sysfs.h"
 #include "devices/vfio/check.h"
@@ -23,6 +24,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_SYSFS_ROOT = 0x100,
@@ -212,6 +214,19 @@ static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 		return cli_usage_err(c, "'%s' is not a PCI address (expected 0000:03:10.1)",
 				     argv[optind + 1]);
 	if (bind) {
+		/* on the real sysfs, load vfio-pci (and its IOMMU backend) as modprobe would */
+		char drv[SRIOV_NAME_LEN];
+
+		if (!strcmp(c->sysfs_root, "/sys") &&
+		    !sriov__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv)) &&
+		    !sriov__driver_loaded(c->sysfs_root, "vfio-pci")) {
+			ret = sriov__load_module("vfio-pci", msg, sizeof(msg));
+			if (!ret && access("/sys/module/vfio_iommu_type1", F_OK))
+				ret = sriov__load_module("vfio_iommu_type1", msg, sizeof(msg));
+			if (ret)
+				return cli_fail(c, msg, ret);
+			fprintf(c->out, "loaded the vfio-pci driver\n");
+		}
 		ret = sriov__bind_vfio(c->sysfs_root, bdf, msg, sizeof(msg));
 		if (ret)
 			return cli_fail(c, msg, ret);

@@ -426,7 +426,7 @@ int sriov__physfn(const char *root, const char *vf_bdf, char pf[SRIOV_BDF_LEN], 
 	return 0;
 }
 
-static int sriov_driver_loaded(const char *root, const char *drv)
+int sriov__driver_loaded(const char *root, const char *drv)
 {
 	char p[4096];
 	struct stat st;
@@ -453,7 +453,7 @@ int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen
 	}
 	if (!strcmp(drv, "vfio-pci"))
 		return 0;
-	if (!sriov_driver_loaded(root, "vfio-pci")) {
+	if (!sriov__driver_loaded(root, "vfio-pci")) {
 		sriov__msg_set(msg, msglen, "the vfio-pci driver is not loaded: run "
 			      "`modprobe vfio-pci` first");
 		return -ENOENT;

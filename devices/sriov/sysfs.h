@@ -41,6 +41,8 @@ void sriov__msg_add(char *msg, size_t len, const char *fmt, ...)
 void sriov__msg_set(char *msg, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* 1 when PCI driver drv is registered (bus/pci/drivers/drv), else 0 */
+int sriov__driver_loaded(const char *root, const char *drv);
 /* 0 and the driver name ("" when none bound); -ENODEV when the device is absent */
 int sriov__pci_driver(const char *root, const char *bdf, char *drv, size_t len);
 /* PF given as a PCI address or a netdev name to its canonical address */

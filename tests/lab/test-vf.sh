@@ -102,8 +102,14 @@ run_cmd list "$B" sriov "$pf"
 expect_in "$OUT/list.out" "^0 +$vf0 .*$MAC0" "listing shows VF0 $vf0 $MAC0"
 expect_in "$OUT/list.out" "^1 +$vf1 .*$MAC1" "listing shows VF1 $vf1 $MAC1"
 
-modprobe vfio-pci || fail "modprobe vfio-pci"
+# vfio-pci is not loaded yet (nothing before this loads it): bind loads it
+if [ -d /sys/bus/pci/drivers/vfio-pci ]; then
+	fail "vfio-pci was loaded before \`sriov bind\` (cannot check that bind loads it)"
+	vfio_was_loaded=1
+fi
 run_cmd bind0 "$B" sriov bind "$vf0"
+[ -n "${vfio_was_loaded:-}" ] ||
+	expect_in "$OUT/bind0.out" "^loaded the vfio-pci driver" "sriov bind loaded the vfio-pci module (libkmod)"
 [ "$st" = 0 ] && [ "$(drv_of "$vf0")" = vfio-pci ] && [ -c "/dev/vfio/$(basename "$(readlink "/sys/bus/pci/devices/$vf0/iommu_group")")" ] &&
 	pass "sriov bind $vf0: vfio-pci, /dev/vfio/<group>" || fail "sriov bind $vf0 (status $st, driver $(drv_of "$vf0"))"
 run_cmd doctor "$B" doctor
