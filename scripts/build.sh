@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Configures and builds minivmm into build/ (warnings are errors) and, with
-# --asan, a sanitizer build into build-asan/.
+# Configures and builds minivmm into build/ (warnings are errors); with
+# --asan, an ASan+UBSan build into build-asan/; with --tsan, a
+# ThreadSanitizer build into build-tsan/ (both may be given; -Wno-tsan: the
+# virtqueue fences order guest-shared memory, which TSan does not model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,10 @@ setup() {
 }
 
 setup build -Dwerror=true
-if [ "${1:-}" = "--asan" ]; then
-	setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
-fi
+for opt in "$@"; do
+	case "$opt" in
+	--asan) setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug ;;
+	--tsan) setup build-tsan -Dwerror=true -Dc_args=-Wno-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized ;;
+	*) echo "build.sh: unknown option $opt (--asan, --tsan)" >&2; exit 2 ;;
+	esac
+done

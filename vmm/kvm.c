@@ -340,9 +340,11 @@ void kvm__request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
+		/* kvm_run is shared with the vCPU thread and the kernel */
 		if (v->run)
-			v->run->immediate_exit = 1;
-		if (v->started && !pthread_equal(v->thread, pthread_self()))
+			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE) &&
+		    !pthread_equal(v->thread, pthread_self()))
 			pthread_kill(v->thread, SIGUSR1);
 	}
 }

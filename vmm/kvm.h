@@ -45,7 +45,7 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool started;
+	bool started;          /* __atomic: set (release) once thread is valid */
 	struct vcpu_stats stats;
 	struct log_ratelimit rl;
 };

@@ -315,8 +315,9 @@ static void pci_dev_cfg_write(struct pci_dev *d, uint32_t off, const uint8_t *da
 		uint32_t o = off + i;
 		uint8_t v = data[i];
 
-		d->cfg[o] = (uint8_t)((d->cfg[o] & ~d->wmask[o]) | (v & d->wmask[o]));
-		d->cfg[o] &= (uint8_t)~(v & d->w1cmask[o]);
+		uint8_t nv = (uint8_t)((pci__cfg_rd8(d, o) & ~d->wmask[o]) | (v & d->wmask[o]));
+
+		pci__cfg_wr8(d, o, nv & (uint8_t)~(v & d->w1cmask[o]));
 		if (o >= PCI_BASE_ADDRESS_0 && o <= PCI_BASE_ADDRESS_5 + 3)
 			bars = true;
 		if (o == PCI_COMMAND || o == PCI_COMMAND + 1)
@@ -352,7 +353,8 @@ void pci__cfg_access(struct pci_bus *pb, uint8_t bus, uint8_t devfn, uint32_t of
 	} else {
 		if (d->ops && d->ops->cfg_read)
 			d->ops->cfg_read(d, off, len);
-		memcpy(data, &d->cfg[off], len);
+		for (uint32_t i = 0; i < len; i++)
+			data[i] = pci__cfg_rd8(d, off + i);
 	}
 out:
 	pthread_mutex_unlock(&pb->lock);

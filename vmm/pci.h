@@ -135,21 +135,32 @@ static inline uint32_t pci__intx_gsi(unsigned int slot, unsigned int pin)
 	return PCI_INTX_GSI_BASE + (slot + pin) % 4;
 }
 
-/* little-endian accessors on d->cfg */
-static inline uint8_t pci__cfg_rd8(const struct pci_dev *d, uint32_t off) { return d->cfg[off]; }
+/*
+ * little-endian accessors on d->cfg. Config writes happen under the bus lock,
+ * but some readers do not take it (the MSI-X enable and mask bits are read
+ * when an interrupt fires on the event loop thread), so every byte is loaded
+ * and stored with a relaxed atomic: no torn bytes, no data race.
+ */
+static inline uint8_t pci__cfg_rd8(const struct pci_dev *d, uint32_t off)
+{
+	return __atomic_load_n(&d->cfg[off], __ATOMIC_RELAXED);
+}
 static inline uint16_t pci__cfg_rd16(const struct pci_dev *d, uint32_t off)
 {
-	return (uint16_t)(d->cfg[off] | d->cfg[off + 1] << 8);
+	return (uint16_t)(pci__cfg_rd8(d, off) | pci__cfg_rd8(d, off + 1) << 8);
 }
 static inline uint32_t pci__cfg_rd32(const struct pci_dev *d, uint32_t off)
 {
 	return (uint32_t)pci__cfg_rd16(d, off) | (uint32_t)pci__cfg_rd16(d, off + 2) << 16;
 }
-static inline void pci__cfg_wr8(struct pci_dev *d, uint32_t off, uint8_t v) { d->cfg[off] = v; }
+static inline void pci__cfg_wr8(struct pci_dev *d, uint32_t off, uint8_t v)
+{
+	__atomic_store_n(&d->cfg[off], v, __ATOMIC_RELAXED);
+}
 static inline void pci__cfg_wr16(struct pci_dev *d, uint32_t off, uint16_t v)
 {
-	d->cfg[off] = (uint8_t)v;
-	d->cfg[off + 1] = (uint8_t)(v >> 8);
+	pci__cfg_wr8(d, off, (uint8_t)v);
+	pci__cfg_wr8(d, off + 1, (uint8_t)(v >> 8));
 }
 static inline void pci__cfg_wr32(struct pci_dev *d, uint32_t off, uint32_t v)
 {

@@ -186,7 +186,7 @@ static void *vcpu_thread(void *arg)
 	while (!kvm__exiting(v->vm)) {
 		ret = sys__ioctl_raw(v->fd, KVM_RUN, NULL);
 		if (ret == -EINTR || ret == -EAGAIN) {
-			v->run->immediate_exit = 0;
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
 			continue;
 		}
 		if (ret < 0) {
@@ -219,7 +219,8 @@ int kvm__vcpus_start(struct vm *vm)
 			kvm__vcpus_stop(vm);
 			return ret;
 		}
-		vm->vcpus[i].started = true;
+		/* release: a vCPU that asks to stop the VM reads .thread after this */
+		__atomic_store_n(&vm->vcpus[i].started, true, __ATOMIC_RELEASE);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;
@@ -234,15 +235,15 @@ void kvm__vcpus_stop(struct vm *vm)
 	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
-		if (!v->started)
+		if (!__atomic_load_n(&v->started, __ATOMIC_ACQUIRE))
 			continue;
 		/* kick until it is out: a kick can land just before KVM_RUN */
 		while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
 			if (v->run)
-				v->run->immediate_exit = 1;
+				__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
 			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 			usleep(1000);
 		}
-		v->started = false;
+		__atomic_store_n(&v->started, false, __ATOMIC_RELAXED);
 	}
 }

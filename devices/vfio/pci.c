@@ -1000,8 +1000,9 @@ static void vfio_pci_cfg_read(struct pci_dev *d, uint32_t off, uint32_t len)
 		return;
 	/* STATUS's interrupt bit is the device's */
 	if (ranges_overlap(off, len, PCI_STATUS, 1) && !vfio_cfg_pread(vf, PCI_STATUS, buf, 1))
-		d->cfg[PCI_STATUS] = (uint8_t)((d->cfg[PCI_STATUS] & ~PCI_STATUS_INTERRUPT) |
-					       (buf[0] & PCI_STATUS_INTERRUPT));
+		pci__cfg_wr8(d, PCI_STATUS, (uint8_t)((pci__cfg_rd8(d, PCI_STATUS) &
+							~PCI_STATUS_INTERRUPT) |
+						       (buf[0] & PCI_STATUS_INTERRUPT)));
 	for (i = 0; i < len && vf->virt[off + i]; i++)
 		;
 	if (i == len)
@@ -1012,7 +1013,7 @@ static void vfio_pci_cfg_read(struct pci_dev *d, uint32_t off, uint32_t len)
 	}
 	for (i = 0; i < len; i++)
 		if (!vf->virt[off + i])
-			d->cfg[off + i] = buf[i];
+			pci__cfg_wr8(d, off + i, buf[i]);
 }
 
 static void vfio_forward_command(struct vfio_pci *vf)
@@ -1073,10 +1074,11 @@ static void vfio_pci_cfg_write(struct pci_dev *d, uint32_t off, uint32_t len)
 	if (vf->pm_cap && ranges_overlap(off, len, vf->pm_cap + PCI_PM_CTRL, 2))
 		vfio_forward_pm(vf);
 	if (vf->pcie_cap && ranges_overlap(off, len, vf->pcie_cap + PCI_EXP_DEVCTL + 1, 1) &&
-	    (d->cfg[vf->pcie_cap + PCI_EXP_DEVCTL + 1] & (PCI_EXP_DEVCTL_BCR_FLR >> 8))) {
+	    (pci__cfg_rd8(d, vf->pcie_cap + PCI_EXP_DEVCTL + 1) & (PCI_EXP_DEVCTL_BCR_FLR >> 8))) {
+		uint32_t o = vf->pcie_cap + PCI_EXP_DEVCTL + 1;
 		int ret = vf->be->ops->reset(vf->be, vf->dev);
 
-		d->cfg[vf->pcie_cap + PCI_EXP_DEVCTL + 1] &= (uint8_t)~(PCI_EXP_DEVCTL_BCR_FLR >> 8);
+		pci__cfg_wr8(d, o, pci__cfg_rd8(d, o) & (uint8_t)~(PCI_EXP_DEVCTL_BCR_FLR >> 8));
 		if (ret)
 			log_err_rl(&vf->rl, vf->name, "guest FLR: VFIO_DEVICE_RESET: %s",
 				   strerror(-ret));
