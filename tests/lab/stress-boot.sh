@@ -8,7 +8,9 @@
 # Environment: LAB_STRESS_N (boots, 10), LAB_STRESS_VMM (minivmm or qemu),
 # LAB_STRESS_THP (L1's transparent_hugepage/enabled for the run: always,
 # madvise or never; default: left as is), LAB_STRESS_HUGEPAGES=1 (minivmm
-# --hugepages, L1 reserves the pages), LAB_STRESS_CPUS (2), MINIVMM_BIN.
+# --hugepages, L1 reserves the pages), LAB_STRESS_CPUS (2), LAB_STRESS_NET=1
+# (virtio-net on a tap bridged to the PF, and the guest runs the lab's
+# net-test: ping and iperf3 both ways, as in test-boot-net.sh), MINIVMM_BIN.
 # Results: stress_ok, stress_triple_fault, stress_stall, stress_other in
 # $LAB_RESULTS/results.txt; each failed boot's console is kept.
 set -u
@@ -37,6 +39,21 @@ fi
 lab_result stress_hugepages "${LAB_STRESS_HUGEPAGES:-0}"
 
 cmdline="console=ttyS0 root=/dev/vda lab.cmd=none lab.ip="
+MAC=52:54:00:1a:00:10
+BR_IP=10.0.3.1
+qnet=() mnet=()
+if [ "${LAB_STRESS_NET:-0}" = 1 ]; then
+	pf=$(lab_pf) || exit 1
+	lab_bridge_create br0 "$BR_IP/24" "$pf" >/dev/null || exit 1
+	lab_tap_create tap0 br0 >/dev/null || exit 1
+	iperf3 -s -B "$BR_IP" > /dev/null 2>&1 &
+	trap 'kill $! 2>/dev/null' EXIT
+	cmdline="console=ttyS0 root=/dev/vda"
+	qnet=(-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off
+		-device virtio-net-pci,netdev=n0,mac=$MAC)
+	mnet=(--net "tap=tap0,mac=$MAC")
+fi
+lab_result stress_net "${LAB_STRESS_NET:-0}"
 ok=0 triple=0 stall=0 other=0
 for i in $(seq 1 "$N"); do
 	log=$LAB_RESULTS/stress-$i.log
@@ -46,13 +63,14 @@ for i in $(seq 1 "$N"); do
 			-serial stdio -monitor none \
 			-kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" \
 			-append "$cmdline" \
-			-drive file="$img",format=raw,if=virtio,readonly=on \
+			-drive file="$img",format=raw,if=virtio,readonly=on "${qnet[@]}" \
 			> "$log" 2>&1 < /dev/null
 	else
 		timeout -k 5 240 "$MINIVMM_BIN" --mem 384M --cpus "$CPUS" --readonly \
-			"${extra[@]}" --cmdline "$cmdline" "$img" > "$log" 2>&1 < /dev/null
+			"${extra[@]}" "${mnet[@]}" --cmdline "$cmdline" "$img" > "$log" 2>&1 < /dev/null
 	fi
 	st=$?
+	ip neigh flush dev br0 2>/dev/null
 	if [ "$st" = 0 ] && grep -q 'LAB-GUEST-RC=0' "$log"; then
 		what=ok; ok=$((ok + 1)); rm -f "$log"
 	elif grep -q 'triple fault\|guest reset' "$log" || { [ "$VMM" = qemu ] && [ "$st" = 0 ]; }; then
