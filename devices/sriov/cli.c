@@ -15,7 +15,9 @@
 #include "devices/sriov/kmod.h"
 #include "devices/sriov/netlink.h"
 #include "devices/sriov/sysfs.h"
+#include "devices/vfio/backend.h"
 #include "devices/vfio/check.h"
+#include "devices/vfio/standalone.h"
 #include "vmm/options.h"
 
 #include <errno.h>
@@ -38,6 +40,7 @@ enum {
 	OPT_SPOOFCHK,
 	OPT_TRUST,
 	OPT_MEM,
+	OPT_STEP,
 };
 
 struct cli {
@@ -55,6 +58,9 @@ static void cli_usage(FILE *f)
 		"                                        configure VF N through the PF\n"
 		"       minivmm sriov bind VF            bind VF to vfio-pci (driver_override)\n"
 		"       minivmm sriov unbind VF          give VF back to its host driver\n"
+		"       minivmm sriov reset VF [--step function|bus|pm]\n"
+		"                                        reset a VF bound to vfio-pci that no VM\n"
+		"                                        holds: the reset ladder, or one step\n"
 		"       minivmm doctor [VF] [--mem SIZE] check the host (and VF) for passthrough\n"
 		"\n"
 		"PF is a PCI address (0000:03:00.0) or a network interface name; VF is a PCI\n"
@@ -245,6 +251,50 @@ static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 	return 0;
 }
 
+static int cli_reset(struct cli *c, enum vfio_reset_step only, int argc, char **argv)
+{
+	struct vfio_reset_report rep;
+	char bdf[SRIOV_BDF_LEN], drv[SRIOV_NAME_LEN], msg[1024] = "";
+	enum vfio_reset_step s;
+	int ret;
+
+	if (optind + 1 >= argc)
+		return cli_usage_err(c, "reset needs a VF address (e.g. 0000:03:10.1)");
+	if (optind + 2 < argc)
+		return cli_usage_err(c, "unexpected argument '%s'", argv[optind + 2]);
+	if (sriov__parse_bdf(argv[optind + 1], bdf))
+		return cli_usage_err(c, "'%s' is not a PCI address (expected 0000:03:10.1)",
+				     argv[optind + 1]);
+	ret = sriov__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv));
+	if (ret == -ENODEV) {
+		sriov__msg_set(msg, sizeof(msg), "no PCI device %s", bdf);
+		return cli_fail(c, msg, ret);
+	}
+	if (!ret && strcmp(drv, "vfio-pci")) {
+		sriov__msg_set(msg, sizeof(msg), "%s is %s%s: reset works on a device bound to "
+			       "vfio-pci that no VM holds (`minivmm sriov bind %s` first)", bdf,
+			       drv[0] ? "bound to " : "not bound to any driver", drv, bdf);
+		return cli_fail(c, msg, -EBUSY);
+	}
+	ret = vfio_standalone__reset(vfio_backend__real(), bdf, only, &rep, msg, sizeof(msg));
+	for (s = VFIO_RESET_FUNCTION; s < VFIO_RESET_NR_STEPS; s++) {
+		if (!rep.tried[s])
+			continue;
+		fprintf(c->out, "%s: %s: %s\n", bdf, vfio_reset__step_name(s),
+			!rep.result[s] ? "ok" :
+			rep.result[s] == -ENOTSUP ? "not available" :
+			rep.result[s] == -EIO ? "failed, the device does not answer" :
+			strerror(-rep.result[s]));
+	}
+	if (ret)
+		return cli_fail(c, msg, ret);
+	if (rep.step == VFIO_RESET_NONE)
+		fprintf(c->out, "%s: not reset (no reset method available); it answers\n", bdf);
+	else
+		fprintf(c->out, "%s: answers after: %s\n", bdf, vfio_reset__step_name(rep.step));
+	return 0;
+}
+
 static int cli_sriov(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -255,11 +305,13 @@ static int cli_sriov(struct cli *c, int argc, char **argv)
 		{ "qos", required_argument, NULL, OPT_QOS },
 		{ "spoofchk", required_argument, NULL, OPT_SPOOFCHK },
 		{ "trust", required_argument, NULL, OPT_TRUST },
+		{ "step", required_argument, NULL, OPT_STEP },
 		{ "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sriov_vf_config vc = { .spoofchk = -1, .trust = -1 };
+	enum vfio_reset_step step = VFIO_RESET_NONE;
 	bool have_num = false, have_vf = false, have_qos = false;
 	char pf[SRIOV_BDF_LEN], ifname[SRIOV_NAME_LEN], msg[1024] = "";
 	unsigned long num = 0, v;
@@ -313,6 +365,17 @@ static int cli_sriov(struct cli *c, int argc, char **argv)
 			if (vc.trust < 0)
 				return cli_usage_err(c, "--trust: '%s' must be on or off", optarg);
 			break;
+		case OPT_STEP:
+			if (!strcmp(optarg, "function"))
+				step = VFIO_RESET_FUNCTION;
+			else if (!strcmp(optarg, "bus"))
+				step = VFIO_RESET_HOT;
+			else if (!strcmp(optarg, "pm"))
+				step = VFIO_RESET_PM;
+			else
+				return cli_usage_err(c, "--step: '%s' must be function, bus or pm",
+						     optarg);
+			break;
 		case OPT_SYSFS_ROOT:
 			c->sysfs_root = optarg;
 			break;
@@ -326,12 +389,19 @@ static int cli_sriov(struct cli *c, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_err(c, "sriov needs a PF (PCI address or interface name), "
 				     "or bind/unbind VF");
-	if (!strcmp(argv[optind], "bind") || !strcmp(argv[optind], "unbind")) {
+	if (!strcmp(argv[optind], "bind") || !strcmp(argv[optind], "unbind") ||
+	    !strcmp(argv[optind], "reset")) {
 		if (have_num || have_vf || vc.set_mac || vc.set_vlan || have_qos ||
 		    vc.spoofchk >= 0 || vc.trust >= 0)
 			return cli_usage_err(c, "%s takes no VF options", argv[optind]);
+		if (!strcmp(argv[optind], "reset"))
+			return cli_reset(c, step, argc, argv);
+		if (step != VFIO_RESET_NONE)
+			return cli_usage_err(c, "--step goes with reset");
 		return cli_bind(c, !strcmp(argv[optind], "bind"), argc, argv);
 	}
+	if (step != VFIO_RESET_NONE)
+		return cli_usage_err(c, "--step goes with reset");
 	if (optind + 1 < argc)
 		return cli_usage_err(c, "unexpected argument '%s'", argv[optind + 1]);
 	if (have_qos && !vc.set_vlan)

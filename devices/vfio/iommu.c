@@ -122,12 +122,15 @@ static bool vfio_iommu_dma_mapped(const struct vfio_iommu *io, const struct mem_
 /* called with io->lock held */
 static int vfio_iommu_map_ram_locked(struct vfio_iommu *io)
 {
-	const struct guest_mem *mem = &io->vm->mem;
+	const struct guest_mem *mem;
 	unsigned int i;
 	int ret;
 
 	if (io->caged)
 		return -EPERM;
+	if (!io->vm)
+		return 0; /* no VM (a device opened for a reset only): nothing to map */
+	mem = &io->vm->mem;
 	for (i = 0; i < mem->nr_regions; i++) {
 		const struct mem_region *r = &mem->regions[i];
 

@@ -69,6 +69,7 @@ struct vfio_iommu {
 /*
  * Opens a legacy container: checks VFIO_GET_API_VERSION and that TYPE1v2 is
  * supported. Groups are attached (and RAM mapped) by vfio_iommu__get_group.
+ * vm may be NULL (a device opened without a guest): no DMA mappings at all.
  */
 int vfio_iommu__create_legacy(struct vm *vm, struct vfio_backend *be,
 			      struct vfio_iommu **out) __must_check;

@@ -151,8 +151,8 @@ static int vfio_set_irqs(struct vfio_pci *vf, uint32_t index, uint32_t flags, ui
  * capability, or too many capabilities, ends the list there. The list in cfg
  * is truncated at the first bad pointer. Calls fn for each capability.
  */
-static int vfio_walk_caps(uint8_t *cfg, void (*fn)(void *opaque, uint8_t id, uint8_t off),
-			  void *opaque)
+int vfio_pci__walk_caps(uint8_t *cfg, void (*fn)(void *opaque, uint8_t id, uint8_t off),
+			void *opaque)
 {
 	uint8_t seen[PCI_CFG_SPACE_SIZE / 4] = { 0 };
 	uint32_t prev_ptr = PCI_CAPABILITY_LIST;
@@ -841,7 +841,7 @@ static int vfio_read_config(struct vfio_pci *vf, uint8_t *cfg)
 		return -EIO;
 	vf->pm_cap = vf->msi_cap = vf->msix_cap = vf->pcie_cap = 0;
 	memset(vf->virt, 0, sizeof(vf->virt));
-	if (vfio_walk_caps(cfg, vfio_cap_found, vf) == -ELOOP)
+	if (vfio_pci__walk_caps(cfg, vfio_cap_found, vf) == -ELOOP)
 		log_warn(vf->name, "capability list loops or points outside config space; cut short");
 	return 0;
 }

@@ -65,6 +65,14 @@ int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts 
 void vfio_pci__destroy(struct vfio_pci *vf);
 
 void vfio_pci__stats(struct vfio_pci *vf, struct vfio_pci_stats *st);
+/*
+ * Walks the capability list of a 256-byte config space copy with loop
+ * protection (pointers dword aligned, inside 0x40..0xff, never revisited);
+ * the list in cfg is cut at the first bad pointer (-ELOOP). fn gets each
+ * capability's ID and offset.
+ */
+int vfio_pci__walk_caps(uint8_t *cfg, void (*fn)(void *opaque, uint8_t id, uint8_t off),
+			void *opaque);
 /* one log line with the counters (board__print_stats) */
 void vfio_pci__log_stats(struct vfio_pci *vf);
 

@@ -153,20 +153,30 @@ int vfio_reset__cage(const struct vfio_reset_dev *d)
 	return ret ? ret : ret2;
 }
 
+static int (*const vfio_reset_steps[])(const struct vfio_reset_dev *) = {
+	[VFIO_RESET_FUNCTION] = vfio_reset_function,
+	[VFIO_RESET_HOT] = vfio_reset_hot,
+	[VFIO_RESET_PM] = vfio_reset_pm,
+};
+
+int vfio_reset__step(const struct vfio_reset_dev *d, enum vfio_reset_step s)
+{
+	if (s == VFIO_RESET_CAGED)
+		return vfio_reset__cage(d);
+	if (s < VFIO_RESET_FUNCTION || s > VFIO_RESET_PM)
+		return -EINVAL;
+	return vfio_reset_steps[s](d);
+}
+
 int vfio_reset__ladder(const struct vfio_reset_dev *d, struct vfio_reset_report *rep)
 {
-	static int (*const steps[])(const struct vfio_reset_dev *) = {
-		[VFIO_RESET_FUNCTION] = vfio_reset_function,
-		[VFIO_RESET_HOT] = vfio_reset_hot,
-		[VFIO_RESET_PM] = vfio_reset_pm,
-	};
 	enum vfio_reset_step s;
 
 	memset(rep, 0, sizeof(*rep));
 	for (s = VFIO_RESET_FUNCTION; s <= VFIO_RESET_PM; s++) {
 		/* each later step only runs when the one before was unavailable or failed */
 		rep->tried[s] = true;
-		rep->result[s] = steps[s](d);
+		rep->result[s] = vfio_reset_steps[s](d);
 		if (!rep->result[s]) {
 			rep->step = s;
 			log_debug(d->name, "reset: %s", vfio_reset__step_name(s));

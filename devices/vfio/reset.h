@@ -65,5 +65,12 @@ bool vfio_reset__alive(const struct vfio_reset_dev *d);
 int vfio_reset__ladder(const struct vfio_reset_dev *d, struct vfio_reset_report *rep);
 /* the cage alone (also used by release when the device must not be trusted) */
 int vfio_reset__cage(const struct vfio_reset_dev *d);
+/*
+ * One step of the ladder on its own (FUNCTION, HOT, PM or CAGED): 0 when it
+ * ran and the device answers afterwards, -ENOTSUP when the device or the
+ * kernel does not offer it, -EBUSY when not allowed, -EIO when the device
+ * still does not answer.
+ */
+int vfio_reset__step(const struct vfio_reset_dev *d, enum vfio_reset_step s);
 
 #endif

@@ -23,6 +23,9 @@
 #     minivmm's own threads stay idle, and minivmm's per-VF counters printed
 #     at exit (-v) are the same for the VF that carried the traffic as for
 #     the one that only answered pings.
+#  6. `minivmm sriov reset` on VF1 (the ladder, then --step pm and bus)
+#     while VF0, back on igbvf in a network namespace, pings the PF: VF0
+#     keeps its link and loses at most one ping.
 #
 # Environment: MINIVMM_BIN (required), LAB_VF_IPERF_TIME (iperf3 seconds per
 # direction and path, 8), LAB_L2_TIMEOUT (600), LAB_L2_STALL (150).
@@ -456,6 +459,63 @@ ex=$(grep -E 'vcpu[0-9]+ exits:' "$C" | sed 's/.*exits: //' | awk -F'[ ,]+' '{ f
 lab_result vmm_vcpu_exits_total "$ex"
 [ -n "$vtx" ] && [ -n "$vrx" ] && [ $((vtx + vrx)) -gt 0 ] &&
 	lab_result vmm_vcpu_exits_per_1000_virtio_packets_whole_run "$(calc "printf \"%.1f\", $ex * 1000 / ($vtx + $vrx)")"
+
+# --- 6. resetting a VF does not hurt its neighbour ----------------------------
+# VF0 goes back to igbvf, into a network namespace, and pings the PF
+# (10.0.4.1) while `minivmm sriov reset` runs the reset ladder, and then
+# single steps, on VF1 (bound to vfio-pci, no VM holds it)
+say "reset: VF1 $vf1 is reset while VF0 $vf0 (igbvf) carries pings"
+run_cmd unbind0 "$B" sriov unbind "$vf0"
+i=0
+while [ -z "$(ls "/sys/bus/pci/devices/$vf0/net" 2>/dev/null)" ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+n0=$(ls "/sys/bus/pci/devices/$vf0/net" 2>/dev/null | head -n1)
+if [ -z "$n0" ] || [ "$(drv_of "$vf1")" != vfio-pci ]; then
+	fail "(6) VF0 has no igbvf netdev (${n0:-none}) or VF1 is not on vfio-pci ($(drv_of "$vf1"))"
+else
+	ip netns add nb
+	ip link set "$n0" netns nb
+	ip -n nb link set lo up
+	ip -n nb addr add 10.0.4.50/24 dev "$n0"
+	ip -n nb link set "$n0" up
+	i=0
+	# busybox's ping: L1's userland (this machine's) may have no iputils
+	until lab_ns nb busybox ping -c 1 -W 1 10.0.4.1 >/dev/null 2>&1 || [ $i -ge 30 ]; do i=$((i + 1)); done
+	lab_ns nb busybox ping -c 60 -i 0.25 -W 2 10.0.4.1 > "$OUT/neighbour-ping.out" 2>&1 &
+	ping_pid=$!
+	sleep 2
+	run_cmd reset1 "$B" sriov reset "$vf1"
+	[ "$st" = 0 ] && grep -q "answers after: function reset" "$OUT/reset1.out" &&
+		pass "(6) sriov reset $vf1: the ladder's function reset brought it back" ||
+		fail "(6) sriov reset $vf1 (status $st)"
+	run_cmd reset1pm "$B" sriov reset "$vf1" --step pm
+	if [ "$st" = 0 ] && grep -q "PM D3hot->D0 cycle: ok" "$OUT/reset1pm.out"; then
+		pass "(6) --step pm: D3hot->D0 cycle done, VF1 answers"
+	elif [ "$st" = 1 ] && grep -q "no PM capability" "$OUT/reset1pm.out"; then
+		pass "(6) --step pm: refused, QEMU's igbvf has no PM capability (said so)"
+	else
+		fail "(6) --step pm (status $st)"
+	fi
+	run_cmd reset1bus "$B" sriov reset "$vf1" --step bus
+	if [ "$st" = 0 ] || { [ "$st" = 1 ] && grep -Eq "not allowed|not available" "$OUT/reset1bus.out"; }; then
+		pass "(6) --step bus: $(tail -n1 "$OUT/reset1bus.out")"
+	else
+		fail "(6) --step bus (status $st)"
+	fi
+	lab_result vf1_reset_pm "$(grep -o 'PM D3hot->D0 cycle: .*' "$OUT/reset1pm.out" | head -n1)"
+	wait "$ping_pid"
+	sed 's/^/    | /' "$OUT/neighbour-ping.out" | tail -n 3
+	sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$OUT/neighbour-ping.out")
+	got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' "$OUT/neighbour-ping.out")
+	lab_result neighbour_pings_sent "${sent:-NA}"
+	lab_result neighbour_pings_received "${got:-NA}"
+	if [ -n "$sent" ] && [ -n "$got" ] && [ "$sent" -ge 50 ] && [ $((sent - got)) -le 1 ] &&
+		[ "$(cat "/sys/class/net/$n0/operstate" 2>/dev/null || lab_ns nb cat "/sys/class/net/$n0/operstate")" = up ]; then
+		pass "(6) VF0 kept its link and traffic through VF1's resets ($got of $sent pings)"
+	else
+		fail "(6) VF0 lost traffic or link while VF1 was reset (${got:-?} of ${sent:-?} pings)"
+	fi
+	ip netns del nb
+fi
 
 dmesg > "$LAB_RESULTS/l1-dmesg.txt" 2>/dev/null
 say "L1 kernel messages about the PF, the VFs, VFIO and the IOMMU:"

@@ -534,6 +534,11 @@ Test(sriov, cli_argument_errors)
 		{ { "sriov", "unbind", "03:10" }, "'03:10' is not a PCI address" },
 		{ { "sriov", "bind", "03:10.1", "more" }, "unexpected argument 'more'" },
 		{ { "sriov", "bind", "03:10.1", "--vf", "1" }, "bind takes no VF options" },
+		{ { "sriov", "reset" }, "reset needs a VF address" },
+		{ { "sriov", "reset", "03:10.1", "--step", "flr" }, "--step: 'flr' must be function, bus or pm" },
+		{ { "sriov", "bind", "03:10.1", "--step", "pm" }, "--step goes with reset" },
+		{ { "sriov", "enp3s0", "--step", "pm" }, "--step goes with reset" },
+		{ { "sriov", "reset", "03:10.1", "--mac", "52:54:00:00:00:01" }, "reset takes no VF options" },
 		{ { "doctor", "--mem", "lots" }, "--mem: 'lots' is not a size" },
 		{ { "doctor", "03:10.1", "03:10.2" }, "unexpected argument '03:10.2'" },
 		{ { "frobnicate" }, "unknown subcommand 'frobnicate'" },
@@ -584,5 +589,13 @@ Test(sriov, cli_show_set_bind_unbind)
 	cr_assert(strstr(out_buf, "0000:03:10.4 released from vfio-pci"), "%s", out_buf);
 	cr_assert_eq(RUN("sriov", "--sysfs-root", F.root, "bind", "03:10.0"), 1);
 	cr_assert(strstr(err_buf, "bound to igbvf after probing"), "%s", err_buf);
+
+	/* reset wants a device on vfio-pci (the ladder itself: test_vfio_reset) */
+	cr_assert_eq(RUN("sriov", "--sysfs-root", F.root, "reset", "03:10.0"), 1);
+	cr_assert(strstr(err_buf, "0000:03:10.0 is bound to igbvf: reset works on a device bound "
+				  "to vfio-pci that no VM holds (`minivmm sriov bind 0000:03:10.0` first)"),
+		  "%s", err_buf);
+	cr_assert_eq(RUN("sriov", "--sysfs-root", F.root, "reset", "03:17.0"), 1);
+	cr_assert(strstr(err_buf, "no PCI device 0000:03:17.0"), "%s", err_buf);
 	cr_assert_str_eq(fk_read(&F, "bus/pci/devices/0000:03:10.0/driver_override"), "vfio-pci");
 }

@@ -3,6 +3,7 @@
 
 #include "devices/vfio/iommu.h"
 #include "devices/vfio/reset.h"
+#include "devices/vfio/standalone.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vfio_fake.h"
@@ -136,4 +137,60 @@ Test(vfio_reset, step_names)
 {
 	cr_assert(strstr(vfio_reset__step_name(VFIO_RESET_PM), "D3hot") != NULL);
 	cr_assert(strstr(vfio_reset__step_name(VFIO_RESET_CAGED), "caged") != NULL);
+}
+
+/* ---- vfio_standalone__reset: a device no VM holds ------------------------ */
+
+Test(vfio_reset, standalone_ladder_opens_resets_and_closes)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+	unsigned int maps = f.nr_maps;
+
+	f.log[0] = 0;
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_NONE, &r, msg,
+					    sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(r.step, VFIO_RESET_FUNCTION);
+	/* its own container (TYPE1v2), the reset, and the group released again */
+	cr_assert_str_eq(f.log, "set_container,set_iommu3,reset,unset_container");
+	cr_assert_eq(f.nr_maps, maps, "no VM: nothing mapped for DMA");
+}
+
+Test(vfio_reset, standalone_pm_step_alone_finds_the_pm_capability)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+
+	f.log[0] = 0;
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_PM, &r, msg,
+					    sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(r.step, VFIO_RESET_PM);
+	cr_assert(r.tried[VFIO_RESET_PM] && !r.tried[VFIO_RESET_FUNCTION]);
+	cr_assert_str_eq(f.log, "set_container,set_iommu3,cfg0x44=0x3,sleep10,cfg0x44=0,sleep10,"
+				"unset_container");
+}
+
+Test(vfio_reset, standalone_pm_step_without_pm_capability_says_so)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+
+	f.cfg[PCI_CAPABILITY_LIST] = 0; /* no capabilities (as on QEMU's igbvf) */
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_PM, &r, msg,
+					    sizeof(msg)), -ENOTSUP);
+	cr_assert(strstr(msg, "no PM capability") != NULL, "%s", msg);
+}
+
+Test(vfio_reset, standalone_dead_device_is_reported_not_caged)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+
+	f.dead = true;
+	f.recover = FAKE_RECOVER_NEVER;
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_NONE, &r, msg,
+					    sizeof(msg)), -EIO);
+	cr_assert(strstr(msg, "stays bound to vfio-pci") != NULL, "%s", msg);
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_CAGED, &r, msg,
+					    sizeof(msg)), -EINVAL);
 }
