@@ -84,7 +84,8 @@ static int vfio_reset_hot(const struct vfio_reset_dev *d)
 		return -ENOTSUP;
 	ret = d->be->ops->hot_reset_info(d->be, d->dev, &info);
 	if (ret)
-		return ret == -ENOTTY || ret == -EINVAL ? -ENOTSUP : ret;
+		/* -ENODEV: neither the slot nor the bus can be reset (e.g. a VF on a root bus) */
+		return ret == -ENOTTY || ret == -EINVAL || ret == -ENODEV ? -ENOTSUP : ret;
 	for (i = 0; i < info->count; i++) {
 		if (info->devices[i].group_id != d->group_id) {
 			log_info(d->name, "no bus reset: it would also reset %04x:%02x:%02x.%x "

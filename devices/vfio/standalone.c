@@ -97,6 +97,7 @@ int vfio_standalone__reset(struct vfio_backend *be, const char *bdf, enum vfio_r
 			 ret == -EBUSY ? " (a VM holds it)" : "");
 		goto err_group;
 	}
+	d.dev = dev;
 	ret = vfio_standalone_describe(be, dev, &d, msg, msglen);
 	if (ret)
 		goto err_dev;
@@ -114,10 +115,11 @@ int vfio_standalone__reset(struct vfio_backend *be, const char *bdf, enum vfio_r
 		if (!ret)
 			rep->step = only;
 		else
-			snprintf(msg, msglen, "%s: %s", vfio_reset__step_name(only),
+			snprintf(msg, msglen, "%s: %s: %s", bdf, vfio_reset__step_name(only),
 				 ret == -ENOTSUP ? (only == VFIO_RESET_PM ?
 						    "not available (no PM capability)" :
-						    "not available for this device") :
+						    "not available (neither its slot nor its bus "
+						    "can be reset)") :
 				 ret == -EIO ? "the device still does not answer" :
 				 ret == -EBUSY ? "not allowed: it would reset devices outside the "
 						 "device's IOMMU group" :

@@ -194,3 +194,21 @@ Test(vfio_reset, standalone_dead_device_is_reported_not_caged)
 	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_CAGED, &r, msg,
 					    sizeof(msg)), -EINVAL);
 }
+
+Test(vfio_reset, standalone_bus_step_without_a_resettable_bus_is_not_available)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+
+	f.no_bus_reset = true; /* what L1's kernel answers for QEMU's igb VFs */
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_HOT, &r, msg,
+					    sizeof(msg)), -ENOTSUP);
+	cr_assert(strstr(msg, "0000:00:12.2: bus reset (VFIO_DEVICE_PCI_HOT_RESET): not available"),
+		  "%s", msg);
+	/* in the ladder it is skipped quietly: the PM cycle comes next */
+	f.dead = true;
+	f.recover = FAKE_RECOVER_PM;
+	cr_assert_eq(vfio_reset__ladder(&rd, &rep), 0);
+	cr_assert_eq(rep.result[VFIO_RESET_HOT], -ENOTSUP);
+	cr_assert_eq(rep.step, VFIO_RESET_PM);
+}

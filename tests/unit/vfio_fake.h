@@ -65,6 +65,7 @@ struct fake_vfio {
 	bool dead;              /* config reads return all-ones */
 	enum fake_recover recover;
 	int hot_other_group;    /* >= 0: the bus reset would also hit a device of this group */
+	bool no_bus_reset;      /* the kernel finds no slot or bus reset (-ENODEV), as for a VF on a root bus */
 	int type1v2;            /* CHECK_EXTENSION answer */
 	/* records */
 	char log[8192];
@@ -281,6 +282,8 @@ static inline int fake_reset(struct vfio_backend *b, int dev)
 {
 	struct fake_vfio *f = fake_of(b);
 
+	if (dev != FAKE_DEVICE)
+		return -ENOTTY; /* as the kernel answers on a handle that is not the device */
 	fake_log(f, "reset");
 	if (f->recover == FAKE_RECOVER_RESET)
 		f->dead = false;
@@ -296,6 +299,10 @@ static inline int fake_hot_reset_info(struct vfio_backend *b, int dev,
 	if (!i)
 		return -ENOMEM;
 	fake_log(f, "hotinfo");
+	if (f->no_bus_reset) {
+		free(i);
+		return -ENODEV;
+	}
 	i->count = f->hot_other_group >= 0 ? 2 : 1;
 	i->devices[0].group_id = (uint32_t)f->group_id;
 	i->devices[0].devfn = 0x81;
@@ -332,8 +339,11 @@ static inline ssize_t fake_pread(struct vfio_backend *b, int dev, void *buf, siz
 				 uint64_t off)
 {
 	struct fake_vfio *f = fake_of(b);
+
 	uint8_t *p = fake_region_ptr(f, off, len);
 
+	if (dev != FAKE_DEVICE)
+		return -EBADF;
 	if (!p)
 		return -EINVAL;
 	if (f->dead && (off >> FAKE_REGION_SHIFT) == VFIO_PCI_CONFIG_REGION_INDEX)
@@ -347,9 +357,12 @@ static inline ssize_t fake_pwrite(struct vfio_backend *b, int dev, const void *b
 				  uint64_t off)
 {
 	struct fake_vfio *f = fake_of(b);
+
 	uint8_t *p = fake_region_ptr(f, off, len);
 	uint64_t o = off & ((1ULL << FAKE_REGION_SHIFT) - 1);
 
+	if (dev != FAKE_DEVICE)
+		return -EBADF;
 	if (!p)
 		return -EINVAL;
 	memcpy(p, buf, len);
