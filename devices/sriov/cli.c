@@ -207,11 +207,12 @@ out:
 	return ret;
 }
 
-static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
+/*
+ * the VF address after a verb (bind, unbind, reset) into bdf: 0, or the
+ * usage error's exit status
+ */
+static int cli_vf_arg(struct cli *c, int argc, char **argv, char bdf[SRIOV_BDF_LEN])
 {
-	char bdf[SRIOV_BDF_LEN], msg[1024] = "";
-	int ret, group;
-
 	if (optind + 1 >= argc)
 		return cli_usage_err(c, "%s needs a VF address (e.g. 0000:03:10.1)", argv[optind]);
 	if (optind + 2 < argc)
@@ -219,6 +220,17 @@ static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 	if (sriov__parse_bdf(argv[optind + 1], bdf))
 		return cli_usage_err(c, "'%s' is not a PCI address (expected 0000:03:10.1)",
 				     argv[optind + 1]);
+	return 0;
+}
+
+static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
+{
+	char bdf[SRIOV_BDF_LEN], msg[1024] = "";
+	int ret, group;
+
+	ret = cli_vf_arg(c, argc, argv, bdf);
+	if (ret)
+		return ret;
 	if (bind) {
 		/* on the real sysfs, load vfio-pci (and its IOMMU backend) as modprobe would */
 		char drv[SRIOV_NAME_LEN];
@@ -258,13 +270,9 @@ static int cli_reset(struct cli *c, enum vfio_reset_step only, int argc, char **
 	enum vfio_reset_step s;
 	int ret;
 
-	if (optind + 1 >= argc)
-		return cli_usage_err(c, "reset needs a VF address (e.g. 0000:03:10.1)");
-	if (optind + 2 < argc)
-		return cli_usage_err(c, "unexpected argument '%s'", argv[optind + 2]);
-	if (sriov__parse_bdf(argv[optind + 1], bdf))
-		return cli_usage_err(c, "'%s' is not a PCI address (expected 0000:03:10.1)",
-				     argv[optind + 1]);
+	ret = cli_vf_arg(c, argc, argv, bdf);
+	if (ret)
+		return ret;
 	ret = sriov__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
 		sriov__msg_set(msg, sizeof(msg), "no PCI device %s", bdf);
