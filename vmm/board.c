@@ -245,6 +245,7 @@ static int board_load(struct board *b)
 		.reset_value = PM_RESET_VALUE,
 		.sci_irq = BOARD_SCI_IRQ,
 		.com1 = true,
+		.kbd = true, /* devices/i8042: keyboard port only */
 	};
 	struct x86_boot_info bi;
 	uint64_t rsdp;

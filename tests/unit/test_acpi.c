@@ -36,6 +36,7 @@ static struct x86_acpi_config cfg(unsigned int nr)
 		.reset_value = 0x06,
 		.sci_irq = 9,
 		.com1 = true,
+		.kbd = true,
 	};
 	return c;
 }
@@ -226,6 +227,12 @@ Test(acpi, dsdt_content)
 {
 	static const uint8_t pnp0a08[] = { 0x0c, 0x41, 0xd0, 0x0a, 0x08 };
 	static const uint8_t pnp0501[] = { 0x0c, 0x41, 0xd0, 0x05, 0x01 };
+	static const uint8_t pnp0303[] = { 0x0c, 0x41, 0xd0, 0x03, 0x03 };
+	static const uint8_t pnp0f13[] = { 0x0c, 0x41, 0xd0, 0x0f, 0x13 };
+	/* IO(Decode16, 0x60, 0x60, 0, 1), IO(Decode16, 0x64, 0x64, 0, 1), IRQNoFlags(){1} */
+	static const uint8_t kbd_crs[] = { 0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x00, 0x01,
+					   0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x00, 0x01,
+					   0x22, 0x02, 0x00, 0x79, 0x00 };
 	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
 				      0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00 };
 	/* IO(Decode16, 0x3F8, 0x3F8, 0, 8) and IRQNoFlags(){4} */
@@ -241,6 +248,16 @@ Test(acpi, dsdt_content)
 	cr_assert(memmem_has(t.dsdt, n, s5, sizeof(s5)));
 	cr_assert(memmem_has(t.dsdt, n, pnp0501, sizeof(pnp0501)));
 	cr_assert(memmem_has(t.dsdt, n, com1_crs, sizeof(com1_crs)));
+	cr_assert(memmem_has(t.dsdt, n, pnp0303, sizeof(pnp0303)));
+	cr_assert(memmem_has(t.dsdt, n, kbd_crs, sizeof(kbd_crs)));
+	cr_assert(!memmem_has(t.dsdt, n, pnp0f13, sizeof(pnp0f13)), "no AUX port described");
+
+	c.kbd = false;
+	t = build(&c);
+	n = rd32(t.dsdt + 4);
+	cr_assert(!memmem_has(t.dsdt, n, pnp0303, sizeof(pnp0303)));
+	cr_assert(!memmem_has(t.dsdt, n, "PS2K", 4));
+	c.kbd = true;
 
 	c.com1 = false;
 	t = build(&c);

@@ -383,6 +383,21 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		aml__end(a, crs);
 		aml__end(a, dev);
 	}
+	if (c->kbd) {
+		dev = aml__device_begin(a, "PS2K");
+		acpi_name_eisaid(a, "_HID", "PNP0303");
+		m = aml__method_begin(a, "_STA", 0, false);
+		aml__return(a);
+		aml__integer(a, 0x0f);
+		aml__end(a, m);
+		aml__name(a, "_CRS");
+		crs = aml__restemplate_begin(a);
+		aml__res_io(a, 0x0060, 0x0060, 0, 1);
+		aml__res_io(a, 0x0064, 0x0064, 0, 1);
+		aml__res_irq_noflags(a, 1U << 1);
+		aml__end(a, crs);
+		aml__end(a, dev);
+	}
 	aml__end(a, sb);
 
 	/* \_S5_: SLP_TYP for PM1a and PM1b, then two reserved values */

@@ -37,6 +37,12 @@ struct x86_acpi_config {
 	uint8_t reset_value;
 	uint8_t sci_irq;
 	bool com1;
+	/*
+	 * an i8042 with a keyboard port and no AUX (mouse) port at 0x60/0x64,
+	 * IRQ 1: described as PNP0303 so Linux finds it through PNP and, seeing
+	 * no PNP0F13, does not probe an AUX port that would only time out
+	 */
+	bool kbd;
 };
 
 /* pure: writes the tables into buf (guest address base_gpa); *used = bytes written */
