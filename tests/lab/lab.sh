@@ -108,7 +108,7 @@ do_run() {
 		printf 'export LAB_HOST_RESULTS=%q\n' "$results"
 	} > "$meta/env.sh"
 
-	local t0 secs rc try=1 tries=${LAB_L1_TRIES:-3} left what
+	local t0 secs rc try=1 tries=${LAB_L1_TRIES:-3} left what gave_up=0
 	qpid="" tpid=""
 	trap 'cleanup; exit 130' INT
 	trap 'cleanup; exit 143' TERM HUP
@@ -129,7 +129,7 @@ do_run() {
 		left=$((timeout - ($(date +%s) - t0)))
 		if [ "$try" -ge "$tries" ] || [ "$left" -lt "${LAB_L1_MIN_LEFT:-420}" ]; then
 			say "L1 $what on try $try of $tries, ${left}s left: giving up"
-			[ "$rc" = 126 ] && rc=124
+			[ "$rc" = 126 ] && rc=124 gave_up=1
 			break
 		fi
 		local f
@@ -142,7 +142,11 @@ do_run() {
 	echo "lab_l1_retries=$((try - 1))" >> "$results/results.txt"
 	secs=$(($(date +%s) - t0))
 	case "$rc" in
-	124) say "TIMEOUT after ${secs}s (limit ${timeout}s)" ;;
+	124) if [ "$gave_up" = 1 ]; then
+		say "gave up after ${secs}s: L1 hung on each of its $try boots (status 124)"
+	else
+		say "TIMEOUT after ${secs}s (limit ${timeout}s)"
+	fi ;;
 	125) say "L1 ended after ${secs}s without the script's status" ;;
 	*) say "L1 finished in ${secs}s; script exit status $rc" ;;
 	esac

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Lab self-test (runs on the host, not in L1): lab.sh's L1 watchdog. A script
+# that goes silent inside L1 must be taken for a hung L1: its vCPU state is
+# saved with the RIPs named, L1 is booted again (LAB_L1_TRIES=2), and the run
+# gives up with 124 once the tries are spent, keeping each try's console.
+#
+#   tests/lab/test-watchdog.sh RESULTS_DIR
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+res=${1:?usage: test-watchdog.sh RESULTS_DIR}
+rc=0
+fail() { echo "test-watchdog: FAIL: $*"; rc=1; }
+pass() { echo "test-watchdog: ok: $*"; }
+
+script=$(mktemp /tmp/lab-silent.XXXXXX)
+trap 'rm -f "$script"' EXIT
+printf 'echo "lab-watchdog: silent from now on"\nsleep 900\n' > "$script"
+rm -rf "$res"
+LAB_L1_STALL=20 LAB_L1_TRIES=2 LAB_L1_MIN_LEFT=30 \
+	"$HERE/lab.sh" run --timeout 300 --results "$res" "$script"
+st=$?
+[ "$st" = 77 ] && exit 77
+[ "$st" = 124 ] && pass "lab.sh gave up with 124 after the tries" || fail "lab.sh exit status $st, expected 124"
+for t in 1 2; do
+	f=$res/l1-hang.try$t.txt
+	if [ -f "$f" ] && grep -q '^### info registers' "$f" && grep -q '^RIP=' "$f"; then
+		pass "try $t: L1's vCPU registers saved"
+	else
+		fail "try $t: no register dump in $f"
+	fi
+	if grep -Eq '^CPU#0 RIP [0-9a-f]+ = [A-Za-z_][A-Za-z0-9_.]*\+0x' "$f" 2>/dev/null; then
+		pass "try $t: RIPs named ($(grep -m1 '^CPU#0 RIP' "$f"))"
+	else
+		fail "try $t: RIPs not named from L1's kallsyms"
+	fi
+done
+grep -q 'lab-watchdog: silent' "$res/l1-console.log.try1" 2>/dev/null &&
+	pass "the first try's console is kept" || fail "no l1-console.log.try1 with the script's output"
+grep -q 'lab-watchdog: silent' "$res/l1-console.log" 2>/dev/null &&
+	pass "L1 was booted again and ran the script" || fail "the second L1 did not run the script"
+grep -qx 'lab_l1_retries=1' "$res/results.txt" 2>/dev/null &&
+	pass "results.txt: lab_l1_retries=1" || fail "results.txt lacks lab_l1_retries=1"
+if pgrep -f "results $res" >/dev/null 2>&1 || pgrep -f "path=$res,mount_tag=lab" >/dev/null 2>&1; then
+	fail "a QEMU of this run is still running"
+else
+	pass "no QEMU left running"
+fi
+exit $rc
