@@ -18,8 +18,9 @@
 # QEMU is always killed on exit, on a signal or on timeout.
 #
 # L1 hangs or dies now and then (TCG; seen: in CI both L1 vCPUs silent for
-# 25 minutes while an L2 guest booted; here L1 reset silently as an L2 guest
-# started). A watchdog kills L1 when its console has been silent for
+# 25 minutes while an L2 guest booted; here L1 reset silently, twice, while
+# an L2 guest started; QEMU's -d cpu_reset log, kept as
+# DIR/l1-qemu-debug.tryN.log, says whether that was a triple fault). A watchdog kills L1 when its console has been silent for
 # LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
 # (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms). A hung L1, or one
 # that ended without the script's status, is booted again, up to
@@ -216,7 +217,7 @@ run_l1() {
 	local sock rc size last_size=-1 last_t now hung=0
 	sock=$(mktemp -u /tmp/lab-monitor.XXXXXX)
 	: > "$console"
-	rm -f "$meta/rc" "$meta/kallsyms"
+	rm -f "$meta/rc" "$meta/kallsyms" "$meta/qemu-debug.log"
 	timeout -k 10 "$secs" "$QEMU" \
 		-accel tcg,thread=${LAB_TCG_THREAD:-multi} -machine q35 -cpu max -smp 2 -m 2G \
 		-global q35-pcihost.pci-hole64-size=0 \
@@ -227,6 +228,7 @@ run_l1() {
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs local,path="$results",mount_tag=lab,security_model=none,multidevs=remap \
 		-display none -monitor unix:"$sock",server=on,wait=off \
+		-d cpu_reset -D "$meta/qemu-debug.log" \
 		-serial file:"$console" -no-reboot \
 		</dev/null >"$meta/qemu.log" 2>&1 &
 	qpid=$!
@@ -265,6 +267,12 @@ run_l1() {
 	[ "$rc" = 124 ] || [ "$rc" = 137 ] && return 124
 	[ -f "$meta/rc" ] && return "$(cat "$meta/rc")"
 	say "L1 ended (qemu status $rc) without the script's status"
+	# QEMU logs "Triple fault" (-d cpu_reset) when L1 itself triple-faulted:
+	# a silent L1 reset has no panic message on the console
+	if grep -q 'Triple fault' "$meta/qemu-debug.log" 2>/dev/null; then
+		say "QEMU says: L1 triple-faulted (log kept as l1-qemu-debug.try$try.log)"
+	fi
+	cp "$meta/qemu-debug.log" "$results/l1-qemu-debug.try$try.log" 2>/dev/null
 	return 125
 }
 
