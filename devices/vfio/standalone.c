@@ -61,6 +61,28 @@ static int vfio_standalone_describe(struct vfio_backend *be, int dev, struct vfi
 	return 0;
 }
 
+/* why step s did not bring the device back (ret != 0), for the user */
+static const char *vfio_standalone_why(enum vfio_reset_step s, int ret)
+{
+	if (ret == -ENOTSUP) {
+		switch (s) {
+		case VFIO_RESET_FUNCTION:
+			return "not available (the device offers no function reset)";
+		case VFIO_RESET_HOT:
+			return "not available (neither its slot nor its bus can be reset)";
+		case VFIO_RESET_PM:
+			return "not available (no PM capability)";
+		default:
+			return "not available";
+		}
+	}
+	if (ret == -EIO)
+		return "the device still does not answer";
+	if (ret == -EBUSY)
+		return "not allowed: it would reset devices outside the device's IOMMU group";
+	return strerror(-ret);
+}
+
 int vfio_standalone__reset(struct vfio_backend *be, const char *bdf, enum vfio_reset_step only,
 			   struct vfio_reset_report *rep, char *msg, size_t msglen)
 {
@@ -116,14 +138,7 @@ int vfio_standalone__reset(struct vfio_backend *be, const char *bdf, enum vfio_r
 			rep->step = only;
 		else
 			snprintf(msg, msglen, "%s: %s: %s", bdf, vfio_reset__step_name(only),
-				 ret == -ENOTSUP ? (only == VFIO_RESET_PM ?
-						    "not available (no PM capability)" :
-						    "not available (neither its slot nor its bus "
-						    "can be reset)") :
-				 ret == -EIO ? "the device still does not answer" :
-				 ret == -EBUSY ? "not allowed: it would reset devices outside the "
-						 "device's IOMMU group" :
-				 strerror(-ret));
+				 vfio_standalone_why(only, ret));
 	}
 err_dev:
 	be->ops->close(be, dev);

@@ -212,3 +212,14 @@ Test(vfio_reset, standalone_bus_step_without_a_resettable_bus_is_not_available)
 	cr_assert_eq(rep.result[VFIO_RESET_HOT], -ENOTSUP);
 	cr_assert_eq(rep.step, VFIO_RESET_PM);
 }
+
+Test(vfio_reset, standalone_function_step_without_function_reset_says_so)
+{
+	struct vfio_reset_report r;
+	char msg[256] = "";
+
+	f.dev_flags = 0; /* no VFIO_DEVICE_FLAGS_RESET */
+	cr_assert_eq(vfio_standalone__reset(&f.be, "0000:00:12.2", VFIO_RESET_FUNCTION, &r, msg,
+					    sizeof(msg)), -ENOTSUP);
+	cr_assert(strstr(msg, "not available (the device offers no function reset)"), "%s", msg);
+}
