@@ -29,8 +29,19 @@ fail() { echo "test-boot-net: FAIL: $*"; rc=1; }
 pf=$(lab_pf) || exit 1
 lab_bridge_create br0 "$BR_IP/24" "$pf" >/dev/null || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
-iperf3 -s -B "$BR_IP" >"$LAB_RESULTS/iperf3-server.log" 2>&1 &
-iperf_pid=$!
+# iperf3_restart: a fresh iperf3 server for each guest run: a guest that
+# died mid-test leaves the old one "busy running a test"
+iperf_pid=""
+iperf3_restart() {
+	if [ -n "$iperf_pid" ]; then
+		kill "$iperf_pid" 2>/dev/null
+		wait "$iperf_pid" 2>/dev/null
+	fi
+	iperf3 -s -B "$BR_IP" >>"$LAB_RESULTS/iperf3-server.log" 2>&1 &
+	iperf_pid=$!
+}
+: > "$LAB_RESULTS/iperf3-server.log"
+iperf3_restart
 # vmm_pid is timeout(1)'s; signal the VMM (its child) directly
 stop_vmm() {
 	[ -n "${vmm_pid:-}" ] || return 0
@@ -69,6 +80,7 @@ run_guest_once() {
 	local name=$1 log=$2 t0 t_ready="" t_end st line
 	shift 2
 	: > "$log"
+	iperf3_restart
 	echo "test-boot-net: [$name] $*"
 	t0=$(lab_now)
 	timeout -k 5 "$L2_TIMEOUT" "$@" > "$log" 2>&1 </dev/null &
