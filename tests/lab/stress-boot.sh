@@ -47,7 +47,8 @@ if [ "${LAB_STRESS_NET:-0}" = 1 ]; then
 	lab_bridge_create br0 "$BR_IP/24" "$pf" >/dev/null || exit 1
 	lab_tap_create tap0 br0 >/dev/null || exit 1
 	iperf3 -s -B "$BR_IP" > /dev/null 2>&1 &
-	trap 'kill $! 2>/dev/null' EXIT
+	iperf_pid=$!
+	trap 'kill $iperf_pid 2>/dev/null' EXIT
 	cmdline="console=ttyS0 root=/dev/vda"
 	qnet=(-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off
 		-device virtio-net-pci,netdev=n0,mac=$MAC)

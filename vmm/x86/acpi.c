@@ -341,9 +341,19 @@ static void acpi_dsdt_prt(struct aml *a)
 	aml__end(a, prt);
 }
 
+/* Method (_STA) { Return (0x0F) }: present, enabled, shown, functioning */
+static void acpi_sta_present(struct aml *a)
+{
+	struct aml_blk m = aml__method_begin(a, "_STA", 0, false);
+
+	aml__return(a);
+	aml__integer(a, 0x0f);
+	aml__end(a, m);
+}
+
 static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 {
-	struct aml_blk sb, dev, crs, m, pkg;
+	struct aml_blk sb, dev, crs, pkg;
 	unsigned int i;
 
 	sb = aml__scope_begin(a, "\\_SB");
@@ -372,10 +382,7 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		dev = aml__device_begin(a, "COM1");
 		acpi_name_eisaid(a, "_HID", "PNP0501");
 		acpi_name_int(a, "_UID", 1);
-		m = aml__method_begin(a, "_STA", 0, false);
-		aml__return(a);
-		aml__integer(a, 0x0f);
-		aml__end(a, m);
+		acpi_sta_present(a);
 		aml__name(a, "_CRS");
 		crs = aml__restemplate_begin(a);
 		aml__res_io(a, 0x03f8, 0x03f8, 0, 8);
@@ -386,10 +393,7 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 	if (c->kbd) {
 		dev = aml__device_begin(a, "PS2K");
 		acpi_name_eisaid(a, "_HID", "PNP0303");
-		m = aml__method_begin(a, "_STA", 0, false);
-		aml__return(a);
-		aml__integer(a, 0x0f);
-		aml__end(a, m);
+		acpi_sta_present(a);
 		aml__name(a, "_CRS");
 		crs = aml__restemplate_begin(a);
 		aml__res_io(a, 0x0060, 0x0060, 0, 1);
