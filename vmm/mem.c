@@ -10,9 +10,52 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
+uint64_t mem__host_align(uint64_t page_size)
+{
+	return MAX(page_size, 2 * MiB);
+}
+
+uint64_t mem__place(uint64_t base, uint64_t gpa, uint64_t align)
+{
+	return base + ((gpa - base) & (align - 1));
+}
+
+/*
+ * mmap() size bytes at an address congruent to gpa modulo align: reserve
+ * size + align of address space (PROT_NONE, nothing committed), map the
+ * region over it with MAP_FIXED at the placed address, give the rest back.
+ * hugetlb mappings need the placed address aligned to their page size, which
+ * it is (gpa is). QEMU's qemu_ram_mmap() does the same.
+ */
+static void *mem_mmap_placed(uint64_t size, uint64_t gpa, uint64_t align, int flags)
+{
+	uint64_t len = size + align, base, at;
+	void *res, *p;
+
+	res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	base = (uint64_t)(uintptr_t)res;
+	at = mem__place(base, gpa, align);
+	p = mmap((void *)(uintptr_t)at, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+
+		munmap(res, len);
+		errno = err;
+		return MAP_FAILED;
+	}
+	if (at > base)
+		munmap(res, at - base);
+	if (base + len > at + size)
+		munmap((void *)(uintptr_t)(at + size), base + len - (at + size));
+	return p;
+}
+
 static int mem_map_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	uint64_t align = mem__host_align(m->hugepages ? 2 * MiB : 4 * KiB);
 	struct mem_region *r;
 	void *p;
 
@@ -27,7 +70,7 @@ static int mem_map_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
 		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
 	else
 		flags |= MAP_NORESERVE;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	p = mem_mmap_placed(size, gpa, align, flags);
 	if (p == MAP_FAILED) {
 		int err = -errno;
 
@@ -45,7 +88,11 @@ static int mem_map_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
 	r->size = size;
 	r->hva = p;
 	r->slot = m->nr_regions;
+	r->align = align;
 	m->nr_regions++;
+	log_debug("mem", "RAM gpa 0x%llx-0x%llx at hva %p (%llu KiB-aligned like its gpa)",
+		(unsigned long long)gpa, (unsigned long long)(gpa + size - 1), p,
+		(unsigned long long)(align / KiB));
 	return 0;
 }
 

@@ -7,6 +7,14 @@
  *
  * x86 layout: low RAM from 0 up to MEM_LOW_END (3 GiB) at most, the MMIO hole
  * (PCI 32-bit window, ECAM, IOAPIC, LAPIC) up to 4 GiB, the rest of RAM from 4 GiB.
+ *
+ * Host placement: each region's host mapping is congruent to its guest address
+ * modulo the huge page size of its backing (2 MiB for anonymous memory with
+ * transparent huge pages and for 2 MiB hugetlbfs, 1 GiB for 1 GiB hugetlbfs),
+ * so that every guest-physical huge block sits on one host huge page. Only
+ * then can KVM's nested page tables and the IOMMU (VFIO_IOMMU_MAP_DMA) map
+ * guest RAM with huge pages; a mapping merely page-aligned (what mmap() gives
+ * on kernels before 6.7) forces 4 KiB mappings for all of guest RAM.
  */
 #ifndef MINIVMM_VMM_MEM_H
 #define MINIVMM_VMM_MEM_H
@@ -25,6 +33,7 @@ struct mem_region {
 	uint64_t size;
 	uint8_t *hva;
 	uint32_t slot;
+	uint64_t align; /* hva == gpa modulo align (see "Host placement" above) */
 };
 
 struct guest_mem {
@@ -38,6 +47,17 @@ struct guest_mem {
 /* allocate ram_size bytes laid out as above; hugepages uses MAP_HUGETLB (2 MiB) */
 int mem__init(struct guest_mem *m, uint64_t ram_size, bool hugepages) __must_check;
 void mem__free(struct guest_mem *m);
+
+/*
+ * the host alignment guest RAM backed by pages of page_size needs: at least
+ * 2 MiB (a transparent huge page), or the hugetlb page size when larger
+ */
+uint64_t mem__host_align(uint64_t page_size);
+/*
+ * the lowest address >= base that is congruent to gpa modulo align (a power
+ * of two): where a region at gpa goes in a reservation starting at base
+ */
+uint64_t mem__place(uint64_t base, uint64_t gpa, uint64_t align);
 
 /* describe caller-owned memory as one region at gpa (unit tests, fake guests) */
 int mem__init_from_buffer(struct guest_mem *m, void *buf, uint64_t gpa, uint64_t size) __must_check;
