@@ -18,6 +18,14 @@ int irq__init(struct irq *irq, int vm_fd)
 				      IRQ_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry));
 	if (!irq->routing)
 		return -ENOMEM;
+	if (vm_fd < 0) {
+		irq->irqfds = calloc(IRQ_MAX_ROUTES, sizeof(*irq->irqfds));
+		if (!irq->irqfds) {
+			free(irq->routing);
+			irq->routing = NULL;
+			return -ENOMEM;
+		}
+	}
 	pthread_mutex_init(&irq->lock, NULL);
 	irq->next_gsi = IRQ_NR_LEGACY;
 	irq->next_legacy = 16; /* PCI INTx lines: IOAPIC pins 16-23 */
@@ -28,6 +36,9 @@ void irq__destroy(struct irq *irq)
 {
 	free(irq->routing);
 	irq->routing = NULL;
+	free(irq->irqfds);
+	irq->irqfds = NULL;
+	irq->nr_irqfds = 0;
 	pthread_mutex_destroy(&irq->lock);
 }
 
@@ -145,12 +156,40 @@ int irq__clear_route(struct irq *irq, uint32_t gsi)
 	return ret;
 }
 
+/* without KVM: keep the table KVM_IRQFD would keep, with its answers */
+static int irq_record_irqfd(struct irq *irq, int efd, uint32_t gsi, int resample_fd,
+			    bool assign)
+{
+	unsigned int i;
+	int ret = 0;
+
+	if (efd < 0)
+		return -EBADF;
+	pthread_mutex_lock(&irq->lock);
+	for (i = 0; i < irq->nr_irqfds; i++)
+		if (irq->irqfds[i].efd == efd)
+			break;
+	if (!assign) {
+		/* KVM detaches only an (eventfd, GSI) pair it has, and says nothing otherwise */
+		if (i < irq->nr_irqfds && irq->irqfds[i].gsi == gsi)
+			irq->irqfds[i] = irq->irqfds[--irq->nr_irqfds];
+	} else if (i < irq->nr_irqfds) {
+		ret = -EBUSY;
+	} else if (irq->nr_irqfds >= IRQ_MAX_ROUTES) {
+		ret = -ENOSPC;
+	} else {
+		irq->irqfds[irq->nr_irqfds++] = (struct irq_irqfd){ efd, gsi, resample_fd };
+	}
+	pthread_mutex_unlock(&irq->lock);
+	return ret;
+}
+
 int irq__irqfd(struct irq *irq, int efd, uint32_t gsi, int resample_fd, bool assign)
 {
 	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi };
 
 	if (irq->vm_fd < 0)
-		return 0;
+		return irq_record_irqfd(irq, efd, gsi, resample_fd, assign);
 	if (!assign)
 		f.flags |= KVM_IRQFD_FLAG_DEASSIGN;
 	else if (resample_fd >= 0) {

@@ -18,12 +18,22 @@
 
 struct kvm_irq_routing;
 
+/* an eventfd attached to a GSI, as KVM_IRQFD would hold it */
+struct irq_irqfd {
+	int efd;
+	uint32_t gsi;
+	int resample_fd;           /* -1: edge-triggered */
+};
+
 struct irq {
-	int vm_fd;                 /* -1: no KVM (unit tests record routes only) */
+	int vm_fd;                 /* -1: no KVM (unit tests record routes and irqfds only) */
 	pthread_mutex_t lock;
 	struct kvm_irq_routing *routing;
 	uint32_t next_gsi;
 	uint32_t next_legacy;      /* next free legacy line for PCI INTx */
+	/* vm_fd < 0 only: the irqfds KVM would hold, in no particular order */
+	struct irq_irqfd *irqfds;
+	unsigned int nr_irqfds;
 };
 
 int irq__init(struct irq *irq, int vm_fd) __must_check;
@@ -39,7 +49,11 @@ int irq__set_msi_route(struct irq *irq, uint32_t gsi, uint64_t addr, uint32_t da
 /* remove a GSI's route */
 int irq__clear_route(struct irq *irq, uint32_t gsi);
 
-/* attach/detach an eventfd to a GSI; resample_fd >= 0 for level-triggered lines */
+/*
+ * attach/detach an eventfd to a GSI; resample_fd >= 0 for level-triggered lines.
+ * Without KVM the attachment is only recorded (irq->irqfds), with KVM's
+ * answers: -EBADF for a bad eventfd, -EBUSY when it is already attached.
+ */
 int irq__irqfd(struct irq *irq, int efd, uint32_t gsi, int resample_fd, bool assign) __must_check;
 
 /* raise/lower a legacy line (KVM_IRQ_LINE) */

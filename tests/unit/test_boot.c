@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "kvm_skip.h"
 #include "vmm/mem.h"
 #include "vmm/pci.h"
 #include "vmm/x86/boot.h"
@@ -546,9 +547,7 @@ Test(boot_kvm, tiny_elf_guest_runs, .init = ram_setup, .fini = ram_teardown, .ti
 	size_t len;
 	uint8_t *img;
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		cr_skip_test("/dev/kvm not available");
+	kvm = kvm_open_or_skip();
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	cr_assert(vm >= 0);
 	cr_assert_eq(ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL), 0);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "kvm_skip.h"
 #include "vmm/x86/cpu.h"
 
 #define NENT_MAX 64
@@ -230,9 +231,7 @@ static int kvm_fd = -1, vm_fd = -1, vcpu_fd = -1;
 
 static void kvm_open_vcpu(void)
 {
-	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm_fd < 0)
-		cr_skip_test("/dev/kvm not available");
+	kvm_fd = kvm_open_or_skip();
 	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	cr_assert(vm_fd >= 0);
 	cr_assert_eq(ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0), 0);

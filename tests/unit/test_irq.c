@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 
+#include "irq_fake.h"
 #include "vmm/irq.h"
 
 static const struct kvm_irq_routing_entry *find(struct irq *irq, uint32_t gsi, uint32_t chip)
@@ -58,5 +59,32 @@ Test(irq, msi_routes_are_replaced_not_duplicated)
 	cr_assert_eq(irq__clear_route(&irq, (uint32_t)gsi), 0);
 	cr_assert_eq(irq.routing->nr, n - 1);
 	cr_assert_eq(irq__set_msi_route(&irq, 3, 0xfee00000, 0x41), -EINVAL, "legacy GSIs are not MSI");
+	irq__destroy(&irq);
+}
+
+/* without KVM, irqfds are recorded with KVM_IRQFD's answers */
+Test(irq, irqfds_are_recorded_without_kvm)
+{
+	struct irq irq;
+
+	cr_assert_eq(irq__init(&irq, -1), 0);
+	cr_assert_eq(irq__irqfd(&irq, 10, 30, -1, true), 0);
+	cr_assert_eq(irq__irqfd(&irq, 11, 17, 12, true), 0);
+	cr_assert_eq(irq.nr_irqfds, 2);
+	cr_assert_eq(fake_irqfd(&irq, 10)->gsi, 30);
+	cr_assert_eq(fake_irqfd(&irq, 10)->resample_fd, -1);
+	cr_assert_eq(fake_irqfd(&irq, 11)->gsi, 17);
+	cr_assert_eq(fake_irqfd(&irq, 11)->resample_fd, 12);
+	cr_assert_eq(irq__irqfd(&irq, 10, 31, -1, true), -EBUSY, "one GSI per eventfd");
+	cr_assert_eq(irq__irqfd(&irq, -1, 30, -1, true), -EBADF);
+	/* detaching another GSI than the eventfd's changes nothing, as in KVM */
+	cr_assert_eq(irq__irqfd(&irq, 10, 31, -1, false), 0);
+	cr_assert_eq(fake_irqfd(&irq, 10)->gsi, 30);
+	cr_assert_eq(irq__irqfd(&irq, 10, 30, -1, false), 0);
+	cr_assert_null(fake_irqfd(&irq, 10));
+	cr_assert_eq(irq.nr_irqfds, 1);
+	/* attached again after a detach */
+	cr_assert_eq(irq__irqfd(&irq, 10, 30, -1, true), 0);
+	cr_assert_eq(fake_irqfd(&irq, 10)->gsi, 30);
 	irq__destroy(&irq);
 }

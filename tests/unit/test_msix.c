@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "irq_fake.h"
 #include "vmm/irq.h"
 #include "vmm/msix.h"
 #include "vmm/pci.h"
@@ -124,4 +126,105 @@ Test(msix, init_rejects_bad_layout)
 	cr_assert_eq(msix__init(&m2, &d2, NULL, 0, 0, 0, 0x100), -EINVAL);
 	cr_assert_eq(msix__init(&m2, &d2, NULL, 4, 6, 0, 0x100), -EINVAL);
 	cr_assert_eq(msix__init(&m2, &d2, NULL, 4, 0, 4, 0x100), -EINVAL);
+}
+
+/* ---- passthrough (VFIO): masking is done by detaching the vector's irqfd ---- */
+
+static int pt_enables, pt_live[3];
+
+static int pt_enable(struct msix *mx, bool on, void *opaque)
+{
+	pt_enables += on ? 1 : -1;
+	return 0;
+}
+
+static void pt_vector(struct msix *mx, uint16_t v, bool live, void *opaque)
+{
+	pt_live[v] = live;
+}
+
+static const struct msix_passthrough_ops pt_ops = { .enable = pt_enable, .vector = pt_vector };
+
+/* vector v's eventfd reaches the guest as (addr, data) through its irqfd and route */
+static void assert_live(uint16_t v, uint64_t addr, uint32_t data)
+{
+	const struct irq_irqfd *f = fake_irqfd(&irq, m.vec[v].efd);
+
+	cr_assert_not_null(f, "vector %u: eventfd %d has no irqfd", v, m.vec[v].efd);
+	cr_assert_eq(f->gsi, (uint32_t)m.vec[v].gsi, "vector %u: irqfd on GSI %u, vector has %d",
+		     v, f->gsi, m.vec[v].gsi);
+	cr_assert_eq(f->resample_fd, -1);
+	cr_assert(fake_efd_delivers(&irq, m.vec[v].efd, addr, data),
+		  "vector %u: GSI %u is not routed to %#llx/%#x", v, f->gsi,
+		  (unsigned long long)addr, data);
+	cr_assert(pt_live[v]);
+	cr_assert_eq(msix__vector_fd(&m, v), m.vec[v].efd);
+}
+
+static void assert_detached(uint16_t v)
+{
+	cr_assert_null(fake_irqfd(&irq, m.vec[v].efd), "vector %u: masked but its irqfd is attached",
+		       v);
+	cr_assert_not(pt_live[v]);
+	cr_assert_eq(msix__vector_fd(&m, v), -1);
+}
+
+Test(msix, passthrough_irqfd_follows_mask_and_unmask)
+{
+	uint8_t pba[8] = { 0 };
+	uint64_t one = 1;
+
+	pt_enables = 0;
+	memset(pt_live, 0, sizeof(pt_live));
+	cr_assert_eq(msix__set_passthrough(&m, &pt_ops, NULL), 0);
+	entry_write(0, 0, 0xfee00000);
+	entry_write(0, 8, 0x41);
+	entry_write(0, 12, 0);
+	entry_write(1, 0, 0xfee01000);
+	entry_write(1, 8, 0x42);
+	cr_assert_eq(irq.nr_irqfds, 0, "nothing attached while MSI-X is off");
+
+	ctrl_write(PCI_MSIX_FLAGS_ENABLE);
+	cr_assert_eq(pt_enables, 1);
+	assert_live(0, 0xfee00000, 0x41);
+	assert_detached(1);
+	assert_detached(2);
+	cr_assert_eq(irq.nr_irqfds, 1);
+
+	/* a new message for a live vector: the route follows, the irqfd stays */
+	entry_write(0, 8, 0x43);
+	assert_live(0, 0xfee00000, 0x43);
+
+	/* unmask vector 1, mask it again, unmask it again */
+	entry_write(1, 12, 0);
+	assert_live(1, 0xfee01000, 0x42);
+	entry_write(1, 12, PCI_MSIX_ENTRY_CTRL_MASKBIT);
+	assert_detached(1);
+	assert_live(0, 0xfee00000, 0x43);
+	/* the device fires while masked: the event waits, the PBA shows it */
+	cr_assert_eq(write(m.vec[1].efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	msix__pba_access(&m, 0, pba, 8, false);
+	cr_assert_eq(pba[0], 0x2);
+	entry_write(1, 12, 0);
+	assert_live(1, 0xfee01000, 0x42);
+	msix__pba_access(&m, 0, pba, 8, false);
+	cr_assert_eq(pba[0], 0, "a live vector is never pending: KVM has the event");
+
+	/* the function mask detaches every vector; clearing it attaches them again */
+	ctrl_write(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	assert_detached(0);
+	assert_detached(1);
+	cr_assert_eq(irq.nr_irqfds, 0);
+	ctrl_write(PCI_MSIX_FLAGS_ENABLE);
+	assert_live(0, 0xfee00000, 0x43);
+	assert_live(1, 0xfee01000, 0x42);
+
+	/* disabling MSI-X detaches everything; destroy leaves nothing behind */
+	ctrl_write(0);
+	cr_assert_eq(pt_enables, 0);
+	cr_assert_eq(irq.nr_irqfds, 0);
+	ctrl_write(PCI_MSIX_FLAGS_ENABLE);
+	cr_assert_eq(irq.nr_irqfds, 2);
+	msix__destroy(&m);
+	cr_assert_eq(irq.nr_irqfds, 0, "msix__destroy left irqfds attached");
 }

@@ -465,10 +465,8 @@ Test(sriov, real_rtnetlink_on_loopback)
 	static struct sriov_link link;
 	struct sriov_vf_config c = { .vf = 0, .spoofchk = 1, .trust = -1 };
 
-	if (unshare(CLONE_NEWNET)) {
-		cr_log_warn("unshare(CLONE_NEWNET): %s: skipped", strerror(errno));
-		cr_skip_test();
-	}
+	if (unshare(CLONE_NEWNET))
+		cr_skip_test("unshare(CLONE_NEWNET): %s: skipped", strerror(errno));
 	cr_assert_eq(sriov_nl__get_link("lo", &link, msg, sizeof(msg)), 0, "%s", msg);
 	cr_assert_str_eq(link.ifname, "lo");
 	cr_assert_eq(link.ifindex, 1);

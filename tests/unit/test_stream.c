@@ -160,17 +160,22 @@ static void nic_fill(struct nic *n)
 	n->extra = 5;
 }
 
+/* the destination devices as before any load */
+static void setup_dst(void)
+{
+	memset(&dst_nic, 0, sizeof(dst_nic));
+	dst_nic.status = 0x5a5a5a5a; /* sentinel: must survive a failed load */
+	memset(dst_blob, 0xee, BLOB_LEN);
+	dst_disk = (struct disk){ .sectors = 1, .blob = dst_blob, .blob_len = BLOB_LEN };
+}
+
 static void setup(void)
 {
 	nic_fill(&src_nic);
-	memset(&dst_nic, 0, sizeof(dst_nic));
-	dst_nic.status = 0x5a5a5a5a; /* sentinel: must survive a failed load */
-	for (size_t i = 0; i < BLOB_LEN; i++) {
+	for (size_t i = 0; i < BLOB_LEN; i++)
 		src_blob[i] = (uint8_t)(i * 7 + 3);
-		dst_blob[i] = 0xee;
-	}
 	src_disk = (struct disk){ .sectors = 1ull << 33, .blob = src_blob, .blob_len = BLOB_LEN };
-	dst_disk = (struct disk){ .sectors = 1, .blob = dst_blob, .blob_len = BLOB_LEN };
+	setup_dst();
 
 	mig__registry_init(&src);
 	mig__registry_init(&dst);
@@ -707,13 +712,15 @@ Test(stream, tree_without_root_properties)
 /*
  * Damage inside a tree whose record CRC is then made to match: every byte of
  * the nic's tree, flipped in turn, either loads (a value changed) or fails
- * with an error; never a crash (run it under ASan to mean something).
+ * with an error; never a crash (run it under ASan to mean something). The CRC
+ * cannot catch it, so the tree checks must: a tree that fdt_check_full()
+ * rejects never reaches a load() op, and a failed load changes no device.
  */
 Test(stream, damaged_tree_with_matching_crc_never_crashes)
 {
 	void *trees[2];
 	size_t lens[2];
-	int fails = 0;
+	int fails = 0, bad_trees = 0;
 
 	reg_both(2, 2, 1);
 	cr_assert_eq(mig__section_save_fdt(&src, mig__section_at(&src, 0), &trees[0], &lens[0]), 0);
@@ -722,21 +729,42 @@ Test(stream, damaged_tree_with_matching_crc_never_crashes)
 		struct mig_writer w;
 		const void *buf;
 		size_t len;
+		bool tree_ok;
 		int rc;
 
+		setup_dst();
 		((uint8_t *)trees[0])[i] ^= 0xff;
+		tree_ok = fdt_check_full(trees[0], lens[0]) == 0;
 		write_stream(&w, trees, lens, 2);
 		buf = mig__writer_data(&w, &len);
 		rc = load_mem(buf, len);
-		cr_assert(rc == 0 || rc < 0);
-		if (rc)
+		if (!tree_ok) {
+			bad_trees++;
+			cr_assert_eq(rc, -EBADMSG, "byte %zu: a tree failing fdt_check_full gave %d",
+				     i, rc);
+			assert_err("fdt_check_full");
+		}
+		if (rc) {
 			fails++;
+			cr_assert(rc == -EBADMSG || rc == -EINVAL || rc == -ENOENT,
+				  "byte %zu: unexpected error %d (%s)", i, rc, mig__error(&dst));
+			cr_assert_str_not_empty(mig__error(&dst), "byte %zu: error %d unexplained",
+						i, rc);
+			assert_untouched();
+		} else {
+			/* a value changed, but both sections loaded once, the disk intact */
+			cr_assert_eq(dst_nic.loads, 1, "byte %zu", i);
+			cr_assert_eq(dst_disk.loads, 1, "byte %zu", i);
+			cr_assert_eq(dst_disk.sectors, src_disk.sectors);
+			cr_assert_eq(memcmp(dst_blob, src_blob, BLOB_LEN), 0);
+			cr_assert_lt(strnlen(dst_nic.label, sizeof(dst_nic.label)),
+				     sizeof(dst_nic.label));
+		}
 		mig__writer_release(&w);
 		((uint8_t *)trees[0])[i] ^= 0xff;
-		dst_nic.loads = 0;
-		dst_disk.loads = 0;
 	}
 	cr_assert_gt(fails, (int)lens[0] / 2, "most damage is caught (%d of %zu)", fails, lens[0]);
+	cr_assert_gt(bad_trees, 0, "some damage breaks the tree structure itself");
 	free(trees[0]);
 	free(trees[1]);
 }

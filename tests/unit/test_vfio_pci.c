@@ -9,6 +9,7 @@
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/msix.h"
+#include "irq_fake.h"
 #include "vfio_fake.h"
 
 static struct vm vm;
@@ -251,6 +252,7 @@ Test(vfio_pci, msix_table_writes_become_routes_and_set_irqs)
 	struct vfio_pci_stats st;
 	struct fake_irqset *r;
 	uint32_t v, i, found = 0;
+	int32_t fds[3];
 	uint8_t pba[8];
 	uint64_t b3;
 
@@ -290,6 +292,13 @@ Test(vfio_pci, msix_table_writes_become_routes_and_set_irqs)
 	}
 	cr_assert_eq(found, 1);
 	cr_assert_eq(cfg_rd(0x52, 2), PCI_MSIX_FLAGS_ENABLE | 2);
+	/* the VF's vector 0 reaches the guest: its eventfd, irqfd, GSI and route */
+	for (i = 0; i < 3; i++)
+		fds[i] = r->fds[i];
+	cr_assert(fake_efd_delivers(&vm.irq, fds[0], 0xfee00000, 0x41),
+		  "vector 0's eventfd is not attached to its route");
+	cr_assert_null(fake_irqfd(&vm.irq, fds[1]), "masked vector 1 has an irqfd");
+	cr_assert_null(fake_irqfd(&vm.irq, fds[2]), "masked vector 2 has an irqfd");
 
 	/* masked vector 1: the device fires, the PBA shows it */
 	{
@@ -313,6 +322,25 @@ Test(vfio_pci, msix_table_writes_become_routes_and_set_irqs)
 		if (vm.irq.routing->entries[i].u.msi.data == 0x42)
 			found++;
 	cr_assert_eq(found, 1);
+	cr_assert(fake_efd_delivers(&vm.irq, fds[1], 0xfee01000, 0x42),
+		  "unmasked vector 1's eventfd is not attached to its route");
+	cr_assert_neq(fake_irqfd(&vm.irq, fds[1])->gsi, fake_irqfd(&vm.irq, fds[0])->gsi);
+
+	/* mask vector 1 again: detached (the VF's events wait); unmask: attached */
+	v = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	mmio(b3 + 28, &v, 4, true);
+	cr_assert_null(fake_irqfd(&vm.irq, fds[1]), "masked vector 1 still has its irqfd");
+	cr_assert(fake_efd_delivers(&vm.irq, fds[0], 0xfee00000, 0x41));
+	v = 0;
+	mmio(b3 + 28, &v, 4, true);
+	cr_assert(fake_efd_delivers(&vm.irq, fds[1], 0xfee01000, 0x42),
+		  "vector 1 lost its route on the second unmask");
+	/* the function mask detaches both; clearing it attaches both */
+	cfg_wr(0x52, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	cr_assert_eq(vm.irq.nr_irqfds, 0, "function mask left irqfds attached");
+	cfg_wr(0x52, 2, PCI_MSIX_FLAGS_ENABLE);
+	cr_assert(fake_efd_delivers(&vm.irq, fds[0], 0xfee00000, 0x41));
+	cr_assert(fake_efd_delivers(&vm.irq, fds[1], 0xfee01000, 0x42));
 	cr_assert_eq(f.nr_irqs, 1, "masking never reprograms VFIO");
 
 	cfg_wr(0x52, 2, 0);
@@ -320,6 +348,14 @@ Test(vfio_pci, msix_table_writes_become_routes_and_set_irqs)
 	cr_assert_eq(r->index, VFIO_PCI_MSIX_IRQ_INDEX);
 	cr_assert_eq(r->flags, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER);
 	cr_assert_eq(r->count, 0);
+	cr_assert_eq(vm.irq.nr_irqfds, 0, "MSI-X off but irqfds still attached");
+
+	/* enabled again, then the device goes away: no irqfd may outlive it */
+	cfg_wr(0x52, 2, PCI_MSIX_FLAGS_ENABLE);
+	cr_assert_eq(vm.irq.nr_irqfds, 2);
+	vfio_pci__destroy(vf);
+	vf = NULL;
+	cr_assert_eq(vm.irq.nr_irqfds, 0, "irqfds left after the device was destroyed");
 }
 
 Test(vfio_pci, config_writes_are_filtered)
@@ -425,6 +461,7 @@ Test(vfio_pci, msi_and_intx_fallbacks)
 {
 	struct fake_irqset *r;
 	unsigned int i, found = 0;
+	int msi_fd;
 
 	fake_msi_intx();
 	cr_assert_eq(create(), 0);
@@ -435,6 +472,10 @@ Test(vfio_pci, msi_and_intx_fallbacks)
 	cr_assert_eq(f.irqs[1].flags, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
 		     "resample eventfd unmasks");
 	cr_assert_neq(f.irqs[0].fds[0], f.irqs[1].fds[0]);
+	/* INTx: the trigger eventfd on the device's line, with the resample eventfd */
+	cr_assert_not_null(fake_irqfd(&vm.irq, f.irqs[0].fds[0]), "INTx eventfd has no irqfd");
+	cr_assert_eq(fake_irqfd(&vm.irq, f.irqs[0].fds[0])->gsi, dev()->intx_gsi);
+	cr_assert_eq(fake_irqfd(&vm.irq, f.irqs[0].fds[0])->resample_fd, f.irqs[1].fds[0]);
 
 	cfg_wr(0x64, 4, 0xfee00000);
 	cfg_wr(0x68, 4, 0);
@@ -452,8 +493,12 @@ Test(vfio_pci, msi_and_intx_fallbacks)
 		    vm.irq.routing->entries[i].u.msi.data == 0x51)
 			found++;
 	cr_assert_eq(found, 1);
+	cr_assert(fake_efd_delivers(&vm.irq, r->fds[0], 0xfee00000, 0x51),
+		  "the MSI eventfd is not attached to its route");
+	msi_fd = r->fds[0];
 
 	cfg_wr(0x62, 2, 0);
+	cr_assert_null(fake_irqfd(&vm.irq, msi_fd), "MSI off but its irqfd is still attached");
 	cr_assert_eq(f.nr_irqs, 7);
 	cr_assert_eq(f.irqs[4].index, VFIO_PCI_MSI_IRQ_INDEX);
 	cr_assert_eq(f.irqs[4].count, 0);

@@ -496,9 +496,40 @@ Test(virtq, too_many_segments)
 	cr_assert_eq(virtq__pop(&q, &chain), -EIO);
 }
 
+/*
+ * Every iovec of a popped chain lies entirely inside guest RAM (the buffer
+ * behind mem), and the totals add up: whatever the guest wrote in the rings.
+ */
+static void assert_chain_in_ram(const struct virtq_chain *c)
+{
+	uint32_t out = 0, in = 0;
+	unsigned int i;
+
+	cr_assert_leq(c->nr_in + c->nr_out, VIRTQ_MAX_SEGS);
+	cr_assert_lt(c->head, q.size, "head %u", c->head);
+	for (i = 0; i < c->nr_out + c->nr_in; i++) {
+		const uint8_t *p = c->iov[i].iov_base;
+		size_t len = c->iov[i].iov_len;
+		uint64_t gpa = GPA_BASE + (uint64_t)(p - buf);
+
+		cr_assert(p >= buf && p < buf + MEM_SIZE && len <= MEM_SIZE - (size_t)(p - buf),
+			  "iov %u [%p, +%#zx) outside guest RAM [%p, +%#llx)", i, (void *)p, len,
+			  (void *)buf, MEM_SIZE);
+		cr_assert(mem__is_ram(&mem, gpa, len), "iov %u gpa %#llx len %#zx not RAM", i,
+			  (unsigned long long)gpa, len);
+		cr_assert_eq(mem__gpa_to_hva(&mem, gpa, len), p);
+		if (i < c->nr_out)
+			out += (uint32_t)len;
+		else
+			in += (uint32_t)len;
+	}
+	cr_assert_eq(out, c->out_len);
+	cr_assert_eq(in, c->in_len);
+}
+
 Test(virtq, random_garbage_never_crashes)
 {
-	unsigned int round, i;
+	unsigned int round, i, popped = 0;
 	int ret;
 
 	srand(1234);
@@ -507,14 +538,33 @@ Test(virtq, random_garbage_never_crashes)
 
 		for (i = 0; i < 0x3000 + 0x100; i++)
 			p[i] = (uint8_t)rand();
-		/* keep some addresses in RAM so deeper paths run */
-		for (i = 0; i < QSIZE; i++)
+		/*
+		 * keep some descriptors and heads plausible so deeper paths run:
+		 * addresses in (or near the end of) RAM, short lengths, next and
+		 * head indexes within (or just past) the queue
+		 */
+		for (i = 0; i < QSIZE; i++) {
 			if (rand() & 1)
 				desc_tab()[i].addr = DATA_GPA + (uint64_t)(rand() % 0x1000);
+			if (rand() & 1)
+				desc_tab()[i].addr = GPA_BASE + MEM_SIZE - (uint64_t)(rand() % 0x100);
+			if (rand() & 1) {
+				desc_tab()[i].len = (uint32_t)(rand() % 0x200);
+				desc_tab()[i].next = (uint16_t)(rand() % (QSIZE + 1));
+				desc_tab()[i].flags &= rand() % 8 ? F_NEXT | F_WRITE :
+							    F_NEXT | F_WRITE | F_INDIRECT;
+			}
+			if (rand() & 1)
+				avail()[2 + i] = (uint16_t)(rand() % (QSIZE + 1));
+		}
 		q.last_avail_idx = avail()[1] - (uint16_t)(rand() % 3);
 		ret = virtq__pop(&q, &chain);
 		cr_assert(ret == 0 || ret == 1 || ret == -EIO || ret == -EFAULT, "ret %d", ret);
-		if (ret == 1)
-			cr_assert_leq(chain.nr_in + chain.nr_out, VIRTQ_MAX_SEGS);
+		if (ret == 1) {
+			assert_chain_in_ram(&chain);
+			popped++;
+		}
 	}
+	/* the garbage must reach the chain walk, or the test checks nothing */
+	cr_assert_geq(popped, 25, "only %u of 2000 rounds popped a chain", popped);
 }
