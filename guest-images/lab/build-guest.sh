@@ -161,6 +161,45 @@ printf 'root:x:0:\n' > "$rfs/etc/group"
 printf '127.0.0.1 localhost\n' > "$rfs/etc/hosts"
 echo labguest > "$rfs/etc/hostname"
 
+cat > "$rfs/etc/lab/iperf3-lib" <<'LIB'
+# sourced by the lab commands: iperf3 runs whose every second is checked
+# iperf3_run OUT PEER SECS [-R]: iperf3 to PEER for SECS with 1 s intervals
+# (Kbit/s), output in OUT; returns iperf3's status
+iperf3_run() {
+	out=$1 peer=$2 secs=$3
+	shift 3
+	iperf3 -c "$peer" -t "$secs" -i 1 -f k "$@" > "$out" 2>&1
+}
+# iperf3_summary OUT STATUS LABEL: one line for the host to parse,
+#   LAB-IPERF3 LABEL mbps=X secs=N zero_secs=Z min_mbps=M per_sec=a,b,...
+# (per_sec in Mbit/s; a "zero second" is an interval that carried no byte:
+# a stalled stream) or "LAB-IPERF3 LABEL FAIL why=..."; returns 1 on a
+# failure or any zero second. No retry: a stall is what this is for.
+iperf3_summary() {
+	out=$1 st=$2 label=$3
+	set -- $(awk '
+		/sender$|receiver$/ { if ($NF == "receiver") for (i = 2; i <= NF; i++) if ($i == "Kbits/sec") total = $(i-1); next }
+		{ iv = ""; r = ""
+		  for (i = 1; i <= NF; i++) { if ($i ~ /^[0-9.]+-[0-9.]+$/) iv = $i; if ($i == "Kbits/sec") r = $(i-1) }
+		  if (iv == "" || r == "") next
+		  split(iv, t, "-"); if (t[2] - t[1] < 0.5) next
+		  n++; if (r + 0 == 0) z++; m = r / 1000
+		  if (n == 1 || m < min) min = m
+		  ps = ps (n > 1 ? "," : "") sprintf("%.1f", m) }
+		END { printf "%s %d %d %.2f %s\n", (total == "" ? "-" : sprintf("%.1f", total / 1000)), n, z, min, (ps == "" ? "-" : ps) }' "$out")
+	if [ "$st" != 0 ] || [ "$1" = - ] || [ "$2" = 0 ]; then
+		echo "LAB-IPERF3 $label FAIL why=iperf3-status-$st-intervals-$2"
+		return 1
+	fi
+	echo "LAB-IPERF3 $label mbps=$1 secs=$2 zero_secs=$3 min_mbps=$4 per_sec=$5"
+	if [ "$3" != 0 ]; then
+		echo "LAB-IPERF3-STALL $label: $3 of $2 seconds carried no data"
+		return 1
+	fi
+	return 0
+}
+LIB
+
 cat > "$rfs/etc/lab/cmd/net-test" <<'CMD'
 #!/bin/sh
 # ping and iperf3 (guest->server, then server->guest) against $LAB_SERVER
@@ -174,19 +213,14 @@ until ping -c 1 -W 1 "$LAB_SERVER" >/dev/null 2>&1; do
 done
 ping -c 3 -W 2 "$LAB_SERVER" || { echo "LAB-PING FAIL"; exit 1; }
 echo "LAB-PING OK"
+. /etc/lab/iperf3-lib
 for dir in tx rx; do
 	flag=""
 	[ $dir = rx ] && flag=-R
-	out=$(iperf3 -c "$LAB_SERVER" -t "$LAB_IPERF_TIME" -f m $flag 2>&1)
+	iperf3_run /tmp/iperf-$dir "$LAB_SERVER" "$LAB_IPERF_TIME" $flag
 	s=$?
-	echo "$out"
-	mbps=$(echo "$out" | awk '/receiver$/ { for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i } END { print v }')
-	if [ $s = 0 ] && [ -n "$mbps" ]; then
-		echo "LAB-IPERF3 dir=$dir mbps=$mbps"
-	else
-		echo "LAB-IPERF3 dir=$dir FAIL"
-		rc=1
-	fi
+	cat /tmp/iperf-$dir
+	iperf3_summary /tmp/iperf-$dir $s "dir=$dir" || rc=1
 done
 exit $rc
 CMD
@@ -203,9 +237,11 @@ cat > "$rfs/etc/lab/cmd/nic-test" <<'CMD'
 #   LAB-MARK end if=IF          (then 3 s of silence)
 #   LAB-COUNT if=IF phase=before|after irqs=N rx_packets=N tx_packets=N
 #   LAB-IRQS if=IF phase=...    the /proc/interrupts rows of IF's vectors
-#   LAB-IPERF3 if=IF dir=tx|rx mbps=X
+#   LAB-IPERF3 if=IF dir=tx|rx mbps=X secs=N zero_secs=Z min_mbps=M per_sec=...
+#   (see /etc/lab/iperf3-lib: a stream with a second without data fails)
 # lab.idle=SECS first adds a window "if=idle" of SECS without traffic.
 # irqs is the sum over the interrupt vectors (MSI/MSI-X) of IF's PCI function.
+. /etc/lab/iperf3-lib
 echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
 echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce
 specs=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.nic=//p')
@@ -297,22 +333,11 @@ for e in $ifs; do
 	sleep 3
 	before=$(counts "$ifn")
 	rows_before=$(irq_rows "$ifn")
-	# one retry per direction, announced: the emulated igb (QEMU, TCG) has
-	# been seen to stall once under load; a second failure is a failure
-	iperf3 -c "$peer" -t "$secs" -f m > /tmp/iperf-tx 2>&1
+	# no retry: a failed or stalled stream is the failure this looks for
+	iperf3_run /tmp/iperf-tx "$peer" "$secs"
 	st_tx=$?
-	if [ $st_tx != 0 ]; then
-		echo "LAB-IPERF3-RETRY if=$ifn dir=tx"; sleep 2
-		iperf3 -c "$peer" -t "$secs" -f m > /tmp/iperf-tx 2>&1
-		st_tx=$?
-	fi
-	iperf3 -c "$peer" -t "$secs" -f m -R > /tmp/iperf-rx 2>&1
+	iperf3_run /tmp/iperf-rx "$peer" "$secs" -R
 	st_rx=$?
-	if [ $st_rx != 0 ]; then
-		echo "LAB-IPERF3-RETRY if=$ifn dir=rx"; sleep 2
-		iperf3 -c "$peer" -t "$secs" -f m -R > /tmp/iperf-rx 2>&1
-		st_rx=$?
-	fi
 	after=$(counts "$ifn")
 	rows_after=$(irq_rows "$ifn")
 	echo "LAB-MARK end if=$ifn"
@@ -325,13 +350,7 @@ for e in $ifs; do
 		cat "/tmp/iperf-$dir"
 		st=$st_tx
 		[ $dir = rx ] && st=$st_rx
-		mbps=$(awk '/receiver$/ { for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i } END { print v }' "/tmp/iperf-$dir")
-		if [ "$st" = 0 ] && [ -n "$mbps" ]; then
-			echo "LAB-IPERF3 if=$ifn dir=$dir mbps=$mbps"
-		else
-			echo "LAB-IPERF3 if=$ifn dir=$dir FAIL"
-			rc=1
-		fi
+		iperf3_summary "/tmp/iperf-$dir" "$st" "if=$ifn dir=$dir" || rc=1
 	done
 done
 exit $rc

@@ -24,6 +24,10 @@
 #   lab_thread_cpu_ms PID [EXCL]    CPU time (ms, user+system) of PID's threads
 #                                   whose name does not match REGEX EXCL
 #   lab_kv LINE KEY                 the value of KEY=VALUE in LINE
+#   lab_guest_run NAME LOG CMD...   run a VMM until it exits, watching its console
+#   lab_guest_verdict KIND LOG      after lab_guest_run: "ok", "env: WHY" or "fail: WHY"
+#   lab_guest_try NAME KIND LOG CMD...  lab_guest_run, again only on an "env:" verdict
+#   lab_vmm_hugepages PID SIZE      how guest RAM of SIZE MiB is mapped in PID (2 MiB?)
 
 : "${LAB_RESULTS:=/run/lab}"
 LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
@@ -202,3 +206,168 @@ lab_thread_cpu_ms() {
 }
 
 lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
+
+# --- running guests -----------------------------------------------------------
+# lab_guest_run NAME LOG CMD...: run CMD (a VMM) with its output in LOG, shown
+# on stdout prefixed "[NAME] ", until it exits. It is stopped (TERM, then
+# KILL) when it runs longer than LAB_L2_TIMEOUT (300 s) or when its console
+# stays silent for LAB_L2_STALL seconds (150), before or after the guest said
+# LAB-GUEST-READY: a VMM that deadlocks after readiness is caught here, well
+# before L1's own watchdog (LAB_L1_STALL, 300 s) would take it for a hung L1.
+# If LAB_GUEST_HOOK names a function, it is called about every 0.2 s with the
+# VMM's pid (marks, snapshots). Sets:
+#   LAB_GUEST_RC      the exit status (timeout(1)'s: 124 at the limit, 128+N
+#                     when the VMM died of signal N)
+#   LAB_GUEST_STOP    why the lab stopped it: "", "timeout", "stall-before-ready",
+#                     "stall-after-ready"
+#   LAB_GUEST_T0, LAB_GUEST_T_READY (lab_now stamps; T_READY empty if never)
+#   LAB_GUEST_PID     the VMM's pid while it runs (empty after)
+lab_guest_run() {
+	local name=$1 log=$2 tpid tail_pid t_end now size last_size=-1 last_t stall limit
+	shift 2
+	limit=${LAB_L2_TIMEOUT:-300} stall=${LAB_L2_STALL:-150}
+	LAB_GUEST_STOP="" LAB_GUEST_T_READY="" LAB_GUEST_PID=""
+	: > "$log"
+	echo "[$name] \$ $*"
+	LAB_GUEST_T0=$(lab_now)
+	timeout -k 5 "$limit" "$@" > "$log" 2>&1 < /dev/null &
+	tpid=$!
+	( tail -n +1 -F --pid="$tpid" "$log" 2>/dev/null | sed -u "s/^/[$name] /" ) &
+	tail_pid=$!
+	t_end=$(($(date +%s) + limit))
+	last_t=$(date +%s)
+	while kill -0 "$tpid" 2>/dev/null; do
+		[ -n "$LAB_GUEST_PID" ] || LAB_GUEST_PID=$(pgrep -P "$tpid" | head -n1)
+		if [ -z "$LAB_GUEST_T_READY" ] && grep -q LAB-GUEST-READY "$log"; then
+			LAB_GUEST_T_READY=$(lab_now)
+		fi
+		[ -n "${LAB_GUEST_HOOK:-}" ] && [ -n "$LAB_GUEST_PID" ] && "$LAB_GUEST_HOOK" "$LAB_GUEST_PID"
+		now=$(date +%s)
+		size=$(stat -c %s "$log")
+		if [ "$size" != "$last_size" ]; then
+			last_size=$size last_t=$now
+		elif [ -z "$LAB_GUEST_STOP" ] && [ $((now - last_t)) -ge "$stall" ]; then
+			LAB_GUEST_STOP=stall-before-ready
+			[ -n "$LAB_GUEST_T_READY" ] && LAB_GUEST_STOP=stall-after-ready
+			echo "l1-lib: [$name] console silent for ${stall}s ($LAB_GUEST_STOP): stopping the VMM"
+			lab_guest_stop "$tpid"
+		fi
+		if [ "$now" -ge "$t_end" ] && [ -z "$LAB_GUEST_STOP" ]; then
+			LAB_GUEST_STOP=timeout
+		fi
+		sleep 0.2
+	done
+	wait "$tpid"
+	LAB_GUEST_RC=$?
+	# ready between the last poll and the exit
+	[ -z "$LAB_GUEST_T_READY" ] && grep -q LAB-GUEST-READY "$log" && LAB_GUEST_T_READY=$(lab_now)
+	[ "$LAB_GUEST_RC" = 124 ] && [ -z "$LAB_GUEST_STOP" ] && LAB_GUEST_STOP=timeout
+	LAB_GUEST_PID=""
+	wait "$tail_pid" 2>/dev/null
+	echo "[$name] exit status $LAB_GUEST_RC${LAB_GUEST_STOP:+ (stopped: $LAB_GUEST_STOP)}"
+	return 0
+}
+
+# lab_guest_stop TPID: TERM the VMM under timeout(1) pid TPID, KILL it 5 s later
+lab_guest_stop() {
+	pkill -TERM -P "$1" 2>/dev/null
+	sleep 5
+	pkill -KILL -P "$1" 2>/dev/null
+	kill -KILL "$1" 2>/dev/null
+	return 0
+}
+
+# lab_guest_verdict KIND LOG: the outcome of the lab_guest_run that wrote LOG,
+# for a VMM of KIND (minivmm or qemu), on one line:
+#   ok              the VMM exited 0 and the guest printed LAB-GUEST-RC=0
+#   env: WHY        a documented environmental failure (docs/lab.md, "Flakiness
+#                   of the nested environment"): it may be retried
+#   fail: WHY       anything else: never retried
+# For minivmm, the only environmental signature is an L2 triple fault (seen
+# under QEMU as well, with the #PF error code 0x18 that only TCG's page
+# walker produces). A minivmm that died on a signal, logged a sanitizer
+# report, a crash or a KVM internal error, hung after the guest was ready,
+# exited non-zero for any other reason, or whose guest command failed (an
+# iperf3 second without data among others) is a product failure. QEMU is the
+# baseline, not under test: any of its failures is the environment's.
+lab_guest_verdict() {
+	local kind=$1 log=$2 why="" grc
+	grc=$(tr -d '\r' < "$log" | sed -n 's/.*LAB-GUEST-RC=\([0-9]*\).*/\1/p' | tail -n1)
+	if grep -Eq 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$log"; then
+		why="crash or sanitizer report: $(grep -Em1 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$log" | tr -d '\r' | cut -c1-160)"
+	elif [ "$LAB_GUEST_RC" -gt 128 ] && [ "$LAB_GUEST_RC" != 137 ] && [ -z "$LAB_GUEST_STOP" ]; then
+		why="the VMM died on signal $((LAB_GUEST_RC - 128))"
+	elif [ "$LAB_GUEST_RC" = 137 ] && [ -z "$LAB_GUEST_STOP" ]; then
+		why="the VMM was killed (SIGKILL) by someone else than the lab"
+	elif [ "$LAB_GUEST_STOP" = stall-after-ready ]; then
+		why="the console went silent after the guest was ready (VMM hung?)"
+	elif grep -q 'triple fault' "$log"; then
+		echo "env: L2 triple fault ($(grep -m1 'exception injected' "$log" | tr -d '\r' | sed 's/.*: exception/exception/'))"
+		return 0
+	elif [ -n "$LAB_GUEST_STOP" ]; then
+		why="stopped by the lab: $LAB_GUEST_STOP"
+	elif [ "$LAB_GUEST_RC" != 0 ]; then
+		why="exit status $LAB_GUEST_RC"
+	elif [ -z "$LAB_GUEST_T_READY" ]; then
+		why="the guest never printed LAB-GUEST-READY"
+	elif [ "$grc" != 0 ]; then
+		why="the guest's command failed (LAB-GUEST-RC=${grc:-none}): $(tr -d '\r' < "$log" | grep -E 'LAB-[A-Z0-9]+ .*FAIL|FAIL ' | head -n3 | tr '\n' ';' | cut -c1-300)"
+	fi
+	if [ -z "$why" ]; then
+		echo ok
+	elif [ "$kind" = qemu ]; then
+		echo "env: QEMU baseline: $why"
+	else
+		echo "fail: $why"
+	fi
+}
+
+# lab_guest_try NAME KIND LOG CMD...: lab_guest_run, up to LAB_L2_TRIES (3)
+# times while the verdict is "env:"; each retry is loud, its console kept as
+# LOG.tryN and counted (NAME_env_retries, NAME_env_retry_N=WHY in
+# results.txt). Sets LAB_GUEST_VERDICT; returns 0 when it is "ok".
+lab_guest_try() {
+	local name=$1 kind=$2 log=$3 try=1 tries=${LAB_L2_TRIES:-3}
+	shift 3
+	while :; do
+		lab_guest_run "$name" "$log" "$@"
+		LAB_GUEST_VERDICT=$(lab_guest_verdict "$kind" "$log")
+		echo "l1-lib: [$name] run $try: $LAB_GUEST_VERDICT"
+		case $LAB_GUEST_VERDICT in
+		env:*)
+			[ "$try" -lt "$tries" ] || break
+			cp "$log" "$log.try$try"
+			lab_result "${name}_env_retry_$try" "${LAB_GUEST_VERDICT#env: }"
+			echo "l1-lib: [$name] WARNING: environmental failure, run again (console kept in $log.try$try)"
+			try=$((try + 1))
+			[ -n "${LAB_GUEST_RETRY_HOOK:-}" ] && "$LAB_GUEST_RETRY_HOOK"
+			;;
+		*) break ;;
+		esac
+	done
+	lab_result "${name}_env_retries" $((try - 1))
+	[ "$LAB_GUEST_VERDICT" = ok ]
+}
+
+# lab_vmm_hugepages PID SIZE_MIB: how the VMM's guest RAM (the anonymous
+# mapping of SIZE_MIB, or the largest one of at least that size) is mapped:
+# "start=ADDR start_2m_aligned=0|1 anon_huge_kb=N kvm_pages_4k=N kvm_pages_2m=N"
+# (KVM's counters from debugfs, for PID's VM)
+lab_vmm_hugepages() {
+	local pid=$1 mib=$2 d k out=""
+	set -- $(awk -v want=$((mib * 1024)) '
+		/^[0-9a-f]+-[0-9a-f]+ / { range = $1 }
+		/^Size:/ { size = $2 }
+		/^AnonHugePages:/ { if (size >= want && size > best) { best = size; r = range; ah = $2 } }
+		END { if (r != "") { split(r, a, "-"); print a[1], ah } }' "/proc/$pid/smaps" 2>/dev/null)
+	[ $# = 2 ] && out="start=0x$1 start_2m_aligned=$(( (0x$1 % 2097152) == 0 )) anon_huge_kb=$2"
+	[ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	for d in /sys/kernel/debug/kvm/"$pid"-*; do
+		[ -d "$d" ] || continue
+		for k in pages_4k pages_2m; do
+			out="$out kvm_$k=$(cat "$d/$k" 2>/dev/null || echo NA)"
+		done
+		break
+	done
+	echo "$out"
+}

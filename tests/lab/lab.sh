@@ -22,7 +22,9 @@
 # an L2 guest started; QEMU's -d cpu_reset log, kept as
 # DIR/l1-qemu-debug.tryN.log, says whether that was a triple fault). A watchdog kills L1 when its console has been silent for
 # LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
-# (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms). A hung L1, or one
+# (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms). When every vCPU is
+# in L1's idle loop, L1 is not hung: the script (or a VMM it runs) is stuck,
+# and the run fails (status 1) without another boot. A hung L1, or one
 # that ended without the script's status, is booted again, up to
 # LAB_L1_TRIES boots (3) while at least LAB_L1_MIN_LEFT seconds (420) of the
 # limit remain. results.txt gets lab_l1_retries=N.
@@ -143,6 +145,8 @@ do_run() {
 	echo "lab_l1_retries=$((try - 1))" >> "$results/results.txt"
 	secs=$(($(date +%s) - t0))
 	case "$rc" in
+	123) say "FAILED after ${secs}s: the script went silent for ${LAB_L1_STALL:-300}s while L1 idled (not retried: a stuck test or VMM, not the environment)"
+		rc=1 ;;
 	124) if [ "$gave_up" = 1 ]; then
 		say "gave up after ${secs}s: L1 hung on each of its $try boots (status 124)"
 	else
@@ -208,9 +212,19 @@ if syms:
 PY
 }
 
+# l1_all_idle REPORT: true when the hang report names every vCPU's RIP and
+# each is in L1's idle loop
+l1_all_idle() {
+	local n idle
+	n=$(grep -c '^CPU#[0-9]* RIP ' "$1")
+	idle=$(grep -Ec '^CPU#[0-9]* RIP [0-9a-f]+ = (native_safe_halt|default_idle|arch_cpu_idle|acpi_idle|cpu_idle|do_idle|mwait_idle|poll_idle|acpi_safe_halt|default_idle_call|cpuidle_enter|halt)' "$1")
+	[ "$n" -gt 0 ] && [ "$n" = "$idle" ]
+}
+
 # run_l1 L1DIR RESULTS SECS TRY: one L1 boot running the script; its status,
 # 124 on timeout, 125 when L1 ended without the script's status, 126 when
-# L1's console was silent for LAB_L1_STALL seconds (L1 hung; killed)
+# L1's console was silent for LAB_L1_STALL seconds (L1 hung; killed), 123
+# when it was silent that long with every vCPU idle (the script is stuck)
 run_l1() {
 	local l1=$1 results=$2 secs=$3 try=$4 meta="$2/.lab"
 	local console="$results/l1-console.log" stall=${LAB_L1_STALL:-300}
@@ -250,6 +264,12 @@ run_l1() {
 			sed -n '/^### info status/,/^### info registers/p;/^### RIPs/,$p' \
 				"$results/l1-hang.try$try.txt" | grep -v '^### info registers' | sed 's/^/lab: /' >&2
 			hung=1
+			# every vCPU in L1's idle loop: L1 is alive and waits on
+			# something (a stuck script, a hung VMM): not L1's hang
+			if l1_all_idle "$results/l1-hang.try$try.txt"; then
+				say "L1 console silent for ${stall}s but every L1 vCPU is in the idle loop: L1 is not hung, the script (or a VMM it runs) is stuck"
+				hung=2
+			fi
 			kill "$qpid" 2>/dev/null
 			break
 		fi
@@ -264,6 +284,7 @@ run_l1() {
 		sed 's/^/[qemu] /' "$meta/qemu.log" >&2
 	fi
 	[ "$hung" = 1 ] && return 126
+	[ "$hung" = 2 ] && return 123
 	[ "$rc" = 124 ] || [ "$rc" = 137 ] && return 124
 	[ -f "$meta/rc" ] && return "$(cat "$meta/rc")"
 	say "L1 ended (qemu status $rc) without the script's status"

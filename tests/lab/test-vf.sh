@@ -175,13 +175,13 @@ for g in /sys/kernel/iommu_groups/*; do
 	[ -n "$nv" ] && break
 done
 if [ -z "$nv" ]; then
-	say "no IOMMU group with several devices in L1: group viability not tested"
+	fail "no IOMMU group with several devices (the ICH9 SATA/LPC/SMBus group) in L1: the non-viable refusal cannot be tested"
 	lab_result refuse_not_viable "no-multi-device-group"
 else
 	nvdrv=$(drv_of "$nv")
 	say "group $nvgrp: $(ls "/sys/kernel/iommu_groups/$nvgrp/devices" | tr '\n' ' ')- binding $nv ($nvdrv) to vfio-pci"
 	run_cmd bindnv "$B" sriov bind "$nv"
-	[ "$st" = 0 ] || lab_vf_bind_vfio "$nv" >/dev/null
+	[ "$st" = 0 ] || fail "sriov bind $nv (a non-VF device in a multi-device group) failed with status $st"
 	if [ "$(drv_of "$nv")" = vfio-pci ]; then
 		refused not_viable "IOMMU group $nvgrp of $nv is not viable" --vf "$nv"
 		expect_in "$OUT/not_viable.out" "\\(blocks assignment\\)" "not_viable: names the blocking devices"
@@ -214,12 +214,12 @@ lab_tap_create tap0 >/dev/null || exit 1
 ip addr add 10.0.5.1/24 dev tap0
 iperf3 -s > "$LAB_RESULTS/iperf3-server-vf.log" 2>&1 &
 iperf_pid=$!
-vmm_pid="" vmm=""
-trap 'kill $iperf_pid 2>/dev/null; [ -n "$vmm" ] && kill -KILL $vmm 2>/dev/null; [ -n "$vmm_pid" ] && kill -KILL $vmm_pid 2>/dev/null' EXIT
+vmm=""
+trap 'kill $iperf_pid 2>/dev/null; [ -n "${LAB_GUEST_PID:-}" ] && kill -KILL $LAB_GUEST_PID 2>/dev/null' EXIT
 
 snapshot() { # LABEL: one line of L1 counters
-	local vcpu_ms=0 other_ms=0
-	if [ -n "$vmm" ]; then
+	local vcpu_ms=NA other_ms=NA
+	if [ -n "$vmm" ] && [ -d "/proc/$vmm" ]; then
 		other_ms=$(lab_thread_cpu_ms "$vmm" '^vcpu')
 		vcpu_ms=$(( $(lab_thread_cpu_ms "$vmm") - other_ms ))
 	fi
@@ -231,73 +231,46 @@ cmdline="console=ttyS0 root=/dev/vda lab.cmd=nic-test lab.ip= lab.idle=$((2 * SE
 cmdline="$cmdline lab.nic=$MAC0,10.0.4.2/24,10.0.4.1,$SECS lab.nic=$MAC1,10.0.6.2/24,10.0.6.1,0"
 cmdline="$cmdline lab.nic=$MACV,10.0.5.2/24,10.0.5.1,$SECS"
 set -- "$B" -v --mem 384M --readonly --vf "$vf0" --vf "$vf1" --net "tap=tap0,mac=$MACV" -c "$cmdline" "$img"
-# L2 guests under nested KVM in a TCG L1 occasionally die on their own (seen
-# under QEMU as well as minivmm: an early-boot stall, a triple fault, a #PF
-# with the reserved bit set on an instruction fetch): a failed guest run is
-# tried up to three times, loudly, and counted in results.txt (vf_boot_retries).
-boot_retries=0
-for attempt in 1 2 3; do
-	if [ "$attempt" -gt 1 ]; then
-		# a guest that died mid-test leaves the server "busy running a test"
-		kill "$iperf_pid" 2>/dev/null
-		wait "$iperf_pid" 2>/dev/null
-		iperf3 -s >> "$LAB_RESULTS/iperf3-server-vf.log" 2>&1 &
-		iperf_pid=$!
+# the guest run: lab_guest_try retries only a documented environmental
+# failure (loud, counted in vf_env_retries); mark_hook snapshots L1's
+# counters at the guest's readiness and at each LAB-MARK line
+seen=0 ready_snap=0
+mark_hook() {
+	local n m
+	vmm=$1
+	if [ $ready_snap = 0 ] && [ -n "$LAB_GUEST_T_READY" ]; then
+		ready_snap=1
+		snapshot ready >> "$MARKS"
 	fi
-	say "[minivmm] $*"
-	snapshot start >> "$MARKS"
-	t0=$(lab_now)
-	timeout -k 5 "$L2_TIMEOUT" "$@" > "$LOG" 2>&1 < /dev/null &
-	vmm_pid=$!
-	( tail -n +1 -F --pid="$vmm_pid" "$LOG" 2>/dev/null | sed -u 's/^/[L2-vf] /' ) &
-	tail_pid=$!
-	sleep 0.5
-	vmm=$(pgrep -P "$vmm_pid" | head -n1)
-	ready=0 seen=0
-	t_end=$(($(date +%s) + L2_TIMEOUT))
-	last_size=-1 last_t=$(date +%s)
-	while kill -0 "$vmm_pid" 2>/dev/null; do
-		[ -n "$vmm" ] || vmm=$(pgrep -P "$vmm_pid" | head -n1)
-		if [ $ready = 0 ] && grep -q LAB-GUEST-READY "$LOG"; then
-			ready=1
-			lab_result vf_boot_s "$(lab_elapsed "$t0" "$(lab_now)")"
-			snapshot ready >> "$MARKS"
-		fi
-		n=$(grep -c 'LAB-MARK ' "$LOG")
-		while [ "$n" -gt "$seen" ]; do
-			seen=$((seen + 1))
-			m=$(grep 'LAB-MARK ' "$LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
-			snapshot "$m" >> "$MARKS"
-		done
-		now=$(date +%s)
-		if [ $ready = 0 ]; then
-			size=$(stat -c %s "$LOG")
-			if [ "$size" != "$last_size" ]; then last_size=$size last_t=$now
-			elif [ $((now - last_t)) -ge "$L2_STALL" ]; then
-				say "guest console silent for ${L2_STALL}s before readiness: stopping minivmm"
-				kill -TERM "$vmm" 2>/dev/null; sleep 5; kill -KILL "$vmm" 2>/dev/null
-			fi
-		fi
-		[ "$now" -lt "$t_end" ] || break
-		sleep 0.2
+	n=$(grep -c 'LAB-MARK ' "$LOG")
+	while [ "$n" -gt "$seen" ]; do
+		seen=$((seen + 1))
+		m=$(grep 'LAB-MARK ' "$LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
+		snapshot "$m" >> "$MARKS"
 	done
-	snapshot exit >> "$MARKS"
-	wait "$vmm_pid"
-	vst=$?
-	vmm_pid="" vmm=""
-	wait "$tail_pid" 2>/dev/null
-	if [ "$attempt" -lt 3 ] && ! grep -q 'LAB-GUEST-RC=0' "$LOG"; then
-		cp "$LOG" "$LAB_RESULTS/l2-vf-console.try$attempt.log"
-		say "WARNING: guest run $attempt failed (console kept in l2-vf-console.try$attempt.log): retrying"
-		boot_retries=$attempt
-		cp "$MARKS" "$MARKS.try$attempt"; : > "$MARKS"
-		continue
-	fi
-	break
-done
-lab_result vf_boot_retries "$boot_retries"
-lab_result vf_total_s "$(lab_elapsed "$t0" "$(lab_now)")"
+}
+retry_hook() {
+	# a fresh iperf3 server and fresh snapshots for the next run
+	kill "$iperf_pid" 2>/dev/null
+	wait "$iperf_pid" 2>/dev/null
+	iperf3 -s >> "$LAB_RESULTS/iperf3-server-vf.log" 2>&1 &
+	iperf_pid=$!
+	cp "$MARKS" "$MARKS.env-retry"; : > "$MARKS"
+	seen=0 ready_snap=0
+}
+LAB_GUEST_HOOK=mark_hook LAB_GUEST_RETRY_HOOK=retry_hook
+LAB_L2_TIMEOUT=$L2_TIMEOUT LAB_L2_STALL=$L2_STALL
+snapshot start >> "$MARKS"
+lab_guest_try vf minivmm "$LOG" "$@"
+vst=$LAB_GUEST_RC
+LAB_GUEST_HOOK=""
+vmm=""
+snapshot exit >> "$MARKS"
+[ -n "$LAB_GUEST_T_READY" ] && lab_result vf_boot_s "$(lab_elapsed "$LAB_GUEST_T0" "$LAB_GUEST_T_READY")"
+lab_result vf_total_s "$(lab_elapsed "$LAB_GUEST_T0" "$(lab_now)")"
 lab_result vf_exit "$vst"
+lab_result vf_verdict "$LAB_GUEST_VERDICT"
+[ "$LAB_GUEST_VERDICT" = ok ] && pass "guest run: ok" || fail "guest run: $LAB_GUEST_VERDICT"
 kill "$iperf_pid" 2>/dev/null
 say "L1 snapshots:"
 sed 's/^/    | /' "$MARKS"
@@ -322,12 +295,16 @@ done
 for x in "$if0" "$ifv"; do
 	[ -n "$x" ] || continue
 	for d in tx rx; do
-		v=$(sed -n "s/.*LAB-IPERF3 if=$x dir=$d mbps=\([0-9.]*\).*/\1/p" "$C" | head -n1)
-		if [ -n "$v" ]; then pass "iperf3 $d over $x: $v Mbit/s"; else fail "iperf3 $d over $x"; fi
+		line=$(grep -m1 "LAB-IPERF3 if=$x dir=$d " "$C")
+		v=$(lab_kv "$line" mbps) z=$(lab_kv "$line" zero_secs)
+		if [ -n "$v" ] && [ "$z" = 0 ]; then
+			pass "iperf3 $d over $x: $v Mbit/s, every second carried data"
+		else
+			fail "iperf3 $d over $x: ${line:-no result} (a second without data is a stalled stream)"
+		fi
 	done
 done
 v() { sed -n "s/.*LAB-IPERF3 if=$1 dir=$2 mbps=\([0-9.]*\).*/\1/p" "$C" | head -n1; }
-lab_result iperf3_retries "$(grep -c 'LAB-IPERF3-RETRY' "$C")"
 lab_result vf_iperf3_tx_mbps "$(v "$if0" tx)"
 lab_result vf_iperf3_rx_mbps "$(v "$if0" rx)"
 lab_result virtio_iperf3_tx_mbps "$(v "$ifv" tx)"
@@ -336,6 +313,13 @@ calc() { awk "BEGIN { $1 }"; }
 for d in tx rx; do
 	a=$(v "$if0" $d) b=$(v "$ifv" $d)
 	[ -n "$a" ] && [ -n "$b" ] && lab_result "ratio_vf_over_virtio_iperf3_${d}" "$(calc "if ($b > 0) printf \"%.2f\", $a / $b; else print \"nan\"")"
+	# the VF (igb emulated under TCG) runs at 0.5-0.8x virtio-net here
+	# (docs/lab.md): below a quarter, its data path is broken
+	if [ -n "$a" ] && [ -n "$b" ] && calc "exit !($a >= $b / 4)"; then
+		pass "iperf3 $d: VF $a Mbit/s is at least a quarter of virtio-net's $b Mbit/s"
+	else
+		fail "iperf3 $d: VF ${a:-none} Mbit/s is below a quarter of virtio-net's ${b:-none} Mbit/s"
+	fi
 done
 
 # --- 2. VMM involvement per window --------------------------------------------
@@ -394,21 +378,24 @@ done
 pk=$(sed -n 's/^vf_window_packets=//p' "$RES") gi=$(sed -n 's/^vf_window_guest_irqs=//p' "$RES")
 vi=$(sed -n 's/^vf_window_l1_vfio_msix_vf0=//p' "$RES") u=$(sed -n 's/^vf_window_vmm_exits=//p' "$RES")
 ms=$(sed -n 's/^vf_window_vmm_thread_ms=//p' "$RES")
-if [ -n "$pk" ] && [ "$pk" != NA ] && [ "$pk" -gt 1000 ]; then pass "(2) $pk packets over VF0 in the window"; else fail "(2) VF window: packets ${pk:-none}"; fi
+# a healthy run moves about 20000 packets per second of iperf3 here (380049
+# in 2 x 8 s, docs/lab.md); a quarter of that is the floor
+pk_floor=$((SECS * 2 * 5000))
+if [ -n "$pk" ] && [ "$pk" != NA ] && [ "$pk" -ge "$pk_floor" ]; then pass "(2) $pk packets over VF0 in the window (floor $pk_floor)"; else fail "(2) VF window: ${pk:-no} packets, below the floor of $pk_floor"; fi
 if [ -n "$gi" ] && [ "$gi" != NA ] && [ "$gi" -gt 0 ]; then pass "(2) guest VF interrupts rose by $gi"; else fail "(2) guest VF interrupts did not rise (${gi:-none})"; fi
 if [ -n "$vi" ] && [ "$vi" != NA ] && [ "$vi" -gt 0 ]; then pass "(2) L1 vfio-msix for $vf0 rose by $vi"; else fail "(2) L1 vfio-msix for $vf0 did not rise (${vi:-none})"; fi
 # flat: no MMIO exit (the VF's trapped BAR pages, MSI-X table, PBA) during VF
 # traffic, and exits to minivmm above the idle window's rate (scaled to the
-# window's length) below 10 per 1000 packets: per-packet involvement would
-# be 1000 or more. (Run 2 in the lab: 263 exits, all port I/O, none from the
-# console, idle 80 over a longer window; 133768 packets.)
+# window's length) at most 1 per 10000 packets, the bound docs/lab.md
+# states (runs measure about 0.05 per 1000): per-packet involvement would be
+# 1000 or more.
 wlen() { calc "printf \"%.3f\", $(lab_kv "$(snap "end:$1")" t) - $(lab_kv "$(snap "begin:$1")" t)"; }
 r6=$(delta uexit_r6 "$if0")
 if [ "${r6:-x}" = 0 ]; then pass "(2) no MMIO exit to minivmm in the VF window"; else fail "(2) MMIO exits to minivmm in the VF window: ${r6:-?}"; fi
 if [ -n "$u" ] && [ "$u" != NA ] && [ -n "${idle_u:-}" ] && [ -n "$pk" ] && [ "$pk" != NA ] && [ "$pk" -gt 0 ]; then
 	extra=$(calc "x = $u - $idle_u * $(wlen "$if0") / $(wlen idle); printf \"%.3f\", (x < 0 ? 0 : x) * 1000 / $pk")
 	lab_result vf_vmm_exits_per_1000_packets_over_idle_rate "$extra"
-	if calc "exit !($extra <= 10)"; then
+	if calc "exit !($extra <= 0.1)"; then
 		pass "(2) exits to minivmm in the VF window: $u (idle window: $idle_u), $extra per 1000 packets above the idle rate ($pk packets)"
 	else
 		fail "(2) exits to minivmm in the VF window: $u (idle window: $idle_u), $extra per 1000 packets above the idle rate ($pk packets)"
@@ -416,7 +403,13 @@ if [ -n "$u" ] && [ "$u" != NA ] && [ -n "${idle_u:-}" ] && [ -n "$pk" ] && [ "$
 else
 	fail "(2) exits to minivmm in the VF window: ${u:-?} (idle window: ${idle_u:-?}) for ${pk:-?} packets"
 fi
-if [ -n "$ms" ] && [ "$ms" != NA ] && [ "$ms" -le $(( ${idle_ms:-0} + 100 )) ]; then
+vms=$(sed -n 's/^vf_window_vcpu_thread_ms=//p' "$RES")
+# the vCPU threads ran the guest's driver in the window: a time of 0 or none
+# means the VMM's threads were not found, and nothing below would be measured
+if [ -z "$vms" ] || [ "$vms" = NA ] || [ "$vms" -le 0 ]; then
+	fail "(2) minivmm's vCPU threads: ${vms:-no} ms CPU in the VF window (threads not found?)"
+fi
+if [ -n "$ms" ] && [ "$ms" != NA ] && [ -n "${idle_ms:-}" ] && [ "$idle_ms" != NA ] && [ "$ms" -le $(( idle_ms + 100 )) ]; then
 	pass "(2) minivmm's own threads: ${ms} ms CPU in the VF window (idle window: ${idle_ms:-?} ms)"
 else
 	fail "(2) minivmm's own threads used ${ms:-?} ms CPU in the VF window (idle window: ${idle_ms:-?} ms)"
@@ -436,14 +429,17 @@ for i in 0 1; do
 	fi
 	for f in "config reads:cfg_reads" "writes:cfg_writes" "MSI-X table exits:msix_table_exits" \
 		"PBA exits:pba_exits" "other BAR exits:bar_exits" "userspace interrupts:userspace_irqs"; do
-		lab_result "vmm_vf${i}_${f#*:}" "$(vfstat "$bdf" "${f%%:*}")"
+		n=$(vfstat "$bdf" "${f%%:*}")
+		[ -n "$n" ] || fail "minivmm's stats line for $bdf has no \"${f%%:*}\" count"
+		lab_result "vmm_vf${i}_${f#*:}" "${n:-NA}"
 	done
 done
 sum_vf() {
 	local s=0 f n
 	for f in cfg_reads cfg_writes msix_table_exits pba_exits bar_exits userspace_irqs; do
 		n=$(sed -n "s/^vmm_vf$1_$f=//p" "$RES" | tail -n1)
-		s=$((s + ${n:-0}))
+		[ -n "$n" ] && [ "$n" != NA ] || { echo NA; return; }
+		s=$((s + n))
 	done
 	echo $s
 }
@@ -453,7 +449,7 @@ lab_result vmm_vf1_involvement_total "$s1"
 uirq0=$(sed -n 's/^vmm_vf0_userspace_irqs=//p' "$RES" | tail -n1)
 if [ "${uirq0:-x}" = 0 ]; then pass "(2) no interrupt of VF0 was injected by minivmm"; else fail "(2) minivmm injected ${uirq0:-?} interrupts of VF0 itself"; fi
 # VF0 carried the iperf3 traffic, VF1 only pings: the counts must not scale
-if [ -n "$pk" ] && [ "$pk" != NA ] && [ "$s0" -le $((s1 + 16)) ]; then
+if [ -n "$pk" ] && [ "$pk" != NA ] && [ "$s0" != NA ] && [ "$s1" != NA ] && [ "$s0" -le $((s1 + 16)) ]; then
 	pass "(2) minivmm's VF0 counters (total $s0, $pk packets) match VF1's (total $s1, pings only)"
 else
 	fail "(2) minivmm's VF0 counters (total $s0) exceed VF1's (total $s1) with traffic"

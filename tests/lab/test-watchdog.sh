@@ -1,8 +1,13 @@
 #!/bin/bash
-# Lab self-test (runs on the host, not in L1): lab.sh's L1 watchdog. A script
-# that goes silent inside L1 must be taken for a hung L1: its vCPU state is
-# saved with the RIPs named, L1 is booted again (LAB_L1_TRIES=2), and the run
-# gives up with 124 once the tries are spent, keeping each try's console.
+# Lab self-test (runs on the host, not in L1): lab.sh's L1 watchdog.
+# 1. A script that goes silent inside L1 while L1 keeps its vCPUs busy in the
+#    kernel (two dd readers of /dev/zero, 16 MiB per read:
+#    nearly all their time is in the kernel) is taken for a hung L1: its vCPU state
+#    is saved with the RIPs named, L1 is booted again (LAB_L1_TRIES=2), and
+#    the run gives up with 124 once the tries are spent, keeping each try's
+#    console.
+# 2. A script that goes silent while L1 idles (sleep) is a stuck test, not a
+#    hung L1: the run fails with status 1 at once, without another L1 boot.
 #
 #   tests/lab/test-watchdog.sh RESULTS_DIR
 set -u
@@ -14,7 +19,7 @@ pass() { echo "test-watchdog: ok: $*"; }
 
 script=$(mktemp /tmp/lab-silent.XXXXXX)
 trap 'rm -f "$script"' EXIT
-printf 'echo "lab-watchdog: silent from now on"\nsleep 900\n' > "$script"
+printf 'echo "lab-watchdog: silent from now on"\ndd if=/dev/zero of=/dev/null bs=16M 2>/dev/null &\ndd if=/dev/zero of=/dev/null bs=16M 2>/dev/null\n' > "$script"
 rm -rf "$res"
 LAB_L1_STALL=20 LAB_L1_TRIES=2 LAB_L1_MIN_LEFT=30 \
 	"$HERE/lab.sh" run --timeout 300 --results "$res" "$script"
@@ -40,6 +45,18 @@ grep -q 'lab-watchdog: silent' "$res/l1-console.log" 2>/dev/null &&
 	pass "L1 was booted again and ran the script" || fail "the second L1 did not run the script"
 grep -qx 'lab_l1_retries=1' "$res/results.txt" 2>/dev/null &&
 	pass "results.txt: lab_l1_retries=1" || fail "results.txt lacks lab_l1_retries=1"
+# 2. silent while L1 idles: no retry
+printf 'echo "lab-watchdog: idle and silent from now on"\nsleep 900\n' > "$script"
+rm -rf "$res.idle"
+LAB_L1_STALL=20 LAB_L1_TRIES=2 LAB_L1_MIN_LEFT=30 \
+	"$HERE/lab.sh" run --timeout 300 --results "$res.idle" "$script" > "$res.idle.log" 2>&1
+st=$?
+cat "$res.idle.log"
+[ "$st" = 1 ] && pass "idle L1, silent script: status 1" || fail "idle L1, silent script: status $st, expected 1"
+grep -q 'every L1 vCPU is in the idle loop' "$res.idle.log" &&
+	pass "idle L1: said so" || fail "idle L1: no message naming the idle loop"
+grep -qx 'lab_l1_retries=0' "$res.idle/results.txt" 2>/dev/null &&
+	pass "idle L1: not booted again (lab_l1_retries=0)" || fail "idle L1: results.txt lacks lab_l1_retries=0"
 if pgrep -f "results $res" >/dev/null 2>&1 || pgrep -f "path=$res,mount_tag=lab" >/dev/null 2>&1; then
 	fail "a QEMU of this run is still running"
 else
