@@ -8,6 +8,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/kvm.h"
+#include "vmm/x86/platform.h"
 
 #define I8042_PREFIX "i8042"
 
@@ -192,11 +193,11 @@ int i8042__create(struct vm *vm, struct i8042 **out)
 	if (ret)
 		goto err_free;
 
-	ret = bus__register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, k, I8042_PREFIX);
+	ret = bus__register(&vm->pio, X86_I8042_DATA_PORT, 1, i8042_data_io, k, I8042_PREFIX);
 	if (ret)
 		goto err_mutex;
 	k->data_registered = true;
-	ret = bus__register(&vm->pio, I8042_CMD_PORT, 1, i8042_cmd_io, k, I8042_PREFIX);
+	ret = bus__register(&vm->pio, X86_I8042_CMD_PORT, 1, i8042_cmd_io, k, I8042_PREFIX);
 	if (ret)
 		goto err_data;
 	k->cmd_registered = true;
@@ -204,7 +205,7 @@ int i8042__create(struct vm *vm, struct i8042 **out)
 	return 0;
 
 err_data:
-	bus__deregister(&vm->pio, I8042_DATA_PORT);
+	bus__deregister(&vm->pio, X86_I8042_DATA_PORT);
 err_mutex:
 	log_err(I8042_PREFIX, "cannot register ports: %s", strerror(-ret));
 	pthread_mutex_destroy(&k->lock);
@@ -218,9 +219,9 @@ void i8042__destroy(struct i8042 *k)
 	if (!k)
 		return;
 	if (k->cmd_registered)
-		bus__deregister(&k->vm->pio, I8042_CMD_PORT);
+		bus__deregister(&k->vm->pio, X86_I8042_CMD_PORT);
 	if (k->data_registered)
-		bus__deregister(&k->vm->pio, I8042_DATA_PORT);
+		bus__deregister(&k->vm->pio, X86_I8042_DATA_PORT);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The PC keyboard controller (i8042) at ports 0x60 (data) and 0x64
- * (status/command), modelled only as far as firmware and kernels use it to
+ * (status/command) (X86_I8042_DATA_PORT/CMD_PORT in vmm/x86/platform.h), modelled only as far as firmware and kernels use it to
  * probe the controller and to reset the machine:
  *  - 0x20/0x60 read/write the command byte, 0xAA self test (0x55),
  *    0xAB/0xA9 interface tests (0x00), 0xAD/0xAE and 0xA7/0xA8 disable/enable
@@ -25,9 +25,6 @@
 #include "vmm/util.h"
 
 struct vm;
-
-#define I8042_DATA_PORT 0x60
-#define I8042_CMD_PORT 0x64
 
 struct i8042 {
 	struct vm *vm;

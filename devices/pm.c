@@ -23,7 +23,7 @@ static void pm_update_sci(struct pm *pm)
 	if (level == pm->sci_level)
 		return;
 	pm->sci_level = level;
-	irq__line(&pm->vm->irq, PM_SCI_IRQ, level);
+	irq__line(&pm->vm->irq, pm->cfg.sci_irq, level);
 }
 
 /* byte-wise: PM1_STS bytes are write-1-to-clear, PM1_EN bytes are plain */
@@ -62,7 +62,7 @@ static void pm_evt_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
 
 static void pm_sleep(struct pm *pm, unsigned int typ)
 {
-	if (typ == PM_SLP_TYP_S5) {
+	if (typ == pm->cfg.slp_typ_s5) {
 		log_info(PM_PREFIX, "guest entered S5: powering off");
 		kvm__request_exit(pm->vm, VM_EXIT_POWEROFF, 0);
 		return;
@@ -130,28 +130,30 @@ void pm__power_button(struct pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-int pm__create(struct vm *vm, struct pm **out)
+int pm__create(struct vm *vm, const struct pm_config *cfg, struct pm **out)
 {
 	struct pm *pm;
 	int ret;
 
-	if (!vm || !out)
+	if (!vm || !cfg || !out || cfg->slp_typ_s5 > 7 ||
+	    cfg->evt_port > 0x10000 - PM_EVT_LEN || cfg->cnt_port > 0x10000 - PM_CNT_LEN)
 		return -EINVAL;
 	pm = calloc(1, sizeof(*pm));
 	if (!pm)
 		return -ENOMEM;
 	pm->vm = vm;
+	pm->cfg = *cfg;
 	pm->cnt = PM1_CNT_SCI_EN;
 	pm->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
 	ret = -pthread_mutex_init(&pm->lock, NULL);
 	if (ret)
 		goto err_free;
 
-	ret = bus__register(&vm->pio, PM_EVT_PORT, PM_EVT_LEN, pm_evt_io, pm, PM_PREFIX);
+	ret = bus__register(&vm->pio, cfg->evt_port, PM_EVT_LEN, pm_evt_io, pm, PM_PREFIX);
 	if (ret)
 		goto err_mutex;
 	pm->evt_registered = true;
-	ret = bus__register(&vm->pio, PM_CNT_PORT, PM_CNT_LEN, pm_cnt_io, pm, PM_PREFIX);
+	ret = bus__register(&vm->pio, cfg->cnt_port, PM_CNT_LEN, pm_cnt_io, pm, PM_PREFIX);
 	if (ret)
 		goto err_evt;
 	pm->cnt_registered = true;
@@ -161,7 +163,7 @@ int pm__create(struct vm *vm, struct pm **out)
 	return 0;
 
 err_evt:
-	bus__deregister(&vm->pio, PM_EVT_PORT);
+	bus__deregister(&vm->pio, cfg->evt_port);
 err_mutex:
 	log_err(PM_PREFIX, "cannot register ports: %s", strerror(-ret));
 	pthread_mutex_destroy(&pm->lock);
@@ -177,11 +179,11 @@ void pm__destroy(struct pm *pm)
 	if (pm->cf9_hooked)
 		pci__set_cf9_handler(&pm->vm->pci, NULL, NULL);
 	if (pm->cnt_registered)
-		bus__deregister(&pm->vm->pio, PM_CNT_PORT);
+		bus__deregister(&pm->vm->pio, pm->cfg.cnt_port);
 	if (pm->evt_registered)
-		bus__deregister(&pm->vm->pio, PM_EVT_PORT);
+		bus__deregister(&pm->vm->pio, pm->cfg.evt_port);
 	if (pm->sci_level)
-		irq__line(&pm->vm->irq, PM_SCI_IRQ, 0);
+		irq__line(&pm->vm->irq, pm->cfg.sci_irq, 0);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }

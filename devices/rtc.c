@@ -10,6 +10,7 @@
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/mem.h"
+#include "vmm/x86/platform.h"
 
 #define RTC_PREFIX "rtc"
 
@@ -287,7 +288,7 @@ int rtc__create(struct vm *vm, uint64_t ram_size, struct rtc **out)
 	if (ret)
 		goto err_free;
 
-	ret = bus__register(&vm->pio, RTC_INDEX_PORT, 2, rtc_io, r, RTC_PREFIX);
+	ret = bus__register(&vm->pio, X86_RTC_INDEX_PORT, 2, rtc_io, r, RTC_PREFIX);
 	if (ret) {
 		log_err(RTC_PREFIX, "cannot register ports: %s", strerror(-ret));
 		goto err_mutex;
@@ -308,7 +309,7 @@ void rtc__destroy(struct rtc *r)
 	if (!r)
 		return;
 	if (r->registered)
-		bus__deregister(&r->vm->pio, RTC_INDEX_PORT);
+		bus__deregister(&r->vm->pio, X86_RTC_INDEX_PORT);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * MC146818 real-time clock and CMOS RAM at ports 0x70 (index; bit 7 is the
- * NMI mask, recorded and otherwise ignored) and 0x71 (data).
+ * NMI mask, recorded and otherwise ignored) and 0x71 (data): X86_RTC_INDEX_PORT
+ * and X86_RTC_DATA_PORT in vmm/x86/platform.h.
  *
  * The time registers (0-9 and the century byte 0x32) are computed from the
  * host clock (UTC) plus an offset the guest sets by writing them, in BCD or
@@ -33,8 +34,6 @@
 
 struct vm;
 
-#define RTC_INDEX_PORT 0x70
-#define RTC_DATA_PORT 0x71
 #define RTC_CMOS_SIZE 128
 
 /* register indexes */

@@ -50,12 +50,6 @@ struct vm;
 #define SERIAL_FIFO_SIZE 16
 #define SERIAL_BACKLOG_SIZE 4096
 
-/* legacy PC COM ports */
-#define SERIAL_COM1_BASE 0x3f8
-#define SERIAL_COM1_IRQ 4
-#define SERIAL_COM2_BASE 0x2f8
-#define SERIAL_COM2_IRQ 3
-
 /* Ctrl-A: the escape character when in_fd is a terminal */
 #define SERIAL_ESCAPE_CHAR 0x01
 
@@ -97,7 +91,8 @@ struct serial {
 };
 
 /*
- * Registers the UART at [base, base+8) on vm->pio and, when in_fd >= 0,
+ * Registers the UART at [base, base+8) on vm->pio, raising irq (the board
+ * chooses both: COM1 is vmm/x86/platform.h's X86_COM1_BASE/IRQ) and, when in_fd >= 0,
  * watches in_fd on vm->loop (the caller keeps both fds open until
  * serial__destroy). name is the log prefix ("ttyS0").
  */

@@ -10,6 +10,7 @@
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/cpu.h"
+#include "vmm/x86/platform.h"
 
 #include "devices/i8042.h"
 #include "devices/pm.h"
@@ -28,13 +29,10 @@
 #include <unistd.h>
 
 #define BOARD_LOG "board"
-#define BOARD_COM1_BASE 0x3f8
-#define BOARD_COM1_IRQ 4
-#define BOARD_SCI_IRQ 9
 
 static int board_add_serial(struct board *b)
 {
-	return serial__create(&b->vm, "ttyS0", BOARD_COM1_BASE, BOARD_COM1_IRQ, b->console_in,
+	return serial__create(&b->vm, "ttyS0", X86_COM1_BASE, X86_COM1_IRQ, b->console_in,
 			      b->console_out, &b->serial);
 }
 
@@ -61,7 +59,19 @@ static void board_del_rtc(struct board *b)
 	b->rtc = NULL;
 }
 
-static int board_add_pm(struct board *b) { return pm__create(&b->vm, &b->pm); }
+static int board_add_pm(struct board *b)
+{
+	/* the FADT and the DSDT's \_S5_ describe the same (board_load) */
+	static const struct pm_config cfg = {
+		.evt_port = X86_PM1A_EVT_PORT,
+		.cnt_port = X86_PM1A_CNT_PORT,
+		.sci_irq = X86_SCI_IRQ,
+		.slp_typ_s5 = X86_SLP_TYP_S5,
+	};
+
+	return pm__create(&b->vm, &cfg, &b->pm);
+}
+
 static void board_del_pm(struct board *b)
 {
 	if (b->pm)
@@ -239,11 +249,11 @@ static int board_load(struct board *b)
 		.mmio64_size = PCI_MMIO64_SIZE,
 		.io_base = PCI_IOPORT_BASE,
 		.io_size = PCI_IOPORT_SIZE,
-		.pm1a_evt_port = PM_EVT_PORT,
-		.pm1a_cnt_port = PM_CNT_PORT,
+		.pm1a_evt_port = X86_PM1A_EVT_PORT,
+		.pm1a_cnt_port = X86_PM1A_CNT_PORT,
 		.reset_port = PM_RESET_PORT,
 		.reset_value = PM_RESET_VALUE,
-		.sci_irq = BOARD_SCI_IRQ,
+		.sci_irq = X86_SCI_IRQ,
 		.com1 = true,
 		.kbd = true, /* devices/i8042: keyboard port only */
 	};

@@ -99,7 +99,24 @@ void kvm__free_memslot(struct vm *vm, uint32_t slot)
 	atomic_fetch_and(&vm->memslot_used[n / 64], ~(1ULL << (n % 64)));
 }
 
-int kvm__vfio_device_fd(struct vm *vm)
+/*
+ * Linux 6.6 renamed the KVM VFIO device's group attributes to "file"
+ * attributes (KVM_DEV_VFIO_FILE/FILE_ADD) with the same values, accepting
+ * group fds and, later, cdev device fds. Older headers only have the group
+ * names; a group fd works with either.
+ */
+#ifdef KVM_DEV_VFIO_FILE
+#define KVM_VFIO_ATTR_GROUP KVM_DEV_VFIO_FILE
+#define KVM_VFIO_ATTR_ADD KVM_DEV_VFIO_FILE_ADD
+#define KVM_VFIO_ATTR_DEL KVM_DEV_VFIO_FILE_DEL
+#else
+#define KVM_VFIO_ATTR_GROUP KVM_DEV_VFIO_GROUP
+#define KVM_VFIO_ATTR_ADD KVM_DEV_VFIO_GROUP_ADD
+#define KVM_VFIO_ATTR_DEL KVM_DEV_VFIO_GROUP_DEL
+#endif
+
+/* the KVM VFIO pseudo device, created on first use; fd or -errno (-ENODEV without KVM) */
+static int kvm_vfio_device_fd(struct vm *vm)
 {
 	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
 	int ret;
@@ -117,6 +134,32 @@ int kvm__vfio_device_fd(struct vm *vm)
 		ret = vm->vfio_dev_fd;
 	pthread_mutex_unlock(&vm->vfio_dev_lock);
 	return ret;
+}
+
+static int kvm_vfio_group_attr(struct vm *vm, int group_fd, uint64_t which)
+{
+	int32_t gfd = group_fd;
+	struct kvm_device_attr attr = {
+		.group = KVM_VFIO_ATTR_GROUP,
+		.attr = which,
+		.addr = (uint64_t)(uintptr_t)&gfd,
+	};
+	int fd = kvm_vfio_device_fd(vm);
+
+	if (fd < 0)
+		return fd;
+	/* unchecked: the caller decides how loud a failure is */
+	return sys__ioctl_raw(fd, KVM_SET_DEVICE_ATTR, &attr);
+}
+
+int kvm__vfio_group_add(struct vm *vm, int group_fd)
+{
+	return kvm_vfio_group_attr(vm, group_fd, KVM_VFIO_ATTR_ADD);
+}
+
+int kvm__vfio_group_del(struct vm *vm, int group_fd)
+{
+	return kvm_vfio_group_attr(vm, group_fd, KVM_VFIO_ATTR_DEL);
 }
 
 static void kvm_stop_fn(void *opaque, int res)

@@ -68,7 +68,7 @@ struct vm {
 	struct evloop_watch stop_watch;
 	/* memory slots above RAM's (BAR passthrough): bit n = slot nr_regions + n in use */
 	_Atomic uint64_t memslot_used[KVM_MEMSLOT_EXTRA / 64];
-	int vfio_dev_fd;        /* KVM VFIO pseudo device, -1 until kvm__vfio_device_fd() */
+	int vfio_dev_fd;        /* KVM VFIO pseudo device, -1 until the first kvm__vfio_group_add() */
 	pthread_mutex_t vfio_dev_lock;
 };
 
@@ -107,12 +107,13 @@ int kvm__alloc_memslot(struct vm *vm) __must_check;
 void kvm__free_memslot(struct vm *vm, uint32_t slot);
 
 /*
- * The VM's KVM VFIO pseudo device (KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO),
- * created on first use: VFIO groups/files are added to it so KVM knows about
- * non-coherent DMA and the irq bypass can post interrupts. fd or -errno
- * (-ENODEV without KVM).
+ * Adds a VFIO group (its fd) to, or deletes it from, the VM's KVM VFIO pseudo
+ * device (KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO; created on first use and
+ * owned by the vm): KVM then knows about non-coherent DMA and the irq bypass
+ * can post interrupts. 0 or -errno (-ENODEV without KVM).
  */
-int kvm__vfio_device_fd(struct vm *vm) __must_check;
+int kvm__vfio_group_add(struct vm *vm, int group_fd) __must_check;
+int kvm__vfio_group_del(struct vm *vm, int group_fd);
 
 /* adds a memory slot mapping hva at gpa (BAR passthrough, RAM); size 0 deletes */
 int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,

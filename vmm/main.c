@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* minivmm: parse options, build the board, run until the guest stops. */
 #include "config.h"
-#include "devices/sriov/cli.h"
+#include "devices/hosttool/cli.h"
 #include "vmm/board.h"
 #include "vmm/log.h"
 #include "vmm/options.h"

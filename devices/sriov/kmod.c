@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "devices/sriov/sysfs.h"
+#include "devices/pcisys.h"
 
 int sriov__load_module(const char *name, char *msg, size_t msglen)
 {
@@ -17,18 +17,18 @@ int sriov__load_module(const char *name, char *msg, size_t msglen)
 
 	ctx = kmod_new(NULL, NULL);
 	if (!ctx) {
-		sriov__msg_set(msg, msglen, "cannot load %s: libkmod cannot read the module "
+		pcisys__msg_set(msg, msglen, "cannot load %s: libkmod cannot read the module "
 			       "index of this kernel", name);
 		return -ENOMEM;
 	}
 	ret = kmod_module_new_from_lookup(ctx, name, &list);
 	if (ret < 0) {
-		sriov__msg_set(msg, msglen, "cannot look up module %s: %s", name, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot look up module %s: %s", name, strerror(-ret));
 		goto err_ctx;
 	}
 	if (!list) {
 		uname(&u);
-		sriov__msg_set(msg, msglen, "no module %s for kernel %s (is the kernel's "
+		pcisys__msg_set(msg, msglen, "no module %s for kernel %s (is the kernel's "
 			       "modules package installed?)", name, u.release);
 		ret = -ENOENT;
 		goto err_ctx;
@@ -40,11 +40,11 @@ int sriov__load_module(const char *name, char *msg, size_t msglen)
 		ret = kmod_module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL,
 						      NULL, NULL, NULL);
 		if (ret == KMOD_PROBE_APPLY_BLACKLIST) {
-			sriov__msg_set(msg, msglen, "module %s is blacklisted (see "
+			pcisys__msg_set(msg, msglen, "module %s is blacklisted (see "
 				       "/etc/modprobe.d)", kmod_module_get_name(mod));
 			ret = -EACCES;
 		} else if (ret < 0) {
-			sriov__msg_set(msg, msglen, "loading module %s failed: %s%s",
+			pcisys__msg_set(msg, msglen, "loading module %s failed: %s%s",
 				       kmod_module_get_name(mod), strerror(-ret),
 				       ret == -EPERM ? " (run as root)" : " (see `dmesg`)");
 		}

@@ -8,7 +8,7 @@
  * message follows as NLMSGERR_ATTR_MSG.
  */
 #include "devices/sriov/netlink.h"
-#include "devices/sriov/sysfs.h"
+#include "devices/pcisys.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -258,7 +258,7 @@ int sriov_nl__parse_error(const struct nlmsghdr *nlh, char *msg, size_t msglen)
 	mnl_attr_for_each(a, nlh, off) {
 		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
 		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
-			sriov__msg_set(msg, msglen, "%s", mnl_attr_get_str(a));
+			pcisys__msg_set(msg, msglen, "%s", mnl_attr_get_str(a));
 	}
 	return err->error;
 }
@@ -280,7 +280,7 @@ static int nl_open(struct nl_conn *c, char *msg, size_t msglen)
 	c->sock = mnl_socket_open(NETLINK_ROUTE);
 	if (!c->sock) {
 		ret = -errno;
-		sriov__msg_set(msg, msglen, "cannot open an rtnetlink socket: %s", strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot open an rtnetlink socket: %s", strerror(-ret));
 		goto err_free;
 	}
 	/* best effort: older kernels have no extended acks */
@@ -288,7 +288,7 @@ static int nl_open(struct nl_conn *c, char *msg, size_t msglen)
 	mnl_socket_setsockopt(c->sock, NETLINK_CAP_ACK, &one, sizeof(one));
 	if (mnl_socket_bind(c->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
 		ret = -errno;
-		sriov__msg_set(msg, msglen, "cannot bind an rtnetlink socket: %s", strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot bind an rtnetlink socket: %s", strerror(-ret));
 		goto err_close;
 	}
 	c->portid = mnl_socket_get_portid(c->sock);
@@ -321,7 +321,7 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 
 	if (mnl_socket_sendto(c->sock, c->buf, len) < 0) {
 		ret = -errno;
-		sriov__msg_set(msg, msglen, "rtnetlink send failed: %s", strerror(-ret));
+		pcisys__msg_set(msg, msglen, "rtnetlink send failed: %s", strerror(-ret));
 		return ret;
 	}
 	for (;;) {
@@ -331,7 +331,7 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 		n = mnl_socket_recvfrom(c->sock, c->buf, NL_RECV_BUF);
 		if (n < 0) {
 			ret = -errno;
-			sriov__msg_set(msg, msglen, "rtnetlink receive failed: %s", strerror(-ret));
+			pcisys__msg_set(msg, msglen, "rtnetlink receive failed: %s", strerror(-ret));
 			return ret;
 		}
 		left = (int)n;
@@ -344,14 +344,14 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 
 				ret = sriov_nl__parse_error(nlh, kmsg, sizeof(kmsg));
 				if (ret)
-					sriov__msg_set(msg, msglen, "%s%s%s", strerror(-ret),
+					pcisys__msg_set(msg, msglen, "%s%s%s", strerror(-ret),
 						   kmsg[0] ? ": " : "", kmsg);
 				return ret;
 			}
 			if (nlh->nlmsg_type == RTM_NEWLINK && link) {
 				ret = sriov_nl__parse_link(nlh, link);
 				if (ret)
-					sriov__msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
+					pcisys__msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
 				return ret;
 			}
 		}
@@ -363,7 +363,7 @@ static int nl_ifindex(const char *ifname, char *msg, size_t msglen)
 	unsigned int idx = if_nametoindex(ifname);
 
 	if (!idx) {
-		sriov__msg_set(msg, msglen, "no network interface %s", ifname);
+		pcisys__msg_set(msg, msglen, "no network interface %s", ifname);
 		return -ENODEV;
 	}
 	return (int)idx;
@@ -384,7 +384,7 @@ int sriov_nl__set_vf(const char *ifname, const struct sriov_vf_config *cfg, char
 	len = sriov_nl__build_setlink(c.buf, NL_RECV_BUF, idx, cfg, ++c.seq);
 	if (len < 0) {
 		ret = len;
-		sriov__msg_set(msg, msglen, "nothing to set for VF %u", cfg->vf);
+		pcisys__msg_set(msg, msglen, "nothing to set for VF %u", cfg->vf);
 		goto out;
 	}
 	ret = nl_transact(&c, (size_t)len, NULL, msg, msglen);

@@ -9,6 +9,7 @@
  *   bus/pci/drivers_probe, bus/pci/drivers/NAME/unbind
  */
 #include "devices/sriov/sysfs.h"
+#include "devices/pcisys.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -21,205 +22,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int sriov__parse_bdf(const char *s, char out[SRIOV_BDF_LEN])
-{
-	unsigned int dom = 0, bus, dev, fn;
-	int n = 0;
-
-	if (!s)
-		return -EINVAL;
-	if (sscanf(s, "%4x:%2x:%2x.%1u%n", &dom, &bus, &dev, &fn, &n) == 4 && !s[n] &&
-	    n == 12) {
-		/* full form */
-	} else if (dom = 0, n = 0,
-		   sscanf(s, "%2x:%2x.%1u%n", &bus, &dev, &fn, &n) == 3 && !s[n] && n == 7) {
-		/* short form: domain 0 */
-	} else {
-		return -EINVAL;
-	}
-	for (const char *p = s; *p; p++)
-		if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
-			return -EINVAL;
-	if (dev > 0x1f || fn > 7)
-		return -EINVAL;
-	snprintf(out, SRIOV_BDF_LEN, "%04x:%02x:%02x.%u", dom, bus, dev, fn);
-	return 0;
-}
-
-int sriov__path(char *out, size_t outlen, const char *root, const char *fmt, ...)
-{
-	va_list ap;
-	int n, m;
-
-	n = snprintf(out, outlen, "%s/", root);
-	if (n < 0 || (size_t)n >= outlen)
-		return -ENAMETOOLONG;
-	va_start(ap, fmt);
-	m = vsnprintf(out + n, outlen - n, fmt, ap);
-	va_end(ap);
-	if (m < 0 || (size_t)m >= outlen - n)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-int sriov__read_file(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	if (!len)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return (int)n;
-	}
-	close(fd);
-	while (n > 0 && isspace((unsigned char)buf[n - 1]))
-		n--;
-	buf[n] = '\0';
-	return 0;
-}
-
-int sriov__write_file(const char *path, const char *val)
-{
-	size_t len = strlen(val);
-	ssize_t n;
-	int fd, ret = 0;
-
-	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, len);
-	if (n < 0)
-		ret = -errno;
-	else if ((size_t)n != len)
-		ret = -EIO;
-	if (close(fd) && !ret)
-		ret = -errno;
-	return ret;
-}
-
-int sriov__link_base(const char *path, char *buf, size_t len)
-{
-	char target[4096];
-	const char *base;
-	ssize_t n;
-
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = '\0';
-	while (n > 1 && target[n - 1] == '/')
-		target[--n] = '\0';
-	base = strrchr(target, '/');
-	base = base ? base + 1 : target;
-	if (strlen(base) >= len)
-		return -ENAMETOOLONG;
-	strcpy(buf, base);
-	return 0;
-}
-
-void sriov__msg_add(char *msg, size_t len, const char *fmt, ...)
-{
-	size_t used;
-	va_list ap;
-
-	if (!msg || !len)
-		return;
-	used = strnlen(msg, len);
-	if (used >= len - 1)
-		return;
-	if (used) {
-		msg[used++] = '\n';
-		msg[used] = '\0';
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
-void sriov__msg_set(char *msg, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, len, fmt, ap);
-	va_end(ap);
-}
-
-static bool sriov_dev_exists(const char *root, const char *bdf)
-{
-	char p[4096];
-	struct stat st;
-
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s", bdf))
-		return false;
-	return !stat(p, &st) && S_ISDIR(st.st_mode);
-}
-
-int sriov__pci_driver(const char *root, const char *bdf, char *drv, size_t len)
-{
-	char p[4096];
-	int ret;
-
-	if (!sriov_dev_exists(root, bdf))
-		return -ENODEV;
-	ret = sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver", bdf);
-	if (ret)
-		return ret;
-	ret = sriov__link_base(p, drv, len);
-	if (ret == -ENOENT) {
-		drv[0] = '\0';
-		return 0;
-	}
-	return ret;
-}
-
-int sriov__resolve_pf(const char *root, const char *pf, char bdf[SRIOV_BDF_LEN],
+int sriov__resolve_pf(const char *root, const char *pf, char bdf[PCISYS_BDF_LEN],
 		      char *msg, size_t msglen)
 {
 	char p[4096], base[256];
 	int ret;
 
-	if (!sriov__parse_bdf(pf, bdf)) {
-		if (sriov_dev_exists(root, bdf))
+	if (!pcisys__parse_bdf(pf, bdf)) {
+		if (pcisys__dev_exists(root, bdf))
 			return 0;
-		sriov__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", bdf);
+		pcisys__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", bdf);
 		return -ENODEV;
 	}
 	if (!*pf || strchr(pf, '/') || strlen(pf) >= 16) {
-		sriov__msg_set(msg, msglen, "'%s' is neither a PCI address (0000:03:00.0) "
+		pcisys__msg_set(msg, msglen, "'%s' is neither a PCI address (0000:03:00.0) "
 			      "nor a network interface name", pf);
 		return -EINVAL;
 	}
-	ret = sriov__path(p, sizeof(p), root, "class/net/%s/device", pf);
+	ret = pcisys__path(p, sizeof(p), root, "class/net/%s/device", pf);
 	if (ret)
 		return ret;
-	ret = sriov__link_base(p, base, sizeof(base));
+	ret = pcisys__link_base(p, base, sizeof(base));
 	if (ret == -ENOENT) {
 		char q[4096];
 		struct stat st;
 
-		if (!sriov__path(q, sizeof(q), root, "class/net/%s", pf) && !lstat(q, &st))
-			sriov__msg_set(msg, msglen, "network interface %s is not a PCI device", pf);
+		if (!pcisys__path(q, sizeof(q), root, "class/net/%s", pf) && !lstat(q, &st))
+			pcisys__msg_set(msg, msglen, "network interface %s is not a PCI device", pf);
 		else
-			sriov__msg_set(msg, msglen, "no network interface or PCI device '%s' "
+			pcisys__msg_set(msg, msglen, "no network interface or PCI device '%s' "
 				      "(see `ip link` or `lspci -D`)", pf);
 		return -ENODEV;
 	}
 	if (ret) {
-		sriov__msg_set(msg, msglen, "cannot read %s: %s", p, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot read %s: %s", p, strerror(-ret));
 		return ret;
 	}
-	if (sriov__parse_bdf(base, bdf)) {
-		sriov__msg_set(msg, msglen, "network interface %s is not a PCI device (%s)", pf, base);
+	if (pcisys__parse_bdf(base, bdf)) {
+		pcisys__msg_set(msg, msglen, "network interface %s is not a PCI device (%s)", pf, base);
 		return -ENODEV;
 	}
 	return 0;
@@ -232,7 +72,7 @@ int sriov__netdev(const char *root, const char *bdf, char *name, size_t len)
 	int ret = -ENOENT;
 	DIR *d;
 
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/net", bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/net", bdf))
 		return -ENAMETOOLONG;
 	d = opendir(p);
 	if (!d)
@@ -259,7 +99,7 @@ static int sriov_read_uint(const char *path, unsigned int *out)
 	unsigned long v;
 	int ret;
 
-	ret = sriov__read_file(path, buf, sizeof(buf));
+	ret = pcisys__read_file(path, buf, sizeof(buf));
 	if (ret)
 		return ret;
 	errno = 0;
@@ -275,16 +115,16 @@ int sriov__num_vfs(const char *root, const char *pf_bdf, unsigned int *num, unsi
 	char p[4096];
 	int ret;
 
-	if (!sriov_dev_exists(root, pf_bdf))
+	if (!pcisys__dev_exists(root, pf_bdf))
 		return -ENODEV;
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_totalvfs", pf_bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_totalvfs", pf_bdf))
 		return -ENAMETOOLONG;
 	ret = sriov_read_uint(p, total);
 	if (ret == -ENOENT)
 		return -ENOTSUP;
 	if (ret)
 		return ret;
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_numvfs", pf_bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_numvfs", pf_bdf))
 		return -ENAMETOOLONG;
 	ret = sriov_read_uint(p, num);
 	return ret == -ENOENT ? -ENOTSUP : ret;
@@ -294,54 +134,54 @@ int sriov__set_num_vfs(const char *root, const char *pf_bdf, unsigned int n, cha
 		       size_t msglen)
 {
 	unsigned int num, total;
-	char p[4096], val[16], drv[SRIOV_NAME_LEN] = "";
+	char p[4096], val[16], drv[PCISYS_NAME_LEN] = "";
 	int ret;
 
 	ret = sriov__num_vfs(root, pf_bdf, &num, &total);
 	if (ret == -ENODEV) {
-		sriov__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", pf_bdf);
+		pcisys__msg_set(msg, msglen, "no PCI device %s (see `lspci -D`)", pf_bdf);
 		return ret;
 	}
 	if (ret == -ENOTSUP) {
-		sriov__msg_set(msg, msglen, "%s is not an SR-IOV physical function "
+		pcisys__msg_set(msg, msglen, "%s is not an SR-IOV physical function "
 			      "(no sriov_totalvfs): give the PF, not a VF or a plain device",
 			      pf_bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov__msg_set(msg, msglen, "cannot read the VF count of %s: %s", pf_bdf,
+		pcisys__msg_set(msg, msglen, "cannot read the VF count of %s: %s", pf_bdf,
 			      strerror(-ret));
 		return ret;
 	}
 	if (n > total) {
-		sriov__msg_set(msg, msglen, "%s supports at most %u VFs, %u asked", pf_bdf,
+		pcisys__msg_set(msg, msglen, "%s supports at most %u VFs, %u asked", pf_bdf,
 			      total, n);
 		return -ERANGE;
 	}
 	if (n == num)
 		return 0;
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_numvfs", pf_bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/sriov_numvfs", pf_bdf))
 		return -ENAMETOOLONG;
 	/* the kernel refuses to change a non-zero count directly */
 	if (num && n) {
-		ret = sriov__write_file(p, "0");
+		ret = pcisys__write_file(p, "0");
 		if (ret) {
-			sriov__msg_set(msg, msglen, "removing the %u VFs of %s failed: %s "
+			pcisys__msg_set(msg, msglen, "removing the %u VFs of %s failed: %s "
 				      "(is a VF still in use by a VM?)", num, pf_bdf,
 				      strerror(-ret));
 			return ret;
 		}
 	}
 	snprintf(val, sizeof(val), "%u", n);
-	ret = sriov__write_file(p, val);
+	ret = pcisys__write_file(p, val);
 	if (ret) {
-		sriov__pci_driver(root, pf_bdf, drv, sizeof(drv));
+		pcisys__pci_driver(root, pf_bdf, drv, sizeof(drv));
 		if (!drv[0])
-			sriov__msg_set(msg, msglen, "writing %u to %s failed: %s; the PF has no "
+			pcisys__msg_set(msg, msglen, "writing %u to %s failed: %s; the PF has no "
 				      "driver: load it (e.g. `modprobe igb`)", n, p,
 				      strerror(-ret));
 		else
-			sriov__msg_set(msg, msglen, "writing %u to %s failed: %s (PF driver %s; "
+			pcisys__msg_set(msg, msglen, "writing %u to %s failed: %s (PF driver %s; "
 				      "see `dmesg`)", n, p, strerror(-ret), drv);
 		return ret;
 	}
@@ -363,9 +203,9 @@ int sriov__list_vfs(const char *root, const char *pf_bdf, struct sriov_vf *vfs, 
 	DIR *d;
 	int ret = 0;
 
-	if (!sriov_dev_exists(root, pf_bdf))
+	if (!pcisys__dev_exists(root, pf_bdf))
 		return -ENODEV;
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s", pf_bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s", pf_bdf))
 		return -ENAMETOOLONG;
 	d = opendir(p);
 	if (!d)
@@ -383,13 +223,13 @@ int sriov__list_vfs(const char *root, const char *pf_bdf, struct sriov_vf *vfs, 
 			ret = -ENOSPC;
 			break;
 		}
-		if (sriov__path(lp, sizeof(lp), root, "bus/pci/devices/%s/%s", pf_bdf,
+		if (pcisys__path(lp, sizeof(lp), root, "bus/pci/devices/%s/%s", pf_bdf,
 				de->d_name) ||
-		    sriov__link_base(lp, base, sizeof(base)) ||
-		    sriov__parse_bdf(base, vfs[count].bdf))
+		    pcisys__link_base(lp, base, sizeof(base)) ||
+		    pcisys__parse_bdf(base, vfs[count].bdf))
 			continue;
 		vfs[count].index = (unsigned int)idx;
-		if (sriov__pci_driver(root, vfs[count].bdf, vfs[count].driver,
+		if (pcisys__pci_driver(root, vfs[count].bdf, vfs[count].driver,
 				      sizeof(vfs[count].driver)))
 			vfs[count].driver[0] = '\0';
 		count++;
@@ -401,20 +241,20 @@ int sriov__list_vfs(const char *root, const char *pf_bdf, struct sriov_vf *vfs, 
 	return (int)count;
 }
 
-int sriov__physfn(const char *root, const char *vf_bdf, char pf[SRIOV_BDF_LEN], int *index)
+int sriov__physfn(const char *root, const char *vf_bdf, char pf[PCISYS_BDF_LEN], int *index)
 {
 	struct sriov_vf vfs[SRIOV_MAX_VFS];
 	char p[4096], base[256];
 	int n, ret;
 
-	if (!sriov_dev_exists(root, vf_bdf))
+	if (!pcisys__dev_exists(root, vf_bdf))
 		return -ENODEV;
-	if (sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/physfn", vf_bdf))
+	if (pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/physfn", vf_bdf))
 		return -ENAMETOOLONG;
-	ret = sriov__link_base(p, base, sizeof(base));
+	ret = pcisys__link_base(p, base, sizeof(base));
 	if (ret)
 		return ret;
-	if (sriov__parse_bdf(base, pf))
+	if (pcisys__parse_bdf(base, pf))
 		return -EINVAL;
 	if (index) {
 		*index = -1;
@@ -426,65 +266,56 @@ int sriov__physfn(const char *root, const char *vf_bdf, char pf[SRIOV_BDF_LEN], 
 	return 0;
 }
 
-int sriov__driver_loaded(const char *root, const char *drv)
-{
-	char p[4096];
-	struct stat st;
-
-	if (sriov__path(p, sizeof(p), root, "bus/pci/drivers/%s", drv))
-		return 0;
-	return !stat(p, &st) && S_ISDIR(st.st_mode);
-}
 
 int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen)
 {
-	char p[4096], drv[SRIOV_NAME_LEN];
+	char p[4096], drv[PCISYS_NAME_LEN];
 	int ret;
 
-	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov__msg_set(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
+		pcisys__msg_set(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
 			      "`minivmm sriov PF --num-vfs N`", bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	if (!strcmp(drv, "vfio-pci"))
 		return 0;
-	if (!sriov__driver_loaded(root, "vfio-pci")) {
-		sriov__msg_set(msg, msglen, "the vfio-pci driver is not loaded: run "
+	if (!pcisys__driver_loaded(root, "vfio-pci")) {
+		pcisys__msg_set(msg, msglen, "the vfio-pci driver is not loaded: run "
 			      "`modprobe vfio-pci` first");
 		return -ENOENT;
 	}
-	sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
-	ret = sriov__write_file(p, "vfio-pci");
+	pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
+	ret = pcisys__write_file(p, "vfio-pci");
 	if (ret) {
-		sriov__msg_set(msg, msglen, "writing vfio-pci to %s failed: %s%s", p,
+		pcisys__msg_set(msg, msglen, "writing vfio-pci to %s failed: %s%s", p,
 			      strerror(-ret), ret == -EACCES || ret == -EPERM ?
 			      " (run as root)" : "");
 		return ret;
 	}
 	if (drv[0]) {
-		sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
-		ret = sriov__write_file(p, bdf);
+		pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
+		ret = pcisys__write_file(p, bdf);
 		if (ret) {
-			sriov__msg_set(msg, msglen, "unbinding %s from %s failed: %s", bdf, drv,
+			pcisys__msg_set(msg, msglen, "unbinding %s from %s failed: %s", bdf, drv,
 				      strerror(-ret));
 			return ret;
 		}
 	}
-	sriov__path(p, sizeof(p), root, "bus/pci/drivers_probe");
-	ret = sriov__write_file(p, bdf);
+	pcisys__path(p, sizeof(p), root, "bus/pci/drivers_probe");
+	ret = pcisys__write_file(p, bdf);
 	if (ret) {
-		sriov__msg_set(msg, msglen, "probing %s failed: %s (see `dmesg`)", bdf,
+		pcisys__msg_set(msg, msglen, "probing %s failed: %s (see `dmesg`)", bdf,
 			      strerror(-ret));
 		return ret;
 	}
-	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret || strcmp(drv, "vfio-pci")) {
-		sriov__msg_set(msg, msglen, "%s is bound to %s after probing, not vfio-pci "
+		pcisys__msg_set(msg, msglen, "%s is bound to %s after probing, not vfio-pci "
 			      "(driver_override is set; see `dmesg`)", bdf,
 			      ret ? "an unknown driver" : drv[0] ? drv : "no driver");
 		return -EIO;
@@ -494,43 +325,43 @@ int sriov__bind_vfio(const char *root, const char *bdf, char *msg, size_t msglen
 
 int sriov__unbind_vfio(const char *root, const char *bdf, char *msg, size_t msglen)
 {
-	char p[4096], drv[SRIOV_NAME_LEN];
+	char p[4096], drv[PCISYS_NAME_LEN];
 	int ret;
 
-	ret = sriov__pci_driver(root, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov__msg_set(msg, msglen, "no PCI device %s", bdf);
+		pcisys__msg_set(msg, msglen, "no PCI device %s", bdf);
 		return ret;
 	}
 	if (ret) {
-		sriov__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "cannot read the driver of %s: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	if (drv[0] && strcmp(drv, "vfio-pci")) {
-		sriov__msg_set(msg, msglen, "%s is bound to %s, not vfio-pci: left alone", bdf, drv);
+		pcisys__msg_set(msg, msglen, "%s is bound to %s, not vfio-pci: left alone", bdf, drv);
 		return -EINVAL;
 	}
 	/* "\n" clears driver_override, so the host driver matches again */
-	sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
-	ret = sriov__write_file(p, "\n");
+	pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/driver_override", bdf);
+	ret = pcisys__write_file(p, "\n");
 	if (ret) {
-		sriov__msg_set(msg, msglen, "clearing %s failed: %s", p, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "clearing %s failed: %s", p, strerror(-ret));
 		return ret;
 	}
 	if (drv[0]) {
-		sriov__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
-		ret = sriov__write_file(p, bdf);
+		pcisys__path(p, sizeof(p), root, "bus/pci/devices/%s/driver/unbind", bdf);
+		ret = pcisys__write_file(p, bdf);
 		if (ret) {
-			sriov__msg_set(msg, msglen, "unbinding %s from vfio-pci failed: %s (is it "
+			pcisys__msg_set(msg, msglen, "unbinding %s from vfio-pci failed: %s (is it "
 				      "still assigned to a VM?)", bdf, strerror(-ret));
 			return ret;
 		}
 	}
-	sriov__path(p, sizeof(p), root, "bus/pci/drivers_probe");
-	ret = sriov__write_file(p, bdf);
+	pcisys__path(p, sizeof(p), root, "bus/pci/drivers_probe");
+	ret = pcisys__write_file(p, bdf);
 	if (ret && ret != -ENODEV) {
 		/* -ENODEV: no driver wants it, which is fine */
-		sriov__msg_set(msg, msglen, "probing %s failed: %s", bdf, strerror(-ret));
+		pcisys__msg_set(msg, msglen, "probing %s failed: %s", bdf, strerror(-ret));
 		return ret;
 	}
 	return 0;

@@ -4,7 +4,8 @@
  * name), VF count, VF listing, driver binding to vfio-pci. Every function
  * takes the sysfs root ("/sys" in production, a fake tree in tests) and
  * returns 0 or -errno; where a msg buffer is given it receives a sentence for
- * the user that names the problem and the fix.
+ * the user that names the problem and the fix. The generic PCI sysfs helpers
+ * (BDF parsing, attribute files, driver lookup) are in devices/pcisys.h.
  */
 #ifndef MINIVMM_DEVICES_SRIOV_SYSFS_H
 #define MINIVMM_DEVICES_SRIOV_SYSFS_H
@@ -12,41 +13,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SRIOV_BDF_LEN 16   /* "0000:03:10.1" and the NUL */
-#define SRIOV_NAME_LEN 64  /* driver and netdev names */
+#include "devices/pcisys.h"
+
 #define SRIOV_MAX_VFS 256
 
 struct sriov_vf {
 	unsigned int index;            /* N of the PF's virtfnN link */
-	char bdf[SRIOV_BDF_LEN];
-	char driver[SRIOV_NAME_LEN];   /* "" when unbound */
+	char bdf[PCISYS_BDF_LEN];
+	char driver[PCISYS_NAME_LEN];   /* "" when unbound */
 };
 
-/* "0000:03:10.1" or "03:10.1" (any case) to canonical "0000:03:10.1"; -EINVAL otherwise */
-int sriov__parse_bdf(const char *s, char out[SRIOV_BDF_LEN]);
-
-/* path = root + formatted relative path; -ENAMETOOLONG when it does not fit */
-int sriov__path(char *out, size_t outlen, const char *root, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/* reads a small attribute file, trailing whitespace removed */
-int sriov__read_file(const char *path, char *buf, size_t len);
-/* writes val to an existing attribute file (never creates one) */
-int sriov__write_file(const char *path, const char *val);
-/* last component of a symlink's target ("igbvf" for driver -> ../igbvf) */
-int sriov__link_base(const char *path, char *buf, size_t len);
-/* appends a formatted line to msg (separated by a newline); never overflows */
-void sriov__msg_add(char *msg, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* replaces msg with a formatted message; msg may be NULL */
-void sriov__msg_set(char *msg, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* 1 when PCI driver drv is registered (bus/pci/drivers/drv), else 0 */
-int sriov__driver_loaded(const char *root, const char *drv);
-/* 0 and the driver name ("" when none bound); -ENODEV when the device is absent */
-int sriov__pci_driver(const char *root, const char *bdf, char *drv, size_t len);
 /* PF given as a PCI address or a netdev name to its canonical address */
-int sriov__resolve_pf(const char *root, const char *pf, char bdf[SRIOV_BDF_LEN],
+int sriov__resolve_pf(const char *root, const char *pf, char bdf[PCISYS_BDF_LEN],
 		      char *msg, size_t msglen);
 /* first network interface of a PCI function; -ENOENT when it has none */
 int sriov__netdev(const char *root, const char *bdf, char *name, size_t len);
@@ -58,7 +36,7 @@ int sriov__set_num_vfs(const char *root, const char *pf_bdf, unsigned int n, cha
 /* VFs of a PF sorted by index; returns how many (at most max) or -errno */
 int sriov__list_vfs(const char *root, const char *pf_bdf, struct sriov_vf *vfs, unsigned int max);
 /* the PF and VF index of a VF; -ENOENT when bdf is no VF, -ENODEV when absent */
-int sriov__physfn(const char *root, const char *vf_bdf, char pf[SRIOV_BDF_LEN], int *index);
+int sriov__physfn(const char *root, const char *vf_bdf, char pf[PCISYS_BDF_LEN], int *index);
 /*
  * Binds a device to vfio-pci: driver_override, unbind from the current
  * driver, drivers_probe, then checks the result. 0 when bound (or already).

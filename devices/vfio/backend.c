@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The real VFIO backend: legacy container/group ioctls, device region I/O and
- * mmap, KVM memory slots and the KVM VFIO device, all through vmm/sys.h.
+ * mmap through vmm/sys.h; KVM memory slots and the KVM VFIO device through
+ * vmm/kvm.h (no KVM ioctl is issued here).
  */
 #include "devices/vfio/backend.h"
 #include "devices/vfio/check.h"
@@ -11,29 +12,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-/*
- * Linux 6.6 renamed the KVM VFIO device's group attributes to "file"
- * attributes (KVM_DEV_VFIO_FILE/FILE_ADD) with the same values, accepting
- * group fds and, later, cdev device fds. Older headers only have the group
- * names; a group fd works with either.
- */
-#ifdef KVM_DEV_VFIO_FILE
-#define VFIO_KVM_ATTR_GROUP KVM_DEV_VFIO_FILE
-#define VFIO_KVM_ATTR_ADD KVM_DEV_VFIO_FILE_ADD
-#define VFIO_KVM_ATTR_DEL KVM_DEV_VFIO_FILE_DEL
-#else
-#define VFIO_KVM_ATTR_GROUP KVM_DEV_VFIO_GROUP
-#define VFIO_KVM_ATTR_ADD KVM_DEV_VFIO_GROUP_ADD
-#define VFIO_KVM_ATTR_DEL KVM_DEV_VFIO_GROUP_DEL
-#endif
 
 static int vfio_real_check(struct vfio_backend *b, const char *bdf, uint64_t pin_bytes,
 			   bool allow_unsafe_interrupts, char *msg, size_t msglen)
@@ -277,17 +261,7 @@ static int vfio_real_set_memslot(struct vfio_backend *b, struct vm *vm, uint32_t
 
 static int vfio_real_kvm_vfio_group(struct vfio_backend *b, struct vm *vm, int group, bool add)
 {
-	int32_t gfd = group;
-	struct kvm_device_attr attr = {
-		.group = VFIO_KVM_ATTR_GROUP,
-		.attr = add ? VFIO_KVM_ATTR_ADD : VFIO_KVM_ATTR_DEL,
-		.addr = (uint64_t)(uintptr_t)&gfd,
-	};
-	int fd = kvm__vfio_device_fd(vm);
-
-	if (fd < 0)
-		return fd;
-	return sys__ioctl_raw(fd, KVM_SET_DEVICE_ATTR, &attr);
+	return add ? kvm__vfio_group_add(vm, group) : kvm__vfio_group_del(vm, group);
 }
 
 static void vfio_real_msleep(struct vfio_backend *b, unsigned int ms)

@@ -72,7 +72,7 @@ struct vfio_backend_ops {
 	/* KVM side */
 	int (*set_memslot)(struct vfio_backend *b, struct vm *vm, uint32_t slot, uint64_t gpa,
 			   uint64_t size, void *hva);
-	/* add (or delete) a group to the VM's KVM VFIO device */
+	/* add (or delete) a group to the VM's KVM VFIO device: kvm__vfio_group_add/del */
 	int (*kvm_vfio_group)(struct vfio_backend *b, struct vm *vm, int group, bool add);
 
 	/* sleeps (the reset ladder's settle times); fakes record instead */

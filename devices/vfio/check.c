@@ -14,7 +14,7 @@
  *   - RLIMIT_MEMLOCK against the RAM to pin, unless CAP_IPC_LOCK.
  */
 #include "devices/vfio/check.h"
-#include "devices/sriov/sysfs.h"
+#include "devices/pcisys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -236,12 +236,12 @@ enum vfio_acs_state vfio_check__acs_path(const char *sysfs_root, const char *bdf
 					 size_t desclen)
 {
 	enum vfio_acs_state st = VFIO_ACS_OK, s;
-	char link[PATH_MAX], real[PATH_MAX], bridge[SRIOV_BDF_LEN];
+	char link[PATH_MAX], real[PATH_MAX], bridge[PCISYS_BDF_LEN];
 	char *slash;
 
 	if (desc && desclen)
 		desc[0] = '\0';
-	if (sriov__path(link, sizeof(link), sysfs_root, "bus/pci/devices/%s", bdf) ||
+	if (pcisys__path(link, sizeof(link), sysfs_root, "bus/pci/devices/%s", bdf) ||
 	    !realpath(link, real)) {
 		check_cat(desc, desclen, "%s: not found", bdf);
 		return VFIO_ACS_UNKNOWN;
@@ -250,7 +250,7 @@ enum vfio_acs_state vfio_check__acs_path(const char *sysfs_root, const char *bdf
 	while ((slash = strrchr(real, '/')) && slash != real) {
 		*slash = '\0';
 		slash = strrchr(real, '/');
-		if (!slash || sriov__parse_bdf(slash + 1, bridge) || strcmp(bridge, slash + 1))
+		if (!slash || pcisys__parse_bdf(slash + 1, bridge) || strcmp(bridge, slash + 1))
 			break;
 		s = check_port_acs(real, bridge, desc, desclen);
 		if (s == VFIO_ACS_MISSING || (s == VFIO_ACS_UNKNOWN && st == VFIO_ACS_OK))
@@ -268,13 +268,13 @@ int vfio_check__group(const char *sysfs_root, const char *bdf)
 	long n;
 	int ret;
 
-	if (sriov__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s", bdf))
+	if (pcisys__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s", bdf))
 		return -ENAMETOOLONG;
 	if (stat(p, &st))
 		return -ENODEV;
-	if (sriov__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s/iommu_group", bdf))
+	if (pcisys__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s/iommu_group", bdf))
 		return -ENAMETOOLONG;
-	ret = sriov__link_base(p, name, sizeof(name));
+	ret = pcisys__link_base(p, name, sizeof(name));
 	if (ret)
 		return ret == -ENOENT ? -ENXIO : ret;
 	n = strtol(name, &end, 10);
@@ -298,13 +298,13 @@ static bool check_is_vf(const char *sysfs_root, const char *bdf)
 {
 	char p[512];
 
-	return !sriov__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s/physfn", bdf) &&
+	return !pcisys__path(p, sizeof(p), sysfs_root, "bus/pci/devices/%s/physfn", bdf) &&
 	       access(p, F_OK) == 0;
 }
 
 int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg, size_t msglen)
 {
-	char p[PATH_MAX], drv[SRIOV_NAME_LEN], acs[512];
+	char p[PATH_MAX], drv[PCISYS_NAME_LEN], acs[512];
 	char *names[256];
 	unsigned int n = 0, bad = 0;
 	struct dirent *de;
@@ -314,7 +314,7 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 	group = vfio_check__group(sysfs_root, bdf);
 	if (group < 0)
 		return group;
-	if (sriov__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices", group))
+	if (pcisys__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices", group))
 		return -ENAMETOOLONG;
 	d = opendir(p);
 	if (!d)
@@ -334,9 +334,9 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 		goto out;
 	qsort(names, n, sizeof(names[0]), check_name_cmp);
 	for (unsigned int i = 0; i < n; i++) {
-		if (sriov__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices/%s/driver",
+		if (pcisys__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices/%s/driver",
 				group, names[i]) ||
-		    sriov__link_base(p, drv, sizeof(drv)))
+		    pcisys__link_base(p, drv, sizeof(drv)))
 			drv[0] = '\0';
 		if (!check_driver_allowed(drv))
 			bad++;
@@ -344,15 +344,15 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 	if (!bad)
 		goto out;
 	ret = -EBUSY;
-	sriov__msg_add(msg, msglen, "IOMMU group %d of %s is not viable: every device in it "
+	pcisys__msg_add(msg, msglen, "IOMMU group %d of %s is not viable: every device in it "
 		       "must be bound to vfio-pci or to no driver; the other devices are:",
 		       group, bdf);
 	for (unsigned int i = 0; i < n; i++) {
 		enum vfio_acs_state st;
 
-		if (sriov__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices/%s/driver",
+		if (pcisys__path(p, sizeof(p), sysfs_root, "kernel/iommu_groups/%d/devices/%s/driver",
 				group, names[i]) ||
-		    sriov__link_base(p, drv, sizeof(drv)))
+		    pcisys__link_base(p, drv, sizeof(drv)))
 			drv[0] = '\0';
 		/*
 		 * "DDDD:BB:DD.F": another function of the same multifunction device
@@ -361,7 +361,7 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 		 */
 		if (strlen(names[i]) == 12 && strlen(bdf) == 12 && !strncmp(names[i], bdf, 10) &&
 		    !check_is_vf(sysfs_root, names[i])) {
-			sriov__msg_add(msg, msglen,
+			pcisys__msg_add(msg, msglen,
 				       "  %s: %s%s%s, another function of the same multifunction "
 				       "device (no ACS isolates its functions)", names[i],
 				       drv[0] ? "driver " : "no driver", drv,
@@ -369,14 +369,14 @@ int vfio_check__group_viable(const char *sysfs_root, const char *bdf, char *msg,
 			continue;
 		}
 		st = vfio_check__acs_path(sysfs_root, names[i], acs, sizeof(acs));
-		sriov__msg_add(msg, msglen, "  %s: %s%s%s, %s (%s)", names[i],
+		pcisys__msg_add(msg, msglen, "  %s: %s%s%s, %s (%s)", names[i],
 			       drv[0] ? "driver " : "no driver", drv,
 			       check_driver_allowed(drv) ? " (fine)" : " (blocks assignment)",
 			       st == VFIO_ACS_MISSING ? "ACS missing on its path" :
 			       st == VFIO_ACS_OK ? "ACS on its path" : "ACS unknown",
 			       acs);
 	}
-	sriov__msg_add(msg, msglen, "  fix: unbind the blocking devices (`minivmm sriov bind BDF` "
+	pcisys__msg_add(msg, msglen, "  fix: unbind the blocking devices (`minivmm sriov bind BDF` "
 		       "for each, or `echo BDF > /sys/bus/pci/devices/BDF/driver/unbind`), or "
 		       "move the card behind a port with ACS so that it gets its own group");
 out:
@@ -390,7 +390,7 @@ static int check_read_hex(const char *path, uint64_t *v)
 	char buf[64], *end;
 	int ret;
 
-	ret = sriov__read_file(path, buf, sizeof(buf));
+	ret = pcisys__read_file(path, buf, sizeof(buf));
 	if (ret)
 		return ret;
 	errno = 0;
@@ -414,7 +414,7 @@ int vfio_check__iommu(const char *sysfs_root, struct vfio_check_iommu *info)
 	DIR *d;
 
 	memset(info, 0, sizeof(*info));
-	if (sriov__path(p, sizeof(p), sysfs_root, "class/iommu"))
+	if (pcisys__path(p, sizeof(p), sysfs_root, "class/iommu"))
 		return -ENAMETOOLONG;
 	d = opendir(p);
 	if (!d)
@@ -434,15 +434,15 @@ int vfio_check__iommu(const char *sysfs_root, struct vfio_check_iommu *info)
 		if (used + strlen(names[i]) + 2 < sizeof(info->names))
 			snprintf(info->names + used, sizeof(info->names) - used, "%s%s",
 				 used ? " " : "", names[i]);
-		if (!sriov__path(p, sizeof(p), sysfs_root, "class/iommu/%s/intel-iommu/ecap",
+		if (!pcisys__path(p, sizeof(p), sysfs_root, "class/iommu/%s/intel-iommu/ecap",
 				 names[i]) && !check_read_hex(p, &ecap)) {
 			info->intel++;
 			if (ecap & INTEL_ECAP_IR)
 				info->ir++;
-			if (!sriov__path(p, sizeof(p), sysfs_root, "class/iommu/%s/intel-iommu/cap",
+			if (!pcisys__path(p, sizeof(p), sysfs_root, "class/iommu/%s/intel-iommu/cap",
 					 names[i]) && !check_read_hex(p, &cap) && (cap & INTEL_CAP_PI))
 				info->pi++;
-		} else if (!sriov__path(p, sizeof(p), sysfs_root,
+		} else if (!pcisys__path(p, sizeof(p), sysfs_root,
 					"class/iommu/%s/amd-iommu/features", names[i]) &&
 			   !check_read_hex(p, &efr)) {
 			info->amd++;
@@ -459,10 +459,10 @@ int vfio_check__unsafe_interrupts_param(const char *sysfs_root)
 	char p[PATH_MAX], v[16];
 	int ret;
 
-	if (sriov__path(p, sizeof(p), sysfs_root,
+	if (pcisys__path(p, sizeof(p), sysfs_root,
 			"module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"))
 		return -ENAMETOOLONG;
-	ret = sriov__read_file(p, v, sizeof(v));
+	ret = pcisys__read_file(p, v, sizeof(v));
 	if (ret)
 		return ret;
 	return v[0] == 'Y' || v[0] == 'y' || v[0] == '1';
@@ -492,7 +492,7 @@ int vfio_check__memlock(uint64_t pin_bytes, char *msg, size_t msglen)
 		return 0;
 	need_mib = (pin_bytes + (1ULL << 20) - 1) >> 20;
 	have_mib = (unsigned long long)rl.rlim_cur >> 20;
-	sriov__msg_add(msg, msglen, "needs %llu MiB locked to pin guest RAM for DMA, limit is "
+	pcisys__msg_add(msg, msglen, "needs %llu MiB locked to pin guest RAM for DMA, limit is "
 		       "%llu MiB (%llu KiB): run `ulimit -l %llu` (KiB; raise the hard limit "
 		       "in /etc/security/limits.conf if needed) or run as root with CAP_IPC_LOCK",
 		       need_mib, have_mib, (unsigned long long)rl.rlim_cur >> 10, need_mib << 10);
@@ -508,43 +508,43 @@ static void check_first(int *first, int err)
 int vfio_check__device(const char *sysfs_root, const char *bdf_in, uint64_t pin_bytes,
 		       bool allow_unsafe_interrupts, char *msg, size_t msglen)
 {
-	char bdf[SRIOV_BDF_LEN], drv[SRIOV_NAME_LEN], p[PATH_MAX];
+	char bdf[PCISYS_BDF_LEN], drv[PCISYS_NAME_LEN], p[PATH_MAX];
 	struct vfio_check_iommu io;
 	struct stat st;
 	int ret, group, first = 0;
 
 	if (msg && msglen)
 		msg[0] = '\0';
-	if (sriov__parse_bdf(bdf_in, bdf)) {
-		sriov__msg_add(msg, msglen, "'%s' is not a PCI address (expected 0000:03:10.1)",
+	if (pcisys__parse_bdf(bdf_in, bdf)) {
+		pcisys__msg_add(msg, msglen, "'%s' is not a PCI address (expected 0000:03:10.1)",
 			       bdf_in ? bdf_in : "(null)");
 		return -EINVAL;
 	}
-	ret = sriov__pci_driver(sysfs_root, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(sysfs_root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov__msg_add(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
+		pcisys__msg_add(msg, msglen, "no PCI device %s; is it a VF? create VFs with "
 			       "`minivmm sriov PF --num-vfs N`", bdf);
 		return -ENODEV;
 	}
 	if (ret) {
-		sriov__msg_add(msg, msglen, "cannot read the driver of %s: %s", bdf,
+		pcisys__msg_add(msg, msglen, "cannot read the driver of %s: %s", bdf,
 			       strerror(-ret));
 		return ret;
 	}
 	if (strcmp(drv, "vfio-pci")) {
 		check_first(&first, -EBUSY);
-		sriov__msg_add(msg, msglen, "%s is %s%s, not to vfio-pci: run `minivmm sriov bind "
+		pcisys__msg_add(msg, msglen, "%s is %s%s, not to vfio-pci: run `minivmm sriov bind "
 			       "%s`, or by hand:", bdf, drv[0] ? "bound to " : "not bound to any driver",
 			       drv, bdf);
-		if (sriov__path(p, sizeof(p), sysfs_root, "bus/pci/drivers/vfio-pci") ||
+		if (pcisys__path(p, sizeof(p), sysfs_root, "bus/pci/drivers/vfio-pci") ||
 		    stat(p, &st))
-			sriov__msg_add(msg, msglen, "  modprobe vfio-pci");
-		sriov__msg_add(msg, msglen, "  echo vfio-pci > /sys/bus/pci/devices/%s/driver_override",
+			pcisys__msg_add(msg, msglen, "  modprobe vfio-pci");
+		pcisys__msg_add(msg, msglen, "  echo vfio-pci > /sys/bus/pci/devices/%s/driver_override",
 			       bdf);
 		if (drv[0])
-			sriov__msg_add(msg, msglen,
+			pcisys__msg_add(msg, msglen,
 				       "  echo %s > /sys/bus/pci/devices/%s/driver/unbind", bdf, bdf);
-		sriov__msg_add(msg, msglen, "  echo %s > /sys/bus/pci/drivers_probe", bdf);
+		pcisys__msg_add(msg, msglen, "  echo %s > /sys/bus/pci/drivers_probe", bdf);
 	}
 	ret = vfio_check__iommu(sysfs_root, &io);
 	if (ret)
@@ -552,13 +552,13 @@ int vfio_check__device(const char *sysfs_root, const char *bdf_in, uint64_t pin_
 	group = vfio_check__group(sysfs_root, bdf);
 	if (group == -ENXIO) {
 		check_first(&first, -ENXIO);
-		sriov__msg_add(msg, msglen, "%s has no IOMMU group: the IOMMU is off%s. Boot the host "
+		pcisys__msg_add(msg, msglen, "%s has no IOMMU group: the IOMMU is off%s. Boot the host "
 			       "with `intel_iommu=on iommu=pt` (Intel) or `amd_iommu=on iommu=pt` "
 			       "(AMD) on the kernel command line and enable VT-d/AMD-Vi in the "
 			       "firmware", bdf, io.units ? "" : " (/sys/class/iommu is empty)");
 	} else if (group < 0) {
 		check_first(&first, group);
-		sriov__msg_add(msg, msglen, "cannot read the IOMMU group of %s: %s", bdf,
+		pcisys__msg_add(msg, msglen, "cannot read the IOMMU group of %s: %s", bdf,
 			       strerror(-group));
 	} else {
 		ret = vfio_check__group_viable(sysfs_root, bdf, msg, msglen);
@@ -570,7 +570,7 @@ int vfio_check__device(const char *sysfs_root, const char *bdf_in, uint64_t pin_
 
 		if (!allow_unsafe_interrupts) {
 			check_first(&first, -EPERM);
-			sriov__msg_add(msg, msglen, "no interrupt remapping (%u of %u IOMMU units "
+			pcisys__msg_add(msg, msglen, "no interrupt remapping (%u of %u IOMMU units "
 				       "support it): the device could send any interrupt to the "
 				       "host, so it is refused. Fix: enable interrupt remapping "
 				       "(VT-d/AMD-Vi IR in the firmware, no `intremap=off` on the "
@@ -580,12 +580,12 @@ int vfio_check__device(const char *sysfs_root, const char *bdf_in, uint64_t pin_
 				       io.ir, io.units);
 		} else if (param != 1) {
 			check_first(&first, -EPERM);
-			sriov__msg_add(msg, msglen, "no interrupt remapping and unsafe interrupts "
+			pcisys__msg_add(msg, msglen, "no interrupt remapping and unsafe interrupts "
 				       "are allowed here but not by the kernel, which will refuse "
 				       "the group: echo 1 > /sys/module/vfio_iommu_type1/parameters/"
 				       "allow_unsafe_interrupts");
 		} else {
-			sriov__msg_add(msg, msglen, "warning: no interrupt remapping; unsafe "
+			pcisys__msg_add(msg, msglen, "warning: no interrupt remapping; unsafe "
 				       "interrupts allowed as asked: %s can send any interrupt "
 				       "to the host", bdf);
 		}

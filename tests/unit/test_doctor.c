@@ -5,8 +5,8 @@
  * (Intel and AMD), APICv, modules and device nodes, and for a VF: exists, is a
  * VF, driver, group viability, ACS on its path, memlock; the exit status.
  */
-#include "devices/sriov/cli.h"
-#include "devices/sriov/doctor.h"
+#include "devices/hosttool/cli.h"
+#include "devices/hosttool/doctor.h"
 #include "fake_sysfs.h"
 
 static struct fake F;

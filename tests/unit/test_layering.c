@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The layering rule of docs/architecture.md, checked on the sources: only
- * vmm/main.c and vmm/board.c include devices/ or virtio/ headers, and
- * migration/ includes nothing from the other layers.
+ * vmm/main.c and vmm/board.c include devices/ or virtio/ headers,
+ * migration/ includes nothing from the other layers, and devices/vfio (VF
+ * passthrough) and devices/sriov (the PF side on the host) stay apart: what
+ * both need lives in devices/pcisys.h, and the host tools that use both
+ * (devices/hosttool: `minivmm sriov`, `minivmm doctor`) sit above them.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -64,5 +67,15 @@ Test(layering, devices_and_virtio_stay_apart)
 	snprintf(cmd, sizeof(cmd),
 		 "cd '%s' && grep -rnE '#include \"virtio/' devices; "
 		 "grep -rnE '#include \"devices/' virtio", src());
+	cr_assert_eq(count_matches(cmd), 0);
+}
+
+Test(layering, vfio_and_sriov_stay_apart)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && grep -rnE '#include \"devices/(sriov|hosttool)/' devices/vfio; "
+		 "grep -rnE '#include \"devices/(vfio|hosttool)/' devices/sriov", src());
 	cr_assert_eq(count_matches(cmd), 0);
 }

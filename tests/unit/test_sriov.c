@@ -5,7 +5,7 @@
  * a real RTM_GETLINK/RTM_SETLINK on loopback in a fresh network namespace;
  * the `sriov` command line and its argument errors.
  */
-#include "devices/sriov/cli.h"
+#include "devices/hosttool/cli.h"
 #include "devices/sriov/netlink.h"
 #include "devices/sriov/sysfs.h"
 #include "fake_sysfs.h"
@@ -61,26 +61,26 @@ TestSuite(sriov, .fini = teardown);
 
 Test(sriov, parse_bdf)
 {
-	char b[SRIOV_BDF_LEN];
+	char b[PCISYS_BDF_LEN];
 
-	cr_assert_eq(sriov__parse_bdf("0000:03:10.1", b), 0);
+	cr_assert_eq(pcisys__parse_bdf("0000:03:10.1", b), 0);
 	cr_assert_str_eq(b, "0000:03:10.1");
-	cr_assert_eq(sriov__parse_bdf("03:1F.7", b), 0);
+	cr_assert_eq(pcisys__parse_bdf("03:1F.7", b), 0);
 	cr_assert_str_eq(b, "0000:03:1f.7");
-	cr_assert_eq(sriov__parse_bdf("0001:ab:00.0", b), 0);
+	cr_assert_eq(pcisys__parse_bdf("0001:ab:00.0", b), 0);
 	cr_assert_str_eq(b, "0001:ab:00.0");
-	cr_assert_eq(sriov__parse_bdf("03:10.8", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf("03:20.0", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf("3:10.1", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf(" 03:10.1", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf("03:10.1x", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf("enp3s0", b), -EINVAL);
-	cr_assert_eq(sriov__parse_bdf("", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("03:10.8", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("03:20.0", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("3:10.1", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf(" 03:10.1", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("03:10.1x", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("enp3s0", b), -EINVAL);
+	cr_assert_eq(pcisys__parse_bdf("", b), -EINVAL);
 }
 
 Test(sriov, resolve_pf_by_address_or_netdev)
 {
-	char b[SRIOV_BDF_LEN];
+	char b[PCISYS_BDF_LEN];
 
 	build_pf();
 	cr_assert_eq(sriov__resolve_pf(F.root, "03:00.0", b, msg, sizeof(msg)), 0);
@@ -98,7 +98,7 @@ Test(sriov, resolve_pf_by_address_or_netdev)
 
 Test(sriov, netdev_and_num_vfs)
 {
-	char name[SRIOV_NAME_LEN];
+	char name[PCISYS_NAME_LEN];
 	unsigned int num, total;
 
 	build_pf();
@@ -168,7 +168,7 @@ Test(sriov, set_num_vfs_goes_through_zero)
 Test(sriov, list_vfs_sorted_by_index)
 {
 	struct sriov_vf vfs[8];
-	char pf[SRIOV_BDF_LEN];
+	char pf[PCISYS_BDF_LEN];
 	int idx;
 
 	build_pf();

@@ -87,5 +87,7 @@ Test(vfio_iommu, memslot_allocator_skips_ram)
 	cr_assert_eq(c, a);
 	kvm__free_memslot(&vm, 0); /* a RAM slot: ignored */
 	cr_assert_eq(kvm__alloc_memslot(&vm), b + 1);
-	cr_assert_eq(kvm__vfio_device_fd(&vm), -ENODEV, "no KVM, no device");
+	cr_assert_eq(kvm__vfio_group_add(&vm, 5), -ENODEV, "no KVM, no KVM VFIO device");
+	cr_assert_eq(kvm__vfio_group_del(&vm, 5), -ENODEV);
+	cr_assert_eq(vm.vfio_dev_fd, -1);
 }

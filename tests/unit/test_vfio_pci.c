@@ -122,6 +122,40 @@ Test(vfio_pci, create_builds_the_virtual_config_space)
 	cr_assert(strstr(f.log, "reset") != NULL, "reset on assign");
 }
 
+Test(vfio_pci, group_joins_the_kvm_vfio_device_on_create_and_leaves_on_destroy)
+{
+	char *del, *unset;
+
+	cr_assert_eq(create(), 0);
+	cr_assert_eq(f.kvm_adds, 1);
+	cr_assert_eq(f.kvm_dels, 0);
+	cr_assert_eq(f.kvm_last_group, FAKE_GROUP, "the group's handle is added");
+	cr_assert_eq(f.kvm_last_vm, &vm);
+	cr_assert(strstr(f.log, "kvm_add200") != NULL, "%s", f.log);
+	f.log[0] = 0;
+	vfio_pci__destroy(vf);
+	vf = NULL;
+	cr_assert_eq(f.kvm_adds, 1);
+	cr_assert_eq(f.kvm_dels, 1);
+	cr_assert_eq(f.kvm_last_group, FAKE_GROUP);
+	cr_assert_eq(f.kvm_groups, 0);
+	del = strstr(f.log, "kvm_del200");
+	unset = strstr(f.log, "unset_container");
+	cr_assert(del && unset && del < unset,
+		  "deleted from KVM before the group leaves its container: %s", f.log);
+}
+
+Test(vfio_pci, kvm_vfio_device_failure_is_not_fatal_and_not_undone)
+{
+	f.kvm_group_ret = -ENODEV;
+	cr_assert_eq(create(), 0, "interrupts are then not posted, nothing else changes");
+	cr_assert_eq(f.kvm_adds, 1);
+	vfio_pci__destroy(vf);
+	vf = NULL;
+	cr_assert_eq(f.kvm_dels, 0, "a group KVM never took is not deleted");
+	cr_assert(strstr(f.log, "kvm_del") == NULL, "%s", f.log);
+}
+
 Test(vfio_pci, check_failure_is_reported_and_nothing_is_opened)
 {
 	char *buf = NULL;

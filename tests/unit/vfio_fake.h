@@ -2,7 +2,8 @@
 /*
  * A fake VFIO device for the unit tests: a config space array, BARs in
  * memory, region capability chains (sparse mmap, MSI-X mappable), and records
- * of what was asked (SET_IRQS, DMA maps, memory slots, an operation log).
+ * of what was asked (SET_IRQS, DMA maps, memory slots, groups on the KVM VFIO
+ * device, an operation log).
  * Region i lives at file offset i << 40, as in vfio-pci.
  */
 #ifndef MINIVMM_TESTS_UNIT_VFIO_FAKE_H
@@ -79,7 +80,11 @@ struct fake_vfio {
 	unsigned int nr_unmaps;
 	unsigned int cfg_pwrites;
 	unsigned int group_opens, closes, mmaps, munmaps;
-	int kvm_groups;
+	int kvm_groups;         /* groups on the KVM VFIO device now */
+	int kvm_group_ret;      /* what adding a group to the KVM VFIO device returns */
+	unsigned int kvm_adds, kvm_dels;
+	int kvm_last_group;     /* handle of the last add/del */
+	struct vm *kvm_last_vm;
 	bool iommu_set;
 };
 
@@ -407,9 +412,23 @@ static inline int fake_set_memslot(struct vfio_backend *b, struct vm *vm, uint32
 	return 0;
 }
 
+/* recorded in the log as kvm_add<handle> / kvm_del<handle> */
 static inline int fake_kvm_vfio_group(struct vfio_backend *b, struct vm *vm, int g, bool add)
 {
-	fake_of(b)->kvm_groups += add ? 1 : -1;
+	struct fake_vfio *f = fake_of(b);
+
+	fake_log(f, "kvm_%s%d", add ? "add" : "del", g);
+	f->kvm_last_group = g;
+	f->kvm_last_vm = vm;
+	if (!add) {
+		f->kvm_dels++;
+		f->kvm_groups--;
+		return 0;
+	}
+	f->kvm_adds++;
+	if (f->kvm_group_ret)
+		return f->kvm_group_ret;
+	f->kvm_groups++;
 	return 0;
 }
 

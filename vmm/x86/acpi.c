@@ -13,6 +13,7 @@
 #include "vmm/pci.h"
 #include "vmm/x86/aml.h"
 #include "vmm/x86/cpu.h"
+#include "vmm/x86/platform.h"
 
 #define ACPI_PREFIX "acpi"
 
@@ -385,8 +386,8 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		acpi_sta_present(a);
 		aml__name(a, "_CRS");
 		crs = aml__restemplate_begin(a);
-		aml__res_io(a, 0x03f8, 0x03f8, 0, 8);
-		aml__res_irq_noflags(a, 1U << 4);
+		aml__res_io(a, X86_COM1_BASE, X86_COM1_BASE, 0, 8);
+		aml__res_irq_noflags(a, 1U << X86_COM1_IRQ);
 		aml__end(a, crs);
 		aml__end(a, dev);
 	}
@@ -396,9 +397,9 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		acpi_sta_present(a);
 		aml__name(a, "_CRS");
 		crs = aml__restemplate_begin(a);
-		aml__res_io(a, 0x0060, 0x0060, 0, 1);
-		aml__res_io(a, 0x0064, 0x0064, 0, 1);
-		aml__res_irq_noflags(a, 1U << 1);
+		aml__res_io(a, X86_I8042_DATA_PORT, X86_I8042_DATA_PORT, 0, 1);
+		aml__res_io(a, X86_I8042_CMD_PORT, X86_I8042_CMD_PORT, 0, 1);
+		aml__res_irq_noflags(a, 1U << X86_I8042_KBD_IRQ);
 		aml__end(a, crs);
 		aml__end(a, dev);
 	}
@@ -408,7 +409,7 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 	aml__name(a, "_S5_");
 	pkg = aml__package_begin(a);
 	for (i = 0; i < 4; i++) {
-		aml__integer(a, i < 2 ? 5 : 0);
+		aml__integer(a, i < 2 ? X86_SLP_TYP_S5 : 0);
 		aml__elem(&pkg);
 	}
 	aml__end(a, pkg);

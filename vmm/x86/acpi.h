@@ -3,7 +3,8 @@
  * ACPI tables for the x86 board: RSDP (v2), XSDT, FADT (rev 6, full hardware
  * model with a PM1a event/control block, reset register, FACS), MADT, MCFG
  * and a DSDT describing \_SB.PCI0 (PNP0A08 host bridge with its windows),
- * \_SB.COM1 and \_S5_.
+ * \_SB.COM1 and \_S5_. Fixed ports, IRQs and the S5 sleep type come from
+ * vmm/x86/platform.h, which the board also gives the devices.
  *
  * Layout from base_gpa: RSDP, XSDT, FADT, FACS (64-byte aligned), MADT, MCFG,
  * DSDT, each 16-byte aligned. Linux finds the RSDP through boot_params
@@ -22,7 +23,6 @@
 #define X86_ACPI_END_GPA 0x100000ULL
 #define X86_ACPI_IOAPIC_ADDR 0xFEC00000U
 #define X86_ACPI_LAPIC_ADDR 0xFEE00000U
-#define X86_ACPI_SCI_IRQ 9
 
 struct x86_acpi_config {
 	unsigned int nr_vcpus;       /* 1..254 */
@@ -36,11 +36,12 @@ struct x86_acpi_config {
 	uint16_t reset_port;
 	uint8_t reset_value;
 	uint8_t sci_irq;
-	bool com1;
+	bool com1;                   /* a 16550A at X86_COM1_BASE, X86_COM1_IRQ (vmm/x86/platform.h) */
 	/*
-	 * an i8042 with a keyboard port and no AUX (mouse) port at 0x60/0x64,
-	 * IRQ 1: described as PNP0303 so Linux finds it through PNP and, seeing
-	 * no PNP0F13, does not probe an AUX port that would only time out
+	 * an i8042 with a keyboard port and no AUX (mouse) port at
+	 * X86_I8042_DATA_PORT/CMD_PORT, IRQ X86_I8042_KBD_IRQ: described as
+	 * PNP0303 so Linux finds it through PNP and, seeing no PNP0F13, does not
+	 * probe an AUX port that would only time out
 	 */
 	bool kbd;
 };

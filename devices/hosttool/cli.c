@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Subcommands for the host side of VF passthrough:
+ * Subcommands for the host side of VF passthrough. A host tool: it composes
+ * devices/sriov (the PF side: sysfs, rtnetlink, kmod) and devices/vfio
+ * (isolation checks, the reset ladder on a VF no VM holds), which know
+ * nothing of each other.
  *   minivmm sriov PF                       show the VFs of PF (BDF, driver, MAC, VLAN...)
  *   minivmm sriov PF --num-vfs N           create (or remove, N = 0) VFs
  *   minivmm sriov PF --vf N [--mac M] [--vlan V [--qos Q]] [--spoofchk on|off]
@@ -10,8 +13,9 @@
  * PF is a PCI address or a netdev name. --sysfs-root/--dev-root/--proc-root
  * (undocumented) point the commands at a fake tree for tests.
  */
-#include "devices/sriov/cli.h"
-#include "devices/sriov/doctor.h"
+#include "devices/hosttool/cli.h"
+#include "devices/hosttool/doctor.h"
+#include "devices/pcisys.h"
 #include "devices/sriov/kmod.h"
 #include "devices/sriov/netlink.h"
 #include "devices/sriov/sysfs.h"
@@ -145,7 +149,7 @@ static int cli_show(struct cli *c, const char *pf)
 {
 	struct sriov_vf *vfs;
 	struct sriov_link *link;
-	char ifname[SRIOV_NAME_LEN] = "", msg[512] = "";
+	char ifname[PCISYS_NAME_LEN] = "", msg[512] = "";
 	unsigned int num, total;
 	int n, ret, nlret = -ENOENT;
 
@@ -211,13 +215,13 @@ out:
  * the VF address after a verb (bind, unbind, reset) into bdf: 0, or the
  * usage error's exit status
  */
-static int cli_vf_arg(struct cli *c, int argc, char **argv, char bdf[SRIOV_BDF_LEN])
+static int cli_vf_arg(struct cli *c, int argc, char **argv, char bdf[PCISYS_BDF_LEN])
 {
 	if (optind + 1 >= argc)
 		return cli_usage_err(c, "%s needs a VF address (e.g. 0000:03:10.1)", argv[optind]);
 	if (optind + 2 < argc)
 		return cli_usage_err(c, "unexpected argument '%s'", argv[optind + 2]);
-	if (sriov__parse_bdf(argv[optind + 1], bdf))
+	if (pcisys__parse_bdf(argv[optind + 1], bdf))
 		return cli_usage_err(c, "'%s' is not a PCI address (expected 0000:03:10.1)",
 				     argv[optind + 1]);
 	return 0;
@@ -225,7 +229,7 @@ static int cli_vf_arg(struct cli *c, int argc, char **argv, char bdf[SRIOV_BDF_L
 
 static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 {
-	char bdf[SRIOV_BDF_LEN], msg[1024] = "";
+	char bdf[PCISYS_BDF_LEN], msg[1024] = "";
 	int ret, group;
 
 	ret = cli_vf_arg(c, argc, argv, bdf);
@@ -233,11 +237,11 @@ static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 		return ret;
 	if (bind) {
 		/* on the real sysfs, load vfio-pci (and its IOMMU backend) as modprobe would */
-		char drv[SRIOV_NAME_LEN];
+		char drv[PCISYS_NAME_LEN];
 
 		if (!strcmp(c->sysfs_root, "/sys") &&
-		    !sriov__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv)) &&
-		    !sriov__driver_loaded(c->sysfs_root, "vfio-pci")) {
+		    !pcisys__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv)) &&
+		    !pcisys__driver_loaded(c->sysfs_root, "vfio-pci")) {
 			ret = sriov__load_module("vfio-pci", msg, sizeof(msg));
 			if (!ret && access("/sys/module/vfio_iommu_type1", F_OK))
 				ret = sriov__load_module("vfio_iommu_type1", msg, sizeof(msg));
@@ -266,20 +270,20 @@ static int cli_bind(struct cli *c, bool bind, int argc, char **argv)
 static int cli_reset(struct cli *c, enum vfio_reset_step only, int argc, char **argv)
 {
 	struct vfio_reset_report rep;
-	char bdf[SRIOV_BDF_LEN], drv[SRIOV_NAME_LEN], msg[1024] = "";
+	char bdf[PCISYS_BDF_LEN], drv[PCISYS_NAME_LEN], msg[1024] = "";
 	enum vfio_reset_step s;
 	int ret;
 
 	ret = cli_vf_arg(c, argc, argv, bdf);
 	if (ret)
 		return ret;
-	ret = sriov__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(c->sysfs_root, bdf, drv, sizeof(drv));
 	if (ret == -ENODEV) {
-		sriov__msg_set(msg, sizeof(msg), "no PCI device %s", bdf);
+		pcisys__msg_set(msg, sizeof(msg), "no PCI device %s", bdf);
 		return cli_fail(c, msg, ret);
 	}
 	if (!ret && strcmp(drv, "vfio-pci")) {
-		sriov__msg_set(msg, sizeof(msg), "%s is %s%s: reset works on a device bound to "
+		pcisys__msg_set(msg, sizeof(msg), "%s is %s%s: reset works on a device bound to "
 			       "vfio-pci that no VM holds (`minivmm sriov bind %s` first)", bdf,
 			       drv[0] ? "bound to " : "not bound to any driver", drv, bdf);
 		return cli_fail(c, msg, -EBUSY);
@@ -321,7 +325,7 @@ static int cli_sriov(struct cli *c, int argc, char **argv)
 	struct sriov_vf_config vc = { .spoofchk = -1, .trust = -1 };
 	enum vfio_reset_step step = VFIO_RESET_NONE;
 	bool have_num = false, have_vf = false, have_qos = false;
-	char pf[SRIOV_BDF_LEN], ifname[SRIOV_NAME_LEN], msg[1024] = "";
+	char pf[PCISYS_BDF_LEN], ifname[PCISYS_NAME_LEN], msg[1024] = "";
 	unsigned long num = 0, v;
 	int opt, ret;
 

@@ -6,7 +6,8 @@
  * on its upstream path, memlock. The facts come from devices/vfio/check.c, so
  * the doctor and the refusal at `--vf` time agree.
  */
-#include "devices/sriov/doctor.h"
+#include "devices/hosttool/doctor.h"
+#include "devices/pcisys.h"
 #include "devices/sriov/sysfs.h"
 #include "devices/vfio/check.h"
 
@@ -58,7 +59,7 @@ static bool doctor_exists(const char *root, const char *rel)
 	char p[PATH_MAX];
 	struct stat st;
 
-	return !sriov__path(p, sizeof(p), root, "%s", rel) && !stat(p, &st);
+	return !pcisys__path(p, sizeof(p), root, "%s", rel) && !stat(p, &st);
 }
 
 /* 1 when /proc/interrupts names an IR- chip, 0 when not, -errno unreadable */
@@ -68,7 +69,7 @@ static int doctor_ir_in_use(const char *proc_root)
 	int found = 0;
 	FILE *f;
 
-	if (sriov__path(p, sizeof(p), proc_root, "interrupts"))
+	if (pcisys__path(p, sizeof(p), proc_root, "interrupts"))
 		return -ENAMETOOLONG;
 	f = fopen(p, "re");
 	if (!f)
@@ -144,8 +145,8 @@ static void doctor_host(struct doctor *d, const struct vfio_check_iommu *io)
 			    io->units ? "the IOMMU does not support posted interrupts" :
 			    "no IOMMU, so no posted interrupts");
 
-	if (!sriov__path(p, sizeof(p), sys, "module/kvm_intel/parameters/enable_apicv") &&
-	    !sriov__read_file(p, v, sizeof(v))) {
+	if (!pcisys__path(p, sizeof(p), sys, "module/kvm_intel/parameters/enable_apicv") &&
+	    !pcisys__read_file(p, v, sizeof(v))) {
 		if (v[0] == 'Y' || v[0] == '1')
 			doctor_line(d, DOCTOR_OK, "APICv", NULL, "kvm_intel enable_apicv=Y");
 		else
@@ -153,8 +154,8 @@ static void doctor_host(struct doctor *d, const struct vfio_check_iommu *io)
 				    "modprobe -r kvm_intel && modprobe kvm_intel enable_apicv=1 "
 				    "(needs APICv in the CPU; nested guests usually have none)",
 				    "kvm_intel enable_apicv=N: interrupts cannot be posted to vCPUs");
-	} else if (!sriov__path(p, sizeof(p), sys, "module/kvm_amd/parameters/avic") &&
-		   !sriov__read_file(p, v, sizeof(v))) {
+	} else if (!pcisys__path(p, sizeof(p), sys, "module/kvm_amd/parameters/avic") &&
+		   !pcisys__read_file(p, v, sizeof(v))) {
 		if (v[0] == 'Y' || v[0] == '1')
 			doctor_line(d, DOCTOR_OK, "AVIC", NULL, "kvm_amd avic=Y");
 		else
@@ -190,17 +191,17 @@ static void doctor_host(struct doctor *d, const struct vfio_check_iommu *io)
 static void doctor_vf(struct doctor *d, const char *vf_in)
 {
 	const char *sys = d->o->sysfs_root;
-	char bdf[SRIOV_BDF_LEN], pf[SRIOV_BDF_LEN], drv[SRIOV_NAME_LEN], ifname[SRIOV_NAME_LEN];
+	char bdf[PCISYS_BDF_LEN], pf[PCISYS_BDF_LEN], drv[PCISYS_NAME_LEN], ifname[PCISYS_NAME_LEN];
 	char fix[256], msg[4096] = "", acs[1024];
 	enum vfio_acs_state acs_st;
 	int ret, index, group;
 
-	if (sriov__parse_bdf(vf_in, bdf)) {
+	if (pcisys__parse_bdf(vf_in, bdf)) {
 		doctor_line(d, DOCTOR_FAIL, "VF exists", "give the VF as 0000:03:10.1",
 			    "'%s' is not a PCI address", vf_in);
 		return;
 	}
-	ret = sriov__pci_driver(sys, bdf, drv, sizeof(drv));
+	ret = pcisys__pci_driver(sys, bdf, drv, sizeof(drv));
 	if (ret) {
 		doctor_line(d, DOCTOR_FAIL, "VF exists",
 			    "create VFs with `minivmm sriov PF --num-vfs N`, then see "

@@ -3,8 +3,8 @@
  * `minivmm doctor [VF]`: a host checklist for VF passthrough, one line per
  * check with OK, WARN or FAIL, and for each WARN/FAIL the fix.
  */
-#ifndef MINIVMM_DEVICES_SRIOV_DOCTOR_H
-#define MINIVMM_DEVICES_SRIOV_DOCTOR_H
+#ifndef MINIVMM_DEVICES_HOSTTOOL_DOCTOR_H
+#define MINIVMM_DEVICES_HOSTTOOL_DOCTOR_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * `minivmm sriov ...` and `minivmm doctor ...`. argv[0] is the subcommand
  * ("sriov" or "doctor"). Exit codes: 0 success, 1 failure, 2 usage error.
  */
-#ifndef MINIVMM_DEVICES_SRIOV_CLI_H
-#define MINIVMM_DEVICES_SRIOV_CLI_H
+#ifndef MINIVMM_DEVICES_HOSTTOOL_CLI_H
+#define MINIVMM_DEVICES_HOSTTOOL_CLI_H
 
 #include <stdio.h>
 
