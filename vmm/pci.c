@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PCI_LOG "pci"
@@ -208,44 +209,247 @@ int pci__dev_add_cap(struct pci_dev *d, uint8_t cap_id, const void *body, uint32
 	return (int)off;
 }
 
-/* firmware-like placement of each BAR */
-static int pci_assign_bars(struct pci_bus *pb, struct pci_dev *d)
+/* ---- BAR windows ---- */
+
+static int pci_ranges_reserve(struct pci_range **r, unsigned int *cap, unsigned int want)
+{
+	unsigned int ncap = *cap ? *cap : 8;
+	struct pci_range *p;
+
+	if (want <= *cap)
+		return 0;
+	while (ncap < want)
+		ncap *= 2;
+	p = realloc(*r, ncap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*r = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* callers reserved room for one more entry */
+static void pci_ranges_insert(struct pci_range *r, unsigned int *nr, unsigned int at,
+			      struct pci_range v)
+{
+	memmove(&r[at + 1], &r[at], (*nr - at) * sizeof(*r));
+	r[at] = v;
+	(*nr)++;
+}
+
+static void pci_ranges_remove(struct pci_range *r, unsigned int *nr, unsigned int at)
+{
+	memmove(&r[at], &r[at + 1], (*nr - at - 1) * sizeof(*r));
+	(*nr)--;
+}
+
+int pci__window_init(struct pci_window *w, uint64_t base, uint64_t size)
+{
+	uint64_t end;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	if (!size || add_overflows(base, size, &end))
+		return -EINVAL;
+	ret = pci_ranges_reserve(&w->free, &w->cap_free, 1);
+	if (ret)
+		return ret;
+	w->base = base;
+	w->end = end;
+	w->free[0] = (struct pci_range){ .base = base, .end = end, .gap = false };
+	w->nr_free = 1;
+	return 0;
+}
+
+void pci__window_destroy(struct pci_window *w)
+{
+	free(w->free);
+	free(w->used);
+	memset(w, 0, sizeof(*w));
+}
+
+/* the lowest address in r aligned to align with size bytes of room */
+static bool pci_range_fit(const struct pci_range *r, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	uint64_t a = r->base & ~(align - 1);
+
+	if (a < r->base && add_overflows(a, align, &a))
+		return false;
+	if (a >= r->end || r->end - a < size)
+		return false;
+	*addr = a;
+	return true;
+}
+
+int pci__window_alloc(struct pci_window *w, uint64_t size, uint64_t align, uint64_t *addr)
+{
+	struct pci_range r, left, right;
+	unsigned int i, at;
+	uint64_t a = 0;
+	int ret;
+
+	if (!size || !align || (align & (align - 1)))
+		return -EINVAL;
+	/* a carve splits one free range in two; the allocation adds one used range */
+	ret = pci_ranges_reserve(&w->free, &w->cap_free, w->nr_free + 1);
+	if (!ret)
+		ret = pci_ranges_reserve(&w->used, &w->cap_used, w->nr_used + 1);
+	if (ret)
+		return ret;
+	for (i = 0; i < w->nr_free; i++)
+		if (!w->free[i].gap && pci_range_fit(&w->free[i], size, align, &a))
+			break;
+	if (i == w->nr_free)
+		return -ENOSPC;
+
+	r = w->free[i];
+	/* padding cut off the tail's front stays out of use: bump-allocator placement */
+	left = (struct pci_range){ .base = r.base, .end = a, .gap = r.end == w->end };
+	right = (struct pci_range){ .base = a + size, .end = r.end, .gap = false };
+	if (left.base < left.end && right.base < right.end) {
+		w->free[i] = left;
+		pci_ranges_insert(w->free, &w->nr_free, i + 1, right);
+	} else if (left.base < left.end) {
+		w->free[i] = left;
+	} else if (right.base < right.end) {
+		w->free[i] = right;
+	} else {
+		pci_ranges_remove(w->free, &w->nr_free, i);
+	}
+
+	for (at = 0; at < w->nr_used && w->used[at].base < a; at++)
+		;
+	pci_ranges_insert(w->used, &w->nr_used, at,
+			  (struct pci_range){ .base = a, .end = a + size, .gap = false });
+	*addr = a;
+	return 0;
+}
+
+int pci__window_free(struct pci_window *w, uint64_t base, uint64_t size)
+{
+	struct pci_range nb = { .base = base, .end = base + size, .gap = false };
+	unsigned int i, at;
+	int ret;
+
+	for (i = 0; i < w->nr_used; i++)
+		if (w->used[i].base == base)
+			break;
+	/* only whole allocations: a double free or a foreign range is a caller bug */
+	if (i == w->nr_used || w->used[i].end - base != size)
+		return -EINVAL;
+	ret = pci_ranges_reserve(&w->free, &w->cap_free, w->nr_free + 1);
+	if (ret)
+		return ret;
+	pci_ranges_remove(w->used, &w->nr_used, i);
+
+	/* coalesce with the free neighbours (gaps included), so no hole outlives its users */
+	for (at = 0; at < w->nr_free && w->free[at].base < base; at++)
+		;
+	if (at > 0 && w->free[at - 1].end == nb.base) {
+		nb.base = w->free[at - 1].base;
+		pci_ranges_remove(w->free, &w->nr_free, --at);
+	}
+	if (at < w->nr_free && w->free[at].base == nb.end) {
+		nb.end = w->free[at].end;
+		pci_ranges_remove(w->free, &w->nr_free, at);
+	}
+	pci_ranges_insert(w->free, &w->nr_free, at, nb);
+	return 0;
+}
+
+uint64_t pci__window_used(const struct pci_window *w)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < w->nr_used; i++)
+		n += w->used[i].end - w->used[i].base;
+	return n;
+}
+
+/* gives the space of every BAR pci_assign_bars placed back to its window */
+static void pci_release_bars(struct pci_dev *d)
 {
 	int i;
 
 	for (i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &d->bars[i];
-		uint32_t off = PCI_BASE_ADDRESS_0 + 4 * (uint32_t)i;
-		uint64_t addr, *next, limit;
+
+		if (!b->win)
+			continue;
+		if (pci__window_free(b->win, b->win_addr, b->size))
+			log_err_rl(&pci_rl, d->name, "BAR%d: cannot give back %#llx+%#llx", i,
+				   (unsigned long long)b->win_addr, (unsigned long long)b->size);
+		b->win = NULL;
+		b->win_addr = 0;
+	}
+}
+
+/* picks the window for one BAR, naturally aligned */
+static int pci_alloc_bar(struct pci_bus *pb, const struct pci_bar *b, struct pci_window **win,
+			 uint64_t *addr)
+{
+	int ret;
+
+	if (b->flags & PCI_BAR_F_IO) {
+		*win = &pb->io;
+		return pci__window_alloc(*win, b->size, b->size, addr);
+	}
+	if (b->size <= 256 * MiB) {
+		/* small BARs, even 64-bit ones, go below 4 GiB as firmware does */
+		*win = &pb->mmio32;
+		ret = pci__window_alloc(*win, b->size, b->size, addr);
+		if (ret != -ENOSPC)
+			return ret;
+	}
+	if (!(b->flags & PCI_BAR_F_MEM64))
+		return -ENOSPC;
+	*win = &pb->mmio64;
+	return pci__window_alloc(*win, b->size, b->size, addr);
+}
+
+static void pci_write_bar_addr(struct pci_dev *d, int bar, uint64_t addr)
+{
+	const struct pci_bar *b = &d->bars[bar];
+	uint32_t off = PCI_BASE_ADDRESS_0 + 4 * (uint32_t)bar;
+
+	pci__cfg_wr32(d, off, (pci__cfg_rd32(d, off) & (b->flags & PCI_BAR_F_IO ? 0x3 : 0xf)) |
+				      (uint32_t)addr);
+	if (b->flags & PCI_BAR_F_MEM64)
+		pci__cfg_wr32(d, off + 4, (uint32_t)(addr >> 32));
+}
+
+/* firmware-like placement of each BAR; on failure nothing stays allocated */
+static int pci_assign_bars(struct pci_bus *pb, struct pci_dev *d)
+{
+	struct pci_window *win;
+	uint64_t addr;
+	int i, ret;
+
+	for (i = 0; i < PCI_NUM_BARS; i++) {
+		struct pci_bar *b = &d->bars[i];
 
 		if (!b->size)
 			continue;
-		if (b->flags & PCI_BAR_F_IO) {
-			next = &pb->io_next;
-			limit = PCI_IOPORT_BASE + PCI_IOPORT_SIZE;
-		} else if (b->size <= 256 * MiB &&
-			   ALIGN_UP(pb->mmio32_next, b->size) + b->size <=
-				   PCI_MMIO32_BASE + PCI_MMIO32_SIZE) {
-			/* small BARs, even 64-bit ones, go below 4 GiB as firmware does */
-			next = &pb->mmio32_next;
-			limit = PCI_MMIO32_BASE + PCI_MMIO32_SIZE;
-		} else if (b->flags & PCI_BAR_F_MEM64) {
-			next = &pb->mmio64_next;
-			limit = PCI_MMIO64_BASE + PCI_MMIO64_SIZE;
-		} else {
-			return -ENOSPC;
-		}
-		addr = ALIGN_UP(*next, b->size);
-		if (addr + b->size > limit)
-			return -ENOSPC;
-		*next = addr + b->size;
-		pci__cfg_wr32(d, off, (pci__cfg_rd32(d, off) & (b->flags & PCI_BAR_F_IO ? 0x3 : 0xf)) |
-					      (uint32_t)addr);
-		if (b->flags & PCI_BAR_F_MEM64)
-			pci__cfg_wr32(d, off + 4, (uint32_t)(addr >> 32));
+		ret = pci_alloc_bar(pb, b, &win, &addr);
+		if (ret)
+			goto err_release;
+		b->win = win;
+		b->win_addr = addr;
 		b->addr = addr;
+		pci_write_bar_addr(d, i, addr);
 	}
 	return 0;
+
+err_release:
+	pci_release_bars(d);
+	for (i = 0; i < PCI_NUM_BARS; i++) {
+		if (d->bars[i].size) {
+			d->bars[i].addr = 0;
+			pci_write_bar_addr(d, i, 0);
+		}
+	}
+	return ret;
 }
 
 int pci__register(struct pci_bus *pb, struct pci_dev *d, int slot)
@@ -253,6 +457,10 @@ int pci__register(struct pci_bus *pb, struct pci_dev *d, int slot)
 	int ret, s;
 
 	pthread_mutex_lock(&pb->lock);
+	if (d->devfn >= 0) {
+		ret = -EBUSY; /* already on the bus: its BARs hold window space */
+		goto out;
+	}
 	if (slot >= 0) {
 		if (slot >= PCI_MAX_DEVICES || pb->devs[slot]) {
 			ret = -EBUSY;
@@ -300,6 +508,7 @@ int pci__unregister(struct pci_bus *pb, struct pci_dev *d)
 			d->ops->bar_unmap(d, i, d->bars[i].addr);
 		d->bars[i].active = false;
 	}
+	pci_release_bars(d);
 	pb->devs[d->devfn >> 3] = NULL;
 	d->devfn = -1;
 	pthread_mutex_unlock(&pb->lock);
@@ -416,14 +625,20 @@ int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio)
 	pthread_mutex_init(&pb->lock, NULL);
 	pb->pio = pio;
 	pb->mmio = mmio;
-	pb->mmio32_next = PCI_MMIO32_BASE;
-	pb->mmio64_next = PCI_MMIO64_BASE;
-	pb->io_next = PCI_IOPORT_BASE;
 	pb->rl = &pci_rl;
+	ret = pci__window_init(&pb->mmio32, PCI_MMIO32_BASE, PCI_MMIO32_SIZE);
+	if (ret)
+		goto err_mutex;
+	ret = pci__window_init(&pb->mmio64, PCI_MMIO64_BASE, PCI_MMIO64_SIZE);
+	if (ret)
+		goto err_mmio32;
+	ret = pci__window_init(&pb->io, PCI_IOPORT_BASE, PCI_IOPORT_SIZE);
+	if (ret)
+		goto err_mmio64;
 
 	ret = bus__register(pio, PCI_CF8_PORT, 4, pci_cf8_handler, pb, "pci-cf8");
 	if (ret)
-		goto err_mutex;
+		goto err_io;
 	ret = bus__register(pio, PCI_CF8_PORT + 4, 4, pci_cfc_handler, pb, "pci-cfc");
 	if (ret)
 		goto err_cf8;
@@ -444,6 +659,12 @@ err_cfc:
 	bus__deregister(pio, PCI_CF8_PORT + 4);
 err_cf8:
 	bus__deregister(pio, PCI_CF8_PORT);
+err_io:
+	pci__window_destroy(&pb->io);
+err_mmio64:
+	pci__window_destroy(&pb->mmio64);
+err_mmio32:
+	pci__window_destroy(&pb->mmio32);
 err_mutex:
 	pthread_mutex_destroy(&pb->lock);
 	return ret;
@@ -454,6 +675,9 @@ void pci__bus_destroy(struct pci_bus *pb)
 	bus__deregister(pb->mmio, PCI_ECAM_BASE);
 	bus__deregister(pb->pio, PCI_CF8_PORT + 4);
 	bus__deregister(pb->pio, PCI_CF8_PORT);
+	pci__window_destroy(&pb->io);
+	pci__window_destroy(&pb->mmio64);
+	pci__window_destroy(&pb->mmio32);
 	pthread_mutex_destroy(&pb->lock);
 }
 

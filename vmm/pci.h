@@ -42,6 +42,49 @@ struct bus;
 #define PCI_BAR_F_MEM64 (1u << 1)
 #define PCI_BAR_F_PREFETCH (1u << 2)
 
+/*
+ * A window of bus address space (the 32-bit or 64-bit MMIO window, the I/O
+ * port pool) handing out aligned ranges and taking them back.
+ *
+ * The free space is a sorted, coalesced list of ranges; the "tail" is the one
+ * reaching the window's end (everything above the highest allocation). An
+ * allocation takes the lowest fitting hole left by pci__window_free() and only
+ * then carves the tail; alignment padding cut off the tail's front is kept as
+ * a "gap" that is not handed out until a neighbour is freed (it then
+ * coalesces with it). So allocations without frees place exactly as a bump
+ * allocator does (the boot-time placement of earlier minivmm versions), while
+ * an unplugged device's hole goes to the next device that fits.
+ *
+ * Only exact allocations can be freed: a double free or a range never handed
+ * out is refused with -EINVAL. No locking: the PCI bus uses it under its lock.
+ */
+struct pci_range {
+	uint64_t base, end; /* [base, end) */
+	bool gap;           /* free list: alignment padding cut off the tail */
+};
+
+struct pci_window {
+	uint64_t base, end;       /* [base, end) */
+	struct pci_range *free;   /* sorted by base, never adjacent; the last may be the tail */
+	struct pci_range *used;   /* sorted by base: the allocations handed out */
+	unsigned int nr_free, cap_free, nr_used, cap_used;
+};
+
+/* an empty window of `size` bytes at `base`: -EINVAL if it is empty or reaches 2^64 */
+int pci__window_init(struct pci_window *w, uint64_t base, uint64_t size) __must_check;
+void pci__window_destroy(struct pci_window *w);
+/*
+ * size bytes aligned to align (a power of two; PCI BARs use align == size):
+ * 0 and *addr, -EINVAL for a bad size or alignment, -ENOSPC when nothing
+ * fits, -ENOMEM.
+ */
+int pci__window_alloc(struct pci_window *w, uint64_t size, uint64_t align,
+		      uint64_t *addr) __must_check;
+/* gives back an allocation made by pci__window_alloc (same base and size), else -EINVAL */
+int pci__window_free(struct pci_window *w, uint64_t base, uint64_t size);
+/* bytes currently handed out */
+uint64_t pci__window_used(const struct pci_window *w);
+
 struct pci_dev;
 
 struct pci_dev_ops {
@@ -63,6 +106,9 @@ struct pci_bar {
 	uint32_t flags;     /* PCI_BAR_F_* */
 	uint64_t addr;      /* address programmed in the BAR */
 	bool active;        /* decoded at addr (command bit on, addr valid) */
+	/* where pci__register placed it, given back by pci__unregister (win NULL: none) */
+	struct pci_window *win;
+	uint64_t win_addr;
 };
 
 struct pci_dev {
@@ -85,7 +131,8 @@ struct pci_bus {
 	struct bus *pio, *mmio;
 	pthread_mutex_t lock;
 	uint32_t cf8;
-	uint64_t mmio32_next, mmio64_next, io_next;
+	/* BAR space: below 4 GiB, above 4 GiB, and the I/O port pool */
+	struct pci_window mmio32, mmio64, io;
 	struct log_ratelimit *rl;
 	/* port 0xcf9 (reset control) lives inside the CF8 dword; the board hooks it up */
 	void (*cf9_fn)(void *opaque, uint8_t *data, bool is_write);
@@ -116,9 +163,15 @@ void pci__dev_set_wmask(struct pci_dev *d, uint32_t off, uint32_t len, uint8_t m
 /*
  * Puts d in a free slot (or slot `slot` when >= 0), assigns BAR addresses as
  * firmware would and leaves decoding off until the guest sets COMMAND bits.
+ * BARs up to 256 MiB go to the 32-bit window while it has room, larger or
+ * overflowing 64-bit BARs to the 64-bit window, each naturally aligned.
  */
 int pci__register(struct pci_bus *pb, struct pci_dev *d, int slot) __must_check;
-/* unmaps active BARs and frees the slot */
+/*
+ * Unmaps active BARs, gives the BAR space pci__register assigned back to its
+ * window (the next device that fits may land there: hot-unplug then plug) and
+ * frees the slot.
+ */
 int pci__unregister(struct pci_bus *pb, struct pci_dev *d);
 
 /* config access by the guest: off < 4096, len 1/2/4, never crosses a dword */

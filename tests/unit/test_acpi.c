@@ -423,6 +423,261 @@ Test(aml, nested_blocks)
 	aml__free(&a);
 }
 
+/* decodes the PkgLength at p: its value, and its size in *n */
+static uint32_t pkglen_decode(const uint8_t *p, unsigned int *n)
+{
+	uint32_t v;
+	unsigned int i;
+
+	*n = 1 + (p[0] >> 6);
+	if (*n == 1)
+		return p[0] & 0x3f;
+	v = p[0] & 0x0f;
+	for (i = 1; i < *n; i++)
+		v |= (uint32_t)p[i] << (4 + 8 * (i - 1));
+	return v;
+}
+
+/* If(One) { <content - 1 bytes of Noop> }: the PkgLength counts itself and the content */
+Test(aml, pkglen_boundaries_in_blocks)
+{
+	static const struct {
+		size_t content;
+		unsigned int pl_size;
+		uint8_t pl[4];
+	} cases[] = {
+		{ 62, 1, { 0x3f } },                     /* 63 = 0x3f: the last 1-byte length */
+		{ 63, 2, { 0x41, 0x04 } },               /* 63 + 2 = 0x41 */
+		{ 64, 2, { 0x42, 0x04 } },
+		{ 4093, 2, { 0x4f, 0xff } },             /* 0xfff: the last 2-byte length */
+		{ 4094, 3, { 0x81, 0x00, 0x01 } },       /* 4094 + 3 = 0x1001 */
+		{ 4095, 3, { 0x82, 0x00, 0x01 } },
+		{ 4096, 3, { 0x83, 0x00, 0x01 } },
+		{ 0xffffc, 3, { 0x8f, 0xff, 0xff } },    /* 0xfffff: the last 3-byte length */
+		{ 0xffffd, 4, { 0xc1, 0x00, 0x00, 0x01 } }, /* 0xffffd + 4 = 0x100001 */
+	};
+	unsigned int k, n;
+
+	for (k = 0; k < ARRAY_SIZE(cases); k++) {
+		struct aml_blk b;
+		struct aml a;
+		size_t i;
+
+		aml__init(&a);
+		b = aml__if_begin(&a);
+		aml__integer(&a, 1); /* the predicate counts as content */
+		for (i = 1; i < cases[k].content; i++)
+			aml__byte(&a, 0xa3); /* NoopOp */
+		aml__end(&a, b);
+		cr_assert_eq(aml__error(&a), 0);
+		cr_assert_eq(a.len, 1 + cases[k].pl_size + cases[k].content, "content %zu",
+			     cases[k].content);
+		cr_assert_eq(a.buf[0], 0xa0);
+		cr_assert(!memcmp(a.buf + 1, cases[k].pl, cases[k].pl_size),
+			  "content %zu: PkgLength %02x %02x %02x", cases[k].content, a.buf[1],
+			  a.buf[2], a.buf[3]);
+		cr_assert_eq(pkglen_decode(a.buf + 1, &n), cases[k].pl_size + cases[k].content);
+		cr_assert_eq(n, cases[k].pl_size);
+		cr_assert_eq(a.buf[1 + n], 0x01, "predicate right after the PkgLength");
+		aml__free(&a);
+	}
+}
+
+Test(aml, hotplug_op_bytes)
+{
+	/* OperationRegion(PCST, SystemIO, 0xAE00, 0x08) */
+	static const uint8_t opreg[] = { 0x5b, 0x80, 'P', 'C', 'S', 'T', 0x01,
+					0x0b, 0x00, 0xae, 0x0a, 0x08 };
+	/* OperationRegion(HPMM, SystemMemory, 0xFEB00000, 0x10) */
+	static const uint8_t opreg_mem[] = { 0x5b, 0x80, 'H', 'P', 'M', 'M', 0x00, 0x0c,
+					     0x00, 0x00, 0xb0, 0xfe, 0x0a, 0x10 };
+	/* Field(PCST, DWordAcc, NoLock, WriteAsZeros) { PCIU, 32, PCID, 32 } */
+	static const uint8_t field[] = { 0x5b, 0x81, 0x10, 'P', 'C', 'S', 'T', 0x43,
+					 'P', 'C', 'I', 'U', 0x20, 'P', 'C', 'I', 'D', 0x20 };
+	/*
+	 * Field(\_SB.REGS, ByteAcc, Lock, WriteAsOnes) { A, 63, , 1, Offset(16), B, 64, C, 4096 }:
+	 * field widths are PkgLengths that do not count themselves
+	 */
+	static const uint8_t field2[] = { 0x5b, 0x81, 0x23, '\\', 0x2e, '_', 'S', 'B', '_',
+					  'R', 'E', 'G', 'S', 0x31, 'A', '_', '_', '_', 0x3f,
+					  0x00, 0x01, 0x00, 0x40, 0x04, 'B', '_', '_', '_',
+					  0x40, 0x04, 'C', '_', '_', '_', 0x80, 0x00, 0x01 };
+	/* Method(PCEJ, 1, Serialized) { Store(ShiftLeft(One, Arg0), B0EJ) } */
+	static const uint8_t method[] = { 0x14, 0x0f, 'P', 'C', 'E', 'J', 0x09, 0x70, 0x79,
+					  0x01, 0x68, 0x00, 'B', '0', 'E', 'J' };
+	/* Notify(S01, Arg1) Notify(S02, 0x03) */
+	static const uint8_t notify[] = { 0x86, 'S', '0', '1', '_', 0x69, 0x86,
+					  'S', '0', '2', '_', 0x0a, 0x03 };
+	/* If (LAnd(LEqual(Local0, One), Arg6)) { Increment(Local7) } Else { Decrement(Local7) } */
+	static const uint8_t ifelse[] = { 0xa0, 0x08, 0x90, 0x93, 0x60, 0x01, 0x6e, 0x75, 0x67,
+					  0xa1, 0x03, 0x76, 0x67 };
+	/* While (LLess(Local0, 0x20)) { Break } */
+	static const uint8_t loop[] = { 0xa2, 0x06, 0x95, 0x60, 0x0a, 0x20, 0xa5 };
+	/* \_SB.PCI0.PCNT() */
+	static const uint8_t call[] = { 0x5c, 0x2f, 0x03, '_', 'S', 'B', '_', 'P', 'C', 'I', '0',
+					'P', 'C', 'N', 'T' };
+	struct aml_blk b, e;
+	struct aml a;
+
+	aml__init(&a);
+	aml__operation_region(&a, "PCST", AML_SYSTEM_IO, 0xAE00, 8);
+	cr_assert_eq(a.len, sizeof(opreg));
+	cr_assert(!memcmp(a.buf, opreg, sizeof(opreg)));
+	aml__free(&a);
+
+	aml__init(&a);
+	aml__operation_region(&a, "HPMM", AML_SYSTEM_MEMORY, 0xFEB00000, 0x10);
+	cr_assert_eq(a.len, sizeof(opreg_mem));
+	cr_assert(!memcmp(a.buf, opreg_mem, sizeof(opreg_mem)));
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "PCST", AML_DWORD_ACC, false, AML_WRITE_AS_ZEROS);
+	aml__field_named(&a, &b, "PCIU", 32);
+	aml__field_named(&a, &b, "PCID", 32);
+	aml__end(&a, b);
+	cr_assert_eq(a.len, sizeof(field));
+	cr_assert(!memcmp(a.buf, field, sizeof(field)));
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "\\_SB.REGS", AML_BYTE_ACC, true, AML_WRITE_AS_ONES);
+	aml__field_named(&a, &b, "A", 63);
+	aml__field_reserved(&a, &b, 1);
+	aml__field_offset(&a, &b, 16);
+	aml__field_named(&a, &b, "B", 64);
+	aml__field_named(&a, &b, "C", 4096);
+	aml__end(&a, b);
+	cr_assert_eq(aml__error(&a), 0);
+	cr_assert_eq(a.len, sizeof(field2));
+	cr_assert(!memcmp(a.buf, field2, sizeof(field2)));
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__method_begin(&a, "PCEJ", 1, true);
+	aml__store(&a);
+	aml__shift_left(&a);
+	aml__integer(&a, 1);
+	aml__arg(&a, 0);
+	aml__no_target(&a);
+	aml__name_string(&a, "B0EJ");
+	aml__end(&a, b);
+	cr_assert_eq(a.len, sizeof(method));
+	cr_assert(!memcmp(a.buf, method, sizeof(method)));
+	aml__free(&a);
+
+	aml__init(&a);
+	aml__notify(&a);
+	aml__name_string(&a, "S01");
+	aml__arg(&a, 1);
+	aml__notify(&a);
+	aml__name_string(&a, "S02");
+	aml__integer(&a, 3);
+	cr_assert_eq(a.len, sizeof(notify));
+	cr_assert(!memcmp(a.buf, notify, sizeof(notify)));
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__if_begin(&a);
+	aml__land(&a);
+	aml__lequal(&a);
+	aml__local(&a, 0);
+	aml__integer(&a, 1);
+	aml__arg(&a, 6);
+	aml__increment(&a);
+	aml__local(&a, 7);
+	aml__end(&a, b);
+	e = aml__else_begin(&a);
+	aml__decrement(&a);
+	aml__local(&a, 7);
+	aml__end(&a, e);
+	cr_assert_eq(a.len, sizeof(ifelse));
+	cr_assert(!memcmp(a.buf, ifelse, sizeof(ifelse)));
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__while_begin(&a);
+	aml__lless(&a);
+	aml__local(&a, 0);
+	aml__integer(&a, 0x20);
+	aml__break(&a);
+	aml__end(&a, b);
+	cr_assert_eq(a.len, sizeof(loop));
+	cr_assert(!memcmp(a.buf, loop, sizeof(loop)));
+	aml__free(&a);
+
+	aml__init(&a);
+	aml__call(&a, "\\_SB.PCI0.PCNT");
+	cr_assert_eq(a.len, sizeof(call));
+	cr_assert(!memcmp(a.buf, call, sizeof(call)));
+	cr_assert_eq(aml__error(&a), 0);
+	aml__free(&a);
+}
+
+Test(aml, hotplug_bad_input)
+{
+	struct aml_blk b, m;
+	struct aml a;
+
+	aml__init(&a);
+	aml__local(&a, 8);
+	cr_assert_eq(aml__error(&a), -EINVAL, "Local8");
+	aml__free(&a);
+
+	aml__init(&a);
+	aml__arg(&a, 7);
+	cr_assert_eq(aml__error(&a), -EINVAL, "Arg7");
+	aml__free(&a);
+
+	aml__init(&a);
+	aml__operation_region(&a, "TOOLONG", AML_SYSTEM_IO, 0, 1);
+	cr_assert_eq(aml__error(&a), -EINVAL, "a region name is one NameSeg");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_BUFFER_ACC + 1, false, AML_PRESERVE);
+	cr_assert_eq(aml__error(&a), -EINVAL, "bad AccessType");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_ANY_ACC, false, AML_WRITE_AS_ZEROS + 1);
+	cr_assert_eq(aml__error(&a), -EINVAL, "bad UpdateRule");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_ANY_ACC, false, AML_PRESERVE);
+	aml__field_named(&a, &b, "X", 16);
+	aml__field_offset(&a, &b, 2);
+	cr_assert_eq(aml__error(&a), 0, "Offset() to where we are is a no-op");
+	aml__field_offset(&a, &b, 1);
+	cr_assert_eq(aml__error(&a), -EINVAL, "Offset() backwards");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_ANY_ACC, false, AML_PRESERVE);
+	aml__field_named(&a, &b, "X.Y", 8);
+	cr_assert_eq(aml__error(&a), -EINVAL, "a field unit name is one NameSeg");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_ANY_ACC, false, AML_PRESERVE);
+	aml__field_named(&a, &b, "X", 0);
+	cr_assert_eq(aml__error(&a), -EINVAL, "zero-width named field");
+	aml__free(&a);
+
+	aml__init(&a);
+	b = aml__field_begin(&a, "REG", AML_ANY_ACC, false, AML_PRESERVE);
+	aml__field_named(&a, &b, "X", 0x10000000);
+	cr_assert_eq(aml__error(&a), -EINVAL, "wider than a PkgLength holds");
+	aml__free(&a);
+
+	aml__init(&a);
+	m = aml__method_begin(&a, "FOO", 0, false);
+	aml__field_named(&a, &m, "X", 8);
+	cr_assert_eq(aml__error(&a), -EINVAL, "field unit outside a Field");
+	aml__free(&a);
+}
+
 /* ---- iasl round trips ---- */
 
 static char tmpdir[64];
@@ -439,7 +694,7 @@ static void write_file(const char *name, const void *p, size_t n)
 	fclose(f);
 }
 
-static char *iasl_disassemble(const char *base, const void *table)
+static char *iasl_disassemble_opt(const char *opt, const char *base, const void *table)
 {
 	char cmd[512], path[160];
 	char *text;
@@ -448,7 +703,7 @@ static char *iasl_disassemble(const char *base, const void *table)
 	int st;
 
 	write_file(base, table, rd32(table + 4));
-	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d %s > %s.log 2>&1", tmpdir, base, base);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl %s %s > %s.log 2>&1", tmpdir, opt, base, base);
 	st = system(cmd);
 	cr_assert(st != -1 && WIFEXITED(st), "cannot run iasl");
 	cr_assert_neq(WEXITSTATUS(st), 127, "iasl is not installed (Debian package acpica-tools)");
@@ -465,6 +720,11 @@ static char *iasl_disassemble(const char *base, const void *table)
 	cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
 	fclose(f);
 	return text;
+}
+
+static char *iasl_disassemble(const char *base, const void *table)
+{
+	return iasl_disassemble_opt("-d", base, table);
 }
 
 static void rm_tmpdir(void)
@@ -534,5 +794,386 @@ Test(acpi_iasl, disassembles)
 	cr_assert_not_null(strstr(s, "00000000E0000000"), "%s", s);
 	free(s);
 
+	rm_tmpdir();
+}
+
+/* ---- AML for PCI hot-plug (acpiphp-like): regions, fields, methods, If/While, Notify ---- */
+
+/* a DSDT around an AML body, as iasl wants it: header, then the body; checksum 0 */
+static uint8_t *dsdt_wrap(const struct aml *a)
+{
+	size_t n = 36 + a->len;
+	uint32_t len32 = (uint32_t)n, one = 1;
+	uint8_t *t = calloc(1, n);
+
+	cr_assert_not_null(t);
+	memcpy(t, "DSDT", 4);
+	memcpy(t + 4, &len32, 4);
+	t[8] = 2;
+	memcpy(t + 10, "MINVMM", 6);
+	memcpy(t + 16, "HOTPLUG ", 8);
+	memcpy(t + 24, &one, 4);
+	memcpy(t + 28, "MVMM", 4);
+	memcpy(t + 32, &one, 4);
+	memcpy(t + 36, a->buf, a->len);
+	t[9] = (uint8_t)-sum(t, n);
+	return t;
+}
+
+/* Device(Sxx) { Name(_ADR, slot << 16) Name(_SUN, slot) Method(_EJ0, 1) { PCEJ(_SUN) } } */
+static void hp_slot(struct aml *a, unsigned int slot)
+{
+	struct aml_blk d, m;
+	char name[5];
+
+	snprintf(name, sizeof(name), "S%02X", slot);
+	d = aml__device_begin(a, name);
+	aml__name(a, "_ADR");
+	aml__integer(a, (uint64_t)slot << 16);
+	aml__name(a, "_SUN");
+	aml__integer(a, slot);
+	m = aml__method_begin(a, "_EJ0", 1, false);
+	aml__call(a, "PCEJ");
+	aml__name_string(a, "_SUN");
+	aml__end(a, m);
+	aml__end(a, d);
+}
+
+/*
+ * Scope(\_SB.PCI0) {
+ *   OperationRegion(PCST, SystemIO, 0xAE00, 0x08)
+ *   Field(PCST, DWordAcc, NoLock, WriteAsZeros) { PCIU, 32, PCID, 32 }
+ *   OperationRegion(SEJ, SystemIO, 0xAE08, 0x04)
+ *   Field(SEJ, DWordAcc, NoLock, WriteAsZeros) { B0EJ, 32 }
+ *   OperationRegion(HPMM, SystemMemory, 0xFEB00000, 0x10)
+ *   Field(HPMM, AnyAcc, Lock, Preserve) { HPST, 8, , 8, HPF1, 1, HPF2, 3, Offset(8), HPSL, 32 }
+ *   Method(PCEJ, 1, Serialized) { Store(ShiftLeft(One, Arg0), B0EJ) Return(Zero) }
+ *   Device(S01) ... Device(S03)
+ *   Method(DVNT, 2) { If (And(Arg0, 1 << slot)) { Notify(Sxx, Arg1) } ... }
+ *   Method(PCNT) { DVNT(PCIU, One) DVNT(PCID, 3) }
+ *   Method(NBIT, 1) {   // a slot-scan loop: counts the bits set in Arg0 (at most 9)
+ *     Store(Zero, Local0) Store(Zero, Local1)
+ *     While (LLess(Local0, 32)) {
+ *       If (LEqual(And(ShiftRight(Arg0, Local0), One), One)) { Increment(Local1) }
+ *       If (LGreater(Local1, 8)) { Break }
+ *       Increment(Local0)
+ *     }
+ *     Return(Local1)
+ *   }
+ *   Method(CHK2, 2) { If (LAnd(LEqual(Arg0, Zero), LNot(LGreater(Arg1, 5)))) { Return(One) }
+ *                     Else { Return(Zero) } }
+ *   Method(MATH, 2) {
+ *     Add(Arg0, Arg1, Local0) Subtract(Local0, One, Local0) Decrement(Local0)
+ *     If (LOr(LEqual(Local0, Zero), LLess(Arg0, Arg1))) { Return(Or(Local0, 0x80)) }
+ *     Return(Local0)
+ *   }
+ * }
+ * Scope(\_GPE) { Method(_E01) { \_SB.PCI0.PCNT() } }
+ */
+static void hp_fragment(struct aml *a)
+{
+	static const unsigned int slots[] = { 1, 2, 3 };
+	struct aml_blk sc, f, m, i, w, e;
+	unsigned int k;
+
+	sc = aml__scope_begin(a, "\\_SB");
+	f = aml__device_begin(a, "PCI0");
+	aml__name(a, "_HID");
+	aml__eisaid(a, "PNP0A08");
+	aml__end(a, f);
+	aml__end(a, sc);
+
+	sc = aml__scope_begin(a, "\\_SB.PCI0");
+	aml__operation_region(a, "PCST", AML_SYSTEM_IO, 0xAE00, 0x08);
+	f = aml__field_begin(a, "PCST", AML_DWORD_ACC, false, AML_WRITE_AS_ZEROS);
+	aml__field_named(a, &f, "PCIU", 32);
+	aml__field_named(a, &f, "PCID", 32);
+	aml__end(a, f);
+	aml__operation_region(a, "SEJ", AML_SYSTEM_IO, 0xAE08, 0x04);
+	f = aml__field_begin(a, "SEJ", AML_DWORD_ACC, false, AML_WRITE_AS_ZEROS);
+	aml__field_named(a, &f, "B0EJ", 32);
+	aml__end(a, f);
+	aml__operation_region(a, "HPMM", AML_SYSTEM_MEMORY, 0xFEB00000, 0x10);
+	f = aml__field_begin(a, "HPMM", AML_ANY_ACC, true, AML_PRESERVE);
+	aml__field_named(a, &f, "HPST", 8);
+	aml__field_reserved(a, &f, 8);
+	aml__field_named(a, &f, "HPF1", 1);
+	aml__field_named(a, &f, "HPF2", 3);
+	aml__field_offset(a, &f, 8);
+	aml__field_named(a, &f, "HPSL", 32);
+	aml__end(a, f);
+
+	m = aml__method_begin(a, "PCEJ", 1, true);
+	aml__store(a);
+	aml__shift_left(a);
+	aml__integer(a, 1);
+	aml__arg(a, 0);
+	aml__no_target(a);
+	aml__name_string(a, "B0EJ");
+	aml__return(a);
+	aml__integer(a, 0);
+	aml__end(a, m);
+
+	for (k = 0; k < ARRAY_SIZE(slots); k++)
+		hp_slot(a, slots[k]);
+
+	m = aml__method_begin(a, "DVNT", 2, false);
+	for (k = 0; k < ARRAY_SIZE(slots); k++) {
+		char name[5];
+
+		snprintf(name, sizeof(name), "S%02X", slots[k]);
+		i = aml__if_begin(a);
+		aml__and(a);
+		aml__arg(a, 0);
+		aml__integer(a, 1ULL << slots[k]);
+		aml__no_target(a);
+		aml__notify(a);
+		aml__name_string(a, name);
+		aml__arg(a, 1);
+		aml__end(a, i);
+	}
+	aml__end(a, m);
+
+	m = aml__method_begin(a, "PCNT", 0, false);
+	aml__call(a, "DVNT");
+	aml__name_string(a, "PCIU");
+	aml__integer(a, 1); /* device check */
+	aml__call(a, "DVNT");
+	aml__name_string(a, "PCID");
+	aml__integer(a, 3); /* eject request */
+	aml__end(a, m);
+
+	m = aml__method_begin(a, "NBIT", 1, false);
+	aml__store(a);
+	aml__integer(a, 0);
+	aml__local(a, 0);
+	aml__store(a);
+	aml__integer(a, 0);
+	aml__local(a, 1);
+	w = aml__while_begin(a);
+	aml__lless(a);
+	aml__local(a, 0);
+	aml__integer(a, 32);
+	i = aml__if_begin(a);
+	aml__lequal(a);
+	aml__and(a);
+	aml__shift_right(a);
+	aml__arg(a, 0);
+	aml__local(a, 0);
+	aml__no_target(a);
+	aml__integer(a, 1);
+	aml__no_target(a);
+	aml__integer(a, 1);
+	aml__increment(a);
+	aml__local(a, 1);
+	aml__end(a, i);
+	i = aml__if_begin(a);
+	aml__lgreater(a);
+	aml__local(a, 1);
+	aml__integer(a, 8);
+	aml__break(a);
+	aml__end(a, i);
+	aml__increment(a);
+	aml__local(a, 0);
+	aml__end(a, w);
+	aml__return(a);
+	aml__local(a, 1);
+	aml__end(a, m);
+
+	m = aml__method_begin(a, "CHK2", 2, false);
+	i = aml__if_begin(a);
+	aml__land(a);
+	aml__lequal(a);
+	aml__arg(a, 0);
+	aml__integer(a, 0);
+	aml__lnot(a);
+	aml__lgreater(a);
+	aml__arg(a, 1);
+	aml__integer(a, 5);
+	aml__return(a);
+	aml__integer(a, 1);
+	aml__end(a, i);
+	e = aml__else_begin(a);
+	aml__return(a);
+	aml__integer(a, 0);
+	aml__end(a, e);
+	aml__end(a, m);
+
+	m = aml__method_begin(a, "MATH", 2, false);
+	aml__add(a);
+	aml__arg(a, 0);
+	aml__arg(a, 1);
+	aml__local(a, 0);
+	aml__subtract(a);
+	aml__local(a, 0);
+	aml__integer(a, 1);
+	aml__local(a, 0);
+	aml__decrement(a);
+	aml__local(a, 0);
+	i = aml__if_begin(a);
+	aml__lor(a);
+	aml__lequal(a);
+	aml__local(a, 0);
+	aml__integer(a, 0);
+	aml__lless(a);
+	aml__arg(a, 0);
+	aml__arg(a, 1);
+	aml__return(a);
+	aml__or(a);
+	aml__local(a, 0);
+	aml__integer(a, 0x80);
+	aml__no_target(a);
+	aml__end(a, i);
+	aml__return(a);
+	aml__local(a, 0);
+	aml__end(a, m);
+	aml__end(a, sc);
+
+	sc = aml__scope_begin(a, "\\_GPE");
+	m = aml__method_begin(a, "_E01", 0, false);
+	aml__call(a, "\\_SB.PCI0.PCNT");
+	aml__end(a, m);
+	aml__end(a, sc);
+}
+
+static uint8_t *hp_table(void)
+{
+	struct aml a;
+	uint8_t *t;
+
+	aml__init(&a);
+	hp_fragment(&a);
+	cr_assert_eq(aml__error(&a), 0);
+	t = dsdt_wrap(&a);
+	aml__free(&a);
+	return t;
+}
+
+static void assert_has(const char *s, const char *want)
+{
+	cr_assert_not_null(strstr(s, want), "no \"%s\" in the disassembly:\n%s", want, s);
+}
+
+Test(acpi_iasl, hotplug_aml_disassembles)
+{
+	static const char *const asl[] = {
+		"Scope (\\_SB.PCI0)",
+		"OperationRegion (PCST, SystemIO, 0xAE00, 0x08)",
+		"Field (PCST, DWordAcc, NoLock, WriteAsZeros)",
+		"PCIU,   32",
+		"PCID,   32",
+		"OperationRegion (SEJ, SystemIO, 0xAE08, 0x04)",
+		"Field (SEJ, DWordAcc, NoLock, WriteAsZeros)",
+		"B0EJ,   32",
+		"OperationRegion (HPMM, SystemMemory, 0xFEB00000, 0x10)",
+		"Field (HPMM, AnyAcc, Lock, Preserve)",
+		"HPST,   8",
+		"Offset (0x02)", /* the 8 reserved bits */
+		"HPF1,   1",
+		"HPF2,   3",
+		"Offset (0x08)",
+		"HPSL,   32",
+		"Method (PCEJ, 1, Serialized)",
+		"Device (S01)",
+		"Name (_ADR, 0x00010000)",
+		"Name (_SUN, One)",
+		"Device (S03)",
+		"Name (_ADR, 0x00030000)",
+		"Name (_SUN, 0x03)",
+		"Method (_EJ0, 1, NotSerialized)",
+		"PCEJ (_SUN)",
+		"Method (DVNT, 2, NotSerialized)",
+		"Notify (S01, Arg1)",
+		"Notify (S02, Arg1)",
+		"Notify (S03, Arg1)",
+		"Method (PCNT, 0, NotSerialized)",
+		"DVNT (PCIU, One)",
+		"DVNT (PCID, 0x03)",
+		"Method (NBIT, 1, NotSerialized)",
+		"Method (CHK2, 2, NotSerialized)",
+		"Else",
+		"Method (MATH, 2, NotSerialized)",
+		"Scope (\\_GPE)",
+		"Method (_E01, 0, NotSerialized)",
+		"\\_SB.PCI0.PCNT ()",
+	};
+	/* legacy ASL (-dl) names every operator */
+	static const char *const legacy[] = {
+		"Store (ShiftLeft (One, Arg0), B0EJ)",
+		"Return (Zero)",
+		"If (And (Arg0, 0x02))",
+		"If (And (Arg0, 0x04))",
+		"If (And (Arg0, 0x08))",
+		"Store (Zero, Local0)",
+		"While (LLess (Local0, 0x20))",
+		"If (LEqual (And (ShiftRight (Arg0, Local0), One), One))",
+		"Increment (Local1)",
+		"If (LGreater (Local1, 0x08))",
+		"Break",
+		"Increment (Local0)",
+		"Return (Local1)",
+		"If (LAnd (LEqual (Arg0, Zero), LLessEqual (Arg1, 0x05)))", /* LNot(LGreater) */
+		"Add (Arg0, Arg1, Local0)",
+		"Subtract (Local0, One, Local0)",
+		"Decrement (Local0)",
+		"If (LOr (LEqual (Local0, Zero), LLess (Arg0, Arg1)))",
+		"Return (Or (Local0, 0x80))",
+	};
+	uint8_t *t = hp_table();
+	unsigned int k;
+	char *s;
+
+	strcpy(tmpdir, "/tmp/minivmm-aml-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	s = iasl_disassemble("hp.dat", t);
+	for (k = 0; k < ARRAY_SIZE(asl); k++)
+		assert_has(s, asl[k]);
+	cr_assert_null(strstr(s, "External"), "every name resolves inside the table:\n%s", s);
+	free(s);
+	s = iasl_disassemble_opt("-dl", "hpl.dat", t);
+	for (k = 0; k < ARRAY_SIZE(legacy); k++)
+		assert_has(s, legacy[k]);
+	free(s);
+	free(t);
+	rm_tmpdir();
+}
+
+/*
+ * Compiling the (legacy ASL) disassembly back, without iasl's optimizations,
+ * gives our bytes exactly: every PkgLength, name and field encoding is the
+ * canonical one.
+ */
+Test(acpi_iasl, hotplug_aml_round_trips)
+{
+	uint8_t *t = hp_table(), *back;
+	uint32_t n = rd32(t + 4);
+	char cmd[256], path[160];
+	FILE *f;
+	long m;
+	int st;
+
+	strcpy(tmpdir, "/tmp/minivmm-aml-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	free(iasl_disassemble_opt("-dl", "hp.dat", t));
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -oa -p rt hp.dsl > rt.log 2>&1", tmpdir);
+	st = system(cmd);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "iasl cannot compile the disassembly (see %s/rt.log)", tmpdir);
+	snprintf(path, sizeof(path), "%s/rt.aml", tmpdir);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	m = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	cr_assert_eq(m, (long)n, "recompiled DSDT is %ld bytes, ours %u", m, n);
+	back = malloc(n);
+	cr_assert_not_null(back);
+	cr_assert_eq(fread(back, 1, n, f), n);
+	fclose(f);
+	for (uint32_t i = 36; i < n; i++)
+		cr_assert_eq(back[i], t[i], "AML byte %u: iasl 0x%02x, ours 0x%02x", i - 36,
+			     back[i], t[i]);
+	free(back);
+	free(t);
 	rm_tmpdir();
 }

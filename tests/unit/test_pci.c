@@ -243,3 +243,326 @@ Test(pci, bad_bar_declarations)
 	cr_assert_eq(pci__dev_add_bar(&d, 1, 4096, 0), -EINVAL, "BAR1 is BAR0's upper half");
 	cr_assert_eq(pci__register(&pb, &d, 3), -EBUSY);
 }
+
+/* ---- BAR windows: allocation that gives space back ---- */
+
+#define WBASE 0xC0000000ULL
+
+static void win_init(struct pci_window *w, uint64_t base, uint64_t size)
+{
+	cr_assert_eq(pci__window_init(w, base, size), 0);
+}
+
+static uint64_t win_alloc(struct pci_window *w, uint64_t size, uint64_t align)
+{
+	uint64_t a = 0;
+
+	cr_assert_eq(pci__window_alloc(w, size, align, &a), 0, "alloc %#llx",
+		     (unsigned long long)size);
+	return a;
+}
+
+struct span {
+	uint64_t base, end;
+};
+
+/* the window's free list is exactly the given ranges */
+static void assert_free_list(const struct pci_window *w, const struct span *want, unsigned int n)
+{
+	unsigned int i;
+
+	cr_assert_eq(w->nr_free, n, "%u free ranges, want %u", w->nr_free, n);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(w->free[i].base, want[i].base, "free[%u].base %#llx", i,
+			     (unsigned long long)w->free[i].base);
+		cr_assert_eq(w->free[i].end, want[i].end, "free[%u].end %#llx", i,
+			     (unsigned long long)w->free[i].end);
+	}
+}
+
+Test(pci_window, alloc_free_realloc_same_address)
+{
+	struct pci_window w;
+	uint64_t a, b;
+
+	win_init(&w, WBASE, 512 * MiB);
+	a = win_alloc(&w, 64 * KiB, 64 * KiB);
+	cr_assert_eq(a, WBASE);
+	b = win_alloc(&w, 64 * KiB, 64 * KiB);
+	cr_assert_eq(b, WBASE + 64 * KiB);
+	cr_assert_eq(pci__window_used(&w), 128 * KiB);
+	cr_assert_eq(pci__window_free(&w, a, 64 * KiB), 0);
+	cr_assert_eq(pci__window_used(&w), 64 * KiB);
+	cr_assert_eq(win_alloc(&w, 64 * KiB, 64 * KiB), a, "the freed range comes back");
+	cr_assert_eq(pci__window_free(&w, b, 64 * KiB), 0);
+	cr_assert_eq(win_alloc(&w, 64 * KiB, 64 * KiB), b, "the freed tail comes back");
+	cr_assert_eq(pci__window_free(&w, a, 64 * KiB), 0);
+	cr_assert_eq(pci__window_free(&w, b, 64 * KiB), 0);
+	assert_free_list(&w, (struct span[]){ { WBASE, WBASE + 512 * MiB } }, 1);
+	cr_assert_eq(pci__window_used(&w), 0);
+	pci__window_destroy(&w);
+}
+
+Test(pci_window, fragmentation_and_coalescing)
+{
+	struct pci_window w;
+	uint64_t a[8], big;
+	unsigned int i;
+
+	win_init(&w, WBASE, 1 * MiB);
+	for (i = 0; i < 8; i++) {
+		a[i] = win_alloc(&w, 64 * KiB, 64 * KiB);
+		cr_assert_eq(a[i], WBASE + i * 64 * KiB);
+	}
+	/* free 0, 2, 4, 6: four 64 KiB holes, none adjacent */
+	for (i = 0; i < 8; i += 2)
+		cr_assert_eq(pci__window_free(&w, a[i], 64 * KiB), 0);
+	assert_free_list(&w,
+			 (struct span[]){ { a[0], a[1] }, { a[2], a[3] }, { a[4], a[5] },
+					       { a[6], a[7] }, { WBASE + 512 * KiB, WBASE + MiB } },
+			 5);
+	/* 256 KiB of holes, but 128 KiB does not fit in any: it goes to the tail */
+	big = win_alloc(&w, 128 * KiB, 128 * KiB);
+	cr_assert_eq(big, WBASE + 512 * KiB);
+	/* freeing 1 joins holes 0, 1 and 2 into one 192 KiB range */
+	cr_assert_eq(pci__window_free(&w, a[1], 64 * KiB), 0);
+	assert_free_list(&w,
+			 (struct span[]){ { a[0], a[3] }, { a[4], a[5] }, { a[6], a[7] },
+					       { WBASE + 640 * KiB, WBASE + MiB } },
+			 4);
+	/* now 128 KiB fits at the bottom */
+	cr_assert_eq(win_alloc(&w, 128 * KiB, 128 * KiB), WBASE);
+	cr_assert_eq(pci__window_free(&w, WBASE, 128 * KiB), 0);
+	/* freeing 7 and the big one merges everything from hole 6 up into the tail */
+	cr_assert_eq(pci__window_free(&w, a[7], 64 * KiB), 0);
+	cr_assert_eq(pci__window_free(&w, big, 128 * KiB), 0);
+	assert_free_list(&w,
+			 (struct span[]){ { a[0], a[3] }, { a[4], a[5] }, { a[6], WBASE + MiB } },
+			 3);
+	cr_assert_eq(pci__window_free(&w, a[3], 64 * KiB), 0);
+	cr_assert_eq(pci__window_free(&w, a[5], 64 * KiB), 0);
+	assert_free_list(&w, (struct span[]){ { WBASE, WBASE + MiB } }, 1);
+	cr_assert_eq(w.nr_used, 0);
+	pci__window_destroy(&w);
+}
+
+Test(pci_window, natural_alignment_4k_to_1g)
+{
+	struct pci_window w;
+	uint64_t prev_end = 0, size, a;
+
+	win_init(&w, PCI_MMIO64_BASE, PCI_MMIO64_SIZE);
+	for (size = 4 * KiB; size <= 1 * GiB; size *= 2) {
+		/* a 4 KiB spacer first, so that the next start is never already aligned */
+		prev_end = win_alloc(&w, 4 * KiB, 4 * KiB) + 4 * KiB;
+		a = win_alloc(&w, size, size);
+		cr_assert_eq(a % size, 0, "%#llx-byte BAR at %#llx", (unsigned long long)size,
+			     (unsigned long long)a);
+		cr_assert(a >= prev_end, "overlaps the previous allocation");
+		cr_assert(a + size <= PCI_MMIO64_BASE + PCI_MMIO64_SIZE);
+		prev_end = a + size;
+	}
+	/* alignment larger than the size */
+	a = win_alloc(&w, 4 * KiB, 2 * MiB);
+	cr_assert_eq(a % (2 * MiB), 0);
+	cr_assert_eq(pci__window_alloc(&w, 4 * KiB, 3 * KiB, &a), -EINVAL, "alignment not 2^n");
+	cr_assert_eq(pci__window_alloc(&w, 4 * KiB, 0, &a), -EINVAL);
+	cr_assert_eq(pci__window_alloc(&w, 0, 4 * KiB, &a), -EINVAL);
+	pci__window_destroy(&w);
+}
+
+Test(pci_window, exhaustion)
+{
+	struct pci_window w;
+	uint64_t a, used;
+	unsigned int i;
+
+	win_init(&w, WBASE, 1 * MiB);
+	cr_assert_eq(pci__window_alloc(&w, 2 * MiB, 2 * MiB, &a), -ENOSPC,
+		     "larger than the window");
+	for (i = 0; i < 16; i++)
+		win_alloc(&w, 64 * KiB, 64 * KiB);
+	used = pci__window_used(&w);
+	cr_assert_eq(used, 1 * MiB);
+	cr_assert_eq(pci__window_alloc(&w, 4 * KiB, 4 * KiB, &a), -ENOSPC);
+	cr_assert_eq(pci__window_used(&w), used, "a failed alloc takes nothing");
+	cr_assert_eq(pci__window_free(&w, WBASE + 5 * 64 * KiB, 64 * KiB), 0);
+	cr_assert_eq(pci__window_alloc(&w, 128 * KiB, 128 * KiB, &a), -ENOSPC, "one 64 KiB hole");
+	cr_assert_eq(win_alloc(&w, 32 * KiB, 32 * KiB), WBASE + 5 * 64 * KiB);
+	cr_assert_eq(win_alloc(&w, 32 * KiB, 32 * KiB), WBASE + 5 * 64 * KiB + 32 * KiB);
+	cr_assert_eq(pci__window_alloc(&w, 4 * KiB, 4 * KiB, &a), -ENOSPC);
+	pci__window_destroy(&w);
+
+	/* a range whose aligned start lies beyond its end */
+	win_init(&w, WBASE + 0x1000, 0x1000);
+	cr_assert_eq(pci__window_alloc(&w, 0x1000, 0x10000, &a), -ENOSPC);
+	cr_assert_eq(win_alloc(&w, 0x1000, 0x1000), WBASE + 0x1000);
+	pci__window_destroy(&w);
+
+	/* at the top of the address space: aligning up must not wrap around */
+	cr_assert_eq(pci__window_init(&w, ~0ULL - 0x1fff, 0x1000), 0);
+	cr_assert_eq(pci__window_alloc(&w, 0x1000, 0x4000, &a), -ENOSPC);
+	cr_assert_eq(pci__window_alloc(&w, 0x2000, 0x1000, &a), -ENOSPC);
+	cr_assert_eq(win_alloc(&w, 0x1000, 0x1000), ~0ULL - 0x1fff);
+	pci__window_destroy(&w);
+	cr_assert_eq(pci__window_init(&w, ~0ULL - 0xfff, 0x1000), -EINVAL, "reaches 2^64");
+	cr_assert_eq(pci__window_init(&w, WBASE, 0), -EINVAL, "empty");
+}
+
+Test(pci_window, rejects_double_and_foreign_frees)
+{
+	struct pci_window w;
+	uint64_t a, b;
+
+	win_init(&w, WBASE, 1 * MiB);
+	a = win_alloc(&w, 64 * KiB, 64 * KiB);
+	b = win_alloc(&w, 64 * KiB, 64 * KiB);
+	cr_assert_eq(pci__window_free(&w, a + 4 * KiB, 4 * KiB), -EINVAL, "inside an allocation");
+	cr_assert_eq(pci__window_free(&w, a, 32 * KiB), -EINVAL, "part of an allocation");
+	cr_assert_eq(pci__window_free(&w, a, 128 * KiB), -EINVAL, "two allocations at once");
+	cr_assert_eq(pci__window_free(&w, WBASE + 512 * KiB, 64 * KiB), -EINVAL, "never allocated");
+	cr_assert_eq(pci__window_free(&w, 0x1000, 0x1000), -EINVAL, "outside the window");
+	cr_assert_eq(pci__window_used(&w), 128 * KiB, "refused frees change nothing");
+	cr_assert_eq(pci__window_free(&w, a, 64 * KiB), 0);
+	cr_assert_eq(pci__window_free(&w, a, 64 * KiB), -EINVAL, "double free");
+	cr_assert_eq(pci__window_free(&w, b, 64 * KiB), 0);
+	cr_assert_eq(pci__window_free(&w, b, 64 * KiB), -EINVAL, "double free of the tail");
+	assert_free_list(&w, (struct span[]){ { WBASE, WBASE + MiB } }, 1);
+	pci__window_destroy(&w);
+}
+
+/*
+ * Without frees the window places as the old bump allocator did: alignment
+ * padding is not handed out (so boot-time devices keep their addresses); it
+ * joins the free space once a neighbour is freed.
+ */
+Test(pci_window, bump_placement_without_frees)
+{
+	struct pci_window w;
+	uint64_t a, b, c;
+
+	win_init(&w, WBASE, 512 * MiB);
+	a = win_alloc(&w, 4 * KiB, 4 * KiB);
+	b = win_alloc(&w, 64 * KiB, 64 * KiB);
+	c = win_alloc(&w, 4 * KiB, 4 * KiB);
+	cr_assert_eq(a, WBASE);
+	cr_assert_eq(b, WBASE + 64 * KiB);
+	cr_assert_eq(c, WBASE + 128 * KiB, "not in the padding at +4 KiB");
+	cr_assert_eq(win_alloc(&w, 16 * KiB, 16 * KiB), WBASE + 144 * KiB);
+	/* freeing b makes the padding in front of it usable */
+	cr_assert_eq(pci__window_free(&w, b, 64 * KiB), 0);
+	assert_free_list(&w,
+			 (struct span[]){ { WBASE + 4 * KiB, WBASE + 128 * KiB },
+					       { WBASE + 132 * KiB, WBASE + 144 * KiB },
+					       { WBASE + 160 * KiB, WBASE + 512 * MiB } },
+			 3);
+	cr_assert(!w.free[0].gap && w.free[1].gap && !w.free[2].gap);
+	cr_assert_eq(win_alloc(&w, 4 * KiB, 4 * KiB), WBASE + 4 * KiB);
+	pci__window_destroy(&w);
+}
+
+/* ---- the bus gives BAR space back on unregister ---- */
+
+static void tdev_make(struct tdev *t, const char *name, uint64_t bar0, uint32_t flags0,
+		      uint64_t bar1, uint32_t flags1)
+{
+	memset(t, 0, sizeof(*t));
+	pci__dev_init(&t->pci, name, 0x1234, 0x0001, 0xff0000, 0, 0, 0, &tdev_ops);
+	cr_assert_eq(pci__dev_add_bar(&t->pci, 0, bar0, flags0), 0);
+	if (bar1)
+		cr_assert_eq(pci__dev_add_bar(&t->pci, 2, bar1, flags1), 0);
+}
+
+Test(pci, hot_unplug_hole_is_reused)
+{
+	static struct tdev dev[4];
+	uint64_t b_mem, b_io, used32, usedio;
+	int b_devfn;
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		tdev_make(&dev[i], "hp", 64 * KiB, 0, 0x40, PCI_BAR_F_IO);
+		cr_assert_eq(pci__register(&pb, &dev[i].pci, -1), 0);
+	}
+	/* after the fixture's 16 KiB BAR: 64 KiB aligned, one after another */
+	cr_assert_eq(dev[0].pci.bars[0].addr, PCI_MMIO32_BASE + 64 * KiB);
+	cr_assert_eq(dev[1].pci.bars[0].addr, PCI_MMIO32_BASE + 128 * KiB);
+	cr_assert_eq(dev[2].pci.bars[0].addr, PCI_MMIO32_BASE + 192 * KiB);
+	b_mem = dev[1].pci.bars[0].addr;
+	b_io = dev[1].pci.bars[2].addr;
+	b_devfn = dev[1].pci.devfn;
+	used32 = pci__window_used(&pb.mmio32);
+	usedio = pci__window_used(&pb.io);
+
+	/* the guest turns decoding on, then the middle device is unplugged */
+	ecam_write((uint8_t)(b_devfn >> 3), PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+	cr_assert_eq(dev[1].maps, 2);
+	cr_assert_eq(pci__unregister(&pb, &dev[1].pci), 0);
+	cr_assert_eq(dev[1].unmaps, 2, "both BARs unmapped");
+	cr_assert_eq(pci__window_used(&pb.mmio32), used32 - 64 * KiB, "memory BAR given back");
+	cr_assert_eq(pci__window_used(&pb.io), usedio - 0x40, "I/O BAR given back");
+	cr_assert_eq(pci__unregister(&pb, &dev[1].pci), -ENOENT);
+	cr_assert_eq(pci__window_used(&pb.mmio32), used32 - 64 * KiB, "nothing given back twice");
+
+	/* a new device of the same shape lands in the hole, in the same slot */
+	tdev_make(&dev[3], "hp-new", 64 * KiB, 0, 0x40, PCI_BAR_F_IO);
+	cr_assert_eq(pci__register(&pb, &dev[3].pci, -1), 0);
+	cr_assert_eq(dev[3].pci.bars[0].addr, b_mem);
+	cr_assert_eq(dev[3].pci.bars[2].addr, b_io);
+	cr_assert_eq(dev[3].pci.devfn, b_devfn);
+	cr_assert_eq(ecam_read((uint8_t)(b_devfn >> 3), PCI_BASE_ADDRESS_0), (uint32_t)b_mem);
+	cr_assert_eq(pci__window_used(&pb.mmio32), used32);
+	cr_assert_eq(pci__register(&pb, &dev[3].pci, -1), -EBUSY, "registered twice");
+
+	for (i = 0; i < 4; i++)
+		if (i != 1)
+			cr_assert_eq(pci__unregister(&pb, &dev[i].pci), 0);
+	cr_assert_eq(pci__unregister(&pb, &td.pci), 0);
+	cr_assert_eq(pci__window_used(&pb.mmio32), 0, "everything given back");
+	cr_assert_eq(pci__window_used(&pb.io), 0);
+	cr_assert_eq(pb.mmio32.nr_free, 1, "and coalesced into one range");
+	cr_assert_eq(pb.io.nr_free, 1);
+}
+
+/* the addresses the bump allocator gave before windows could free */
+Test(pci, boot_placement_unchanged)
+{
+	static struct tdev d[6];
+
+	/* fixture: 16 KiB 64-bit BAR at the window base, 32-byte I/O BAR at 0x1000 */
+	cr_assert_eq(td.pci.bars[0].addr, PCI_MMIO32_BASE);
+	cr_assert_eq(td.pci.bars[2].addr, PCI_IOPORT_BASE);
+	tdev_make(&d[0], "a", 4 * KiB, 0, 0x100, PCI_BAR_F_IO);
+	tdev_make(&d[1], "b", 1 * MiB, PCI_BAR_F_MEM64, 0x10, PCI_BAR_F_IO);
+	tdev_make(&d[2], "c", 4 * KiB, 0, 0, 0);
+	tdev_make(&d[3], "d", 256 * MiB, PCI_BAR_F_MEM64 | PCI_BAR_F_PREFETCH, 0, 0);
+	tdev_make(&d[4], "e", 256 * MiB, PCI_BAR_F_MEM64, 0, 0);
+	tdev_make(&d[5], "f", 512 * MiB, PCI_BAR_F_MEM64, 0, 0);
+	for (unsigned int i = 0; i < 6; i++)
+		cr_assert_eq(pci__register(&pb, &d[i].pci, -1), 0, "device %u", i);
+	cr_assert_eq(d[0].pci.bars[0].addr, PCI_MMIO32_BASE + 16 * KiB);
+	cr_assert_eq(d[0].pci.bars[2].addr, 0x1100);
+	cr_assert_eq(d[1].pci.bars[0].addr, PCI_MMIO32_BASE + 1 * MiB);
+	cr_assert_eq(d[1].pci.bars[2].addr, 0x1200, "not in the padding at 0x1020");
+	cr_assert_eq(d[2].pci.bars[0].addr, PCI_MMIO32_BASE + 2 * MiB,
+		     "not in the padding at +20 KiB");
+	cr_assert_eq(d[3].pci.bars[0].addr, 0xD0000000ULL, "256 MiB still fits below 4 GiB");
+	cr_assert_eq(d[4].pci.bars[0].addr, PCI_MMIO64_BASE, "32-bit window full: above 4 GiB");
+	cr_assert_eq(d[5].pci.bars[0].addr, PCI_MMIO64_BASE + 512 * MiB, "large BARs above 4 GiB");
+	cr_assert_eq(ecam_read((uint8_t)(d[5].pci.devfn >> 3), PCI_BASE_ADDRESS_1),
+		     (uint32_t)((PCI_MMIO64_BASE + 512 * MiB) >> 32));
+}
+
+Test(pci, failed_register_keeps_no_space)
+{
+	static struct tdev d;
+	uint64_t used32 = pci__window_used(&pb.mmio32);
+
+	/* BAR0 fits, BAR2 (1 GiB, 32-bit only) cannot: BAR0's space is given back */
+	tdev_make(&d, "nospace", 64 * KiB, 0, 1 * GiB, 0);
+	cr_assert_eq(pci__register(&pb, &d.pci, -1), -ENOSPC);
+	cr_assert_eq(pci__window_used(&pb.mmio32), used32);
+	cr_assert_eq(d.pci.bars[0].addr, 0);
+	cr_assert_eq(pci__cfg_rd32(&d.pci, PCI_BASE_ADDRESS_0), PCI_BASE_ADDRESS_SPACE_MEMORY);
+	cr_assert_eq(d.pci.devfn, -1);
+}

@@ -25,10 +25,37 @@
 #define AML_DUAL_NAME_PREFIX 0x2E
 #define AML_MULTI_NAME_PREFIX 0x2F
 #define AML_EXT_OP_PREFIX 0x5B
+#define AML_OPREGION_OP 0x80 /* after 0x5B */
+#define AML_FIELD_OP 0x81 /* after 0x5B */
 #define AML_DEVICE_OP 0x82 /* after 0x5B */
+#define AML_LOCAL0_OP 0x60
+#define AML_ARG0_OP 0x68
+#define AML_STORE_OP 0x70
+#define AML_ADD_OP 0x72
+#define AML_SUBTRACT_OP 0x74
+#define AML_INCREMENT_OP 0x75
+#define AML_DECREMENT_OP 0x76
+#define AML_SHIFT_LEFT_OP 0x79
+#define AML_SHIFT_RIGHT_OP 0x7A
+#define AML_AND_OP 0x7B
+#define AML_OR_OP 0x7D
+#define AML_NOTIFY_OP 0x86
+#define AML_LAND_OP 0x90
+#define AML_LOR_OP 0x91
+#define AML_LNOT_OP 0x92
+#define AML_LEQUAL_OP 0x93
+#define AML_LGREATER_OP 0x94
+#define AML_LLESS_OP 0x95
+#define AML_IF_OP 0xA0
+#define AML_ELSE_OP 0xA1
+#define AML_WHILE_OP 0xA2
+#define AML_BREAK_OP 0xA5
 #define AML_ROOT_CHAR '\\'
 #define AML_PARENT_PREFIX '^'
 #define AML_RETURN_OP 0xA4
+#define AML_NULL_NAME 0x00
+#define AML_RESERVED_FIELD 0x00
+#define AML_PKGLEN_MAX 0x0FFFFFFFu /* 28 bits */
 #define AML_ONES_OP 0xFF
 
 #define RES_END_TAG 0x79
@@ -42,7 +69,7 @@
 #define RES_TYPE_BUS 2
 #define RES_GEN_MIN_MAX_FIXED 0x0C /* producer, positive decode, _MIF, _MAF */
 
-enum { BLK_PLAIN, BLK_PACKAGE, BLK_BUFFER, BLK_RESTEMPLATE };
+enum { BLK_PLAIN, BLK_PACKAGE, BLK_BUFFER, BLK_RESTEMPLATE, BLK_FIELD };
 
 void aml__init(struct aml *a)
 {
@@ -293,7 +320,7 @@ static void aml_insert(struct aml *a, size_t at, const uint8_t *p, size_t n)
 
 static struct aml_blk aml_begin(struct aml *a, int kind)
 {
-	struct aml_blk b = { .start = a->len, .kind = kind, .nelem = 0 };
+	struct aml_blk b = { .start = a->len, .kind = kind, .nelem = 0, .bit = 0 };
 
 	return b;
 }
@@ -472,4 +499,260 @@ void aml__res_qword_mem(struct aml *a, uint64_t min, uint64_t max, bool prefetch
 	aml_le(a, max, 8);
 	aml_le(a, 0, 8);
 	aml_le(a, max - min + 1, 8);
+}
+
+/* ---- named objects for register-backed methods ---- */
+
+static void aml_ext_op(struct aml *a, uint8_t op)
+{
+	aml__byte(a, AML_EXT_OP_PREFIX);
+	aml__byte(a, op);
+}
+
+/* a single NameSeg ("PCIU", "B0" -> "B0__"), no prefixes or dots */
+static void aml_name_seg(struct aml *a, const char *name)
+{
+	char s[4] = { '_', '_', '_', '_' };
+	size_t i;
+
+	for (i = 0; name[i]; i++) {
+		if (i >= 4 || !aml_name_char(name[i], i == 0)) {
+			aml_invalid(a);
+			return;
+		}
+		s[i] = name[i];
+	}
+	if (!i) {
+		aml_invalid(a);
+		return;
+	}
+	aml__bytes(a, s, 4);
+}
+
+/*
+ * The PkgLength encoding of a plain value (a field unit's bit count): unlike
+ * a package's, it does not count its own bytes.
+ */
+static void aml_pkglen_value(struct aml *a, uint32_t v)
+{
+	uint8_t b[4];
+	size_t n, i;
+
+	if (v > AML_PKGLEN_MAX) {
+		aml_invalid(a);
+		return;
+	}
+	if (v < 0x40) {
+		aml__byte(a, (uint8_t)v);
+		return;
+	}
+	n = v < (1u << 12) ? 2 : v < (1u << 20) ? 3 : 4;
+	b[0] = (uint8_t)(((n - 1) << 6) | (v & 0xf));
+	for (i = 1; i < n; i++)
+		b[i] = (uint8_t)(v >> (4 + 8 * (i - 1)));
+	aml__bytes(a, b, n);
+}
+
+void aml__operation_region(struct aml *a, const char *name, enum aml_region_space space,
+			   uint64_t offset, uint64_t len)
+{
+	if ((unsigned int)space > 0xff) {
+		aml_invalid(a);
+		return;
+	}
+	aml_ext_op(a, AML_OPREGION_OP);
+	aml_name_seg(a, name);
+	aml__byte(a, (uint8_t)space);
+	aml__integer(a, offset);
+	aml__integer(a, len);
+}
+
+struct aml_blk aml__field_begin(struct aml *a, const char *region, enum aml_field_access access,
+				bool lock, enum aml_field_update update)
+{
+	struct aml_blk b;
+
+	aml_ext_op(a, AML_FIELD_OP);
+	b = aml_begin(a, BLK_FIELD);
+	aml__name_string(a, region);
+	if ((unsigned int)access > AML_BUFFER_ACC || (unsigned int)update > AML_WRITE_AS_ZEROS)
+		aml_invalid(a);
+	/* bits 0-3 AccessType, bit 4 LockRule, bits 5-6 UpdateRule */
+	aml__byte(a, (uint8_t)((access & 0xf) | (lock ? 0x10 : 0) | ((update & 3) << 5)));
+	return b;
+}
+
+static bool aml_field_check(struct aml *a, const struct aml_blk *f, uint64_t bits)
+{
+	if (f->kind != BLK_FIELD || bits > AML_PKGLEN_MAX) {
+		aml_invalid(a);
+		return false;
+	}
+	return true;
+}
+
+void aml__field_named(struct aml *a, struct aml_blk *f, const char *name, uint32_t bits)
+{
+	if (!aml_field_check(a, f, bits))
+		return;
+	if (!bits) {
+		aml_invalid(a);
+		return;
+	}
+	aml_name_seg(a, name);
+	aml_pkglen_value(a, bits);
+	f->bit += bits;
+}
+
+void aml__field_reserved(struct aml *a, struct aml_blk *f, uint32_t bits)
+{
+	if (!aml_field_check(a, f, bits) || !bits)
+		return;
+	aml__byte(a, AML_RESERVED_FIELD);
+	aml_pkglen_value(a, bits);
+	f->bit += bits;
+}
+
+void aml__field_offset(struct aml *a, struct aml_blk *f, uint32_t byte_off)
+{
+	uint64_t to = (uint64_t)byte_off * 8;
+
+	if (f->kind != BLK_FIELD || to < f->bit || to - f->bit > AML_PKGLEN_MAX) {
+		aml_invalid(a);
+		return;
+	}
+	aml__field_reserved(a, f, (uint32_t)(to - f->bit));
+}
+
+/* ---- method bodies ---- */
+
+void aml__local(struct aml *a, unsigned int n)
+{
+	if (n > 7) {
+		aml_invalid(a);
+		return;
+	}
+	aml__byte(a, (uint8_t)(AML_LOCAL0_OP + n));
+}
+
+void aml__arg(struct aml *a, unsigned int n)
+{
+	if (n > 6) {
+		aml_invalid(a);
+		return;
+	}
+	aml__byte(a, (uint8_t)(AML_ARG0_OP + n));
+}
+
+void aml__no_target(struct aml *a)
+{
+	aml__byte(a, AML_NULL_NAME);
+}
+
+void aml__call(struct aml *a, const char *path)
+{
+	aml__name_string(a, path);
+}
+
+void aml__store(struct aml *a)
+{
+	aml__byte(a, AML_STORE_OP);
+}
+
+void aml__add(struct aml *a)
+{
+	aml__byte(a, AML_ADD_OP);
+}
+
+void aml__subtract(struct aml *a)
+{
+	aml__byte(a, AML_SUBTRACT_OP);
+}
+
+void aml__and(struct aml *a)
+{
+	aml__byte(a, AML_AND_OP);
+}
+
+void aml__or(struct aml *a)
+{
+	aml__byte(a, AML_OR_OP);
+}
+
+void aml__shift_left(struct aml *a)
+{
+	aml__byte(a, AML_SHIFT_LEFT_OP);
+}
+
+void aml__shift_right(struct aml *a)
+{
+	aml__byte(a, AML_SHIFT_RIGHT_OP);
+}
+
+void aml__increment(struct aml *a)
+{
+	aml__byte(a, AML_INCREMENT_OP);
+}
+
+void aml__decrement(struct aml *a)
+{
+	aml__byte(a, AML_DECREMENT_OP);
+}
+
+void aml__land(struct aml *a)
+{
+	aml__byte(a, AML_LAND_OP);
+}
+
+void aml__lor(struct aml *a)
+{
+	aml__byte(a, AML_LOR_OP);
+}
+
+void aml__lnot(struct aml *a)
+{
+	aml__byte(a, AML_LNOT_OP);
+}
+
+void aml__lequal(struct aml *a)
+{
+	aml__byte(a, AML_LEQUAL_OP);
+}
+
+void aml__lgreater(struct aml *a)
+{
+	aml__byte(a, AML_LGREATER_OP);
+}
+
+void aml__lless(struct aml *a)
+{
+	aml__byte(a, AML_LLESS_OP);
+}
+
+void aml__notify(struct aml *a)
+{
+	aml__byte(a, AML_NOTIFY_OP);
+}
+
+void aml__break(struct aml *a)
+{
+	aml__byte(a, AML_BREAK_OP);
+}
+
+struct aml_blk aml__if_begin(struct aml *a)
+{
+	aml__byte(a, AML_IF_OP);
+	return aml_begin(a, BLK_PLAIN);
+}
+
+struct aml_blk aml__else_begin(struct aml *a)
+{
+	aml__byte(a, AML_ELSE_OP);
+	return aml_begin(a, BLK_PLAIN);
+}
+
+struct aml_blk aml__while_begin(struct aml *a)
+{
+	aml__byte(a, AML_WHILE_OP);
+	return aml_begin(a, BLK_PLAIN);
 }
