@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	# build
 	gcc meson ninja-build pkg-config linux-libc-dev
-	liburing-dev libfdt-dev libext2fs-dev libmnl-dev libkmod-dev
+	liburing-dev libfdt-dev libext2fs-dev libmnl-dev libkmod-dev libjansson-dev
 	# tests
 	libcriterion-dev acpica-tools e2fsprogs fdisk iproute2 python3 util-linux
 )

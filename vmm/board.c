@@ -5,6 +5,8 @@
  * (and the reverse is the destruction order).
  */
 #include "vmm/board.h"
+#include "vmm/api.h"
+#include "config.h"
 #include "vmm/image.h"
 #include "vmm/log.h"
 #include "vmm/x86/acpi.h"
@@ -176,6 +178,172 @@ static void board_del_vfs(struct board *b)
 	b->vfio_iommu = NULL;
 }
 
+/* --- the control socket's commands (docs/api.md) ------------------------- */
+
+#define BOARD_PAUSE_TIMEOUT_MS 5000
+
+static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	*ret = json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:f}",
+			 "state", kvm__vcpus_paused(&b->vm) ? "paused" : "running",
+			 "protocol", API_PROTOCOL_VERSION, "version", MINIVMM_VERSION,
+			 "vcpus", (int)b->vm.nr_vcpus, "memory_bytes", (json_int_t)b->opts->mem,
+			 "pid", (json_int_t)getpid(), "hugepages", b->opts->hugepages,
+			 "uptime_s", (double)(now.tv_sec - b->started.tv_sec) +
+				     (double)(now.tv_nsec - b->started.tv_nsec) / 1e9);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static json_t *board_pci_entry(struct board *b, const char *id, const char *kind,
+			       const char *pci_name, const char *detail)
+{
+	const char *addr = "-";
+	char buf[16];
+	unsigned int i;
+
+	pthread_mutex_lock(&b->vm.pci.lock);
+	for (i = 0; i < PCI_MAX_DEVICES; i++) {
+		const struct pci_dev *d = b->vm.pci.devs[i];
+
+		if (d && d->devfn >= 0 && !strcmp(d->name, pci_name)) {
+			snprintf(buf, sizeof(buf), "00:%02x.%x", (unsigned int)d->devfn >> 3,
+				 (unsigned int)d->devfn & 7);
+			addr = buf;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->vm.pci.lock);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "kind", kind, "bus", "pci", "address",
+			 addr, "detail", detail ? detail : "");
+}
+
+static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	const struct options *o = b->opts;
+	json_t *list = json_array();
+	char id[16], name[32], where[32];
+	unsigned int i;
+
+	snprintf(where, sizeof(where), "io %#x irq %d", X86_COM1_BASE, X86_COM1_IRQ);
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "ttyS0", "kind",
+					      "serial", "bus", "isa", "address", where, "detail",
+					      "the console"));
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "i8042", "kind",
+					      "i8042", "bus", "isa", "address", "io 0x60", "detail",
+					      "keyboard controller (reset line)"));
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "rtc", "kind", "rtc",
+					      "bus", "isa", "address", "io 0x70", "detail", ""));
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "acpi-pm", "kind",
+					      "acpi-pm", "bus", "isa", "address", "io 0x600",
+					      "detail", "power button, S5, SCI"));
+	if (b->blk)
+		json_array_append_new(list, board_pci_entry(b, "blk0", "virtio-blk", "virtio-blk0",
+							    o->image));
+	for (i = 0; i < b->nr_net; i++) {
+		snprintf(id, sizeof(id), "net%u", i);
+		snprintf(name, sizeof(name), "virtio-net%u", i);
+		json_array_append_new(list, board_pci_entry(b, id, "virtio-net", name, o->net[i]));
+	}
+	for (i = 0; i < b->nr_vf; i++) {
+		snprintf(id, sizeof(id), "vf%u", i);
+		snprintf(name, sizeof(name), "vfio%u", i);
+		json_array_append_new(list, board_pci_entry(b, id, "vfio-pci", name, o->vf[i]));
+	}
+	*ret = json_pack("{s:o}", "devices", list);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int board_cmd_pause(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	int rc = kvm__vcpus_pause(&b->vm, BOARD_PAUSE_TIMEOUT_MS);
+
+	if (rc == -EALREADY) {
+		snprintf(err, errlen, "already paused");
+		return rc;
+	}
+	if (rc == -ETIMEDOUT) {
+		snprintf(err, errlen, "the vCPUs did not stop within %d ms: still running",
+			 BOARD_PAUSE_TIMEOUT_MS);
+		return rc;
+	}
+	if (rc) {
+		snprintf(err, errlen, "the VM is stopping");
+		return rc;
+	}
+	log_info(BOARD_LOG, "paused (control socket)");
+	api__event(b->api, "paused", NULL);
+	*ret = json_pack("{s:s}", "state", "paused");
+	return 0;
+}
+
+static int board_cmd_resume(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+
+	if (!kvm__vcpus_paused(&b->vm)) {
+		snprintf(err, errlen, "not paused");
+		return -EALREADY;
+	}
+	kvm__vcpus_resume(&b->vm);
+	log_info(BOARD_LOG, "resumed (control socket)");
+	api__event(b->api, "resumed", NULL);
+	*ret = json_pack("{s:s}", "state", "running");
+	return 0;
+}
+
+static int board_cmd_quit(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+
+	api__event(b->api, "quit", NULL);
+	kvm__request_exit(&b->vm, VM_EXIT_QUIT, 0);
+	*ret = json_pack("{s:s}", "state", "quitting");
+	return 0;
+}
+
+static const struct {
+	const char *name, *help;
+	api_cmd_fn fn;
+} board_commands[] = {
+	{ "status", "the VM's state (running or paused), vCPUs, memory, protocol version",
+	  board_cmd_status },
+	{ "devices", "the devices: id, kind, bus address, what backs them", board_cmd_devices },
+	{ "pause", "park every vCPU outside KVM_RUN", board_cmd_pause },
+	{ "resume", "let the vCPUs run again", board_cmd_resume },
+	{ "quit", "stop the guest; minivmm exits with status 0", board_cmd_quit },
+};
+
+static int board_add_api(struct board *b)
+{
+	unsigned int i;
+	int ret;
+
+	if (!b->opts->api)
+		return 0;
+	ret = api__create(&b->vm.loop, b->opts->api, &b->api);
+	if (ret)
+		return ret;
+	for (i = 0; i < ARRAY_SIZE(board_commands); i++) {
+		ret = api__register(b->api, board_commands[i].name, board_commands[i].help,
+				    board_commands[i].fn, b);
+		if (ret)
+			return ret; /* board_del_api undoes it */
+	}
+	return 0;
+}
+
+static void board_del_api(struct board *b)
+{
+	api__destroy(b->api);
+	b->api = NULL;
+}
+
 /*
  * The machine, in creation order. add() may fail half-way (one NIC of
  * three): del() then undoes whatever its add() made, so every del() copes
@@ -194,6 +362,7 @@ static const struct board_device {
 	{ "virtio-blk", board_add_blk, board_del_blk },
 	{ "virtio-net", board_add_nets, board_del_nets },
 	{ "vfio", board_add_vfs, board_del_vfs },
+	{ "control socket", board_add_api, board_del_api },
 };
 
 static int board_read_file(const char *path, void **buf, size_t *len)
@@ -312,6 +481,7 @@ int board__build(struct board *b, const struct options *o)
 	b->opts = o;
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
+	clock_gettime(CLOCK_MONOTONIC, &b->started);
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
 		return ret;

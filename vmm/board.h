@@ -6,6 +6,8 @@
 #ifndef MINIVMM_VMM_BOARD_H
 #define MINIVMM_VMM_BOARD_H
 
+#include <time.h>
+
 #include "vmm/kvm.h"
 #include "vmm/options.h"
 
@@ -18,6 +20,7 @@ struct virtio_blk;
 struct virtio_net;
 struct vfio_iommu;
 struct vfio_pci;
+struct api;
 
 struct board {
 	struct vm vm;
@@ -34,6 +37,8 @@ struct board {
 	struct vfio_pci *vf[OPTIONS_MAX_VFS];
 	unsigned int nr_vf;
 	int console_in, console_out;
+	struct api *api;                        /* the control socket (--api), or NULL */
+	struct timespec started;                /* CLOCK_MONOTONIC at board__build */
 };
 
 /* creates the VM and its devices and loads the kernel; 0 or -errno (already logged) */

@@ -40,6 +40,7 @@ const char *kvm__exit_reason_name(enum vm_exit_reason r)
 	case VM_EXIT_SIGNAL: return "stopped by signal";
 	case VM_EXIT_TEST: return "test device exit";
 	case VM_EXIT_ERROR: return "vCPU error";
+	case VM_EXIT_QUIT: return "quit (control socket)";
 	}
 	return "?";
 }
@@ -193,6 +194,8 @@ static int kvm_vm_init_common(struct vm *vm)
 		goto err_pci;
 	vm->vfio_dev_fd = -1;
 	pthread_mutex_init(&vm->vfio_dev_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->stop_efd = sys__eventfd(0);
 	if (vm->stop_efd < 0) {
 		ret = vm->stop_efd;
@@ -348,6 +351,8 @@ void kvm__vm_destroy(struct vm *vm)
 	if (vm->vfio_dev_fd >= 0)
 		close(vm->vfio_dev_fd);
 	vm->vfio_dev_fd = -1;
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 	evloop__destroy(&vm->loop);
 	pci__bus_destroy(&vm->pci);
 	irq__destroy(&vm->irq);
@@ -374,20 +379,10 @@ void kvm__vm_destroy(struct vm *vm)
 void kvm__request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 {
 	int expected = VM_RUNNING;
-	unsigned int i;
 
 	if (atomic_compare_exchange_strong(&vm->exit_reason, &expected, (int)reason))
 		atomic_store(&vm->exit_code, code);
 	if (vm->stop_efd >= 0)
 		sys__eventfd_signal(vm->stop_efd);
-	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		/* kvm_run is shared with the vCPU thread and the kernel */
-		if (v->run)
-			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
-		if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE) &&
-		    !pthread_equal(v->thread, pthread_self()))
-			pthread_kill(v->thread, SIGUSR1);
-	}
+	kvm__vcpus_kick(vm);
 }

@@ -33,6 +33,7 @@ enum vm_exit_reason {
 	VM_EXIT_SIGNAL,     /* SIGINT/SIGTERM */
 	VM_EXIT_TEST,       /* test device: the guest reported its exit code */
 	VM_EXIT_ERROR,      /* a vCPU could not go on (KVM internal error, failed entry) */
+	VM_EXIT_QUIT,       /* the control socket's quit */
 };
 
 struct vcpu_stats {
@@ -70,6 +71,15 @@ struct vm {
 	_Atomic uint64_t memslot_used[KVM_MEMSLOT_EXTRA / 64];
 	int vfio_dev_fd;        /* KVM VFIO pseudo device, -1 until the first kvm__vfio_group_add() */
 	pthread_mutex_t vfio_dev_lock;
+	/*
+	 * The vCPU pause point (kvm__vcpus_pause): a vCPU thread that sees
+	 * pause_requested at the top of its loop parks on pause_cond, counted
+	 * in nr_parked; nr_running counts the vCPU threads still in their loop.
+	 */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_requested;   /* written under pause_lock; read unlocked as a hint */
+	unsigned int nr_parked, nr_running;
 };
 
 /* opens /dev/kvm, creates the VM, in-kernel irqchip and PIT, guest RAM, buses, PCI, event loop */
@@ -84,6 +94,19 @@ int kvm__vcpus_create(struct vm *vm) __must_check;
 int kvm__vcpus_start(struct vm *vm) __must_check;
 /* kicks every vCPU out of KVM_RUN and joins the threads */
 void kvm__vcpus_stop(struct vm *vm);
+/* kicks every started vCPU out of KVM_RUN once (async-signal-safe) */
+void kvm__vcpus_kick(struct vm *vm);
+/*
+ * The pause point, for a thread that is not a vCPU (the VMM thread): every
+ * running vCPU leaves KVM_RUN and parks; returns once all are parked (0),
+ * -ETIMEDOUT when they have not within timeout_ms (the pause is undone: a
+ * vCPU can be waiting for the VMM thread, which is the caller), -ESHUTDOWN
+ * when the VM is stopping, -EALREADY when already paused. vCPU state may be
+ * read and written while paused. kvm__vcpus_resume lets them run again.
+ */
+int kvm__vcpus_pause(struct vm *vm, unsigned int timeout_ms) __must_check;
+void kvm__vcpus_resume(struct vm *vm);
+bool kvm__vcpus_paused(struct vm *vm);
 
 /*
  * Asks the VM to stop (any thread, async-signal-safe): the first reason wins,

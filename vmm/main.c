@@ -3,6 +3,7 @@
 #include "config.h"
 #include "devices/hosttool/cli.h"
 #include "vmm/board.h"
+#include "vmm/ctl.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
 
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && (!strcmp(argv[1], "sriov") || !strcmp(argv[1], "doctor")))
 		return sriov_cli__main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl__main(argc - 1, argv + 1);
 	if (options__parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "minivmm: %s\nTry 'minivmm --help'.\n", err);
 		return 2;
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 	switch (reason) {
 	case VM_EXIT_POWEROFF:
 	case VM_EXIT_RESET:
+	case VM_EXIT_QUIT:
 		return 0;
 	case VM_EXIT_TEST:
 		return ret & 0xff;

@@ -16,6 +16,7 @@ enum {
 	OPT_TESTDEV,
 	OPT_VF,
 	OPT_VF_UNSAFE,
+	OPT_API,
 };
 
 static const struct option options_long[] = {
@@ -30,6 +31,7 @@ static const struct option options_long[] = {
 	{ "testdev", no_argument, NULL, OPT_TESTDEV },
 	{ "vf", required_argument, NULL, OPT_VF },
 	{ "vf-allow-unsafe-interrupts", no_argument, NULL, OPT_VF_UNSAFE },
+	{ "api", required_argument, NULL, OPT_API },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -61,6 +63,8 @@ void options__usage(void *file, const char *prog)
 		"                        through VFIO; repeatable, %d at most\n"
 		"      --vf-allow-unsafe-interrupts\n"
 		"                        assign VFs even without IOMMU interrupt remapping\n"
+		"      --api PATH        control socket (mode 0600): `%s ctl PATH status|devices|\n"
+		"                        pause|resume|quit|events` drives the VM (docs/api.md)\n"
 		"  -v, --verbose         more log output (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this help\n"
@@ -72,8 +76,8 @@ void options__usage(void *file, const char *prog)
 		"  %s sriov PF [--num-vfs N | --vf N --mac M --vlan V ...]  manage VFs\n"
 		"  %s sriov bind|unbind VF  move a VF to or from vfio-pci\n"
 		"  %s doctor [VF]           check IOMMU, interrupt remapping, groups, memlock\n",
-		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS, OPTIONS_MAX_VFS, prog, prog, prog,
-		prog);
+		prog, OPTIONS_DEFAULT_CMDLINE, OPTIONS_MAX_CPUS, OPTIONS_MAX_NICS, OPTIONS_MAX_VFS, prog, prog,
+		prog, prog, prog);
 }
 
 int options__parse_size(const char *s, uint64_t *out)
@@ -211,6 +215,11 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 			o->net[o->nr_net++] = optarg;
 			break;
 		case OPT_HUGEPAGES: o->hugepages = true; break;
+		case OPT_API:
+			if (!*optarg)
+				return options_err(err, errlen, "--api needs a socket path%s", "");
+			o->api = optarg;
+			break;
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;
 		case OPT_VF: {

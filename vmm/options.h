@@ -32,6 +32,7 @@ struct options {
 	const char *vf[OPTIONS_MAX_VFS];   /* PCI functions to assign through VFIO (DDDD:BB:DD.F) */
 	unsigned int nr_vf;
 	bool vf_allow_unsafe_interrupts;   /* assign even without interrupt remapping */
+	const char *api;                   /* the control socket's path (--api), or NULL */
 };
 
 /* parses a size like 512M, 2G, 65536K, 1048576 (bytes); 0 or -EINVAL */

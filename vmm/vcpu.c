@@ -4,6 +4,13 @@
  * MMIO exits to the buses. A stop request sets immediate_exit and sends
  * SIGUSR1, so a vCPU inside KVM_RUN returns with -EINTR and one about to enter
  * returns at once.
+ *
+ * The pause point (kvmtool's kvm__pause is the model): the VMM thread sets
+ * pause_requested and kicks every vCPU the same way; each vCPU thread checks
+ * it at the top of its loop, outside KVM_RUN, parks on pause_cond and counts
+ * itself in nr_parked; the pauser waits until nr_parked == nr_running (the
+ * handshake). Resume clears the request and wakes them. A stop wakes parked
+ * vCPUs too (kvm__vcpus_stop broadcasts after the exit reason is set).
  */
 #include "vmm/kvm.h"
 #include "vmm/log.h"
@@ -15,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -169,6 +177,93 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+void kvm__vcpus_kick(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE) &&
+		    !pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+}
+
+/* the top of a vCPU's loop: park while a pause is requested */
+static void vcpu_pause_point(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (!__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->pause_requested && !kvm__exiting(vm)) {
+		vm->nr_parked++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->pause_requested && !kvm__exiting(vm))
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+		vm->nr_parked--;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	/* the kick that parked it may still be pending */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
+}
+
+int kvm__vcpus_pause(struct vm *vm, unsigned int timeout_ms)
+{
+	struct timespec deadline;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->pause_requested) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		return -EALREADY;
+	}
+	__atomic_store_n(&vm->pause_requested, true, __ATOMIC_RELEASE);
+	kvm__vcpus_kick(vm);
+	while (vm->nr_parked < vm->nr_running && !kvm__exiting(vm) && !ret)
+		ret = -pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
+	if (kvm__exiting(vm))
+		ret = -ESHUTDOWN;
+	else if (vm->nr_parked == vm->nr_running)
+		ret = 0;
+	if (ret) {
+		/* undo: a vCPU may be waiting for this (the VMM) thread */
+		__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->pause_cond);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
+void kvm__vcpus_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool kvm__vcpus_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	paused = vm->pause_requested && vm->nr_parked == vm->nr_running;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return paused;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -184,6 +279,9 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 
 	while (!kvm__exiting(v->vm)) {
+		vcpu_pause_point(v);
+		if (kvm__exiting(v->vm))
+			break;
 		ret = sys__ioctl_raw(v->fd, KVM_RUN, NULL);
 		if (ret == -EINTR || ret == -EAGAIN) {
 			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
@@ -197,6 +295,11 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(v))
 			break;
 	}
+	/* out of the loop: a pauser no longer waits for this vCPU */
+	pthread_mutex_lock(&v->vm->pause_lock);
+	v->vm->nr_running--;
+	pthread_cond_broadcast(&v->vm->pause_cond);
+	pthread_mutex_unlock(&v->vm->pause_lock);
 	return NULL;
 }
 
@@ -213,8 +316,14 @@ int kvm__vcpus_start(struct vm *vm)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	for (i = 0; i < vm->nr_vcpus; i++) {
+		pthread_mutex_lock(&vm->pause_lock);
+		vm->nr_running++;
+		pthread_mutex_unlock(&vm->pause_lock);
 		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 		if (ret) {
+			pthread_mutex_lock(&vm->pause_lock);
+			vm->nr_running--;
+			pthread_mutex_unlock(&vm->pause_lock);
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			kvm__vcpus_stop(vm);
 			return ret;
@@ -232,6 +341,10 @@ void kvm__vcpus_stop(struct vm *vm)
 
 	if (!kvm__exiting(vm))
 		kvm__request_exit(vm, VM_EXIT_SIGNAL, 0);
+	/* parked vCPUs: the exit reason is set, wake them to see it */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 

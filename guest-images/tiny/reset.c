@@ -6,7 +6,8 @@
  * the guest; if we are still running afterwards the guest exits with 1.
  * With "triplefault" it loads an empty IDT and traps: the VMM must treat the
  * shutdown as a reset and log the vCPU state. With "hang" it idles forever (sti; hlt) so that a test can stop the VMM
- * from outside with a signal.
+ * from outside with a signal. With "spin" it burns its vCPU forever (no exit at
+ * all): how much CPU the vCPU thread uses tells whether it runs (the pause test).
  */
 #include "tiny.h"
 
@@ -17,6 +18,11 @@ int main(const uint8_t *bp)
 	(void)bp;
 	intr_init();
 	timer_start(10000);
+	if (cmdline_has("spin")) {
+		report("reset: spinning");
+		for (;;)
+			__asm__ volatile("pause");
+	}
 	if (cmdline_has("hang")) {
 		report("reset: hanging");
 		for (;;)

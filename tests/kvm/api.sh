@@ -1,0 +1,127 @@
+#!/bin/bash
+# The control socket (--api) and `minivmm ctl` on a running tiny guest: status,
+# devices, pause (every vCPU parked: a spinning vCPU stops using CPU, and an
+# AP still waiting for its SIPI inside KVM_RUN is kicked out too), resume
+# (it spins again), the events a subscriber sees, refusals and exit statuses,
+# hostile clients (garbage, an over-long line, one that never reads) that
+# leave the VMM answering, and quit (minivmm exits 0, the socket is removed).
+. "$(dirname "$0")/lib.sh"
+set -e
+require_kvm
+require_guest "$TINY_RESET"
+
+S=$WORK/api.sock
+B=$MINIVMM_BIN
+set +e
+"$B" --api "$S" --kernel "$TINY_RESET" --testdev --mem 64M --cpus 2 --cmdline spin >"$OUT" 2>&1 </dev/null &
+vmm=$!
+trap 'kill -KILL $vmm 2>/dev/null; cleanup_work' EXIT
+for _ in $(seq 100); do [ -S "$S" ] && break; sleep 0.05; done
+[ -S "$S" ] || fail "no control socket at $S"
+[ "$(stat -c %a "$S")" = 600 ] || fail "the socket's mode is $(stat -c %a "$S"), not 600"
+for _ in $(seq 100); do grep -q 'reset: spinning' "$OUT" && break; sleep 0.05; done
+
+# ctl CMD...: runs minivmm ctl, output in $WORK/ctl.out, status in $CST
+ctl() { "$B" ctl "$@" >"$WORK/ctl.out" 2>&1; CST=$?; }
+# vCPU threads' CPU time in clock ticks
+vcpu_ticks() {
+	local t s=0
+	for t in /proc/$vmm/task/*; do
+		case $(cat "$t/comm") in vcpu*) s=$((s + $(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'))) ;; esac
+	done
+	echo $s
+}
+
+ctl "$S" status
+[ $CST = 0 ] || fail "ctl status: exit $CST: $(cat "$WORK/ctl.out")"
+grep -qx 'state: running' "$WORK/ctl.out" || fail "status does not say running: $(cat "$WORK/ctl.out")"
+grep -qx 'vcpus: 2' "$WORK/ctl.out" || fail "status: no 'vcpus: 2'"
+grep -qx 'protocol: 1' "$WORK/ctl.out" || fail "status: no protocol version"
+ctl --json "$S" status
+python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["ok"] and r["return"]["state"] == "running" and r["return"]["memory_bytes"] == 64 << 20, r' \
+	"$WORK/ctl.out" || fail "ctl --json status: $(cat "$WORK/ctl.out")"
+ctl "$S" devices
+[ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" ||
+	fail "ctl devices: $(cat "$WORK/ctl.out")"
+
+# a subscriber, for the events of what follows
+"$B" ctl --json "$S" events 2 >"$WORK/events.out" 2>&1 &
+evpid=$!
+sleep 0.3
+
+t0=$(vcpu_ticks)
+sleep 1
+t1=$(vcpu_ticks)
+[ $((t1 - t0)) -ge 10 ] || fail "the spinning vCPU used only $((t1 - t0)) ticks in 1 s before the pause"
+ctl "$S" pause
+[ $CST = 0 ] && grep -qx paused "$WORK/ctl.out" || fail "ctl pause: exit $CST: $(cat "$WORK/ctl.out")"
+p0=$(vcpu_ticks)
+sleep 1.5
+p1=$(vcpu_ticks)
+[ $((p1 - p0)) -le 2 ] || fail "paused, yet the vCPUs used $((p1 - p0)) ticks in 1.5 s"
+ctl "$S" status
+grep -qx 'state: paused' "$WORK/ctl.out" || fail "status while paused: $(cat "$WORK/ctl.out")"
+ctl "$S" pause
+[ $CST = 1 ] && grep -q 'already paused' "$WORK/ctl.out" || fail "a second pause: exit $CST (expected 1, 'already paused')"
+
+# hostile clients while paused and after: the VMM keeps answering
+python3 - "$S" <<'PY' || fail "hostile clients: the VMM did not answer as documented"
+import json, socket, sys, time
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(5); return s
+def line(s):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        d = s.recv(65536)
+        if not d: break
+        buf += d
+    return json.loads(buf) if buf else None
+s = conn(); s.sendall(b"\x00\xff garbage {{{\n"); r = line(s)
+assert r["error"]["code"] == "parse-error", r
+s.sendall(b'{"command": "pause", "args": 3}\n'); r = line(s)
+assert r["error"]["code"] == "invalid-request", r
+s.sendall(b'{"command": "device-add"}\n'); r = line(s)
+assert r["error"]["code"] == "unknown-command", r
+big = conn(); big.sendall(b"x" * (70 * 1024)); r = line(big)
+assert r["error"]["code"] == "too-long", r
+assert big.recv(10) == b"", "the over-long client was not closed"
+lazy = conn(); lazy.sendall(b'{"command": "subscribe"}\n')   # never reads again
+s.sendall(b'{"id": 4, "command": "status"}\n'); r = line(s)
+assert r["id"] == 4 and r["return"]["state"] == "paused", r
+PY
+
+ctl "$S" resume
+[ $CST = 0 ] && grep -qx running "$WORK/ctl.out" || fail "ctl resume: exit $CST: $(cat "$WORK/ctl.out")"
+r0=$(vcpu_ticks)
+sleep 1
+r1=$(vcpu_ticks)
+[ $((r1 - r0)) -ge 10 ] || fail "resumed, yet the vCPU used only $((r1 - r0)) ticks in 1 s"
+ctl "$S" resume
+[ $CST = 1 ] && grep -q 'not paused' "$WORK/ctl.out" || fail "resume when running: exit $CST (expected 1, 'not paused')"
+
+wait $evpid
+python3 - "$WORK/events.out" <<'PY' || fail "events: $(cat "$WORK/events.out")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [e["event"] for e in ev] == ["paused", "resumed"], ev
+assert all("seconds" in e["timestamp"] for e in ev), ev
+PY
+
+# usage errors: 2; no VMM there: 1
+ctl "$S" no-such-command
+[ $CST = 2 ] || fail "ctl with an unknown command: exit $CST, expected 2"
+ctl "$S"
+[ $CST = 2 ] || fail "ctl without a command: exit $CST, expected 2"
+ctl "$WORK/nobody.sock" status
+[ $CST = 1 ] || fail "ctl on a socket nobody listens on: exit $CST, expected 1"
+
+ctl "$S" quit
+[ $CST = 0 ] || fail "ctl quit: exit $CST"
+for _ in $(seq 100); do kill -0 $vmm 2>/dev/null || break; sleep 0.05; done
+wait $vmm
+RC=$?
+[ $RC = 0 ] || fail "minivmm exit status $RC after quit, expected 0"
+grep -q '^minivmm: quit (control socket)$' "$OUT" || fail "minivmm did not say why it stopped"
+[ ! -e "$S" ] || fail "the socket file is left behind"
+echo "PASS"
