@@ -120,6 +120,30 @@ static void api_reap(struct api *api)
 	api->reaping = false;
 }
 
+/*
+ * sends as much of buf as the socket takes now: the bytes sent, or -1 after
+ * a failure that ends the connection (c is then dead)
+ */
+static ssize_t api_client_send_some(struct api_client *c, const char *buf, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = send(c->fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			api_client_kill(c);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return (ssize_t)off;
+}
+
 /* sends what is pending, then buf; keeps what the socket does not take */
 static void api_client_write(struct api_client *c, const char *buf, size_t len)
 {
@@ -128,29 +152,17 @@ static void api_client_write(struct api_client *c, const char *buf, size_t len)
 
 	if (c->dead)
 		return;
-	while (c->out_len) {
-		n = send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			api_client_kill(c);
+	if (c->out_len) {
+		n = api_client_send_some(c, c->out, c->out_len);
+		if (n < 0)
 			return;
-		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len -= (size_t)n;
 	}
-	while (len && !c->out_len) {
-		n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			api_client_kill(c);
+	if (!c->out_len && len) {
+		n = api_client_send_some(c, buf, len);
+		if (n < 0)
 			return;
-		}
 		buf += n;
 		len -= (size_t)n;
 	}
