@@ -14,6 +14,7 @@
 #include "vmm/x86/cpu.h"
 #include "vmm/x86/platform.h"
 
+#include "devices/hotplug.h"
 #include "devices/i8042.h"
 #include "devices/pm.h"
 #include "devices/rtc.h"
@@ -80,6 +81,35 @@ static void board_del_pm(struct board *b)
 		pm__destroy(b->pm);
 	b->pm = NULL;
 }
+
+/* --- ACPI PCI hot-plug controller (devices/hotplug.h) ------------------- */
+/*
+ * Driven from the control socket, so only made with --api: without it the
+ * DSDT and FADT stay exactly as they were. Not wired to device removal yet.
+ */
+
+_Static_assert(HOTPLUG_REG_LEN == X86_ACPI_HOTPLUG_LEN, "DSDT PCST region == hotplug block");
+_Static_assert(HOTPLUG_GPE0_LEN == X86_ACPI_GPE0_LEN, "FADT GPE0_BLK_LEN == hotplug GPE0");
+
+static int board_add_hotplug(struct board *b)
+{
+	static const struct hotplug_config cfg = {
+		.port = X86_HOTPLUG_PORT,
+		.gpe0_port = X86_GPE0_PORT,
+		.sci_irq = X86_SCI_IRQ,
+	};
+
+	if (!b->opts->api)
+		return 0;
+	return hotplug__create(&b->vm, &cfg, &b->hotplug);
+}
+
+static void board_del_hotplug(struct board *b)
+{
+	hotplug__destroy(b->hotplug);
+	b->hotplug = NULL;
+}
+/* --- end of the hot-plug controller --------------------------------------- */
 
 static int board_add_testdev(struct board *b)
 {
@@ -241,6 +271,13 @@ static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err
 	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "acpi-pm", "kind",
 					      "acpi-pm", "bus", "isa", "address", "io 0x600",
 					      "detail", "power button, S5, SCI"));
+	if (b->hotplug) {
+		snprintf(where, sizeof(where), "io %#x", X86_HOTPLUG_PORT);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "pcihp",
+						      "kind", "acpi-pci-hotplug", "bus", "isa",
+						      "address", where, "detail",
+						      "PCI slots 1-31 of bus 0, GPE 1"));
+	}
 	if (b->blk)
 		json_array_append_new(list, board_pci_entry(b, "blk0", "virtio-blk", "virtio-blk0",
 							    o->image));
@@ -358,6 +395,7 @@ static const struct board_device {
 	{ "i8042", board_add_i8042, board_del_i8042 },
 	{ "rtc", board_add_rtc, board_del_rtc },
 	{ "acpi-pm", board_add_pm, board_del_pm },
+	{ "acpi-hotplug", board_add_hotplug, board_del_hotplug },
 	{ "testdev", board_add_testdev, board_del_testdev },
 	{ "virtio-blk", board_add_blk, board_del_blk },
 	{ "virtio-net", board_add_nets, board_del_nets },
@@ -425,6 +463,8 @@ static int board_load(struct board *b)
 		.sci_irq = X86_SCI_IRQ,
 		.com1 = true,
 		.kbd = true, /* devices/i8042: keyboard port only */
+		.hotplug_port = b->hotplug ? X86_HOTPLUG_PORT : 0,
+		.gpe0_port = b->hotplug ? X86_GPE0_PORT : 0,
 	};
 	struct x86_boot_info bi;
 	uint64_t rsdp;

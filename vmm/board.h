@@ -21,6 +21,7 @@ struct virtio_net;
 struct vfio_iommu;
 struct vfio_pci;
 struct api;
+struct hotplug;
 
 struct board {
 	struct vm vm;
@@ -38,6 +39,7 @@ struct board {
 	unsigned int nr_vf;
 	int console_in, console_out;
 	struct api *api;                        /* the control socket (--api), or NULL */
+	struct hotplug *hotplug;                /* ACPI PCI hot-plug (with --api), or NULL */
 	struct timespec started;                /* CLOCK_MONOTONIC at board__build */
 };
 

@@ -41,7 +41,8 @@ ctl --json "$S" status
 python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["ok"] and r["return"]["state"] == "running" and r["return"]["memory_bytes"] == 64 << 20, r' \
 	"$WORK/ctl.out" || fail "ctl --json status: $(cat "$WORK/ctl.out")"
 ctl "$S" devices
-[ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" ||
+[ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" &&
+	grep -Eq '^pcihp +acpi-pci-hotplug +io 0xcc4' "$WORK/ctl.out" ||
 	fail "ctl devices: $(cat "$WORK/ctl.out")"
 
 # a subscriber, for the events of what follows

@@ -1177,3 +1177,189 @@ Test(acpi_iasl, hotplug_aml_round_trips)
 	free(t);
 	rm_tmpdir();
 }
+
+/* ---- the machine's PCI hot-plug AML and GPE0 block (x86_acpi_config.hotplug_port) ---- */
+
+#define HP_PORT 0x0cc4 /* X86_HOTPLUG_PORT */
+#define GPE0_PORT 0x0620 /* X86_GPE0_PORT */
+
+static struct x86_acpi_config cfg_hp(unsigned int nr)
+{
+	struct x86_acpi_config c = cfg(nr);
+
+	c.hotplug_port = HP_PORT;
+	c.gpe0_port = GPE0_PORT;
+	return c;
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (n--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * Without hot-plug (no --api) the DSDT and FADT are byte for byte those of
+ * the machine before hot-plug existed: these digests were taken from that build.
+ * Update them only for a deliberate change of the machine's tables.
+ */
+Test(acpi, hotplug_off_tables_unchanged)
+{
+	struct x86_acpi_config c = cfg(1);
+	struct tables t = build(&c);
+	uint32_t n = rd32(t.dsdt + 4);
+	uint8_t *dsdt0;
+
+	cr_assert_eq(n, 1915, "DSDT length %u", n);
+	cr_assert_eq(fnv1a(t.dsdt, n), 0x19c2a3829a07c78dULL, "the DSDT changed");
+	cr_assert_eq(fnv1a(t.fadt, 276), 0x39d1d1b67aeb1975ULL, "the FADT changed");
+	cr_assert_eq(t.used, 2587, "the tables' size changed");
+	cr_assert_eq(rd32(t.fadt + 80), 0, "no GPE0_BLK");
+	cr_assert_eq(t.fadt[92], 0, "GPE0_BLK_LEN 0");
+	cr_assert_eq(rd64(t.fadt + 224), 0, "no X_GPE0_BLK");
+	cr_assert(!memmem_has(t.dsdt, n, "PCNT", 4));
+	cr_assert(!memmem_has(t.dsdt, n, "_GPE", 4));
+
+	/* byte-compare: the field 0 gives the DSDT the field's absence gives */
+	dsdt0 = malloc(n);
+	cr_assert_not_null(dsdt0);
+	memcpy(dsdt0, t.dsdt, n);
+	c.hotplug_port = 0;
+	c.gpe0_port = 0;
+	t = build(&c);
+	cr_assert_eq(rd32(t.dsdt + 4), n);
+	cr_assert(!memcmp(t.dsdt, dsdt0, n));
+	/* and turning hot-plug on changes the DSDT only by additions */
+	c = cfg_hp(1);
+	t = build(&c);
+	cr_assert_gt(rd32(t.dsdt + 4), n + 1000, "31 slot devices and their methods");
+	free(dsdt0);
+}
+
+Test(acpi, hotplug_fadt_gpe0_block)
+{
+	struct x86_acpi_config c = cfg_hp(2);
+	struct tables t = build(&c);
+	const uint8_t *f = t.fadt;
+	uint32_t n = rd32(t.dsdt + 4);
+
+	cr_assert_eq(rd32(f + 80), GPE0_PORT, "GPE0_BLK");
+	cr_assert_eq(f[92], 4, "GPE0_BLK_LEN: 2 status + 2 enable bytes");
+	cr_assert_eq(rd32(f + 84), 0, "no GPE1_BLK");
+	/* X_GPE0_BLK: system I/O, 32 bits, byte access */
+	cr_assert_eq(f[220], 1);
+	cr_assert_eq(f[221], 32);
+	cr_assert_eq(f[222], 0);
+	cr_assert_eq(f[223], 1);
+	cr_assert_eq(rd64(f + 224), GPE0_PORT);
+	/* the rest of the FADT as without hot-plug */
+	cr_assert_eq(rd32(f + 56), 0x600);
+	cr_assert_eq(rd16(f + 46), 9);
+	cr_assert(memmem_has(t.dsdt, n, "PCST", 4));
+	cr_assert(memmem_has(t.dsdt, n, "B0EJ", 4));
+	cr_assert(memmem_has(t.dsdt, n, "_E01", 4));
+	cr_assert(memmem_has(t.dsdt, n, "S1F_", 4));
+	cr_assert(!memmem_has(t.dsdt, n, "S00_", 4), "slot 0 is the host bridge");
+}
+
+Test(acpi, hotplug_rejects_bad_config)
+{
+	struct x86_acpi_config c = cfg_hp(1);
+	uint64_t rsdp;
+	size_t used;
+
+	c.gpe0_port = 0;
+	cr_assert_eq(x86_acpi__build_tables(tbuf, LEN, BASE, &c, &rsdp, &used), -EINVAL,
+		     "_E01 needs a GPE0 block");
+	c = cfg_hp(1);
+	c.hotplug_port = HP_PORT + 2;
+	cr_assert_eq(x86_acpi__build_tables(tbuf, LEN, BASE, &c, &rsdp, &used), -EINVAL);
+	c = cfg_hp(1);
+	c.hotplug_port = 0xfff8;
+	cr_assert_eq(x86_acpi__build_tables(tbuf, LEN, BASE, &c, &rsdp, &used), -EINVAL);
+	c = cfg_hp(1);
+	c.gpe0_port = HP_PORT + 8;
+	cr_assert_eq(x86_acpi__build_tables(tbuf, LEN, BASE, &c, &rsdp, &used), -EINVAL);
+	c = cfg_hp(1);
+	c.gpe0_port = 0xfffe;
+	cr_assert_eq(x86_acpi__build_tables(tbuf, LEN, BASE, &c, &rsdp, &used), -EINVAL);
+}
+
+Test(acpi_iasl, hotplug_dsdt_disassembles)
+{
+	static const char *const asl[] = {
+		"OperationRegion (PCST, SystemIO, 0x0CC4, 0x10)",
+		"Field (PCST, DWordAcc, NoLock, WriteAsZeros)",
+		"PCIU,   32",
+		"PCID,   32",
+		"B0EJ,   32",
+		"PCRM,   32",
+		"Method (PCEJ, 1, Serialized)",
+		"Device (S01)",
+		"Name (_ADR, 0x00010000)",
+		"Name (_SUN, One)",
+		"Device (S1F)",
+		"Name (_ADR, 0x001F0000)",
+		"Name (_SUN, 0x1F)",
+		"Method (_EJ0, 1, NotSerialized)",
+		"PCEJ (_SUN)",
+		"Method (DVNT, 2, NotSerialized)",
+		"Notify (S01, Arg1)",
+		"Notify (S1F, Arg1)",
+		"Method (PCNT, 0, Serialized)",
+		"DVNT (PCIU, One)",
+		"DVNT (PCID, 0x03)",
+		"Scope (\\_GPE)",
+		"Method (_E01, 0, NotSerialized)",
+		"\\_SB.PCI0.PCNT ()",
+		"PNP0A08",
+		"_S5_",
+	};
+	static const char *const legacy[] = {
+		"Store (ShiftLeft (One, Arg0), B0EJ)",
+		"If (And (Arg0, 0x02))",
+		"If (And (Arg0, 0x80000000))",
+	};
+	struct x86_acpi_config c = cfg_hp(2);
+	struct tables t;
+	unsigned int k, ndev = 0;
+	const char *p;
+	char *s;
+
+	strcpy(tmpdir, "/tmp/minivmm-acpi-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	t = build(&c);
+	s = iasl_disassemble("dsdt.dat", t.dsdt);
+	for (k = 0; k < ARRAY_SIZE(asl); k++)
+		assert_has(s, asl[k]);
+	cr_assert_null(strstr(s, "External"), "every name resolves inside the table:\n%s", s);
+	cr_assert_null(strstr(s, "Device (S00)"));
+	for (p = s; (p = strstr(p, "Method (_EJ0, 1")); p++)
+		ndev++;
+	cr_assert_eq(ndev, 31, "one _EJ0 per slot 1..31, got %u", ndev);
+	free(s);
+	{
+		char cmd[256];
+		int st;
+
+		snprintf(cmd, sizeof(cmd), "cd %s && iasl -p recompiled dsdt.dsl > recompile.log 2>&1",
+			 tmpdir);
+		st = system(cmd);
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			  "iasl cannot recompile the hot-plug DSDT (see %s/recompile.log)", tmpdir);
+	}
+	s = iasl_disassemble_opt("-dl", "dsdtl.dat", t.dsdt);
+	for (k = 0; k < ARRAY_SIZE(legacy); k++)
+		assert_has(s, legacy[k]);
+	free(s);
+	s = iasl_disassemble("facp.dat", t.fadt);
+	assert_has(s, "GPE0 Block Address : 00000620");
+	assert_has(s, "GPE0 Block Length : 04");
+	free(s);
+	rm_tmpdir();
+}

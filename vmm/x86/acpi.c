@@ -297,6 +297,20 @@ static int acpi_check_config(const struct x86_acpi_config *c)
 		log_err(ACPI_PREFIX, "PM1a event, PM1a control and reset ports are required");
 		return -EINVAL;
 	}
+	if (c->hotplug_port &&
+	    (!c->gpe0_port || (c->hotplug_port & 3) ||
+	     (uint32_t)c->hotplug_port + X86_ACPI_HOTPLUG_LEN > 0x10000)) {
+		log_err(ACPI_PREFIX, "PCI hot-plug at 0x%x needs a dword-aligned block and a GPE0 block",
+			c->hotplug_port);
+		return -EINVAL;
+	}
+	if (c->gpe0_port && ((uint32_t)c->gpe0_port + X86_ACPI_GPE0_LEN > 0x10000 ||
+			     (c->hotplug_port && ranges_overlap(c->gpe0_port, X86_ACPI_GPE0_LEN,
+								c->hotplug_port,
+								X86_ACPI_HOTPLUG_LEN)))) {
+		log_err(ACPI_PREFIX, "bad GPE0 block at 0x%x", c->gpe0_port);
+		return -EINVAL;
+	}
 	if (c->sci_irq >= 16) {
 		log_err(ACPI_PREFIX, "SCI IRQ %u is not an ISA IRQ", c->sci_irq);
 		return -EINVAL;
@@ -352,6 +366,106 @@ static void acpi_sta_present(struct aml *a)
 	aml__end(a, m);
 }
 
+/* ---- ACPI PCI hot-plug (devices/hotplug.h; QEMU's acpi-pci-hotplug, one bus) ---- */
+
+#define ACPI_HP_FIRST_SLOT 1 /* slot 0 is the host bridge */
+
+static void acpi_hp_slot_name(char name[5], unsigned int slot)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	name[0] = 'S';
+	name[1] = hex[(slot >> 4) & 0xf];
+	name[2] = hex[slot & 0xf];
+	name[3] = '\0';
+}
+
+/*
+ * Inside \_SB.PCI0:
+ *   OperationRegion (PCST, SystemIO, hotplug_port, 0x10)
+ *   Field (PCST, DWordAcc, NoLock, WriteAsZeros) { PCIU, 32, PCID, 32, B0EJ, 32, PCRM, 32 }
+ *   Method (PCEJ, 1, Serialized) { Store (ShiftLeft (One, Arg0), B0EJ) Return (Zero) }
+ *   Device (Sxx) { Name (_ADR, xx << 16) Name (_SUN, xx) Method (_EJ0, 1) { PCEJ (_SUN) } }
+ *   Method (DVNT, 2) { If (And (Arg0, 1 << xx)) { Notify (Sxx, Arg1) } ... }
+ *   Method (PCNT, 0, Serialized) { DVNT (PCIU, One) DVNT (PCID, 0x03) }
+ * PCIU clears on read, so PCNT reads it exactly once; Notify 1 is a bus
+ * check (Linux's acpiphp rescans the slot), 3 an eject request (acpiphp
+ * removes the device, then calls _EJ0).
+ */
+static void acpi_dsdt_hotplug(struct aml *a, const struct x86_acpi_config *c)
+{
+	struct aml_blk f, m, d, i;
+	unsigned int slot;
+	char name[5];
+
+	aml__operation_region(a, "PCST", AML_SYSTEM_IO, c->hotplug_port, X86_ACPI_HOTPLUG_LEN);
+	f = aml__field_begin(a, "PCST", AML_DWORD_ACC, false, AML_WRITE_AS_ZEROS);
+	aml__field_named(a, &f, "PCIU", 32);
+	aml__field_named(a, &f, "PCID", 32);
+	aml__field_named(a, &f, "B0EJ", 32);
+	aml__field_named(a, &f, "PCRM", 32);
+	aml__end(a, f);
+
+	m = aml__method_begin(a, "PCEJ", 1, true);
+	aml__store(a);
+	aml__shift_left(a);
+	aml__integer(a, 1);
+	aml__arg(a, 0);
+	aml__no_target(a);
+	aml__name_string(a, "B0EJ");
+	aml__return(a);
+	aml__integer(a, 0);
+	aml__end(a, m);
+
+	for (slot = ACPI_HP_FIRST_SLOT; slot < PCI_MAX_DEVICES; slot++) {
+		acpi_hp_slot_name(name, slot);
+		d = aml__device_begin(a, name);
+		acpi_name_int(a, "_ADR", (uint64_t)slot << 16);
+		acpi_name_int(a, "_SUN", slot);
+		m = aml__method_begin(a, "_EJ0", 1, false);
+		aml__call(a, "PCEJ");
+		aml__name_string(a, "_SUN");
+		aml__end(a, m);
+		aml__end(a, d);
+	}
+
+	m = aml__method_begin(a, "DVNT", 2, false);
+	for (slot = ACPI_HP_FIRST_SLOT; slot < PCI_MAX_DEVICES; slot++) {
+		acpi_hp_slot_name(name, slot);
+		i = aml__if_begin(a);
+		aml__and(a);
+		aml__arg(a, 0);
+		aml__integer(a, 1ULL << slot);
+		aml__no_target(a);
+		aml__notify(a);
+		aml__name_string(a, name);
+		aml__arg(a, 1);
+		aml__end(a, i);
+	}
+	aml__end(a, m);
+
+	m = aml__method_begin(a, "PCNT", 0, true);
+	aml__call(a, "DVNT");
+	aml__name_string(a, "PCIU");
+	aml__integer(a, 1); /* bus check: a device appeared */
+	aml__call(a, "DVNT");
+	aml__name_string(a, "PCID");
+	aml__integer(a, 3); /* eject request */
+	aml__end(a, m);
+}
+
+/* Scope (\_GPE) { Method (_E01) { \_SB.PCI0.PCNT () } }: GPE 1 of the GPE0 block */
+static void acpi_dsdt_gpe(struct aml *a)
+{
+	struct aml_blk sc, m;
+
+	sc = aml__scope_begin(a, "\\_GPE");
+	m = aml__method_begin(a, "_E01", 0, false);
+	aml__call(a, "\\_SB.PCI0.PCNT");
+	aml__end(a, m);
+	aml__end(a, sc);
+}
+
 static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 {
 	struct aml_blk sb, dev, crs, pkg;
@@ -377,6 +491,8 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		aml__res_qword_mem(a, c->mmio64_base, c->mmio64_base + c->mmio64_size - 1, false);
 	aml__end(a, crs);
 	acpi_dsdt_prt(a);
+	if (c->hotplug_port)
+		acpi_dsdt_hotplug(a, c);
 	aml__end(a, dev);
 
 	if (c->com1) {
@@ -404,6 +520,9 @@ static void acpi_dsdt_body(struct aml *a, const struct x86_acpi_config *c)
 		aml__end(a, dev);
 	}
 	aml__end(a, sb);
+
+	if (c->hotplug_port)
+		acpi_dsdt_gpe(a);
 
 	/* \_S5_: SLP_TYP for PM1a and PM1b, then two reserved values */
 	aml__name(a, "_S5_");
@@ -516,6 +635,12 @@ int x86_acpi__build_tables(uint8_t *buf, size_t len, uint64_t base_gpa,
 	fadt->x_dsdt = dsdt_at;
 	fadt->x_pm1a_evt_blk = acpi_io_gas(c->pm1a_evt_port, 4, ACPI_GAS_ACCESS_WORD);
 	fadt->x_pm1a_cnt_blk = acpi_io_gas(c->pm1a_cnt_port, 2, ACPI_GAS_ACCESS_WORD);
+	if (c->gpe0_port) {
+		/* GPE0_STS then GPE0_EN, half the block each; OSPM accesses them bytewise */
+		fadt->gpe0_blk = c->gpe0_port;
+		fadt->gpe0_blk_len = X86_ACPI_GPE0_LEN;
+		fadt->x_gpe0_blk = acpi_io_gas(c->gpe0_port, X86_ACPI_GPE0_LEN, ACPI_GAS_ACCESS_BYTE);
+	}
 	acpi_finish(fadt);
 
 	/* MADT */

@@ -3,7 +3,8 @@
  * ACPI tables for the x86 board: RSDP (v2), XSDT, FADT (rev 6, full hardware
  * model with a PM1a event/control block, reset register, FACS), MADT, MCFG
  * and a DSDT describing \_SB.PCI0 (PNP0A08 host bridge with its windows),
- * \_SB.COM1 and \_S5_. Fixed ports, IRQs and the S5 sleep type come from
+ * \_SB.COM1 and \_S5_ (plus, on request, the ACPI PCI hot-plug AML and a
+ * GPE0 block). Fixed ports, IRQs and the S5 sleep type come from
  * vmm/x86/platform.h, which the board also gives the devices.
  *
  * Layout from base_gpa: RSDP, XSDT, FADT, FACS (64-byte aligned), MADT, MCFG,
@@ -44,7 +45,20 @@ struct x86_acpi_config {
 	 * probe an AUX port that would only time out
 	 */
 	bool kbd;
+	/*
+	 * ACPI PCI hot-plug (devices/hotplug.h), 0 = none: the register block
+	 * (PCIU, PCID, B0EJ, PCRM; X86_ACPI_HOTPLUG_LEN bytes) and the GPE0
+	 * block (GPE0_STS, GPE0_EN; X86_ACPI_GPE0_LEN bytes). With hotplug_port
+	 * set, the DSDT gets \_SB.PCI0.PCNT, Device S01..S1F (_ADR, _SUN, _EJ0)
+	 * and \_GPE._E01, and the FADT the GPE0 block (gpe0_port is then
+	 * required); with both 0 the tables are what they were without them.
+	 */
+	uint16_t hotplug_port;
+	uint16_t gpe0_port;
 };
+
+#define X86_ACPI_HOTPLUG_LEN 0x10
+#define X86_ACPI_GPE0_LEN 4
 
 /* pure: writes the tables into buf (guest address base_gpa); *used = bytes written */
 int x86_acpi__build_tables(uint8_t *buf, size_t len, uint64_t base_gpa,

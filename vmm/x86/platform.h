@@ -34,4 +34,14 @@
 /* SLP_TYP the DSDT's \_S5_ package tells the guest to write for soft-off */
 #define X86_SLP_TYP_S5 5
 
+/*
+ * ACPI PCI hot-plug (devices/hotplug.h, with --api only): the register block
+ * (16 bytes: PCIU, PCID, B0EJ, PCRM; DSDT \_SB.PCI0.PCST) at q35's 0x0CC4,
+ * not QEMU's PIIX 0xAE00, which lies in the PCI I/O BAR pool
+ * (PCI_IOPORT_BASE..0xFFFF) and in the bridge's 0x0D00-0xFFFF window; and
+ * the GPE0 block (4 bytes: GPE0_STS, GPE0_EN; FADT) at q35's PMBASE + 0x20.
+ */
+#define X86_HOTPLUG_PORT 0x0cc4
+#define X86_GPE0_PORT 0x0620
+
 #endif
