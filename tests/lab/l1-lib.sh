@@ -311,7 +311,7 @@ lab_guest_verdict() {
 	elif [ -z "$LAB_GUEST_T_READY" ]; then
 		why="the guest never printed LAB-GUEST-READY"
 	elif [ "$grc" != 0 ]; then
-		why="the guest's command failed (LAB-GUEST-RC=${grc:-none}): $(tr -d '\r' < "$log" | grep -E 'LAB-[A-Z0-9]+ .*FAIL|FAIL ' | head -n3 | tr '\n' ';' | cut -c1-300)"
+		why="the guest's command failed (LAB-GUEST-RC=${grc:-none}): $(tr -d '\r' < "$log" | grep -E 'LAB-[A-Z0-9-]+ .*FAIL|LAB-IPERF3-STALL|FAIL ' | head -n3 | tr '\n' ';' | cut -c1-300)"
 	fi
 	if [ -z "$why" ]; then
 		echo ok

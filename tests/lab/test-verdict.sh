@@ -57,6 +57,8 @@ expect kvm-internal minivmm '^fail: crash or sanitizer report: .*KVM internal er
 expect exit-status minivmm '^fail: exit status 3' 1 'echo LAB-GUEST-RC=0; exit 3'
 expect guest-cmd minivmm '^fail: the guest.s command failed \(LAB-GUEST-RC=1\).*LAB-IPERF3' 1 \
 	'echo "LAB-IPERF3 if=eth0 dir=tx FAIL why=iperf3-status-1-intervals-3"; echo LAB-GUEST-RC=1; exit 0'
+expect stalled-stream minivmm '^fail: the guest.s command failed \(LAB-GUEST-RC=1\).*LAB-IPERF3-STALL if=eth0 dir=tx: 9 of 10' 1 \
+	'echo "LAB-IPERF3 if=eth0 dir=tx mbps=10.7 secs=10 zero_secs=9"; echo "LAB-IPERF3-STALL if=eth0 dir=tx: 9 of 10 seconds carried no data"; echo LAB-GUEST-RC=1; exit 0'
 expect never-ready minivmm '^fail: the guest never printed LAB-GUEST-READY' 1 'noready echo booting; exit 0'
 expect triple-fault minivmm '^env: L2 triple fault' 3 \
 	'echo "minivmm: vcpu: 0: triple fault: resetting"; echo "minivmm: vcpu: error: 0: exception injected 1 nr 14 error code 0x18"; exit 0'
