@@ -124,6 +124,21 @@ int main(const uint8_t *bp)
 		if (!pong)
 			wait_intr();
 	}
+	/*
+	 * the pong can overtake the ping's TX completion: the VMM pushes the
+	 * used entry when its write to the tap completes, and the responder may
+	 * answer before the VMM's loop has seen that completion (up to 1 s)
+	 */
+	for (int i = 0; pong && tx_busy && i < 100; i++) {
+		uint32_t id, len;
+
+		while (vq_get_used(txq, &id, &len)) {
+			tx_done++;
+			tx_busy = false;
+		}
+		if (tx_busy)
+			wait_intr();
+	}
 	/* give the rx interrupt for the pong a moment if we saw the ring first */
 	for (int i = 0; pong && i < 20 && !intr_count[VEC_RX]; i++)
 		wait_intr();
