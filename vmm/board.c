@@ -139,6 +139,52 @@ static void board_del_blk(struct board *b)
 	b->blk = NULL;
 }
 
+/*
+ * The devices' ids (the control socket's names for them): net0, net1, ...
+ * and vf0, vf1, ... in command-line order, or the id=NAME given; each used
+ * once, and none of the fixed devices' names.
+ */
+static int board_assign_ids(struct board *b)
+{
+	static const char *const fixed[] = { "ttyS0", "i8042", "rtc", "acpi-pm", "pcihp", "blk0" };
+	const char *seen[ARRAY_SIZE(fixed) + OPTIONS_MAX_NICS + OPTIONS_MAX_VFS];
+	const struct options *o = b->opts;
+	unsigned int nr = 0, i, j;
+	char err[256];
+
+	for (i = 0; i < ARRAY_SIZE(fixed); i++)
+		seen[nr++] = fixed[i];
+	for (i = 0; i < o->nr_net + o->nr_vf; i++) {
+		char *id = i < o->nr_net ? b->net_id[i] : b->vf_id[i - o->nr_net];
+
+		if (i < o->nr_net) {
+			struct virtio_net_config cfg;
+
+			if (virtio_net__parse_opts(o->net[i], &cfg, err, sizeof(err))) {
+				log_err(BOARD_LOG, "--net '%s': %s", o->net[i], err);
+				return -EINVAL;
+			}
+			if (cfg.id[0])
+				snprintf(id, OPTIONS_ID_LEN, "%s", cfg.id);
+			else
+				snprintf(id, OPTIONS_ID_LEN, "net%u", i);
+		} else if (o->vf_id[i - o->nr_net][0]) {
+			snprintf(id, OPTIONS_ID_LEN, "%s", o->vf_id[i - o->nr_net]);
+		} else {
+			snprintf(id, OPTIONS_ID_LEN, "vf%u", i - o->nr_net);
+		}
+		for (j = 0; j < nr; j++) {
+			if (!strcmp(seen[j], id)) {
+				log_err(BOARD_LOG, "device id '%s' is used twice%s", id,
+					j < ARRAY_SIZE(fixed) ? " (a fixed device has it)" : "");
+				return -EINVAL;
+			}
+		}
+		seen[nr++] = id;
+	}
+	return 0;
+}
+
 static int board_add_nets(struct board *b)
 {
 	char err[256], name[32];
@@ -256,7 +302,7 @@ static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err
 	struct board *b = opaque;
 	const struct options *o = b->opts;
 	json_t *list = json_array();
-	char id[16], name[32], where[32];
+	char name[32], where[32];
 	unsigned int i;
 
 	snprintf(where, sizeof(where), "io %#x irq %d", X86_COM1_BASE, X86_COM1_IRQ);
@@ -282,14 +328,13 @@ static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err
 		json_array_append_new(list, board_pci_entry(b, "blk0", "virtio-blk", "virtio-blk0",
 							    o->image));
 	for (i = 0; i < b->nr_net; i++) {
-		snprintf(id, sizeof(id), "net%u", i);
 		snprintf(name, sizeof(name), "virtio-net%u", i);
-		json_array_append_new(list, board_pci_entry(b, id, "virtio-net", name, o->net[i]));
+		json_array_append_new(list, board_pci_entry(b, b->net_id[i], "virtio-net", name,
+							    o->net[i]));
 	}
 	for (i = 0; i < b->nr_vf; i++) {
-		snprintf(id, sizeof(id), "vf%u", i);
 		snprintf(name, sizeof(name), "vfio%u", i);
-		json_array_append_new(list, board_pci_entry(b, id, "vfio-pci", name, o->vf[i]));
+		json_array_append_new(list, board_pci_entry(b, b->vf_id[i], "vfio-pci", name, o->vf[i]));
 	}
 	*ret = json_pack("{s:o}", "devices", list);
 	return *ret ? 0 : -ENOMEM;
@@ -522,6 +567,9 @@ int board__build(struct board *b, const struct options *o)
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
 	clock_gettime(CLOCK_MONOTONIC, &b->started);
+	ret = board_assign_ids(b);
+	if (ret)
+		return ret;
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
 		return ret;

@@ -33,9 +33,11 @@ struct board {
 	struct testdev *testdev;
 	struct virtio_blk *blk;
 	struct virtio_net *net[OPTIONS_MAX_NICS];
+	char net_id[OPTIONS_MAX_NICS][OPTIONS_ID_LEN]; /* net0, net1, ... or id=NAME */
 	unsigned int nr_net;
 	struct vfio_iommu *vfio_iommu;          /* one DMA address space for every VF */
 	struct vfio_pci *vf[OPTIONS_MAX_VFS];
+	char vf_id[OPTIONS_MAX_VFS][OPTIONS_ID_LEN];   /* vf0, vf1, ... or id=NAME */
 	unsigned int nr_vf;
 	int console_in, console_out;
 	struct api *api;                        /* the control socket (--api), or NULL */

@@ -2,6 +2,7 @@
 #include "vmm/options.h"
 #include "vmm/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -54,13 +55,14 @@ void options__usage(void *file, const char *prog)
 		"  -c, --cmdline STR     kernel command line (default \"%s\")\n"
 		"  -m, --mem SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  -p, --cpus N          number of vCPUs (default 1, at most %d)\n"
-		"  -n, --net OPTS        virtio-net NIC: tap=NAME[,mac=52:54:00:xx:xx:xx]\n"
+		"  -n, --net OPTS        virtio-net NIC: tap=NAME[,mac=52:54:00:xx:xx:xx][,id=NAME]\n"
 		"                        (the tap is created when absent); repeatable, %d at most\n"
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
-		"      --vf DDDD:BB:DD.F assign this PCI function (an SR-IOV VF bound to vfio-pci)\n"
-		"                        through VFIO; repeatable, %d at most\n"
+		"      --vf DDDD:BB:DD.F[,id=NAME]\n"
+		"                        assign this PCI function (an SR-IOV VF bound to vfio-pci)\n"
+		"                        through VFIO; repeatable, %d at most; ids vf0, vf1, ...\n"
 		"      --vf-allow-unsafe-interrupts\n"
 		"                        assign VFs even without IOMMU interrupt remapping\n"
 		"      --api PATH        control socket (mode 0600): `%s ctl PATH status|devices|\n"
@@ -158,6 +160,28 @@ int options__check_bdf(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+int options__check_id(const char *id, size_t len, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (!len || len >= OPTIONS_ID_LEN) {
+		snprintf(err, errlen, "id '%.*s': 1 to %d characters", (int)len, id, OPTIONS_ID_LEN - 1);
+		return -EINVAL;
+	}
+	if (!isalpha((unsigned char)id[0])) {
+		snprintf(err, errlen, "id '%.*s' must start with a letter", (int)len, id);
+		return -EINVAL;
+	}
+	for (i = 1; i < len; i++) {
+		if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_' && id[i] != '.') {
+			snprintf(err, errlen, "id '%.*s' contains '%c' (letters, digits, '-', '_', '.')",
+				 (int)len, id, id[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int __attribute__((format(printf, 3, 4)))
 options_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -223,17 +247,45 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;
 		case OPT_VF: {
+			/* BDF[,id=NAME] */
+			const char *comma = strchr(optarg, ','), *opt;
+			size_t blen = comma ? (size_t)(comma - optarg) : strlen(optarg);
+			char *bdf, *id;
 			unsigned int i;
 
-			if (options__check_bdf(optarg, err, errlen))
-				return -EINVAL;
-			for (i = 0; i < o->nr_vf; i++)
-				if (!strcasecmp(o->vf[i], optarg))
-					return options_err(err, errlen, "--vf '%s' given twice", optarg);
 			if (o->nr_vf == OPTIONS_MAX_VFS)
 				return options_err(err, errlen, "--vf '%s': at most %d VFs", optarg,
 						   OPTIONS_MAX_VFS);
-			o->vf[o->nr_vf++] = optarg;
+			bdf = o->vf_bdf[o->nr_vf];
+			id = o->vf_id[o->nr_vf];
+			if (blen >= sizeof(o->vf_bdf[0]))
+				blen = sizeof(o->vf_bdf[0]) - 1; /* too long: check_bdf says so */
+			memcpy(bdf, optarg, blen);
+			bdf[blen] = '\0';
+			id[0] = '\0';
+			if (options__check_bdf(bdf, err, errlen))
+				return -EINVAL;
+			for (opt = comma; opt; opt = strchr(opt + 1, ',')) {
+				const char *v = opt + 1, *next = strchrnul(v, ',');
+
+				if (!strncmp(v, "id=", 3)) {
+					size_t ilen = (size_t)(next - v - 3);
+
+					if (id[0])
+						return options_err(err, errlen, "--vf '%s': id given twice", optarg);
+					if (options__check_id(v + 3, ilen, err, errlen))
+						return -EINVAL;
+					memcpy(id, v + 3, ilen);
+					id[ilen] = '\0';
+				} else {
+					return options_err(err, errlen, "--vf '%s': unknown option '%.*s' (expected id=NAME)",
+							   optarg, (int)(next - v), v);
+				}
+			}
+			for (i = 0; i < o->nr_vf; i++)
+				if (!strcasecmp(o->vf[i], bdf))
+					return options_err(err, errlen, "--vf '%s' given twice", bdf);
+			o->vf[o->nr_vf++] = bdf;
 			break;
 		}
 		case OPT_VF_UNSAFE: o->vf_allow_unsafe_interrupts = true; break;

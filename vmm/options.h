@@ -12,6 +12,7 @@
 #define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 root=/dev/vda"
 #define OPTIONS_MAX_CPUS 64
 #define OPTIONS_MAX_VFS 8
+#define OPTIONS_ID_LEN 16 /* a device id (net0, vf0, uplink) with its NUL */
 
 enum options_action { OPTIONS_RUN, OPTIONS_HELP, OPTIONS_VERSION };
 
@@ -30,6 +31,8 @@ struct options {
 	const char *net[OPTIONS_MAX_NICS];
 	unsigned int nr_net;
 	const char *vf[OPTIONS_MAX_VFS];   /* PCI functions to assign through VFIO (DDDD:BB:DD.F) */
+	char vf_id[OPTIONS_MAX_VFS][OPTIONS_ID_LEN]; /* id=NAME of each --vf, "" when not given */
+	char vf_bdf[OPTIONS_MAX_VFS][16];  /* storage vf[] points into */
 	unsigned int nr_vf;
 	bool vf_allow_unsafe_interrupts;   /* assign even without interrupt remapping */
 	const char *api;                   /* the control socket's path (--api), or NULL */
@@ -42,6 +45,12 @@ int options__parse_size(const char *s, uint64_t *out);
  * device 00-1f, function 0-7). 0, or -EINVAL with the reason in err.
  */
 int options__check_bdf(const char *s, char *err, size_t errlen);
+/*
+ * Checks a device id given with id=NAME (--net, --vf): 1 to 15 characters,
+ * a letter first, then letters, digits, '-', '_' or '.'. 0, or -EINVAL with
+ * the reason in err.
+ */
+int options__check_id(const char *id, size_t len, char *err, size_t errlen);
 /*
  * Fills o from argv. Returns 0, or -EINVAL with a message naming the bad
  * argument in err. Uses getopt_long (resets optind itself).

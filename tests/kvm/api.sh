@@ -5,17 +5,42 @@
 # (it spins again), the events a subscriber sees, refusals and exit statuses,
 # hostile clients (garbage, an over-long line, one that never reads) that
 # leave the VMM answering, and quit (minivmm exits 0, the socket is removed).
+# Device ids: net0/net1 by default, id=NAME when given (two virtio-net NICs on
+# taps in a network namespace), and a duplicate id refused at start.
 . "$(dirname "$0")/lib.sh"
 set -e
 require_kvm
 require_guest "$TINY_RESET"
+command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed"
+[ -c /dev/net/tun ] || skip "/dev/net/tun is missing"
+[ "$(id -u)" -eq 0 ] || skip "needs root for the network namespace and taps of its two NICs"
 
 S=$WORK/api.sock
 B=$MINIVMM_BIN
+NS=minivmm-api-$$
 set +e
-"$B" --api "$S" --kernel "$TINY_RESET" --testdev --mem 64M --cpus 2 --cmdline spin >"$OUT" 2>&1 </dev/null &
-vmm=$!
-trap 'kill -KILL $vmm 2>/dev/null; cleanup_work' EXIT
+# an id used twice is refused before anything is created
+"$B" --api "$S" --kernel "$TINY_RESET" --testdev --mem 64M --net tap=t0,id=dup --net tap=t1,id=dup \
+	>"$WORK/dup.out" 2>&1 </dev/null
+st=$?
+[ $st = 1 ] && grep -q "device id 'dup' is used twice" "$WORK/dup.out" && [ ! -e "$S" ] ||
+	fail "a duplicate id: exit $st, expected 1 with the reason: $(cat "$WORK/dup.out")"
+"$B" --kernel "$TINY_RESET" --testdev --mem 64M --net tap=t0,id=ttyS0 >"$WORK/dup.out" 2>&1 </dev/null
+st=$?
+[ $st = 1 ] && grep -q "device id 'ttyS0' is used twice (a fixed device has it)" "$WORK/dup.out" ||
+	fail "an id of a fixed device: exit $st: $(cat "$WORK/dup.out")"
+
+ip netns add "$NS" || skip "cannot create a network namespace"
+ip netns exec "$NS" "$B" --api "$S" --kernel "$TINY_RESET" --testdev --mem 64M --cpus 2 --cmdline spin \
+	--net tap=mvapi0 --net tap=mvapi1,id=uplink >"$OUT" 2>&1 </dev/null &
+vmm_ns=$!
+trap 'kill -KILL $vmm_ns 2>/dev/null; pkill -KILL -f "tap=mvapi1,id=uplink" 2>/dev/null; ip netns del "$NS" 2>/dev/null; cleanup_work' EXIT
+for _ in $(seq 100); do
+	vmm=$(pgrep -f -n "tap=mvapi1,id=uplink")
+	[ -n "$vmm" ] && [ "$vmm" != "$vmm_ns" ] && break
+	vmm=$vmm_ns
+	sleep 0.05
+done
 for _ in $(seq 100); do [ -S "$S" ] && break; sleep 0.05; done
 [ -S "$S" ] || fail "no control socket at $S"
 [ "$(stat -c %a "$S")" = 600 ] || fail "the socket's mode is $(stat -c %a "$S"), not 600"
@@ -42,7 +67,9 @@ python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["ok"] an
 	"$WORK/ctl.out" || fail "ctl --json status: $(cat "$WORK/ctl.out")"
 ctl "$S" devices
 [ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" &&
-	grep -Eq '^pcihp +acpi-pci-hotplug +io 0xcc4' "$WORK/ctl.out" ||
+	grep -Eq '^pcihp +acpi-pci-hotplug +io 0xcc4' "$WORK/ctl.out" &&
+	grep -Eq '^net0 +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi0$' "$WORK/ctl.out" &&
+	grep -Eq '^uplink +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi1,id=uplink$' "$WORK/ctl.out" ||
 	fail "ctl devices: $(cat "$WORK/ctl.out")"
 
 # a subscriber, for the events of what follows
@@ -119,8 +146,8 @@ ctl "$WORK/nobody.sock" status
 
 ctl "$S" quit
 [ $CST = 0 ] || fail "ctl quit: exit $CST"
-for _ in $(seq 100); do kill -0 $vmm 2>/dev/null || break; sleep 0.05; done
-wait $vmm
+for _ in $(seq 100); do kill -0 $vmm_ns 2>/dev/null || break; sleep 0.05; done
+wait $vmm_ns
 RC=$?
 [ $RC = 0 ] || fail "minivmm exit status $RC after quit, expected 0"
 grep -q '^minivmm: quit (control socket)$' "$OUT" || fail "minivmm did not say why it stopped"

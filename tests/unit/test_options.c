@@ -136,3 +136,31 @@ Test(options, vf_addresses)
 	cr_assert_eq(parse(&o, err, 3, "--vf", "0000:03:10.1"), -EINVAL);
 	cr_assert(strstr(err, "nothing to boot"), "%s", err);
 }
+
+Test(options, vf_ids)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 6, "--vf", "0000:03:10.1,id=fast", "--vf", "0000:03:10.3", "g.img"), 0,
+		     "%s", err);
+	cr_assert_eq(o.nr_vf, 2);
+	cr_assert_str_eq(o.vf[0], "0000:03:10.1", "the address alone, without its options");
+	cr_assert_str_eq(o.vf_id[0], "fast");
+	cr_assert_str_eq(o.vf[1], "0000:03:10.3");
+	cr_assert_str_eq(o.vf_id[1], "", "no id=: the board names it vf1");
+
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,id=", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "1 to 15 characters"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,id=9a", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "must start with a letter"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,id=a,id=b", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "id given twice"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,speed=1", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "unknown option 'speed=1' (expected id=NAME)"), "%s", err);
+	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:1x.1,id=a", "g.img"), -EINVAL);
+	cr_assert(strstr(err, "hexadecimal"), "%s", err);
+	cr_assert_eq(parse(&o, err, 6, "--vf", "0000:03:10.1,id=a", "--vf", "0000:03:10.1,id=b", "g.img"),
+		     -EINVAL);
+	cr_assert(strstr(err, "given twice"), "%s", err);
+}

@@ -53,6 +53,19 @@ Test(net_opts, tap_and_mac)
 	cr_assert_arr_eq(cfg.mac, want, 6);
 }
 
+Test(net_opts, id)
+{
+	struct virtio_net_config cfg;
+	char err[256];
+
+	cr_assert_eq(parse("tap=tap0,id=uplink", &cfg, err), 0, "%s", err);
+	cr_assert_str_eq(cfg.id, "uplink");
+	cr_assert_eq(parse("id=n-1.a_b,tap=tap0", &cfg, err), 0, "%s", err);
+	cr_assert_str_eq(cfg.id, "n-1.a_b");
+	cr_assert_eq(parse("tap=tap0", &cfg, err), 0, "%s", err);
+	cr_assert_str_eq(cfg.id, "", "no id= leaves it to the board (net0, ...)");
+}
+
 Test(net_opts, tap_only_keeps_name)
 {
 	struct virtio_net_config cfg = {0};
@@ -108,6 +121,12 @@ Test(net_opts, bad_keys_and_values)
 	expect_err("tap=a/b", "contains '/'");
 	expect_err("tap=t,,mac=52:54:00:12:34:56", "empty option");
 	expect_err("tap=t,", "empty option");
+	expect_err("tap=t,id=", "1 to 15 characters");
+	expect_err("tap=t,id=0net", "must start with a letter");
+	expect_err("tap=t,id=a/b", "contains '/'");
+	expect_err("tap=t,id=abcdefghijklmnop", "1 to 15 characters");
+	expect_err("tap=t,id=a,id=b", "'id' given twice");
+	expect_err("tap=t,speed=10", "expected tap, mac or id");
 }
 
 Test(net_opts, null_err_buffer)

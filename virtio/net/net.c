@@ -240,9 +240,18 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 				return net_opt_err(err, errlen, "mac '%.*s' is all zeros",
 						   (int)vlen, val);
 			cfg->has_mac = true;
+		} else if (klen == 2 && !memcmp(p, "id", 2)) {
+			char why[128];
+
+			if (cfg->id[0])
+				return net_opt_err(err, errlen, "option 'id' given twice");
+			if (options__check_id(val, vlen, why, sizeof(why)))
+				return net_opt_err(err, errlen, "%s", why);
+			memcpy(cfg->id, val, vlen);
+			cfg->id[vlen] = '\0';
 		} else {
 			return net_opt_err(err, errlen,
-					   "unknown option '%.*s' (expected tap or mac)", (int)klen,
+					   "unknown option '%.*s' (expected tap, mac or id)", (int)klen,
 					   p);
 		}
 		p = *end ? end + 1 : end;

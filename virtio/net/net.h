@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "virtio/net/backend.h"
+#include "vmm/options.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -45,6 +46,7 @@ struct virtio_net_config {
 	uint8_t mac[6];
 	bool has_mac; /* false: a random locally administered 52:54:00:xx:xx:xx */
 	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
+	char id[OPTIONS_ID_LEN]; /* id=NAME (the control socket's device id), "" when not given */
 };
 
 struct virtio_net_stats {
