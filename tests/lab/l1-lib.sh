@@ -222,11 +222,19 @@ lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 #                     "stall-after-ready"
 #   LAB_GUEST_T0, LAB_GUEST_T_READY (lab_now stamps; T_READY empty if never)
 #   LAB_GUEST_PID     the VMM's pid while it runs (empty after)
+#   LAB_GUEST_LOG     where the console is while it runs (L1's tmpfs; copied
+#                     to LOG at the end): hooks read this one
 lab_guest_run() {
-	local name=$1 log=$2 tpid tail_pid t_end now size last_size=-1 last_t stall limit
+	local name=$1 dest=$2 log tpid tail_pid t_end now size last_size=-1 last_t stall limit
 	shift 2
 	limit=${LAB_L2_TIMEOUT:-300} stall=${LAB_L2_STALL:-150}
 	LAB_GUEST_STOP="" LAB_GUEST_T_READY="" LAB_GUEST_PID=""
+	# the console goes to L1's own tmpfs while the guest runs, and to DEST
+	# (in $LAB_RESULTS, a 9p share) after: a stalled 9p transport can then
+	# block neither the VMM's console writes nor this watchdog
+	mkdir -p /tmp/lab-l2
+	log=/tmp/lab-l2/$(basename "$dest")
+	LAB_GUEST_LOG=$log
 	: > "$log"
 	echo "[$name] \$ $*"
 	LAB_GUEST_T0=$(lab_now)
@@ -264,6 +272,7 @@ lab_guest_run() {
 	[ "$LAB_GUEST_RC" = 124 ] && [ -z "$LAB_GUEST_STOP" ] && LAB_GUEST_STOP=timeout
 	LAB_GUEST_PID=""
 	wait "$tail_pid" 2>/dev/null
+	cp "$log" "$dest"
 	echo "[$name] exit status $LAB_GUEST_RC${LAB_GUEST_STOP:+ (stopped: $LAB_GUEST_STOP)}"
 	return 0
 }

@@ -11,7 +11,9 @@ export TMPDIR=/tmp
 ip link set lo up
 # L1's text symbols, for lab.sh's report when L1 hangs (Debian's System.map
 # is a stub)
-(grep -E '^[0-9a-f]+ [tTwW] ' /proc/kallsyms > "$meta/kallsyms" 2>/dev/null) &
+(grep -E '^[0-9a-f]+ [tTwW] |^[0-9a-f]+ [dDbB] jiffies_64$' /proc/kallsyms > "$meta/kallsyms" 2>/dev/null) &
+# SysRq for lab.sh's hang report (show blocked tasks: 'w')
+echo 1 > /proc/sys/kernel/sysrq
 # no udev in L1: load drivers for the PCI devices present (igb, ...) and
 # what the lab always uses
 for a in /sys/bus/pci/devices/*/modalias; do

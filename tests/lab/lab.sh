@@ -22,9 +22,11 @@
 # an L2 guest started; QEMU's -d cpu_reset log, kept as
 # DIR/l1-qemu-debug.tryN.log, says whether that was a triple fault). A watchdog kills L1 when its console has been silent for
 # LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
-# (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms). When every vCPU is
-# in L1's idle loop, L1 is not hung: the script (or a VMM it runs) is stuck,
-# and the run fails (status 1) without another boot. A hung L1, or one
+# (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms, whether L1's
+# jiffies still advance, and the blocked tasks from SysRq w on the console).
+# When L1 is alive and idle (its clock runs, every vCPU in the idle loop, no
+# task blocked on 9p), L1 is not hung: the script (or a VMM it runs) is
+# stuck, and the run fails (status 1) without another boot. A hung L1, or one
 # that ended without the script's status, is booted again, up to
 # LAB_L1_TRIES boots (3) while at least LAB_L1_MIN_LEFT seconds (420) of the
 # limit remain. results.txt gets lab_l1_retries=N.
@@ -195,12 +197,29 @@ for c in ("info status", "info cpus", "info registers -a"):
     print("### " + c + "\n" + r)
     rips += re.findall(r"^RIP=([0-9a-f]+)", r, re.M)
 syms = []
+jiffies = None
 if os.path.exists(smap):
     for line in open(smap):
         f = line.split()
         if len(f) >= 3 and f[1] in "tTwW" and f[0] != "ffffffffffffffff":
             syms.append((int(f[0], 16), f[2] + (" " + f[3] if len(f) > 3 else "")))
+        elif len(f) >= 3 and f[2] == "jiffies_64":
+            jiffies = f[0]
     syms.sort()
+# L1's clock: does jiffies_64 advance? (a lost timer interrupt leaves every
+# vCPU halted forever: idle, yet hung)
+if jiffies:
+    vals = []
+    for i in range(2):
+        s.sendall(("x /1gx 0x%s\n" % jiffies).encode())
+        m = re.search(r":\s*(0x[0-9a-f]+)", reply())
+        vals.append(int(m.group(1), 16) if m else None)
+        if i == 0:
+            time.sleep(3)
+    print("### jiffies_64 %s %s" % tuple("?" if v is None else str(v) for v in vals))
+# the tasks blocked in L1 (SysRq w, onto L1's console)
+s.sendall(b"sendkey alt-sysrq-w\n")
+reply()
 if syms:
     addrs = [a for a, _ in syms]
     print("### RIPs by symbol (%s)" % smap)
@@ -212,13 +231,28 @@ if syms:
 PY
 }
 
-# l1_all_idle REPORT: true when the hang report names every vCPU's RIP and
-# each is in L1's idle loop
-l1_all_idle() {
-	local n idle
+# l1_silence_kind REPORT CONSOLE: why L1 went silent, from the hang report
+# and the SysRq w dump on L1's console:
+#   clock  L1's jiffies did not advance (a lost timer: L1 hung)
+#   9p     a task is blocked in the 9p client (the lab's shared file systems)
+#   busy   a vCPU is outside L1's idle loop (a livelock such as read_hpet)
+#   stuck  L1 is alive and idle, its clock runs, nothing waits on 9p: the
+#          script or a VMM it runs is stuck (an L2 hang is caught in L1 by
+#          lab_guest_run within LAB_L2_STALL, so this is not one)
+l1_silence_kind() {
+	local n idle j
+	j=$(sed -n 's/^### jiffies_64 //p' "$1")
+	if [ -n "$j" ] && [ "${j% *}" = "${j#* }" ]; then
+		echo clock
+		return
+	fi
+	if tail -n 400 "$2" | grep -Eq 'p9_client_rpc|p9_client_|v9fs_'; then
+		echo 9p
+		return
+	fi
 	n=$(grep -c '^CPU#[0-9]* RIP ' "$1")
 	idle=$(grep -Ec '^CPU#[0-9]* RIP [0-9a-f]+ = (native_safe_halt|default_idle|arch_cpu_idle|acpi_idle|cpu_idle|do_idle|mwait_idle|poll_idle|acpi_safe_halt|default_idle_call|cpuidle_enter|halt)' "$1")
-	[ "$n" -gt 0 ] && [ "$n" = "$idle" ]
+	if [ "$n" -gt 0 ] && [ "$n" = "$idle" ]; then echo stuck; else echo busy; fi
 }
 
 # run_l1 L1DIR RESULTS SECS TRY: one L1 boot running the script; its status,
@@ -264,12 +298,14 @@ run_l1() {
 			sed -n '/^### info status/,/^### info registers/p;/^### RIPs/,$p' \
 				"$results/l1-hang.try$try.txt" | grep -v '^### info registers' | sed 's/^/lab: /' >&2
 			hung=1
-			# every vCPU in L1's idle loop: L1 is alive and waits on
-			# something (a stuck script, a hung VMM): not L1's hang
-			if l1_all_idle "$results/l1-hang.try$try.txt"; then
-				say "L1 console silent for ${stall}s but every L1 vCPU is in the idle loop: L1 is not hung, the script (or a VMM it runs) is stuck"
-				hung=2
-			fi
+			sleep 3 # the SysRq w dump reaches the console
+			case $(l1_silence_kind "$results/l1-hang.try$try.txt" "$console") in
+			stuck)
+				say "L1 console silent for ${stall}s with L1 alive (idle vCPUs, its clock running) and no task blocked on 9p: the script (or a VMM it runs) is stuck"
+				hung=2 ;;
+			9p) say "L1 console silent for ${stall}s: L1's tasks are blocked on its 9p file system (the lab's transport, not minivmm)" ;;
+			clock) say "L1 console silent for ${stall}s: L1's clock stopped (jiffies did not advance): L1 hung" ;;
+			esac
 			kill "$qpid" 2>/dev/null
 			break
 		fi

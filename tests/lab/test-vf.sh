@@ -242,10 +242,10 @@ mark_hook() {
 		ready_snap=1
 		snapshot ready >> "$MARKS"
 	fi
-	n=$(grep -c 'LAB-MARK ' "$LOG")
+	n=$(grep -c 'LAB-MARK ' "$LAB_GUEST_LOG")
 	while [ "$n" -gt "$seen" ]; do
 		seen=$((seen + 1))
-		m=$(grep 'LAB-MARK ' "$LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
+		m=$(grep 'LAB-MARK ' "$LAB_GUEST_LOG" | sed -n "${seen}p" | tr -d '\r' | sed 's/.*LAB-MARK //; s/ if=/:/')
 		snapshot "$m" >> "$MARKS"
 	done
 }
