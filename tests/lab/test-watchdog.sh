@@ -7,7 +7,8 @@
 #    the run gives up with 124 once the tries are spent, keeping each try's
 #    console.
 # 2. A script that goes silent while L1 idles (sleep) is a stuck test, not a
-#    hung L1: the run fails with status 1 at once, without another L1 boot.
+#    hung L1 (its jiffies advance, no task waits on 9p): the run fails with
+#    status 1 at once, without another L1 boot.
 #
 #   tests/lab/test-watchdog.sh RESULTS_DIR
 set -u
@@ -53,8 +54,13 @@ LAB_L1_STALL=20 LAB_L1_TRIES=2 LAB_L1_MIN_LEFT=30 \
 st=$?
 cat "$res.idle.log"
 [ "$st" = 1 ] && pass "idle L1, silent script: status 1" || fail "idle L1, silent script: status $st, expected 1"
-grep -q 'every L1 vCPU is in the idle loop' "$res.idle.log" &&
-	pass "idle L1: said so" || fail "idle L1: no message naming the idle loop"
+grep -q 'with L1 alive (idle vCPUs, its clock running) and no task blocked on 9p' "$res.idle.log" &&
+	pass "idle L1: said so" || fail "idle L1: no message saying L1 is alive and idle"
+j=$(sed -n 's/^### jiffies_64 //p' "$res.idle/l1-hang.try1.txt" 2>/dev/null)
+[ -n "$j" ] && [ "${j% *}" != "${j#* }" ] && pass "idle L1: its jiffies advanced ($j)" ||
+	fail "idle L1: no advancing jiffies_64 in the report (${j:-none})"
+grep -q 'sysrq: Show Blocked State' "$res.idle/l1-console.log" 2>/dev/null &&
+	pass "idle L1: the blocked tasks were dumped (SysRq w)" || fail "idle L1: no SysRq w dump on the console"
 grep -qx 'lab_l1_retries=0' "$res.idle/results.txt" 2>/dev/null &&
 	pass "idle L1: not booted again (lab_l1_retries=0)" || fail "idle L1: results.txt lacks lab_l1_retries=0"
 if pgrep -f "results $res" >/dev/null 2>&1 || pgrep -f "path=$res,mount_tag=lab" >/dev/null 2>&1; then
