@@ -328,9 +328,18 @@ static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err
 		json_array_append_new(list, board_pci_entry(b, "blk0", "virtio-blk", "virtio-blk0",
 							    o->image));
 	for (i = 0; i < b->nr_net; i++) {
+		enum virtio_net_standby sb;
+		unsigned int nego;
+		json_t *e;
+
 		snprintf(name, sizeof(name), "virtio-net%u", i);
-		json_array_append_new(list, board_pci_entry(b, b->net_id[i], "virtio-net", name,
-							    o->net[i]));
+		e = board_pci_entry(b, b->net_id[i], "virtio-net", name, o->net[i]);
+		sb = virtio_net__standby(b->net[i], &nego);
+		if (e && sb != VIRTIO_NET_STANDBY_OFF)
+			json_object_set_new(e, "standby", json_pack("{s:s,s:i}", "state",
+								    virtio_net__standby_name(sb),
+								    "negotiations", (int)nego));
+		json_array_append_new(list, e);
 	}
 	for (i = 0; i < b->nr_vf; i++) {
 		snprintf(name, sizeof(name), "vfio%u", i);

@@ -182,10 +182,15 @@ static void ctl_print_devices(json_t *ret)
 
 	printf("%-8s %-12s %-14s %s\n", "ID", "KIND", "ADDRESS", "DETAIL");
 	json_array_foreach(list, i, d) {
-		printf("%-8s %-12s %-14s %s\n", json_string_value(json_object_get(d, "id")) ?: "?",
+		json_t *sb = json_object_get(d, "standby");
+
+		printf("%-8s %-12s %-14s %s", json_string_value(json_object_get(d, "id")) ?: "?",
 		       json_string_value(json_object_get(d, "kind")) ?: "?",
 		       json_string_value(json_object_get(d, "address")) ?: "-",
 		       json_string_value(json_object_get(d, "detail")) ?: "");
+		if (sb)
+			printf(" (standby %s)", json_string_value(json_object_get(sb, "state")) ?: "?");
+		printf("\n");
 	}
 }
 

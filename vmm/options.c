@@ -56,6 +56,7 @@ void options__usage(void *file, const char *prog)
 		"  -m, --mem SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  -p, --cpus N          number of vCPUs (default 1, at most %d)\n"
 		"  -n, --net OPTS        virtio-net NIC: tap=NAME[,mac=52:54:00:xx:xx:xx][,id=NAME]\n"
+		"                        [,failover=on] (offer VIRTIO_NET_F_STANDBY)\n"
 		"                        (the tap is created when absent); repeatable, %d at most\n"
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"

@@ -32,7 +32,7 @@ st=$?
 
 ip netns add "$NS" || skip "cannot create a network namespace"
 ip netns exec "$NS" "$B" --api "$S" --kernel "$TINY_RESET" --testdev --mem 64M --cpus 2 --cmdline spin \
-	--net tap=mvapi0 --net tap=mvapi1,id=uplink >"$OUT" 2>&1 </dev/null &
+	--net tap=mvapi0 --net tap=mvapi1,id=uplink,failover=on >"$OUT" 2>&1 </dev/null &
 vmm_ns=$!
 trap 'kill -KILL $vmm_ns 2>/dev/null; pkill -KILL -f "tap=mvapi1,id=uplink" 2>/dev/null; ip netns del "$NS" 2>/dev/null; cleanup_work' EXIT
 for _ in $(seq 100); do
@@ -69,8 +69,14 @@ ctl "$S" devices
 [ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" &&
 	grep -Eq '^pcihp +acpi-pci-hotplug +io 0xcc4' "$WORK/ctl.out" &&
 	grep -Eq '^net0 +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi0$' "$WORK/ctl.out" &&
-	grep -Eq '^uplink +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi1,id=uplink$' "$WORK/ctl.out" ||
+	grep -Eq '^uplink +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi1,id=uplink,failover=on \(standby waiting\)$' "$WORK/ctl.out" ||
 	fail "ctl devices: $(cat "$WORK/ctl.out")"
+# failover=on offers STANDBY; no driver has taken it yet (the tiny guest drives no NIC)
+ctl --json "$S" devices
+python3 -c 'import json,sys
+d = {x["id"]: x for x in json.load(open(sys.argv[1]))["return"]["devices"]}
+assert d["uplink"]["standby"] == {"state": "waiting", "negotiations": 0}, d["uplink"]
+assert "standby" not in d["net0"], d["net0"]' "$WORK/ctl.out" || fail "ctl --json devices (standby): $(cat "$WORK/ctl.out")"
 
 # a subscriber, for the events of what follows
 "$B" ctl --json "$S" events 2 >"$WORK/events.out" 2>&1 &

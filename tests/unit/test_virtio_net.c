@@ -66,6 +66,19 @@ Test(net_opts, id)
 	cr_assert_str_eq(cfg.id, "", "no id= leaves it to the board (net0, ...)");
 }
 
+Test(net_opts, failover)
+{
+	struct virtio_net_config cfg;
+	char err[256];
+
+	cr_assert_eq(parse("tap=tap0,mac=52:54:00:12:34:56,failover=on", &cfg, err), 0, "%s", err);
+	cr_assert(cfg.failover);
+	cr_assert_eq(parse("tap=tap0,failover=off", &cfg, err), 0, "%s", err);
+	cr_assert_not(cfg.failover);
+	cr_assert_eq(parse("tap=tap0", &cfg, err), 0, "%s", err);
+	cr_assert_not(cfg.failover, "off unless asked");
+}
+
 Test(net_opts, tap_only_keeps_name)
 {
 	struct virtio_net_config cfg = {0};
@@ -126,7 +139,9 @@ Test(net_opts, bad_keys_and_values)
 	expect_err("tap=t,id=a/b", "contains '/'");
 	expect_err("tap=t,id=abcdefghijklmnop", "1 to 15 characters");
 	expect_err("tap=t,id=a,id=b", "'id' given twice");
-	expect_err("tap=t,speed=10", "expected tap, mac or id");
+	expect_err("tap=t,speed=10", "expected tap, mac, id or failover");
+	expect_err("tap=t,failover=yes", "failover='yes': on or off");
+	expect_err("tap=t,failover=on,failover=off", "'failover' given twice");
 }
 
 Test(net_opts, null_err_buffer)
@@ -433,6 +448,74 @@ static void activate(uint64_t features)
 
 #define FEAT_MRG (F_VERSION_1 | F_MRG_RXBUF | F_GUEST_CSUM | F_GUEST_TSO4 | F_CSUM)
 #define FEAT_V1 (F_VERSION_1 | F_CSUM)
+
+/* ---- device: STANDBY (failover=on) ------------------------------------------ */
+
+#define F_STANDBY (1ULL << 62)
+
+static void setup_failover(void)
+{
+	struct virtio_net_config cfg = {0};
+
+	memset(&fake, 0, sizeof(fake));
+	fake.be.ops = &fake_ops;
+	fake.be.kind = "fake";
+	cr_assert_eq(kvm__vm_init_fake(&vm, 16 * MiB), 0);
+	cfg.name = "virtio-net-failover";
+	cfg.has_mac = true;
+	cfg.failover = true;
+	memcpy(cfg.mac, (uint8_t[]){0x52, 0x54, 0, 0xab, 0xcd, 0xef}, 6);
+	cr_assert_eq(virtio_net__create_with_backend(&vm, &cfg, &fake.be, &net), 0);
+	vd = virtio_net__vdev(net);
+}
+
+Test(net_standby, not_offered_without_failover, .init = setup, .fini = teardown)
+{
+	unsigned int n;
+
+	cr_assert_not(vd->ops->features(vd) & F_STANDBY);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_OFF);
+	activate(FEAT_V1 | F_STANDBY); /* a driver cannot take what is not offered: still off */
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_OFF);
+	cr_assert_eq(n, 0);
+}
+
+Test(net_standby, negotiated_reset_renegotiated, .init = setup_failover, .fini = teardown)
+{
+	unsigned int n;
+
+	cr_assert(vd->ops->features(vd) & F_STANDBY, "failover=on offers VIRTIO_NET_F_STANDBY");
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_WAITING);
+	cr_assert_eq(n, 0);
+	activate(FEAT_V1 | F_STANDBY);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_NEGOTIATED);
+	cr_assert_eq(n, 1);
+	/* the driver resets the device: no STANDBY until it negotiates again */
+	vd->ops->reset(vd);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_RESET);
+	vd->guest_features = FEAT_V1 | F_STANDBY;
+	cr_assert_eq(vd->ops->activate(vd), 0);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_NEGOTIATED);
+	cr_assert_eq(n, 2, "counted again");
+	cr_assert_str_eq(virtio_net__standby_name(VIRTIO_NET_STANDBY_RESET), "reset");
+}
+
+Test(net_standby, declined_by_a_driver_without_net_failover, .init = setup_failover, .fini = teardown)
+{
+	unsigned int n;
+
+	activate(FEAT_V1); /* no STANDBY in the driver's features */
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_DECLINED);
+	cr_assert_eq(n, 0);
+	/* a reset of a device that never had STANDBY stays declined until the next driver */
+	vd->ops->reset(vd);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_DECLINED);
+	/* a later driver (net_failover loaded) takes it */
+	vd->guest_features = FEAT_V1 | F_STANDBY;
+	cr_assert_eq(vd->ops->activate(vd), 0);
+	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_NEGOTIATED);
+	cr_assert_eq(n, 1);
+}
 
 /* ---- device: features and config ------------------------------------------ */
 

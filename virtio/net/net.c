@@ -46,6 +46,7 @@
 #define NET_F_MRG_RXBUF 15
 #define NET_F_STATUS 16
 #define NET_F_VERSION_1 32
+#define NET_F_STANDBY 62
 
 #define NET_S_LINK_UP 1
 #define NET_HDR_LEN_LEGACY 10 /* struct virtio_net_hdr */
@@ -81,6 +82,9 @@ struct virtio_net {
 	char name[32];
 	uint8_t mac[6];
 	struct net_backend *be;
+	bool failover;                     /* STANDBY offered */
+	atomic_int standby;                /* enum virtio_net_standby */
+	atomic_uint standby_negotiations;
 
 	/* written by activate/reset (any thread), read by the event loop */
 	atomic_bool want_active;
@@ -170,7 +174,7 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 {
 	const char *name = cfg->name;
 	const char *p = opts;
-	bool seen_tap = false, seen_mac = false;
+	bool seen_tap = false, seen_mac = false, seen_failover = false;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->name = name;
@@ -240,6 +244,14 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 				return net_opt_err(err, errlen, "mac '%.*s' is all zeros",
 						   (int)vlen, val);
 			cfg->has_mac = true;
+		} else if (klen == 8 && !memcmp(p, "failover", 8)) {
+			if (seen_failover)
+				return net_opt_err(err, errlen, "option 'failover' given twice");
+			seen_failover = true;
+			if (vlen == 2 && !memcmp(val, "on", 2))
+				cfg->failover = true;
+			else if (!(vlen == 3 && !memcmp(val, "off", 3)))
+				return net_opt_err(err, errlen, "failover='%.*s': on or off", (int)vlen, val);
 		} else if (klen == 2 && !memcmp(p, "id", 2)) {
 			char why[128];
 
@@ -251,7 +263,7 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 			cfg->id[vlen] = '\0';
 		} else {
 			return net_opt_err(err, errlen,
-					   "unknown option '%.*s' (expected tap, mac or id)", (int)klen,
+					   "unknown option '%.*s' (expected tap, mac, id or failover)", (int)klen,
 					   p);
 		}
 		p = *end ? end + 1 : end;
@@ -607,7 +619,7 @@ static const struct net_backend_cbs net_be_cbs = {
 
 static uint64_t net_features(struct virtio_dev *vd)
 {
-	return (1ULL << NET_F_CSUM) | (1ULL << NET_F_GUEST_CSUM) | (1ULL << NET_F_MAC) |
+	return (to_net(vd)->failover ? 1ULL << NET_F_STANDBY : 0) | (1ULL << NET_F_CSUM) | (1ULL << NET_F_GUEST_CSUM) | (1ULL << NET_F_MAC) |
 	       (1ULL << NET_F_GUEST_TSO4) | (1ULL << NET_F_GUEST_TSO6) | (1ULL << NET_F_HOST_TSO4) |
 	       (1ULL << NET_F_HOST_TSO6) | (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS);
 }
@@ -647,15 +659,40 @@ static void net_request(struct virtio_net *n, bool active)
 		log_err_rl(&n->rl, n->name, "cannot wake the event loop: %s", strerror(-ret));
 }
 
+/* DRIVER_OK: what the driver made of STANDBY (vdev.lock held) */
+static void net_standby_activate(struct virtio_net *n)
+{
+	enum virtio_net_standby s;
+
+	if (!n->failover)
+		return;
+	if (virtio_pci__has_feature(&n->vdev, NET_F_STANDBY)) {
+		s = VIRTIO_NET_STANDBY_NEGOTIATED;
+		atomic_fetch_add(&n->standby_negotiations, 1);
+	} else {
+		s = VIRTIO_NET_STANDBY_DECLINED;
+	}
+	if (atomic_exchange(&n->standby, (int)s) != (int)s)
+		log_info(n->name, "STANDBY %s by the guest's driver%s", virtio_net__standby_name(s),
+			 s == VIRTIO_NET_STANDBY_DECLINED ? " (no net_failover): a paired VF stays out" : "");
+}
+
 static int net_activate(struct virtio_dev *vd)
 {
+	net_standby_activate(to_net(vd));
 	net_request(to_net(vd), true);
 	return 0;
 }
 
 static void net_reset(struct virtio_dev *vd)
 {
-	net_request(to_net(vd), false);
+	struct virtio_net *n = to_net(vd);
+	int was = (int)VIRTIO_NET_STANDBY_NEGOTIATED;
+
+	/* a reset driver may come back without STANDBY: until it renegotiates, it has none */
+	if (n->failover && atomic_compare_exchange_strong(&n->standby, &was, (int)VIRTIO_NET_STANDBY_RESET))
+		log_info(n->name, "STANDBY: the driver reset the device; waiting for it to negotiate again");
+	net_request(n, false);
 }
 
 /* vdev.lock held: a transmit in flight still reads the old chain's buffers */
@@ -749,6 +786,8 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 	n->ctl_efd = -1;
 	n->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
 	snprintf(n->name, sizeof(n->name), "%s", cfg->name ? cfg->name : "virtio-net");
+	n->failover = cfg->failover;
+	atomic_store(&n->standby, (int)(cfg->failover ? VIRTIO_NET_STANDBY_WAITING : VIRTIO_NET_STANDBY_OFF));
 	if (cfg->has_mac)
 		memcpy(n->mac, cfg->mac, 6);
 	else
@@ -868,6 +907,25 @@ void virtio_net__log_stats(const struct virtio_net *n)
 		 (unsigned long long)s.tx_errors, (unsigned long long)s.rx_packets,
 		 (unsigned long long)s.rx_bytes, (unsigned long long)s.rx_dropped,
 		 (unsigned long long)s.rx_stalls);
+}
+
+enum virtio_net_standby virtio_net__standby(const struct virtio_net *n, unsigned int *negotiations)
+{
+	if (negotiations)
+		*negotiations = atomic_load(&n->standby_negotiations);
+	return (enum virtio_net_standby)atomic_load(&n->standby);
+}
+
+const char *virtio_net__standby_name(enum virtio_net_standby s)
+{
+	switch (s) {
+	case VIRTIO_NET_STANDBY_OFF: return "off";
+	case VIRTIO_NET_STANDBY_WAITING: return "waiting";
+	case VIRTIO_NET_STANDBY_NEGOTIATED: return "negotiated";
+	case VIRTIO_NET_STANDBY_DECLINED: return "declined";
+	case VIRTIO_NET_STANDBY_RESET: return "reset";
+	}
+	return "?";
 }
 
 const char *virtio_net__name(const struct virtio_net *n)

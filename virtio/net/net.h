@@ -47,6 +47,21 @@ struct virtio_net_config {
 	bool has_mac; /* false: a random locally administered 52:54:00:xx:xx:xx */
 	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
 	char id[OPTIONS_ID_LEN]; /* id=NAME (the control socket's device id), "" when not given */
+	bool failover;           /* failover=on: offer VIRTIO_NET_F_STANDBY (net_failover) */
+};
+
+/*
+ * VIRTIO_NET_F_STANDBY as the guest's driver took it (failover=on only):
+ * Linux's virtio_net creates a net_failover master when it negotiates the
+ * feature, and a VF with the same MAC becomes its primary. Changes on the
+ * vCPU thread that writes the device status; readable from any thread.
+ */
+enum virtio_net_standby {
+	VIRTIO_NET_STANDBY_OFF,        /* not offered (no failover=on) */
+	VIRTIO_NET_STANDBY_WAITING,    /* offered; no driver has started the device yet */
+	VIRTIO_NET_STANDBY_NEGOTIATED, /* the running driver accepted it */
+	VIRTIO_NET_STANDBY_DECLINED,   /* the running driver did not (no net_failover) */
+	VIRTIO_NET_STANDBY_RESET,      /* negotiated, then the driver reset the device */
 };
 
 struct virtio_net_stats {
@@ -80,6 +95,9 @@ void virtio_net__get_stats(const struct virtio_net *n, struct virtio_net_stats *
 void virtio_net__log_stats(const struct virtio_net *n);
 
 const char *virtio_net__name(const struct virtio_net *n);
+/* the STANDBY state, and how many times a driver negotiated it */
+enum virtio_net_standby virtio_net__standby(const struct virtio_net *n, unsigned int *negotiations);
+const char *virtio_net__standby_name(enum virtio_net_standby s);
 void virtio_net__get_mac(const struct virtio_net *n, uint8_t mac[6]);
 /* the transport side (tests drive the queues through it) */
 struct virtio_dev *virtio_net__vdev(struct virtio_net *n);
