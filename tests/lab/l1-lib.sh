@@ -25,6 +25,7 @@
 #                                   whose name does not match REGEX EXCL
 #   lab_kv LINE KEY                 the value of KEY=VALUE in LINE
 #   lab_guest_run NAME LOG CMD...   run a VMM until it exits, watching its console
+#   lab_crash_line LOG              a crash, sanitizer or KVM error line of a VMM's output
 #   lab_guest_verdict KIND LOG      after lab_guest_run: "ok", "env: WHY" or "fail: WHY"
 #   lab_guest_try NAME KIND LOG CMD...  lab_guest_run, again only on an "env:" verdict
 #   lab_vmm_hugepages PID SIZE      how guest RAM of SIZE MiB is mapped in PID (2 MiB?)
@@ -286,6 +287,13 @@ lab_guest_stop() {
 	return 0
 }
 
+# lab_crash_line LOG: the first line of LOG that shows a VMM crash, a
+# sanitizer report or a KVM error (empty when there is none)
+lab_crash_line() {
+	grep -Em1 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$1" |
+		tr -d '\r' | cut -c1-160
+}
+
 # lab_guest_verdict KIND LOG: the outcome of the lab_guest_run that wrote LOG,
 # for a VMM of KIND (minivmm or qemu), on one line:
 #   ok              the VMM exited 0 and the guest printed LAB-GUEST-RC=0
@@ -302,8 +310,10 @@ lab_guest_stop() {
 lab_guest_verdict() {
 	local kind=$1 log=$2 why="" grc
 	grc=$(tr -d '\r' < "$log" | sed -n 's/.*LAB-GUEST-RC=\([0-9]*\).*/\1/p' | tail -n1)
-	if grep -Eq 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$log"; then
-		why="crash or sanitizer report: $(grep -Em1 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$log" | tr -d '\r' | cut -c1-160)"
+	local crash
+	crash=$(lab_crash_line "$log")
+	if [ -n "$crash" ]; then
+		why="crash or sanitizer report: $crash"
 	elif [ "$LAB_GUEST_RC" -gt 128 ] && [ "$LAB_GUEST_RC" != 137 ] && [ -z "$LAB_GUEST_STOP" ]; then
 		why="the VMM died on signal $((LAB_GUEST_RC - 128))"
 	elif [ "$LAB_GUEST_RC" = 137 ] && [ -z "$LAB_GUEST_STOP" ]; then
