@@ -409,6 +409,15 @@ static void hp_close_fds(struct hotplug *hp)
 	}
 }
 
+static void hotplug_dev_destroy(struct vmm_device *d)
+{
+	hotplug__destroy(container_of(d, struct hotplug, dev));
+}
+
+static const struct vmm_device_ops hotplug_dev_ops = {
+	.destroy = hotplug_dev_destroy,
+};
+
 int hotplug__create(struct vm *vm, const struct hotplug_config *cfg, struct hotplug **out)
 {
 	struct hotplug *hp;
@@ -458,6 +467,15 @@ int hotplug__create(struct vm *vm, const struct hotplug_config *cfg, struct hotp
 	hp->gpe_registered = true;
 	log_debug(HP_PREFIX, "registers at %#x, GPE0 at %#x, SCI %u", cfg->port, cfg->gpe0_port,
 		  cfg->sci_irq);
+	device__init(&hp->dev, "pcihp", "acpi-pci-hotplug", DEVICE_BUS_PLATFORM, &hotplug_dev_ops);
+	snprintf(hp->dev.where, sizeof(hp->dev.where), "io %#x gpe0 %#x", cfg->port, cfg->gpe0_port);
+	ret = device__add(&hp->vm->devices, &hp->dev);
+	if (ret) {
+		log_err(HP_PREFIX, "cannot add device '%s': %s", hp->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		hotplug__destroy(hp);
+		return ret;
+	}
 	*out = hp;
 	return 0;
 
@@ -485,6 +503,7 @@ void hotplug__destroy(struct hotplug *hp)
 {
 	if (!hp)
 		return;
+	device__remove(&hp->vm->devices, &hp->dev);
 	pthread_mutex_lock(&hp->lock);
 	hp->closing = true; /* the watches may still run below: no callbacks from them */
 	pthread_mutex_unlock(&hp->lock);

@@ -55,6 +55,7 @@
 
 #include "vmm/evloop.h"
 #include "vmm/log.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -110,6 +111,7 @@ struct hotplug_slot {
 
 struct hotplug {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	struct hotplug_config cfg;
 	pthread_mutex_t lock;
 	bool closing;          /* hotplug__destroy: no more callbacks */

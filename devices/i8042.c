@@ -175,6 +175,15 @@ static void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t 
 	pthread_mutex_unlock(&k->lock);
 }
 
+static void i8042_dev_destroy(struct vmm_device *d)
+{
+	i8042__destroy(container_of(d, struct i8042, dev));
+}
+
+static const struct vmm_device_ops i8042_dev_ops = {
+	.destroy = i8042_dev_destroy,
+};
+
 int i8042__create(struct vm *vm, struct i8042 **out)
 {
 	struct i8042 *k;
@@ -201,6 +210,15 @@ int i8042__create(struct vm *vm, struct i8042 **out)
 	if (ret)
 		goto err_data;
 	k->cmd_registered = true;
+	device__init(&k->dev, "i8042", "i8042", DEVICE_BUS_PLATFORM, &i8042_dev_ops);
+	snprintf(k->dev.where, sizeof(k->dev.where), "io %#x,%#x", X86_I8042_DATA_PORT, X86_I8042_CMD_PORT);
+	ret = device__add(&k->vm->devices, &k->dev);
+	if (ret) {
+		log_err(I8042_PREFIX, "cannot add device '%s': %s", k->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		i8042__destroy(k);
+		return ret;
+	}
 	*out = k;
 	return 0;
 
@@ -218,6 +236,7 @@ void i8042__destroy(struct i8042 *k)
 {
 	if (!k)
 		return;
+	device__remove(&k->vm->devices, &k->dev);
 	if (k->cmd_registered)
 		bus__deregister(&k->vm->pio, X86_I8042_CMD_PORT);
 	if (k->data_registered)

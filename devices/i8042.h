@@ -22,12 +22,14 @@
 #include <stdint.h>
 
 #include "vmm/log.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
 
 struct i8042 {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	pthread_mutex_t lock;
 	bool data_registered, cmd_registered;
 

@@ -130,6 +130,15 @@ void pm__power_button(struct pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+static void pm_dev_destroy(struct vmm_device *d)
+{
+	pm__destroy(container_of(d, struct pm, dev));
+}
+
+static const struct vmm_device_ops pm_dev_ops = {
+	.destroy = pm_dev_destroy,
+};
+
 int pm__create(struct vm *vm, const struct pm_config *cfg, struct pm **out)
 {
 	struct pm *pm;
@@ -159,6 +168,15 @@ int pm__create(struct vm *vm, const struct pm_config *cfg, struct pm **out)
 	pm->cnt_registered = true;
 	pci__set_cf9_handler(&vm->pci, pm_cf9_io, pm);
 	pm->cf9_hooked = true;
+	device__init(&pm->dev, "acpi-pm", "acpi-pm", DEVICE_BUS_PLATFORM, &pm_dev_ops);
+	snprintf(pm->dev.where, sizeof(pm->dev.where), "io %#x irq %u", cfg->evt_port, cfg->sci_irq);
+	ret = device__add(&pm->vm->devices, &pm->dev);
+	if (ret) {
+		log_err(PM_PREFIX, "cannot add device '%s': %s", pm->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		pm__destroy(pm);
+		return ret;
+	}
 	*out = pm;
 	return 0;
 
@@ -176,6 +194,7 @@ void pm__destroy(struct pm *pm)
 {
 	if (!pm)
 		return;
+	device__remove(&pm->vm->devices, &pm->dev);
 	if (pm->cf9_hooked)
 		pci__set_cf9_handler(&pm->vm->pci, NULL, NULL);
 	if (pm->cnt_registered)

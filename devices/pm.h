@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "vmm/log.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -57,6 +58,7 @@ struct pm_config {
 
 struct pm {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	struct pm_config cfg;
 	pthread_mutex_t lock;
 	bool evt_registered, cnt_registered, cf9_hooked;

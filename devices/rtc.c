@@ -268,6 +268,15 @@ static void rtc_set_memory(struct rtc *r, uint64_t ram_size)
 	r->cmos[CMOS_CHECKSUM_LO] = sum & 0xff;
 }
 
+static void rtc_dev_destroy(struct vmm_device *d)
+{
+	rtc__destroy(container_of(d, struct rtc, dev));
+}
+
+static const struct vmm_device_ops rtc_dev_ops = {
+	.destroy = rtc_dev_destroy,
+};
+
 int rtc__create(struct vm *vm, uint64_t ram_size, struct rtc **out)
 {
 	struct rtc *r;
@@ -294,6 +303,15 @@ int rtc__create(struct vm *vm, uint64_t ram_size, struct rtc **out)
 		goto err_mutex;
 	}
 	r->registered = true;
+	device__init(&r->dev, "rtc", "rtc", DEVICE_BUS_PLATFORM, &rtc_dev_ops);
+	snprintf(r->dev.where, sizeof(r->dev.where), "io %#x", X86_RTC_INDEX_PORT);
+	ret = device__add(&r->vm->devices, &r->dev);
+	if (ret) {
+		log_err(RTC_PREFIX, "cannot add device '%s': %s", r->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		rtc__destroy(r);
+		return ret;
+	}
 	*out = r;
 	return 0;
 
@@ -308,6 +326,7 @@ void rtc__destroy(struct rtc *r)
 {
 	if (!r)
 		return;
+	device__remove(&r->vm->devices, &r->dev);
 	if (r->registered)
 		bus__deregister(&r->vm->pio, X86_RTC_INDEX_PORT);
 	pthread_mutex_destroy(&r->lock);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -68,6 +69,7 @@ struct vm;
 
 struct rtc {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	pthread_mutex_t lock;
 	bool registered;
 	uint64_t ram_size;

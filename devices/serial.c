@@ -495,6 +495,15 @@ static void serial_reset(struct serial *s)
 	serial_fifo_clear(s);
 }
 
+static void serial_dev_destroy(struct vmm_device *d)
+{
+	serial__destroy(container_of(d, struct serial, dev));
+}
+
+static const struct vmm_device_ops serial_dev_ops = {
+	.destroy = serial_dev_destroy,
+};
+
 int serial__create(struct vm *vm, const char *name, uint16_t base, uint32_t irq, int in_fd,
 		   int out_fd, struct serial **out)
 {
@@ -535,6 +544,15 @@ int serial__create(struct vm *vm, const char *name, uint16_t base, uint32_t irq,
 		}
 		s->watching = true;
 	}
+	device__init(&s->dev, name, "serial", DEVICE_BUS_PLATFORM, &serial_dev_ops);
+	snprintf(s->dev.where, sizeof(s->dev.where), "io %#x irq %u", base, irq);
+	ret = device__add(&s->vm->devices, &s->dev);
+	if (ret) {
+		log_err(s->name, "cannot add device '%s': %s", s->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		serial__destroy(s);
+		return ret;
+	}
 	*out = s;
 	return 0;
 
@@ -551,6 +569,7 @@ void serial__destroy(struct serial *s)
 {
 	if (!s)
 		return;
+	device__remove(&s->vm->devices, &s->dev);
 	if (s->registered)
 		bus__deregister(&s->vm->pio, s->base);
 	if (s->watching)

@@ -42,6 +42,7 @@
 
 #include "vmm/evloop.h"
 #include "vmm/log.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -55,6 +56,7 @@ struct vm;
 
 struct serial {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	char name[32];
 	uint16_t base;
 	uint32_t irq;

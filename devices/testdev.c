@@ -88,6 +88,15 @@ static void testdev_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 	pthread_mutex_unlock(&t->lock);
 }
 
+static void testdev_dev_destroy(struct vmm_device *d)
+{
+	testdev__destroy(container_of(d, struct testdev, dev));
+}
+
+static const struct vmm_device_ops testdev_dev_ops = {
+	.destroy = testdev_dev_destroy,
+};
+
 int testdev__create(struct vm *vm, int out_fd, struct testdev **out)
 {
 	struct testdev *t;
@@ -111,6 +120,15 @@ int testdev__create(struct vm *vm, int out_fd, struct testdev **out)
 		goto err_mutex;
 	}
 	t->registered = true;
+	device__init(&t->dev, "testdev", "testdev", DEVICE_BUS_PLATFORM, &testdev_dev_ops);
+	snprintf(t->dev.where, sizeof(t->dev.where), "io %#x", TESTDEV_BASE);
+	ret = device__add(&t->vm->devices, &t->dev);
+	if (ret) {
+		log_err(TESTDEV_PREFIX, "cannot add device '%s': %s", t->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		testdev__destroy(t);
+		return ret;
+	}
 	*out = t;
 	return 0;
 
@@ -125,6 +143,7 @@ void testdev__destroy(struct testdev *t)
 {
 	if (!t)
 		return;
+	device__remove(&t->vm->devices, &t->dev);
 	if (t->registered)
 		bus__deregister(&t->vm->pio, TESTDEV_BASE);
 	if (t->len)

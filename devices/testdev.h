@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "vmm/log.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -36,6 +37,7 @@ struct vm;
 
 struct testdev {
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	int out_fd;
 	pthread_mutex_t lock;
 	bool registered;

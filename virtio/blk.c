@@ -343,6 +343,15 @@ static int blk_size(int fd, uint64_t *size)
 	return 0;
 }
 
+static void blk_dev_destroy(struct vmm_device *d)
+{
+	virtio_blk__destroy(container_of(d, struct virtio_blk, dev));
+}
+
+static const struct vmm_device_ops blk_dev_ops = {
+	.destroy = blk_dev_destroy,
+};
+
 int virtio_blk__create(struct vm *vm, const char *path, bool readonly, const char *name,
 		       struct virtio_blk **out)
 {
@@ -393,6 +402,15 @@ int virtio_blk__create(struct vm *vm, const char *path, bool readonly, const cha
 	}
 	log_info(name, "%s, %llu sectors%s", path, (unsigned long long)b->capacity,
 		 readonly ? ", read-only" : "");
+	device__init(&b->dev, name, "virtio-blk", DEVICE_BUS_PCI, &blk_dev_ops);
+	b->dev.pci = &b->vd.pci;
+	ret = device__add(&b->vm->devices, &b->dev);
+	if (ret) {
+		log_err(name, "cannot add device '%s': %s", b->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		virtio_blk__destroy(b);
+		return ret;
+	}
 	*out = b;
 	return 0;
 
@@ -411,6 +429,7 @@ void virtio_blk__destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
+	device__remove(&b->vm->devices, &b->dev);
 	pthread_mutex_lock(&b->vd.lock);
 	b->generation++;
 	pthread_mutex_unlock(&b->vd.lock);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "virtio/pci.h"
+#include "vmm/device.h"
 #include "vmm/util.h"
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
@@ -21,6 +22,7 @@ struct vm;
 struct virtio_blk {
 	struct virtio_dev vd;
 	struct vm *vm;
+	struct vmm_device dev;       /* the device model (vmm/device.h) */
 	int fd;
 	bool readonly;
 	uint64_t capacity;          /* in 512-byte sectors */

@@ -32,8 +32,15 @@ struct api_cmd {
 	void *opaque;
 };
 
+struct api_pending {
+	struct api_client *client; /* NULL once the client is gone */
+	json_t *id;
+	char name[32];
+};
+
 struct api_client {
 	struct api *api;
+	struct api_pending *pending; /* a deferred request: later lines wait */
 	int fd;
 	unsigned int nr;          /* for the log */
 	struct evloop_watch watch;
@@ -60,6 +67,10 @@ struct api {
 	unsigned int depth;       /* api callbacks on the stack */
 	bool reaping;
 	struct log_ratelimit rl;
+	struct api_client *cur;   /* the client whose request a handler runs for */
+	json_t *cur_id;
+	const char *cur_name;
+	struct api_pending *deferred; /* api__defer during that handler */
 };
 
 static void api_client_kill(struct api_client *c)
@@ -69,6 +80,10 @@ static void api_client_kill(struct api_client *c)
 
 	if (c->dead)
 		return;
+	if (c->pending) {
+		c->pending->client = NULL; /* its reply has nobody to go to */
+		c->pending = NULL;
+	}
 	for (pp = &api->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -312,7 +327,29 @@ static json_t *api_request(struct api_client *c, const char *line, size_t len)
 				  name);
 		goto out;
 	}
+	api->cur = c;
+	api->cur_id = id;
+	api->cur_name = name;
+	api->deferred = NULL;
 	rc = api->cmds[i].fn(api->cmds[i].opaque, args, &ret, err, sizeof(err));
+	api->cur = NULL;
+	if (rc != API_DEFERRED && api->deferred) {
+		/* deferred, then failed before handing the handle on: reply now */
+		json_decref(api->deferred->id);
+		free(api->deferred);
+		api->deferred = NULL;
+	}
+	if (rc == API_DEFERRED) {
+		if (api->deferred && !c->dead) {
+			c->pending = api->deferred;
+			api->deferred = NULL;
+			reply = NULL; /* api__complete sends it */
+			goto out;
+		}
+		/* a handler that deferred without a handle is a bug: say so to the client */
+		rc = -EPROTO;
+		snprintf(err, sizeof(err), "internal error: the reply was deferred without a handle");
+	}
 	if (rc) {
 		json_decref(ret);
 		reply = api_error(id, rc == -EINVAL ? "invalid-args" : "refused", "%s: %s", name,
@@ -329,18 +366,23 @@ static void api_client_lines(struct api_client *c)
 {
 	size_t start = 0, i;
 
-	for (i = 0; i < c->in_len && !c->dead; i++) {
+	for (i = 0; i < c->in_len && !c->dead && !c->pending; i++) {
+		json_t *reply;
+
 		if (c->in[i] != '\n')
 			continue;
-		if (i > start)
-			api_client_send(c, api_request(c, c->in + start, i - start));
+		if (i > start) {
+			reply = api_request(c, c->in + start, i - start);
+			if (reply)
+				api_client_send(c, reply);
+		}
 		start = i + 1;
 	}
 	if (c->dead)
 		return;
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
-	if (c->in_len >= API_MAX_LINE) {
+	if (c->in_len >= API_MAX_LINE && !c->pending) {
 		api_client_send(c, api_error(NULL, "too-long", "a request line is %d bytes at most",
 					     API_MAX_LINE));
 		api_client_kill(c);
@@ -370,6 +412,8 @@ static void api_client_fn(void *opaque, int res)
 			api_client_kill(c);
 			break;
 		}
+		if (c->pending && c->in_len >= API_MAX_LINE)
+			break; /* a deferred reply is due first: the socket holds the rest */
 		n = recv(c->fd, c->in + c->in_len, API_MAX_LINE - c->in_len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -613,4 +657,53 @@ void api__event(struct api *api, const char *name, json_t *data)
 unsigned int api__nr_clients(const struct api *api)
 {
 	return api->nr_clients;
+}
+
+struct api_pending *api__defer(struct api *api)
+{
+	struct api_pending *p;
+
+	if (!api->cur || api->deferred)
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->client = api->cur;
+	p->id = json_incref(api->cur_id);
+	snprintf(p->name, sizeof(p->name), "%s", api->cur_name);
+	api->deferred = p;
+	return p;
+}
+
+void api__complete(struct api_pending *p, int rc, json_t *ret, const char *err)
+{
+	struct api_client *c = p->client;
+	struct api *api;
+	json_t *reply;
+
+	if (!c) {
+		json_decref(ret);
+		goto out;
+	}
+	api = c->api;
+	c->pending = NULL;
+	if (rc) {
+		json_decref(ret);
+		reply = api_error(p->id, rc == -EINVAL ? "invalid-args" : "refused", "%s: %s", p->name,
+				  err && err[0] ? err : strerror(-rc));
+	} else {
+		reply = api_ok(p->id, ret);
+	}
+	api->depth++;
+	api_client_send(c, reply);
+	/* the requests that waited behind this one, then what the socket holds */
+	if (!c->dead)
+		api_client_lines(c);
+	if (!c->dead && !c->pending)
+		api_client_fn(c, POLLIN);
+	api->depth--;
+	api_reap(api);
+out:
+	json_decref(p->id);
+	free(p);
 }

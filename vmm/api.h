@@ -50,6 +50,27 @@ struct api;
  */
 typedef int (*api_cmd_fn)(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen);
 
+/*
+ * A command that finishes later (device-del waits for the guest's eject):
+ * the handler calls api__defer() and returns API_DEFERRED; the reply is sent
+ * when it calls api__complete() with the handle, exactly once, on the loop
+ * thread. Meanwhile that client's next requests wait (replies stay in
+ * order); other clients are served. A client that goes away meanwhile loses
+ * the reply, nothing else. A handler that called api__defer() and then
+ * returns an error instead replies at once (the handle is dropped).
+ */
+#define API_DEFERRED 1
+struct api_pending;
+
+/* only inside a command handler: the handle for the request being handled, or NULL (no memory) */
+struct api_pending *api__defer(struct api *api);
+/*
+ * Sends the deferred reply and frees the handle: rc and ret as a handler's
+ * (ret is taken), err the reason when rc != 0. The api may be gone by then
+ * (the handle outlives it).
+ */
+void api__complete(struct api_pending *p, int rc, json_t *ret, const char *err);
+
 /* listens on path (an existing socket nobody listens on is replaced) */
 int api__create(struct evloop *loop, const char *path, struct api **out) __must_check;
 /* closes every connection and removes the socket file */

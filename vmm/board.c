@@ -1,8 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
  * The composition root: the only place (with main.c) that knows the concrete
- * devices. The table below is the machine; its order is the creation order
- * (and the reverse is the destruction order).
+ * devices. The table below is the machine at boot; its order is the creation
+ * order. Every device, built at boot or added at run time, is then in the
+ * VM's one device list (vmm/device.h), which the board destroys in reverse.
+ *
+ * Run-time device changes (the control socket's device-add and device-del)
+ * run on the VMM thread; what may block for long (assigning a VF: checks,
+ * DMA mapping, reset; releasing one: the reset ladder) runs on a worker
+ * thread, which hands its result back with evloop__call. One such operation
+ * runs at a time.
+ *
+ * Failover pairs: a VF given failover=on (--vf or device-add) is built but
+ * kept off the guest's PCI bus until the guest's virtio-net driver on its
+ * standby NIC negotiated VIRTIO_NET_F_STANDBY (the NIC's standby_changed
+ * hook, queued to the loop); then it is plugged through ACPI hot-plug, so
+ * that Linux's net_failover finds its standby first and enslaves the VF as
+ * primary. Before that, the VF gets the NIC's MAC through its PF.
  */
 #include "vmm/board.h"
 #include "vmm/api.h"
@@ -16,9 +30,12 @@
 
 #include "devices/hotplug.h"
 #include "devices/i8042.h"
+#include "devices/pcisys.h"
 #include "devices/pm.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/sriov/netlink.h"
+#include "devices/sriov/sysfs.h"
 #include "devices/testdev.h"
 #include "devices/vfio/iommu.h"
 #include "devices/vfio/pci.h"
@@ -26,6 +43,7 @@
 #include "virtio/net/net.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,33 +51,36 @@
 
 #define BOARD_LOG "board"
 
+static double board_ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* --- platform devices ------------------------------------------------------ */
+
 static int board_add_serial(struct board *b)
 {
+	struct serial *s;
+
 	return serial__create(&b->vm, "ttyS0", X86_COM1_BASE, X86_COM1_IRQ, b->console_in,
-			      b->console_out, &b->serial);
+			      b->console_out, &s);
 }
 
-static void board_del_serial(struct board *b)
+static int board_add_i8042(struct board *b)
 {
-	if (b->serial)
-		serial__destroy(b->serial);
-	b->serial = NULL;
+	struct i8042 *k;
+
+	return i8042__create(&b->vm, &k);
 }
 
-static int board_add_i8042(struct board *b) { return i8042__create(&b->vm, &b->i8042); }
-static void board_del_i8042(struct board *b)
+static int board_add_rtc(struct board *b)
 {
-	if (b->i8042)
-		i8042__destroy(b->i8042);
-	b->i8042 = NULL;
-}
+	struct rtc *r;
 
-static int board_add_rtc(struct board *b) { return rtc__create(&b->vm, b->opts->mem, &b->rtc); }
-static void board_del_rtc(struct board *b)
-{
-	if (b->rtc)
-		rtc__destroy(b->rtc);
-	b->rtc = NULL;
+	return rtc__create(&b->vm, b->opts->mem, &r);
 }
 
 static int board_add_pm(struct board *b)
@@ -71,26 +92,32 @@ static int board_add_pm(struct board *b)
 		.sci_irq = X86_SCI_IRQ,
 		.slp_typ_s5 = X86_SLP_TYP_S5,
 	};
+	struct pm *pm;
 
-	return pm__create(&b->vm, &cfg, &b->pm);
-}
-
-static void board_del_pm(struct board *b)
-{
-	if (b->pm)
-		pm__destroy(b->pm);
-	b->pm = NULL;
+	return pm__create(&b->vm, &cfg, &pm);
 }
 
 /* --- ACPI PCI hot-plug controller (devices/hotplug.h) ------------------- */
-/*
- * Driven from the control socket, so only made with --api: without it the
- * DSDT and FADT stay exactly as they were. Not wired to device removal yet.
- */
 
 _Static_assert(HOTPLUG_REG_LEN == X86_ACPI_HOTPLUG_LEN, "DSDT PCST region == hotplug block");
 _Static_assert(HOTPLUG_GPE0_LEN == X86_ACPI_GPE0_LEN, "FADT GPE0_BLK_LEN == hotplug GPE0");
 
+static bool board_wants_hotplug(const struct options *o)
+{
+	unsigned int i;
+
+	if (o->api)
+		return true;
+	for (i = 0; i < o->nr_vf; i++)
+		if (o->vf_spec[i].failover)
+			return true;
+	return false;
+}
+
+/*
+ * Driven from the control socket and by failover pairs, so only made with
+ * --api or a failover VF: without them the DSDT and FADT stay as they were.
+ */
 static int board_add_hotplug(struct board *b)
 {
 	static const struct hotplug_config cfg = {
@@ -99,159 +126,866 @@ static int board_add_hotplug(struct board *b)
 		.sci_irq = X86_SCI_IRQ,
 	};
 
-	if (!b->opts->api)
+	if (!board_wants_hotplug(b->opts))
 		return 0;
 	return hotplug__create(&b->vm, &cfg, &b->hotplug);
 }
 
-static void board_del_hotplug(struct board *b)
-{
-	hotplug__destroy(b->hotplug);
-	b->hotplug = NULL;
-}
-/* --- end of the hot-plug controller --------------------------------------- */
-
 static int board_add_testdev(struct board *b)
 {
+	struct testdev *t;
+
 	if (!b->opts->testdev)
 		return 0;
-	return testdev__create(&b->vm, STDOUT_FILENO, &b->testdev);
-}
-
-static void board_del_testdev(struct board *b)
-{
-	if (b->testdev)
-		testdev__destroy(b->testdev);
-	b->testdev = NULL;
+	return testdev__create(&b->vm, STDOUT_FILENO, &t);
 }
 
 static int board_add_blk(struct board *b)
 {
+	struct virtio_blk *blk;
+
 	if (!b->opts->image)
 		return 0;
-	return virtio_blk__create(&b->vm, b->opts->image, b->opts->readonly, "virtio-blk0", &b->blk);
+	return virtio_blk__create(&b->vm, b->opts->image, b->opts->readonly, "blk0", &blk);
 }
 
-static void board_del_blk(struct board *b)
+/* --- virtio-net ---------------------------------------------------------------- */
+
+static void board_standby_changed(void *opaque);
+
+/* opts as --net takes them; id: "" for the next free netN. 0 or -errno, reason in err */
+static int board_make_net(struct board *b, const char *opts, const char *default_id,
+			  struct virtio_net **out, char *err, size_t errlen)
 {
-	if (b->blk)
-		virtio_blk__destroy(b->blk);
-	b->blk = NULL;
-}
+	static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	struct virtio_net_config cfg;
+	char id[DEVICE_ID_LEN];
+	int ret;
 
-/*
- * The devices' ids (the control socket's names for them): net0, net1, ...
- * and vf0, vf1, ... in command-line order, or the id=NAME given; each used
- * once, and none of the fixed devices' names.
- */
-static int board_assign_ids(struct board *b)
-{
-	static const char *const fixed[] = { "ttyS0", "i8042", "rtc", "acpi-pm", "pcihp", "blk0" };
-	const char *seen[ARRAY_SIZE(fixed) + OPTIONS_MAX_NICS + OPTIONS_MAX_VFS];
-	const struct options *o = b->opts;
-	unsigned int nr = 0, i, j;
-	char err[256];
-
-	for (i = 0; i < ARRAY_SIZE(fixed); i++)
-		seen[nr++] = fixed[i];
-	for (i = 0; i < o->nr_net + o->nr_vf; i++) {
-		char *id = i < o->nr_net ? b->net_id[i] : b->vf_id[i - o->nr_net];
-
-		if (i < o->nr_net) {
-			struct virtio_net_config cfg;
-
-			if (virtio_net__parse_opts(o->net[i], &cfg, err, sizeof(err))) {
-				log_err(BOARD_LOG, "--net '%s': %s", o->net[i], err);
-				return -EINVAL;
-			}
-			if (cfg.id[0])
-				snprintf(id, OPTIONS_ID_LEN, "%s", cfg.id);
-			else
-				snprintf(id, OPTIONS_ID_LEN, "net%u", i);
-		} else if (o->vf_id[i - o->nr_net][0]) {
-			snprintf(id, OPTIONS_ID_LEN, "%s", o->vf_id[i - o->nr_net]);
-		} else {
-			snprintf(id, OPTIONS_ID_LEN, "vf%u", i - o->nr_net);
-		}
-		for (j = 0; j < nr; j++) {
-			if (!strcmp(seen[j], id)) {
-				log_err(BOARD_LOG, "device id '%s' is used twice%s", id,
-					j < ARRAY_SIZE(fixed) ? " (a fixed device has it)" : "");
-				return -EINVAL;
-			}
-		}
-		seen[nr++] = id;
+	ret = virtio_net__parse_opts(opts, &cfg, err, errlen);
+	if (ret)
+		return ret;
+	if (cfg.id[0])
+		snprintf(id, sizeof(id), "%s", cfg.id);
+	else if (default_id)
+		snprintf(id, sizeof(id), "%s", default_id);
+	else
+		device__next_id(&b->vm.devices, "net", id, sizeof(id));
+	if (device__find(&b->vm.devices, id)) {
+		snprintf(err, errlen, "device id '%s' is taken", id);
+		return -EEXIST;
 	}
+	if (!cfg.has_mac) {
+		/* locally administered, stable per NIC in creation order */
+		memcpy(cfg.mac, base, 6);
+		cfg.mac[5] = (uint8_t)(base[5] + b->nr_nets_made);
+		cfg.has_mac = true;
+	}
+	cfg.name = id;
+	cfg.standby_changed = board_standby_changed;
+	cfg.standby_opaque = b;
+	ret = virtio_net__create(&b->vm, &cfg, out);
+	if (ret) {
+		snprintf(err, errlen, "cannot create %s on tap %s: %s (minivmm's log says more)", id,
+			 cfg.tap_buf, strerror(-ret));
+		return ret;
+	}
+	b->nr_nets_made++;
 	return 0;
 }
 
 static int board_add_nets(struct board *b)
 {
-	char err[256], name[32];
+	struct virtio_net *n;
+	char err[256], id[16];
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < b->opts->nr_net; i++) {
-		struct virtio_net_config cfg;
-
-		ret = virtio_net__parse_opts(b->opts->net[i], &cfg, err, sizeof(err));
+		snprintf(id, sizeof(id), "net%u", i);
+		ret = board_make_net(b, b->opts->net[i], id, &n, err, sizeof(err));
 		if (ret) {
 			log_err(BOARD_LOG, "--net '%s': %s", b->opts->net[i], err);
 			return ret;
 		}
-		if (!cfg.has_mac) {
-			/* locally administered, stable per NIC index */
-			static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-
-			memcpy(cfg.mac, base, 6);
-			cfg.mac[5] = (uint8_t)(base[5] + i);
-			cfg.has_mac = true;
-		}
-		snprintf(name, sizeof(name), "virtio-net%u", i);
-		cfg.name = name;
-		ret = virtio_net__create(&b->vm, &cfg, &b->net[i]);
-		if (ret)
-			return ret;
-		b->nr_net++;
 	}
 	return 0;
 }
 
-static void board_del_nets(struct board *b)
+/* --- VFs and failover pairs ------------------------------------------------------- */
+
+struct board_find_net {
+	const struct options_vf *spec;
+	struct virtio_net *found;
+	unsigned int nr;        /* failover=on NICs that match */
+};
+
+static int board_find_net_fn(struct vmm_device *d, void *opaque)
 {
-	while (b->nr_net)
-		virtio_net__destroy(b->net[--b->nr_net]);
+	struct board_find_net *f = opaque;
+	struct virtio_net *n = virtio_net__from_device(d);
+	uint8_t mac[6];
+
+	if (!n || virtio_net__standby(n, NULL) == VIRTIO_NET_STANDBY_OFF)
+		return 0;
+	virtio_net__get_mac(n, mac);
+	if (f->spec->has_failover_mac && memcmp(mac, f->spec->failover_mac, 6))
+		return 0;
+	f->found = n;
+	f->nr++;
+	return 0;
+}
+
+/* the standby NIC a failover VF pairs with: the one failover=on NIC, or the one with its MAC */
+static int board_failover_pair(struct board *b, const struct options_vf *spec,
+			       struct virtio_net **out, char *err, size_t errlen)
+{
+	struct board_find_net f = { .spec = spec };
+	const uint8_t *m = spec->failover_mac;
+
+	if (device__for_each(&b->vm.devices, board_find_net_fn, &f))
+		return -EIO;
+	if (f.nr == 1) {
+		*out = f.found;
+		return 0;
+	}
+	if (spec->has_failover_mac && !f.nr)
+		snprintf(err, errlen, "%s: no virtio-net NIC with failover=on has MAC "
+			 "%02x:%02x:%02x:%02x:%02x:%02x", spec->bdf, m[0], m[1], m[2], m[3], m[4], m[5]);
+	else if (!f.nr)
+		snprintf(err, errlen, "%s: failover needs a virtio-net NIC with failover=on (its standby)",
+			 spec->bdf);
+	else
+		snprintf(err, errlen, "%s: %u NICs have failover=on: say which with failover=MAC",
+			 spec->bdf, f.nr);
+	return -EINVAL;
+}
+
+static struct board_failover *board_fo_find(struct board *b, const char *vf_id)
+{
+	unsigned int i;
+
+	for (i = 0; i < BOARD_MAX_FAILOVER; i++)
+		if (b->fo[i].used && !strcmp(b->fo[i].vf_id, vf_id))
+			return &b->fo[i];
+	return NULL;
+}
+
+static struct board_failover *board_fo_add(struct board *b, const char *vf_id, const char *net_id)
+{
+	unsigned int i;
+
+	for (i = 0; i < BOARD_MAX_FAILOVER; i++) {
+		if (!b->fo[i].used) {
+			memset(&b->fo[i], 0, sizeof(b->fo[i]));
+			b->fo[i].used = true;
+			snprintf(b->fo[i].vf_id, sizeof(b->fo[i].vf_id), "%s", vf_id);
+			snprintf(b->fo[i].net_id, sizeof(b->fo[i].net_id), "%s", net_id);
+			return &b->fo[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Gives the VF bdf the standby NIC's MAC through its PF (rtnetlink), unless
+ * it has it already: net_failover pairs the two by MAC. 0, or -errno with
+ * the reason in err. May block (netlink): worker thread or boot.
+ */
+static int board_vf_mac_sync(const char *id, const char *bdf, const uint8_t mac[6], char *err,
+			     size_t errlen)
+{
+	struct sriov_vf_config c = { .set_mac = true, .spoofchk = -1, .trust = -1 };
+	char pf[PCISYS_BDF_LEN], ifname[64], msg[256] = "";
+	struct sriov_link *link;
+	unsigned int i;
+	int idx, ret;
+
+	ret = sriov__physfn("/sys", bdf, pf, &idx);
+	if (ret) {
+		snprintf(err, errlen, "%s is %s: cannot give it the standby NIC's MAC through a PF", bdf,
+			 ret == -ENOENT ? "not an SR-IOV VF" : "not present");
+		return ret;
+	}
+	ret = sriov__netdev("/sys", pf, ifname, sizeof(ifname));
+	if (ret) {
+		snprintf(err, errlen, "%s: its PF %s has no network interface: cannot set the VF's MAC",
+			 bdf, pf);
+		return ret;
+	}
+	link = calloc(1, sizeof(*link));
+	if (!link)
+		return -ENOMEM;
+	ret = sriov_nl__get_link(ifname, link, msg, sizeof(msg));
+	if (!ret) {
+		for (i = 0; i < link->nr_vfs; i++) {
+			if (link->vfs[i].vf == (unsigned int)idx && !memcmp(link->vfs[i].mac, mac, 6)) {
+				log_info(id, "%s (VF %d of %s) has the standby NIC's MAC already", bdf,
+					 idx, ifname);
+				free(link);
+				return 0;
+			}
+		}
+	}
+	free(link);
+	c.vf = (unsigned int)idx;
+	memcpy(c.mac, mac, 6);
+	ret = sriov_nl__set_vf(ifname, &c, msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, errlen, "cannot set the MAC of %s (VF %d of %s) to the standby NIC's: %s%s%s",
+			 bdf, idx, ifname, strerror(-ret), msg[0] ? ": " : "", msg);
+		return ret;
+	}
+	log_info(id, "%s (VF %d of %s): MAC set to %02x:%02x:%02x:%02x:%02x:%02x, the standby NIC's",
+		 bdf, idx, ifname, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	return 0;
+}
+
+/* builds a VF (not plugged when plug_later); may block: worker thread or boot */
+static int board_make_vf(struct board *b, const char *bdf, const char *id, bool plug_later,
+			 struct vfio_pci **out)
+{
+	struct vfio_pci_opts o = {
+		.name = id,
+		.allow_unsafe_interrupts = b->opts->vf_allow_unsafe_interrupts,
+		.iommu = &b->vfio_iommu, /* created by the first VF */
+		.plug_later = plug_later,
+	};
+
+	return vfio_pci__create(&b->vm, bdf, &o, out);
 }
 
 static int board_add_vfs(struct board *b)
 {
-	char name[32];
+	const struct options *o = b->opts;
+	struct virtio_net *pair;
+	struct vfio_pci *vf;
+	char err[512], id[DEVICE_ID_LEN];
+	uint8_t mac[6];
 	unsigned int i;
 	int ret;
 
-	for (i = 0; i < b->opts->nr_vf; i++) {
-		struct vfio_pci_opts o = {
-			.name = name,
-			.allow_unsafe_interrupts = b->opts->vf_allow_unsafe_interrupts,
-			.iommu = &b->vfio_iommu, /* created by the first VF */
-		};
+	for (i = 0; i < o->nr_vf; i++) {
+		const struct options_vf *spec = &o->vf_spec[i];
 
-		snprintf(name, sizeof(name), "vfio%u", i);
-		ret = vfio_pci__create(&b->vm, b->opts->vf[i], &o, &b->vf[i]);
-		if (ret) {
-			return ret; /* board__build undoes the VFs made so far */
+		if (spec->id[0])
+			snprintf(id, sizeof(id), "%s", spec->id);
+		else
+			snprintf(id, sizeof(id), "vf%u", i);
+		if (spec->failover) {
+			ret = board_failover_pair(b, spec, &pair, err, sizeof(err));
+			if (!ret) {
+				virtio_net__get_mac(pair, mac);
+				ret = board_vf_mac_sync(id, spec->bdf, mac, err, sizeof(err));
+			}
+			if (ret) {
+				log_err(BOARD_LOG, "--vf %s,failover: %s", spec->bdf, err);
+				return ret;
+			}
 		}
-		b->nr_vf++;
+		ret = board_make_vf(b, spec->bdf, id, spec->failover, &vf);
+		if (ret)
+			return ret; /* board__build destroys the devices made so far */
+		if (spec->failover) {
+			struct board_failover *fo =
+				board_fo_add(b, id, virtio_net__device(pair)->id);
+
+			if (!fo)
+				return -ENOSPC;
+			log_info(id, "%s waits off the bus until %s's driver negotiates STANDBY",
+				 spec->bdf, fo->net_id);
+		}
 	}
 	return 0;
 }
 
-static void board_del_vfs(struct board *b)
+static int board_add_api(struct board *b);
+static void board_del_api(struct board *b);
+
+/*
+ * The machine at boot, in creation order. Each entry adds its devices to the
+ * VM's device list; on a failure board__build destroys what the list holds.
+ */
+static const struct board_device {
+	const char *name;
+	int (*add)(struct board *b);
+} board_devices[] = {
+	{ "serial", board_add_serial },
+	{ "i8042", board_add_i8042 },
+	{ "rtc", board_add_rtc },
+	{ "acpi-pm", board_add_pm },
+	{ "acpi-hotplug", board_add_hotplug },
+	{ "testdev", board_add_testdev },
+	{ "virtio-blk", board_add_blk },
+	{ "virtio-net", board_add_nets },
+	{ "vfio", board_add_vfs },
+	{ "control socket", board_add_api },
+};
+
+/* --- failover: plugging a waiting VF once STANDBY is negotiated ----------------- */
+
+static void board_event_device(struct board *b, const char *event, const char *id, json_t *extra)
 {
-	while (b->nr_vf)
-		vfio_pci__destroy(b->vf[--b->nr_vf]);
-	vfio_iommu__destroy(b->vfio_iommu);
-	b->vfio_iommu = NULL;
+	json_t *data = json_pack("{s:s}", "id", id);
+
+	if (data && extra)
+		json_object_update(data, extra);
+	json_decref(extra);
+	if (b->api)
+		api__event(b->api, event, data);
+	else
+		json_decref(data);
+}
+
+/* announces a device now on the bus to the guest (ACPI hot-plug); 0 or -errno */
+static int board_announce(struct board *b, struct vmm_device *d, char *err, size_t errlen)
+{
+	int slot = device__pci_slot(&b->vm.devices, d->id), ret;
+
+	if (slot < 0) {
+		snprintf(err, errlen, "%s is not on the PCI bus", d->id);
+		return slot;
+	}
+	ret = hotplug__notify_plug(b->hotplug, (unsigned int)slot);
+	if (ret)
+		snprintf(err, errlen, "cannot announce %s in slot %d: %s", d->id, slot,
+			 ret == -EBUSY ? "a removal of that slot is pending" : strerror(-ret));
+	return ret;
+}
+
+static void board_failover_plug(struct board *b, struct board_failover *fo)
+{
+	struct vmm_device *d = device__find(&b->vm.devices, fo->vf_id);
+	struct vfio_pci *vf = vfio_pci__from_device(d);
+	char err[256];
+	int ret;
+
+	if (!vf)
+		return;
+	ret = vfio_pci__plug(vf);
+	if (!ret)
+		ret = board_announce(b, d, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "cannot put it on the PCI bus: %s", strerror(-ret));
+	if (ret) {
+		log_err(fo->vf_id, "STANDBY negotiated on %s, but %s; it stays out", fo->net_id, err);
+		return;
+	}
+	fo->plugged = true;
+	log_info(fo->vf_id, "plugged: %s's driver negotiated STANDBY", fo->net_id);
+	board_event_device(b, "device-added", fo->vf_id,
+			   json_pack("{s:s,s:s}", "reason", "standby negotiated", "standby", fo->net_id));
+}
+
+static void board_standby_events(struct board *b, struct virtio_net *n)
+{
+	const char *id = virtio_net__device(n)->id;
+	unsigned int nego, i, free_i = BOARD_MAX_STANDBY_SEEN;
+	enum virtio_net_standby st = virtio_net__standby(n, &nego);
+
+	for (i = 0; i < BOARD_MAX_STANDBY_SEEN; i++) {
+		if (!b->sb_seen[i].id[0]) {
+			if (free_i == BOARD_MAX_STANDBY_SEEN)
+				free_i = i;
+			continue;
+		}
+		if (!strcmp(b->sb_seen[i].id, id))
+			break;
+	}
+	if (i == BOARD_MAX_STANDBY_SEEN) {
+		if (free_i == BOARD_MAX_STANDBY_SEEN)
+			return;
+		i = free_i;
+		snprintf(b->sb_seen[i].id, sizeof(b->sb_seen[i].id), "%s", id);
+		b->sb_seen[i].state = VIRTIO_NET_STANDBY_WAITING;
+	}
+	if (b->sb_seen[i].state == (int)st && b->sb_seen[i].negotiations == nego)
+		return;
+	b->sb_seen[i].state = (int)st;
+	b->sb_seen[i].negotiations = nego;
+	board_event_device(b, "guest-driver", id,
+			   json_pack("{s:s,s:i}", "standby", virtio_net__standby_name(st),
+				     "negotiations", (int)nego));
+}
+
+static int board_standby_fn(struct vmm_device *d, void *opaque)
+{
+	struct virtio_net **list = opaque;
+	struct virtio_net *n = virtio_net__from_device(d);
+	unsigned int i;
+
+	if (!n || virtio_net__standby(n, NULL) == VIRTIO_NET_STANDBY_OFF)
+		return 0;
+	for (i = 0; i < BOARD_MAX_STANDBY_SEEN; i++) {
+		if (!list[i]) {
+			list[i] = n;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* the loop thread: what the STANDBY states mean for the waiting VFs */
+static void board_failover_sync(struct board *b)
+{
+	struct virtio_net *nets[BOARD_MAX_STANDBY_SEEN] = { 0 };
+	unsigned int i;
+
+	if (device__for_each(&b->vm.devices, board_standby_fn, nets))
+		return;
+	for (i = 0; i < BOARD_MAX_STANDBY_SEEN && nets[i]; i++)
+		board_standby_events(b, nets[i]);
+	for (i = 0; i < BOARD_MAX_FAILOVER; i++) {
+		struct board_failover *fo = &b->fo[i];
+		struct virtio_net *n;
+		enum virtio_net_standby st;
+
+		if (!fo->used || fo->plugged)
+			continue;
+		n = virtio_net__from_device(device__find(&b->vm.devices, fo->net_id));
+		if (!n)
+			continue; /* its standby NIC is gone: it waits for none */
+		st = virtio_net__standby(n, NULL);
+		if (st == VIRTIO_NET_STANDBY_NEGOTIATED) {
+			board_failover_plug(b, fo);
+		} else if (st == VIRTIO_NET_STANDBY_DECLINED && !fo->declined_said) {
+			fo->declined_said = true;
+			log_warn(fo->vf_id, "the guest's driver on %s declined STANDBY (no net_failover): "
+				 "the VF stays out, the guest uses %s", fo->net_id, fo->net_id);
+		}
+	}
+}
+
+static void board_standby_call(void *opaque)
+{
+	struct board *b = opaque;
+
+	atomic_store(&b->standby_queued, false);
+	board_failover_sync(b);
+}
+
+/* a vCPU thread, the NIC's transport lock held: only queue */
+static void board_standby_changed(void *opaque)
+{
+	struct board *b = opaque;
+
+	if (!atomic_exchange(&b->standby_queued, true))
+		evloop__call(&b->vm.loop, &b->standby_call, board_standby_call, b);
+}
+
+/* --- run-time device operations (device-add, device-del) ------------------------- */
+
+enum board_op_kind { BOARD_OP_ADD_VF, BOARD_OP_DEL };
+
+struct board_op {
+	struct board *b;
+	enum board_op_kind kind;
+	struct api_pending *reply;
+	char id[DEVICE_ID_LEN];
+	/* add vf */
+	struct options_vf spec;
+	char pair_id[DEVICE_ID_LEN];   /* failover: the standby NIC */
+	uint8_t pair_mac[6];
+	struct vfio_pci *vf;
+	/* del */
+	struct vmm_device *dev;        /* out of the list, being destroyed */
+	int slot;
+	unsigned int timeout_ms;
+	double eject_ms;               /* request to the guest's _EJ0 */
+	/* the worker */
+	bool thread_started;
+	pthread_t thread;
+	int rc;
+	char err[512];
+	struct timespec t0, t_ejected;
+	struct evloop_call done_call;
+};
+
+static void board_op_end(struct board *b, struct board_op *op)
+{
+	if (op->thread_started)
+		pthread_join(op->thread, NULL);
+	b->op = NULL;
+	free(op);
+}
+
+/* -- device-add vf: the worker builds the VF, the loop pairs and plugs it -- */
+
+static void board_add_vf_done(void *opaque)
+{
+	struct board_op *op = opaque;
+	struct board *b = op->b;
+	struct vmm_device *d;
+	struct board_failover *fo = NULL;
+	const char *state = "plugged";
+	char err[256];
+	int ret = op->rc;
+	json_t *ret_v;
+
+	if (ret) {
+		api__complete(op->reply, ret, NULL, op->err);
+		board_op_end(b, op);
+		return;
+	}
+	d = vfio_pci__device(op->vf);
+	if (op->spec.failover) {
+		fo = board_fo_add(b, op->id, op->pair_id);
+		if (!fo) {
+			ret = -ENOSPC;
+			snprintf(err, sizeof(err), "too many failover pairs (%d)", BOARD_MAX_FAILOVER);
+			goto err_vf;
+		}
+		board_failover_sync(b); /* plugs it now if STANDBY is negotiated */
+		state = fo->plugged ? "plugged" : "waiting-standby";
+		if (!fo->plugged)
+			log_info(op->id, "%s waits off the bus until %s's driver negotiates STANDBY",
+				 op->spec.bdf, op->pair_id);
+	} else {
+		ret = vfio_pci__plug(op->vf);
+		if (ret) {
+			snprintf(err, sizeof(err), "cannot put %s on the PCI bus: %s", op->spec.bdf,
+				 ret == -ENOSPC ? "no free slot" : strerror(-ret));
+			goto err_vf;
+		}
+		ret = board_announce(b, d, err, sizeof(err));
+		if (ret)
+			goto err_vf;
+		board_event_device(b, "device-added", op->id, json_pack("{s:s}", "reason", "device-add"));
+	}
+	ret_v = device__describe(d);
+	if (ret_v) {
+		json_object_set_new(ret_v, "state", json_string(state));
+		json_object_set_new(ret_v, "add_ms", json_real(board_ms_since(&op->t0)));
+	}
+	api__complete(op->reply, 0, ret_v, NULL);
+	board_op_end(b, op);
+	return;
+
+err_vf:
+	if (fo)
+		memset(fo, 0, sizeof(*fo));
+	/* never announced: the guest cannot have it; the release may block, but rarely runs */
+	device__remove(&b->vm.devices, d);
+	vfio_pci__destroy(op->vf);
+	api__complete(op->reply, ret, NULL, err);
+	board_op_end(b, op);
+}
+
+static void *board_add_vf_worker(void *opaque)
+{
+	struct board_op *op = opaque;
+
+	op->rc = 0;
+	if (op->spec.failover)
+		op->rc = board_vf_mac_sync(op->id, op->spec.bdf, op->pair_mac, op->err, sizeof(op->err));
+	if (!op->rc) {
+		op->rc = board_make_vf(op->b, op->spec.bdf, op->id, true, &op->vf);
+		if (op->rc)
+			snprintf(op->err, sizeof(op->err), "cannot assign %s: %s (minivmm's log says why)",
+				 op->spec.bdf, strerror(-op->rc));
+	}
+	evloop__call(&op->b->vm.loop, &op->done_call, board_add_vf_done, op);
+	return NULL;
+}
+
+struct board_find_bdf {
+	const char *bdf;
+	const char *id;
+};
+
+static int board_find_bdf_fn(struct vmm_device *d, void *opaque)
+{
+	struct board_find_bdf *f = opaque;
+	struct vfio_pci *vf = vfio_pci__from_device(d);
+
+	if (vf && !strcasecmp(vfio_pci__bdf(vf), f->bdf)) {
+		f->id = d->id;
+		return 1;
+	}
+	return 0;
+}
+
+static int board_start_worker(struct board_op *op, void *(*fn)(void *), char *err, size_t errlen)
+{
+	int ret = -pthread_create(&op->thread, NULL, fn, op);
+
+	if (ret) {
+		snprintf(err, errlen, "cannot start a worker thread: %s", strerror(-ret));
+		return ret;
+	}
+	op->thread_started = true;
+	return 0;
+}
+
+static int board_device_add_vf(struct board *b, const char *spec_s, json_t **ret, char *err,
+			       size_t errlen)
+{
+	struct board_find_bdf f = { 0 };
+	struct virtio_net *pair = NULL;
+	struct board_op *op;
+	int rc;
+
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->b = b;
+	op->kind = BOARD_OP_ADD_VF;
+	clock_gettime(CLOCK_MONOTONIC, &op->t0);
+	rc = options__parse_vf(spec_s, "device-add vf", &op->spec, err, errlen);
+	if (rc)
+		goto err_free;
+	if (op->spec.id[0])
+		snprintf(op->id, sizeof(op->id), "%s", op->spec.id);
+	else
+		device__next_id(&b->vm.devices, "vf", op->id, sizeof(op->id));
+	if (device__find(&b->vm.devices, op->id)) {
+		snprintf(err, errlen, "device id '%s' is taken", op->id);
+		rc = -EEXIST;
+		goto err_free;
+	}
+	f.bdf = op->spec.bdf;
+	if (device__for_each(&b->vm.devices, board_find_bdf_fn, &f)) {
+		snprintf(err, errlen, "%s is assigned already (%s)", op->spec.bdf, f.id);
+		rc = -EBUSY;
+		goto err_free;
+	}
+	if (op->spec.failover) {
+		rc = board_failover_pair(b, &op->spec, &pair, err, errlen);
+		if (rc)
+			goto err_free;
+		snprintf(op->pair_id, sizeof(op->pair_id), "%s", virtio_net__device(pair)->id);
+		virtio_net__get_mac(pair, op->pair_mac);
+	}
+	op->reply = api__defer(b->api);
+	if (!op->reply) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = board_start_worker(op, board_add_vf_worker, err, errlen);
+	if (rc)
+		goto err_free; /* the api drops the unused handle */
+	b->op = op;
+	log_info(op->id, "device-add %s", spec_s);
+	return API_DEFERRED;
+
+err_free:
+	free(op);
+	return rc;
+}
+
+static int board_device_add_net(struct board *b, const char *spec, json_t **ret, char *err,
+				size_t errlen)
+{
+	struct virtio_net *n;
+	struct vmm_device *d;
+	int rc;
+
+	rc = board_make_net(b, spec, NULL, &n, err, errlen);
+	if (rc)
+		return rc == -EEXIST ? -EINVAL : rc;
+	d = virtio_net__device(n);
+	rc = board_announce(b, d, err, errlen);
+	if (rc) {
+		virtio_net__destroy(n);
+		return rc;
+	}
+	log_info(d->id, "device-add net %s", spec);
+	board_event_device(b, "device-added", d->id, json_pack("{s:s}", "reason", "device-add"));
+	board_failover_sync(b); /* a failover VF may wait for this NIC */
+	*ret = device__describe(d);
+	if (*ret)
+		json_object_set_new(*ret, "state", json_string("plugged"));
+	return 0;
+}
+
+static int board_cmd_device_add(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	const char *kind = NULL, *spec = NULL;
+
+	if (json_unpack(args, "{s:s,s:s}", "kind", &kind, "spec", &spec)) {
+		snprintf(err, errlen, "args: {\"kind\": \"vf\" or \"net\", \"spec\": STRING}");
+		return -EINVAL;
+	}
+	if (!b->hotplug) {
+		snprintf(err, errlen, "no hot-plug controller");
+		return -ENOTSUP;
+	}
+	if (b->op) {
+		snprintf(err, errlen, "busy: %s of %s is in progress", 
+			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		return -EBUSY;
+	}
+	if (!strcmp(kind, "vf"))
+		return board_device_add_vf(b, spec, ret, err, errlen);
+	if (!strcmp(kind, "net"))
+		return board_device_add_net(b, spec, ret, err, errlen);
+	snprintf(err, errlen, "kind \"%.32s\": expected \"vf\" or \"net\"", kind);
+	return -EINVAL;
+}
+
+/* -- device-del: request, the guest's eject, release (maybe on a worker) -- */
+
+static void board_del_done(void *opaque)
+{
+	struct board_op *op = opaque;
+	struct board *b = op->b;
+	struct board_failover *fo = board_fo_find(b, op->id);
+	double release_ms = board_ms_since(&op->t_ejected);
+	json_t *ret_v;
+
+	if (op->slot > 0 && hotplug__slot_removed(b->hotplug, (unsigned int)op->slot))
+		log_warn(op->id, "slot %d was not waiting for its removal", op->slot);
+	if (fo)
+		memset(fo, 0, sizeof(*fo)); /* the pair ends with its VF */
+	log_info(op->id, "removed (guest ejected it after %.0f ms; released in %.0f ms)",
+		 op->eject_ms, release_ms);
+	board_event_device(b, "device-removed", op->id,
+			   json_pack("{s:f,s:f}", "eject_ms", op->eject_ms, "release_ms", release_ms));
+	ret_v = json_pack("{s:s,s:s,s:f,s:f}", "id", op->id, "state", "removed", "eject_ms",
+			  op->eject_ms, "release_ms", release_ms);
+	api__complete(op->reply, 0, ret_v, NULL);
+	board_op_end(b, op);
+}
+
+static void *board_del_worker(void *opaque)
+{
+	struct board_op *op = opaque;
+
+	op->dev->ops->destroy(op->dev);
+	evloop__call(&op->b->vm.loop, &op->done_call, board_del_done, op);
+	return NULL;
+}
+
+/* takes the device out of the list and destroys it, on a worker when that may block */
+static void board_del_release(struct board *b, struct board_op *op)
+{
+	char err[256];
+
+	clock_gettime(CLOCK_MONOTONIC, &op->t_ejected);
+	op->dev = device__find(&b->vm.devices, op->id);
+	if (!op->dev) {
+		board_del_done(op);
+		return;
+	}
+	device__remove(&b->vm.devices, op->dev);
+	if (op->dev->slow_destroy && !board_start_worker(op, board_del_worker, err, sizeof(err)))
+		return;
+	op->dev->ops->destroy(op->dev);
+	board_del_done(op);
+}
+
+static void board_unplug_done(void *opaque, unsigned int slot, int result)
+{
+	struct board_op *op = opaque;
+	struct board *b = op->b;
+	char err[256];
+
+	op->eject_ms = board_ms_since(&op->t0);
+	if (result == -ETIMEDOUT) {
+		log_warn(op->id, "the guest did not eject it within %u ms: it stays and keeps working",
+			 op->timeout_ms);
+		board_event_device(b, "device-unplug-timeout", op->id,
+				   json_pack("{s:i}", "timeout_ms", (int)op->timeout_ms));
+		snprintf(err, sizeof(err), "the guest did not eject %s within %u ms: the device stays "
+			 "in the guest and keeps working", op->id, op->timeout_ms);
+		api__complete(op->reply, -ETIMEDOUT, NULL, err);
+		board_op_end(b, op);
+		return;
+	}
+	log_info(op->id, "the guest ejected slot %u after %.0f ms", slot, op->eject_ms);
+	board_del_release(b, op);
+}
+
+static int board_cmd_device_del(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	struct board_failover *fo;
+	struct vmm_device *d;
+	struct board_op *op;
+	const char *id = NULL;
+	json_int_t timeout_ms = BOARD_UNPLUG_TIMEOUT_MS;
+	int rc;
+
+	if (json_unpack(args, "{s:s,s?I}", "id", &id, "timeout_ms", &timeout_ms) || timeout_ms < 1 ||
+	    timeout_ms > 600000) {
+		snprintf(err, errlen, "args: {\"id\": ID, \"timeout_ms\": 1..600000 (default %d)}",
+			 BOARD_UNPLUG_TIMEOUT_MS);
+		return -EINVAL;
+	}
+	if (b->op) {
+		snprintf(err, errlen, "busy: %s of %s is in progress",
+			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		return -EBUSY;
+	}
+	d = device__find(&b->vm.devices, id);
+	if (!d) {
+		snprintf(err, errlen, "no device '%.32s' (\"devices\" lists them)", id);
+		return -ENODEV;
+	}
+	if (!d->removable || !b->hotplug) {
+		snprintf(err, errlen, "%s (%s) cannot be removed while the guest runs", d->id, d->kind);
+		return -EPERM;
+	}
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->b = b;
+	op->kind = BOARD_OP_DEL;
+	op->timeout_ms = (unsigned int)timeout_ms;
+	snprintf(op->id, sizeof(op->id), "%s", d->id);
+	clock_gettime(CLOCK_MONOTONIC, &op->t0);
+	fo = board_fo_find(b, d->id);
+	op->reply = api__defer(b->api);
+	if (!op->reply) {
+		free(op);
+		return -ENOMEM;
+	}
+	b->op = op;
+	if (fo && !fo->plugged) {
+		/* a failover VF still waiting: the guest never saw it */
+		log_info(op->id, "device-del: never plugged, released at once");
+		board_del_release(b, op);
+		return API_DEFERRED;
+	}
+	op->slot = device__pci_slot(&b->vm.devices, d->id);
+	rc = op->slot < 0 ? op->slot :
+	     hotplug__request_unplug(b->hotplug, (unsigned int)op->slot, op->timeout_ms,
+				     board_unplug_done, op);
+	if (rc) {
+		snprintf(err, errlen, "cannot ask the guest to eject %s: %s", d->id,
+			 rc == -EBUSY ? "a request for its slot is pending" : strerror(-rc));
+		b->op = NULL;
+		free(op); /* the api drops the unused handle */
+		return rc == -EINVAL ? -EIO : rc;
+	}
+	log_info(op->id, "device-del: asked the guest to eject slot %d (deadline %u ms)", op->slot,
+		 op->timeout_ms);
+	board_event_device(b, "device-unplug-requested", op->id,
+			   json_pack("{s:i}", "timeout_ms", (int)op->timeout_ms));
+	return API_DEFERRED;
+}
+
+/* at exit: an operation in flight ends with an error reply */
+static void board_op_abort(struct board *b)
+{
+	struct board_op *op = b->op;
+
+	if (!op)
+		return;
+	if (op->thread_started) {
+		pthread_join(op->thread, NULL);
+		op->thread_started = false;
+		/* its done call is queued: run it while everything still exists */
+		evloop__run_once(&b->vm.loop, false);
+		if (b->op != op)
+			return;
+	}
+	api__complete(op->reply, -ESHUTDOWN, NULL, "the VM stopped first");
+	if (op->kind == BOARD_OP_DEL && op->dev && !op->dev->listed)
+		op->dev->ops->destroy(op->dev); /* taken out of the list, not yet released */
+	b->op = NULL;
+	free(op);
 }
 
 /* --- the control socket's commands (docs/api.md) ------------------------- */
@@ -264,86 +998,52 @@ static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err,
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	*ret = json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:f}",
+	*ret = json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:f,s:i}",
 			 "state", kvm__vcpus_paused(&b->vm) ? "paused" : "running",
 			 "protocol", API_PROTOCOL_VERSION, "version", MINIVMM_VERSION,
 			 "vcpus", (int)b->vm.nr_vcpus, "memory_bytes", (json_int_t)b->opts->mem,
 			 "pid", (json_int_t)getpid(), "hugepages", b->opts->hugepages,
 			 "uptime_s", (double)(now.tv_sec - b->started.tv_sec) +
-				     (double)(now.tv_nsec - b->started.tv_nsec) / 1e9);
+				     (double)(now.tv_nsec - b->started.tv_nsec) / 1e9,
+			 "devices", (int)b->vm.devices.nr);
+	if (*ret && b->op)
+		json_object_set_new(*ret, "operation",
+				    json_pack("{s:s,s:s}", "command",
+					      b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add",
+					      "id", b->op->id));
 	return *ret ? 0 : -ENOMEM;
 }
 
-static json_t *board_pci_entry(struct board *b, const char *id, const char *kind,
-			       const char *pci_name, const char *detail)
+static int board_describe_fn(struct vmm_device *d, void *opaque)
 {
-	const char *addr = "-";
-	char buf[16];
-	unsigned int i;
+	json_t *o = device__describe(d);
 
-	pthread_mutex_lock(&b->vm.pci.lock);
-	for (i = 0; i < PCI_MAX_DEVICES; i++) {
-		const struct pci_dev *d = b->vm.pci.devs[i];
-
-		if (d && d->devfn >= 0 && !strcmp(d->name, pci_name)) {
-			snprintf(buf, sizeof(buf), "00:%02x.%x", (unsigned int)d->devfn >> 3,
-				 (unsigned int)d->devfn & 7);
-			addr = buf;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&b->vm.pci.lock);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "kind", kind, "bus", "pci", "address",
-			 addr, "detail", detail ? detail : "");
+	if (!o)
+		return -ENOMEM;
+	json_array_append_new(opaque, o);
+	return 0;
 }
 
 static int board_cmd_devices(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
-	const struct options *o = b->opts;
-	json_t *list = json_array();
-	char name[32], where[32];
-	unsigned int i;
+	json_t *list = json_array(), *d;
+	size_t i;
 
-	snprintf(where, sizeof(where), "io %#x irq %d", X86_COM1_BASE, X86_COM1_IRQ);
-	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "ttyS0", "kind",
-					      "serial", "bus", "isa", "address", where, "detail",
-					      "the console"));
-	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "i8042", "kind",
-					      "i8042", "bus", "isa", "address", "io 0x60", "detail",
-					      "keyboard controller (reset line)"));
-	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "rtc", "kind", "rtc",
-					      "bus", "isa", "address", "io 0x70", "detail", ""));
-	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "acpi-pm", "kind",
-					      "acpi-pm", "bus", "isa", "address", "io 0x600",
-					      "detail", "power button, S5, SCI"));
-	if (b->hotplug) {
-		snprintf(where, sizeof(where), "io %#x", X86_HOTPLUG_PORT);
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", "pcihp",
-						      "kind", "acpi-pci-hotplug", "bus", "isa",
-						      "address", where, "detail",
-						      "PCI slots 1-31 of bus 0, GPE 1"));
+	if (!list)
+		return -ENOMEM;
+	if (device__for_each(&b->vm.devices, board_describe_fn, list)) {
+		json_decref(list);
+		return -ENOMEM;
 	}
-	if (b->blk)
-		json_array_append_new(list, board_pci_entry(b, "blk0", "virtio-blk", "virtio-blk0",
-							    o->image));
-	for (i = 0; i < b->nr_net; i++) {
-		enum virtio_net_standby sb;
-		unsigned int nego;
-		json_t *e;
+	/* what only the board knows: the failover pairs */
+	json_array_foreach(list, i, d) {
+		struct board_failover *fo = board_fo_find(b, json_string_value(json_object_get(d, "id")));
 
-		snprintf(name, sizeof(name), "virtio-net%u", i);
-		e = board_pci_entry(b, b->net_id[i], "virtio-net", name, o->net[i]);
-		sb = virtio_net__standby(b->net[i], &nego);
-		if (e && sb != VIRTIO_NET_STANDBY_OFF)
-			json_object_set_new(e, "standby", json_pack("{s:s,s:i}", "state",
-								    virtio_net__standby_name(sb),
-								    "negotiations", (int)nego));
-		json_array_append_new(list, e);
-	}
-	for (i = 0; i < b->nr_vf; i++) {
-		snprintf(name, sizeof(name), "vfio%u", i);
-		json_array_append_new(list, board_pci_entry(b, b->vf_id[i], "vfio-pci", name, o->vf[i]));
+		if (fo)
+			json_object_set_new(d, "failover",
+					    json_pack("{s:s,s:s}", "standby", fo->net_id, "state",
+						      fo->plugged ? "plugged" : "waiting-standby"));
 	}
 	*ret = json_pack("{s:o}", "devices", list);
 	return *ret ? 0 : -ENOMEM;
@@ -407,6 +1107,10 @@ static const struct {
 	{ "devices", "the devices: id, kind, bus address, what backs them", board_cmd_devices },
 	{ "pause", "park every vCPU outside KVM_RUN", board_cmd_pause },
 	{ "resume", "let the vCPUs run again", board_cmd_resume },
+	{ "device-add", "hot-plug a device: args {kind: vf|net, spec: as --vf or --net}",
+	  board_cmd_device_add },
+	{ "device-del", "ask the guest to eject a device, then release it: args {id, timeout_ms}",
+	  board_cmd_device_del },
 	{ "quit", "stop the guest; minivmm exits with status 0", board_cmd_quit },
 };
 
@@ -424,7 +1128,7 @@ static int board_add_api(struct board *b)
 		ret = api__register(b->api, board_commands[i].name, board_commands[i].help,
 				    board_commands[i].fn, b);
 		if (ret)
-			return ret; /* board_del_api undoes it */
+			return ret; /* board__build undoes it */
 	}
 	return 0;
 }
@@ -434,28 +1138,6 @@ static void board_del_api(struct board *b)
 	api__destroy(b->api);
 	b->api = NULL;
 }
-
-/*
- * The machine, in creation order. add() may fail half-way (one NIC of
- * three): del() then undoes whatever its add() made, so every del() copes
- * with partial state.
- */
-static const struct board_device {
-	const char *name;
-	int (*add)(struct board *b);
-	void (*del)(struct board *b);
-} board_devices[] = {
-	{ "serial", board_add_serial, board_del_serial },
-	{ "i8042", board_add_i8042, board_del_i8042 },
-	{ "rtc", board_add_rtc, board_del_rtc },
-	{ "acpi-pm", board_add_pm, board_del_pm },
-	{ "acpi-hotplug", board_add_hotplug, board_del_hotplug },
-	{ "testdev", board_add_testdev, board_del_testdev },
-	{ "virtio-blk", board_add_blk, board_del_blk },
-	{ "virtio-net", board_add_nets, board_del_nets },
-	{ "vfio", board_add_vfs, board_del_vfs },
-	{ "control socket", board_add_api, board_del_api },
-};
 
 static int board_read_file(const char *path, void **buf, size_t *len)
 {
@@ -566,6 +1248,20 @@ out:
 	return ret;
 }
 
+/* every device, last made first */
+static void board_destroy_devices(struct board *b)
+{
+	struct vmm_device *d;
+
+	while ((d = device__last(&b->vm.devices))) {
+		device__remove(&b->vm.devices, d);
+		d->ops->destroy(d);
+	}
+	b->hotplug = NULL; /* it was one of them */
+	vfio_iommu__destroy(b->vfio_iommu);
+	b->vfio_iommu = NULL;
+}
+
 int board__build(struct board *b, const struct options *o)
 {
 	unsigned int i;
@@ -576,9 +1272,6 @@ int board__build(struct board *b, const struct options *o)
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
 	clock_gettime(CLOCK_MONOTONIC, &b->started);
-	ret = board_assign_ids(b);
-	if (ret)
-		return ret;
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
 		return ret;
@@ -587,8 +1280,6 @@ int board__build(struct board *b, const struct options *o)
 		if (ret) {
 			log_err(BOARD_LOG, "cannot create %s: %s", board_devices[i].name,
 				strerror(-ret));
-			/* an entry may have built part of its devices (several NICs, VFs) */
-			i++;
 			goto err_devices;
 		}
 	}
@@ -598,20 +1289,26 @@ int board__build(struct board *b, const struct options *o)
 	return 0;
 
 err_devices:
-	while (i--)
-		board_devices[i].del(b);
+	board_del_api(b);
+	board_destroy_devices(b);
 	kvm__vm_destroy(&b->vm);
 	return ret;
 }
 
 void board__destroy(struct board *b)
 {
-	unsigned int i = ARRAY_SIZE(board_devices);
-
 	kvm__vcpus_stop(&b->vm);
-	while (i--)
-		board_devices[i].del(b);
+	board_op_abort(b);
+	board_del_api(b);
+	board_destroy_devices(b);
 	kvm__vm_destroy(&b->vm);
+}
+
+static int board_stats_fn(struct vmm_device *d, void *opaque)
+{
+	if (d->ops->log_stats)
+		d->ops->log_stats(d);
+	return 0;
 }
 
 void board__print_stats(struct board *b)
@@ -625,8 +1322,6 @@ void board__print_stats(struct board *b)
 			 atomic_load(&s->exits_io), atomic_load(&s->exits_mmio),
 			 atomic_load(&s->exits_unhandled), atomic_load(&s->exits_other));
 	}
-	for (i = 0; i < b->nr_net; i++)
-		virtio_net__log_stats(b->net[i]);
-	for (i = 0; i < b->nr_vf; i++)
-		vfio_pci__log_stats(b->vf[i]);
+	if (device__for_each(&b->vm.devices, board_stats_fn, NULL))
+		log_warn("stats", "cannot list the devices");
 }

@@ -1,47 +1,60 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The composition root's machine: the VM plus the devices the options ask for,
- * built in the order of the device table in board.c.
+ * built in the order of the device table in board.c. The live devices are
+ * the VM's device list (vmm/device.h); the board adds what only it knows:
+ * the failover pairs (a VF kept off the bus until its standby virtio-net
+ * NIC's driver negotiated STANDBY) and the one runtime device operation
+ * (device-add, device-del) that may be in progress.
  */
 #ifndef MINIVMM_VMM_BOARD_H
 #define MINIVMM_VMM_BOARD_H
 
+#include <stdatomic.h>
 #include <time.h>
 
+#include "vmm/device.h"
 #include "vmm/kvm.h"
 #include "vmm/options.h"
 
-struct serial;
-struct i8042;
-struct rtc;
-struct pm;
-struct testdev;
-struct virtio_blk;
-struct virtio_net;
 struct vfio_iommu;
-struct vfio_pci;
 struct api;
 struct hotplug;
+struct board_op;
+
+#define BOARD_MAX_FAILOVER OPTIONS_MAX_VFS
+#define BOARD_MAX_STANDBY_SEEN 16
+#define BOARD_UNPLUG_TIMEOUT_MS 10000 /* device-del's default deadline */
+
+/* a VF paired with a failover=on virtio-net NIC */
+struct board_failover {
+	bool used;
+	char vf_id[DEVICE_ID_LEN];
+	char net_id[DEVICE_ID_LEN];
+	bool plugged;        /* on the guest's bus (STANDBY was negotiated) */
+	bool declined_said;  /* the "driver declined STANDBY" line was logged */
+};
+
+/* the last STANDBY state the board reported for a NIC (events on change) */
+struct board_standby_seen {
+	char id[DEVICE_ID_LEN];
+	int state;
+	unsigned int negotiations;
+};
 
 struct board {
 	struct vm vm;
 	const struct options *opts;
-	struct serial *serial;
-	struct i8042 *i8042;
-	struct rtc *rtc;
-	struct pm *pm;
-	struct testdev *testdev;
-	struct virtio_blk *blk;
-	struct virtio_net *net[OPTIONS_MAX_NICS];
-	char net_id[OPTIONS_MAX_NICS][OPTIONS_ID_LEN]; /* net0, net1, ... or id=NAME */
-	unsigned int nr_net;
-	struct vfio_iommu *vfio_iommu;          /* one DMA address space for every VF */
-	struct vfio_pci *vf[OPTIONS_MAX_VFS];
-	char vf_id[OPTIONS_MAX_VFS][OPTIONS_ID_LEN];   /* vf0, vf1, ... or id=NAME */
-	unsigned int nr_vf;
 	int console_in, console_out;
 	struct api *api;                        /* the control socket (--api), or NULL */
-	struct hotplug *hotplug;                /* ACPI PCI hot-plug (with --api), or NULL */
+	struct hotplug *hotplug;                /* ACPI PCI hot-plug (--api or a failover VF), or NULL */
+	struct vfio_iommu *vfio_iommu;          /* one DMA address space for every VF */
+	struct board_failover fo[BOARD_MAX_FAILOVER];
+	struct board_standby_seen sb_seen[BOARD_MAX_STANDBY_SEEN];
+	struct board_op *op;                    /* device-add/device-del in progress, or NULL */
+	atomic_bool standby_queued;             /* standby_call is queued on the loop */
+	struct evloop_call standby_call;
+	unsigned int nr_nets_made;              /* default MACs of NICs, in creation order */
 	struct timespec started;                /* CLOCK_MONOTONIC at board__build */
 };
 

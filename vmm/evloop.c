@@ -13,8 +13,44 @@
 static void evloop_wake_fn(void *opaque, int res)
 {
 	struct evloop *l = opaque;
+	struct evloop_call *c;
 
+	(void)res;
 	sys__eventfd_drain(l->wake_fd);
+	/*
+	 * A call may run the loop itself (a device's destroy drains its I/O):
+	 * the outer pass goes on with the queue, the nested one leaves it.
+	 */
+	if (l->in_calls)
+		return;
+	l->in_calls = true;
+	/* one at a time: a call may queue another, or free its own struct */
+	for (;;) {
+		pthread_mutex_lock(&l->call_lock);
+		c = l->calls;
+		if (c) {
+			l->calls = c->next;
+			if (!l->calls)
+				l->calls_tail = &l->calls;
+		}
+		pthread_mutex_unlock(&l->call_lock);
+		if (!c)
+			break;
+		c->fn(c->opaque);
+	}
+	l->in_calls = false;
+}
+
+void evloop__call(struct evloop *l, struct evloop_call *c, void (*fn)(void *opaque), void *opaque)
+{
+	c->fn = fn;
+	c->opaque = opaque;
+	c->next = NULL;
+	pthread_mutex_lock(&l->call_lock);
+	*l->calls_tail = c;
+	l->calls_tail = &c->next;
+	pthread_mutex_unlock(&l->call_lock);
+	sys__eventfd_signal(l->wake_fd);
 }
 
 int evloop__init(struct evloop *l, unsigned int entries)
@@ -31,6 +67,9 @@ int evloop__init(struct evloop *l, unsigned int entries)
 	pthread_mutex_init(&l->sq_lock, NULL);
 	pthread_mutex_init(&l->cq_lock, NULL);
 	pthread_cond_init(&l->cq_cond, NULL);
+	pthread_mutex_init(&l->call_lock, NULL);
+	l->calls = NULL;
+	l->calls_tail = &l->calls;
 	l->wake_fd = sys__eventfd(0);
 	if (l->wake_fd < 0) {
 		ret = l->wake_fd;
@@ -57,6 +96,7 @@ void evloop__destroy(struct evloop *l)
 	pthread_cond_destroy(&l->cq_cond);
 	pthread_mutex_destroy(&l->cq_lock);
 	pthread_mutex_destroy(&l->sq_lock);
+	pthread_mutex_destroy(&l->call_lock);
 }
 
 /* with sq_lock held */

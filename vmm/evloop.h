@@ -46,6 +46,17 @@ struct evloop_op {
 	void *opaque;
 };
 
+/*
+ * A function to run on the loop thread, queued from any thread
+ * (evloop__call): the way other threads hand work to the VMM thread instead of
+ * taking its locks. The caller owns the struct until fn has started.
+ */
+struct evloop_call {
+	void (*fn)(void *opaque);
+	void *opaque;
+	struct evloop_call *next;
+};
+
 struct evloop {
 	struct io_uring ring;
 	int wake_fd;
@@ -57,6 +68,9 @@ struct evloop {
 	pthread_mutex_t sq_lock; /* the submission queue, shared by all threads */
 	pthread_mutex_t cq_lock; /* watch disarm notifications */
 	pthread_cond_t cq_cond;
+	pthread_mutex_t call_lock; /* the queue of evloop__call */
+	struct evloop_call *calls, **calls_tail;
+	bool in_calls;             /* the loop thread is running queued calls */
 };
 
 int evloop__init(struct evloop *l, unsigned int entries) __must_check;
@@ -78,6 +92,12 @@ int evloop__del_fd(struct evloop *l, struct evloop_watch *w);
  */
 struct io_uring_sqe *evloop__get_sqe(struct evloop *l, struct evloop_op *op);
 int evloop__submit(struct evloop *l);
+
+/*
+ * Queues c->fn(c->opaque) to run on the loop thread, in the order queued;
+ * any thread, never blocks. Calls still queued at evloop__destroy are dropped.
+ */
+void evloop__call(struct evloop *l, struct evloop_call *c, void (*fn)(void *opaque), void *opaque);
 
 /* run until evloop__stop(); returns the stop code */
 int evloop__run(struct evloop *l);

@@ -226,6 +226,7 @@ int kvm__vm_init_fake(struct vm *vm, uint64_t ram_size)
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
+	device__list_init(&vm->devices);
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
@@ -244,6 +245,7 @@ int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned in
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
+	device__list_init(&vm->devices);
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
 	vm->nr_vcpus = nr_vcpus;
@@ -353,6 +355,7 @@ void kvm__vm_destroy(struct vm *vm)
 	vm->vfio_dev_fd = -1;
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
+	device__list_destroy(&vm->devices);
 	evloop__destroy(&vm->loop);
 	pci__bus_destroy(&vm->pci);
 	irq__destroy(&vm->irq);

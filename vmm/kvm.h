@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/evloop.h"
 #include "vmm/irq.h"
 #include "vmm/mem.h"
@@ -61,6 +62,7 @@ struct vm {
 	struct irq irq;
 	struct pci_bus pci;
 	struct evloop loop;
+	struct device_list devices; /* every device, in creation order (vmm/device.h) */
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus;
 	atomic_int exit_reason; /* enum vm_exit_reason, first one wins */

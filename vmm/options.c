@@ -61,9 +61,13 @@ void options__usage(void *file, const char *prog)
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
-		"      --vf DDDD:BB:DD.F[,id=NAME]\n"
+		"      --vf DDDD:BB:DD.F[,failover=on|MAC][,id=NAME]\n"
 		"                        assign this PCI function (an SR-IOV VF bound to vfio-pci)\n"
 		"                        through VFIO; repeatable, %d at most; ids vf0, vf1, ...\n"
+		"                        failover=on: the primary of the --net NIC with failover=on\n"
+		"                        (failover=MAC: of the one with that MAC); it is plugged\n"
+		"                        only once the guest negotiated STANDBY, and gets the NIC's\n"
+		"                        MAC (set through the PF)\n"
 		"      --vf-allow-unsafe-interrupts\n"
 		"                        assign VFs even without IOMMU interrupt remapping\n"
 		"      --api PATH        control socket (mode 0600): `%s ctl PATH status|devices|\n"
@@ -161,6 +165,77 @@ int options__check_bdf(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+static int options_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	unsigned int i, v;
+
+	if (len != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++) {
+		if (options_hex(s + 3 * i, 2, &v) || (i < 5 && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+int options__parse_vf(const char *spec, const char *what, struct options_vf *out, char *err,
+		      size_t errlen)
+{
+	const char *comma = strchr(spec, ','), *opt;
+	size_t blen = comma ? (size_t)(comma - spec) : strlen(spec);
+	bool seen_failover = false;
+
+	memset(out, 0, sizeof(*out));
+	if (blen >= sizeof(out->bdf))
+		blen = sizeof(out->bdf) - 1; /* too long: check_bdf says so */
+	memcpy(out->bdf, spec, blen);
+	out->bdf[blen] = '\0';
+	if (options__check_bdf(out->bdf, err, errlen))
+		return -EINVAL;
+	for (opt = comma; opt; opt = strchr(opt + 1, ',')) {
+		const char *v = opt + 1, *next = strchrnul(v, ',');
+		size_t vlen = (size_t)(next - v);
+
+		if (!strncmp(v, "id=", 3)) {
+			size_t ilen = vlen - 3;
+
+			if (out->id[0]) {
+				snprintf(err, errlen, "%s '%s': id given twice", what, spec);
+				return -EINVAL;
+			}
+			if (options__check_id(v + 3, ilen, err, errlen))
+				return -EINVAL;
+			memcpy(out->id, v + 3, ilen);
+			out->id[ilen] = '\0';
+		} else if (!strncmp(v, "failover=", 9)) {
+			if (seen_failover) {
+				snprintf(err, errlen, "%s '%s': failover given twice", what, spec);
+				return -EINVAL;
+			}
+			seen_failover = true;
+			if (vlen == 11 && !strncmp(v + 9, "on", 2)) {
+				out->failover = true;
+			} else if (vlen == 12 && !strncmp(v + 9, "off", 3)) {
+				out->failover = false;
+			} else if (!options_mac(v + 9, vlen - 9, out->failover_mac)) {
+				out->failover = true;
+				out->has_failover_mac = true;
+			} else {
+				snprintf(err, errlen, "%s '%s': failover=%.*s: expected on, off or the "
+					 "standby NIC's MAC (52:54:00:12:34:56)", what, spec,
+					 (int)(vlen - 9), v + 9);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(err, errlen, "%s '%s': unknown option '%.*s' (expected failover=on|MAC "
+				 "or id=NAME)", what, spec, (int)vlen, v);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int options__check_id(const char *id, size_t len, char *err, size_t errlen)
 {
 	size_t i;
@@ -248,45 +323,22 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;
 		case OPT_VF: {
-			/* BDF[,id=NAME] */
-			const char *comma = strchr(optarg, ','), *opt;
-			size_t blen = comma ? (size_t)(comma - optarg) : strlen(optarg);
-			char *bdf, *id;
+			struct options_vf *v;
 			unsigned int i;
 
 			if (o->nr_vf == OPTIONS_MAX_VFS)
 				return options_err(err, errlen, "--vf '%s': at most %d VFs", optarg,
 						   OPTIONS_MAX_VFS);
-			bdf = o->vf_bdf[o->nr_vf];
-			id = o->vf_id[o->nr_vf];
-			if (blen >= sizeof(o->vf_bdf[0]))
-				blen = sizeof(o->vf_bdf[0]) - 1; /* too long: check_bdf says so */
-			memcpy(bdf, optarg, blen);
-			bdf[blen] = '\0';
-			id[0] = '\0';
-			if (options__check_bdf(bdf, err, errlen))
+			v = &o->vf_spec[o->nr_vf];
+			if (options__parse_vf(optarg, "--vf", v, err, errlen))
 				return -EINVAL;
-			for (opt = comma; opt; opt = strchr(opt + 1, ',')) {
-				const char *v = opt + 1, *next = strchrnul(v, ',');
-
-				if (!strncmp(v, "id=", 3)) {
-					size_t ilen = (size_t)(next - v - 3);
-
-					if (id[0])
-						return options_err(err, errlen, "--vf '%s': id given twice", optarg);
-					if (options__check_id(v + 3, ilen, err, errlen))
-						return -EINVAL;
-					memcpy(id, v + 3, ilen);
-					id[ilen] = '\0';
-				} else {
-					return options_err(err, errlen, "--vf '%s': unknown option '%.*s' (expected id=NAME)",
-							   optarg, (int)(next - v), v);
-				}
-			}
 			for (i = 0; i < o->nr_vf; i++)
-				if (!strcasecmp(o->vf[i], bdf))
-					return options_err(err, errlen, "--vf '%s' given twice", bdf);
-			o->vf[o->nr_vf++] = bdf;
+				if (!strcasecmp(o->vf[i], v->bdf))
+					return options_err(err, errlen, "--vf '%s' given twice", v->bdf);
+			memcpy(o->vf_bdf[o->nr_vf], v->bdf, sizeof(v->bdf));
+			memcpy(o->vf_id[o->nr_vf], v->id, sizeof(v->id));
+			o->vf[o->nr_vf] = o->vf_bdf[o->nr_vf];
+			o->nr_vf++;
 			break;
 		}
 		case OPT_VF_UNSAFE: o->vf_allow_unsafe_interrupts = true; break;

@@ -16,6 +16,15 @@
 
 enum options_action { OPTIONS_RUN, OPTIONS_HELP, OPTIONS_VERSION };
 
+/* one --vf (or the control socket's device-add vf): BDF[,failover=on|MAC][,id=NAME] */
+struct options_vf {
+	char bdf[16];
+	char id[OPTIONS_ID_LEN];   /* "" when not given */
+	bool failover;             /* failover=on or failover=MAC: pair with a STANDBY NIC */
+	bool has_failover_mac;     /* failover=MAC: the NIC with this MAC */
+	uint8_t failover_mac[6];
+};
+
 struct options {
 	enum options_action action;
 	const char *image;      /* raw disk image: root disk, and kernel source without --kernel */
@@ -33,6 +42,7 @@ struct options {
 	const char *vf[OPTIONS_MAX_VFS];   /* PCI functions to assign through VFIO (DDDD:BB:DD.F) */
 	char vf_id[OPTIONS_MAX_VFS][OPTIONS_ID_LEN]; /* id=NAME of each --vf, "" when not given */
 	char vf_bdf[OPTIONS_MAX_VFS][16];  /* storage vf[] points into */
+	struct options_vf vf_spec[OPTIONS_MAX_VFS]; /* each --vf in full */
 	unsigned int nr_vf;
 	bool vf_allow_unsafe_interrupts;   /* assign even without interrupt remapping */
 	const char *api;                   /* the control socket's path (--api), or NULL */
@@ -45,6 +55,12 @@ int options__parse_size(const char *s, uint64_t *out);
  * device 00-1f, function 0-7). 0, or -EINVAL with the reason in err.
  */
 int options__check_bdf(const char *s, char *err, size_t errlen);
+/*
+ * Parses a VF spec BDF[,failover=on|MAC][,id=NAME] (what names it in
+ * messages, e.g. "--vf"). 0, or -EINVAL with the reason in err.
+ */
+int options__parse_vf(const char *spec, const char *what, struct options_vf *out, char *err,
+		      size_t errlen);
 /*
  * Checks a device id given with id=NAME (--net, --vf): 1 to 15 characters,
  * a letter first, then letters, digits, '-', '_' or '.'. 0, or -EINVAL with

@@ -66,6 +66,7 @@ struct vfio_counters {
 
 struct vfio_pci {
 	struct pci_dev pci;
+	struct vmm_device mdev; /* the device model (vmm/device.h) */
 	struct vm *vm;
 	struct vfio_backend *be;
 	struct vfio_iommu *iommu;
@@ -73,6 +74,7 @@ struct vfio_pci {
 	struct vfio_group *group;
 	int dev;
 	char bdf[16];
+	bool intx_tried;        /* vfio_intx_setup ran (at the first plug) */
 	char name[32];
 	struct vfio_device_info info;
 	uint64_t cfg_off, cfg_size;
@@ -1206,6 +1208,70 @@ static int vfio_device_open(struct vfio_pci *vf, char *msg, size_t msglen)
 	return 0;
 }
 
+int vfio_pci__plug(struct vfio_pci *vf)
+{
+	int ret;
+
+	ret = pci__register(&vf->vm->pci, &vf->pci, -1);
+	if (ret) {
+		log_err(vf->name, "cannot put %s on the PCI bus: %s", vf->bdf,
+			ret == -ENOSPC ? "no free slot" : strerror(-ret));
+		return ret;
+	}
+	if (!vf->intx_tried) {
+		vf->intx_tried = true;
+		ret = vfio_intx_setup(vf);
+		if (ret)
+			log_warn(vf->name, "INTx fallback not available: %s", strerror(-ret));
+	}
+	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", vf->bdf,
+		 vf->pci.devfn >> 3, pci__cfg_rd16(&vf->pci, PCI_VENDOR_ID),
+		 pci__cfg_rd16(&vf->pci, PCI_DEVICE_ID), vf->group->id,
+		 vf->has_msix ? "MSI-X" : vf->msi_cap ? "MSI" : "INTx",
+		 vf->group->kvm_added ? ", KVM VFIO device" : "");
+	return 0;
+}
+
+static void vfio_dev_describe(struct vmm_device *d, json_t *o)
+{
+	struct vfio_pci *vf = container_of(d, struct vfio_pci, mdev);
+	struct vfio_pci_stats st;
+
+	json_object_set_new(o, "detail", json_string(vf->bdf));
+	vfio_pci__stats(vf, &st);
+	json_object_set_new(o, "counters",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "config_exits",
+				      (json_int_t)(st.cfg_reads + st.cfg_writes), "msix_table_exits",
+				      (json_int_t)st.msix_table_exits, "bar_trap_exits",
+				      (json_int_t)st.bar_trap_exits, "userspace_irqs",
+				      (json_int_t)st.userspace_irqs, "bar_memslots",
+				      (json_int_t)st.memslots));
+}
+
+static void vfio_dev_log_stats(struct vmm_device *d)
+{
+	vfio_pci__log_stats(container_of(d, struct vfio_pci, mdev));
+}
+
+static void vfio_dev_destroy(struct vmm_device *d)
+{
+	vfio_pci__destroy(container_of(d, struct vfio_pci, mdev));
+}
+
+static const struct vmm_device_ops vfio_dev_ops = {
+	.describe = vfio_dev_describe,
+	.log_stats = vfio_dev_log_stats,
+	.destroy = vfio_dev_destroy,
+};
+
+struct vmm_device *vfio_pci__device(struct vfio_pci *vf) { return &vf->mdev; }
+
+struct vfio_pci *vfio_pci__from_device(struct vmm_device *d)
+{
+	return d && d->ops == &vfio_dev_ops ? container_of(d, struct vfio_pci, mdev) : NULL;
+}
+const char *vfio_pci__bdf(const struct vfio_pci *vf) { return vf->bdf; }
+
 int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts *o,
 		     struct vfio_pci **out)
 {
@@ -1312,21 +1378,33 @@ int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts 
 	for (i = 0; i < PCI_NUM_BARS; i++)
 		if (vf->regions[i].size && !vf->regions[i].is_io)
 			vfio_region_mmap(vf, &vf->regions[i]);
-	ret = pci__register(&vm->pci, &vf->pci, -1);
-	if (ret)
+	device__init(&vf->mdev, vf->name, "vfio-pci", DEVICE_BUS_PCI, &vfio_dev_ops);
+	vf->mdev.pci = &vf->pci;
+	vf->mdev.removable = true;
+	vf->mdev.slow_destroy = true; /* the reset ladder */
+	ret = device__add(&vm->devices, &vf->mdev);
+	if (ret) {
+		log_err(vf->name, "cannot add device '%s': %s", vf->mdev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
 		goto err_mmap;
-	ret = vfio_intx_setup(vf);
-	if (ret)
-		log_warn(vf->name, "INTx fallback not available: %s", strerror(-ret));
+	}
 	free(cfg);
-	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", bdf,
-		 vf->pci.devfn >> 3, pci__cfg_rd16(&vf->pci, PCI_VENDOR_ID),
-		 pci__cfg_rd16(&vf->pci, PCI_DEVICE_ID), vf->group->id,
-		 vf->has_msix ? "MSI-X" : vf->msi_cap ? "MSI" : "INTx",
-		 vf->group->kvm_added ? ", KVM VFIO device" : "");
+	cfg = NULL;
+	if (!o->plug_later) {
+		ret = vfio_pci__plug(vf);
+		if (ret)
+			goto err_list;
+	} else {
+		log_info(vf->name, "%s ready (%04x:%04x, IOMMU group %u, %s%s), not plugged yet", bdf,
+			 pci__cfg_rd16(&vf->pci, PCI_VENDOR_ID), pci__cfg_rd16(&vf->pci, PCI_DEVICE_ID),
+			 vf->group->id, vf->has_msix ? "MSI-X" : vf->msi_cap ? "MSI" : "INTx",
+			 vf->group->kvm_added ? ", KVM VFIO device" : "");
+	}
 	*out = vf;
 	return 0;
 
+err_list:
+	device__remove(&vm->devices, &vf->mdev);
 err_mmap:
 	for (i = 0; i < PCI_NUM_BARS; i++)
 		vfio_region_munmap(vf, &vf->regions[i]);
@@ -1356,6 +1434,7 @@ void vfio_pci__destroy(struct vfio_pci *vf)
 
 	if (!vf)
 		return;
+	device__remove(&vf->vm->devices, &vf->mdev);
 	pci__unregister(&vf->vm->pci, &vf->pci);
 	vfio_irqs_off(vf);
 	vfio_irqs_free(vf);

@@ -40,6 +40,12 @@ struct vfio_pci_opts {
 	 * device keeps a private one.
 	 */
 	struct vfio_iommu **iommu;
+	/*
+	 * Build everything (checks, DMA, reset, config space) but leave the
+	 * device off the guest's PCI bus until vfio_pci__plug: a failover VF
+	 * waits there for the guest to negotiate STANDBY.
+	 */
+	bool plug_later;
 };
 
 struct vfio_pci_stats {
@@ -61,6 +67,18 @@ struct vfio_pci_stats {
  */
 int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts *o,
 		     struct vfio_pci **out) __must_check;
+/*
+ * Puts a device made with plug_later on the guest's PCI bus (the first free
+ * slot) and sets up its INTx fallback: the hot-plug controller can then
+ * announce it. -EBUSY when it is already plugged.
+ */
+int vfio_pci__plug(struct vfio_pci *vf) __must_check;
+/* the device model's view (vmm/device.h): id (the name), ops, PCI function */
+struct vmm_device *vfio_pci__device(struct vfio_pci *vf);
+/* the VF behind a device of the list, or NULL when it is another kind */
+struct vfio_pci *vfio_pci__from_device(struct vmm_device *d);
+/* the host PCI address */
+const char *vfio_pci__bdf(const struct vfio_pci *vf);
 /* disables interrupts, resets (ladder), unmaps BARs, releases the device */
 void vfio_pci__destroy(struct vfio_pci *vf);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -194,4 +195,65 @@ Test(evloop, removed_watch_is_not_touched_after_del_fd_returns)
 	}
 	close(p[0]);
 	close(p[1]);
+}
+
+/* evloop__call: from other threads, run on the loop thread, in order */
+struct calls {
+	struct evloop *l;
+	pthread_t loop_thread;
+	int order[64];
+	_Atomic int n;
+	int wrong_thread;
+	struct evloop_call c[64];
+};
+
+struct call_arg {
+	struct calls *cs;
+	int i;
+};
+
+static struct call_arg call_args[64];
+
+static void call_record(void *opaque)
+{
+	struct call_arg *a = opaque;
+
+	if (!pthread_equal(pthread_self(), a->cs->loop_thread))
+		a->cs->wrong_thread++;
+	a->cs->order[atomic_fetch_add(&a->cs->n, 1)] = a->i;
+	/* a call may queue another one: it runs in this same pass or the next */
+	if (a->i == 5)
+		evloop__call(a->cs->l, &a->cs->c[63], call_record, &call_args[63]);
+}
+
+static void *call_thread(void *opaque)
+{
+	struct calls *cs = opaque;
+
+	for (int i = 0; i < 10; i++) {
+		call_args[i] = (struct call_arg){ cs, i };
+		evloop__call(cs->l, &cs->c[i], call_record, &call_args[i]);
+	}
+	return NULL;
+}
+
+Test(evloop, calls_from_another_thread_run_on_the_loop_in_order)
+{
+	static struct calls cs;
+	struct evloop l;
+	pthread_t t;
+
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	cs.l = &l;
+	cs.loop_thread = pthread_self();
+	call_args[63] = (struct call_arg){ &cs, 63 };
+	cr_assert_eq(pthread_create(&t, NULL, call_thread, &cs), 0);
+	pthread_join(t, NULL);
+	while (atomic_load(&cs.n) < 11)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert_eq(cs.wrong_thread, 0, "every call ran on the loop thread");
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(cs.order[i], i, "call %d ran out of order", i);
+	cr_assert_eq(cs.order[10], 63, "the call queued by call 5 runs after those queued before it");
+	evloop__destroy(&l);
 }

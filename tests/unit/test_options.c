@@ -157,10 +157,39 @@ Test(options, vf_ids)
 	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,id=a,id=b", "g.img"), -EINVAL);
 	cr_assert(strstr(err, "id given twice"), "%s", err);
 	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:10.1,speed=1", "g.img"), -EINVAL);
-	cr_assert(strstr(err, "unknown option 'speed=1' (expected id=NAME)"), "%s", err);
+	cr_assert(strstr(err, "unknown option 'speed=1' (expected failover=on|MAC or id=NAME)"), "%s", err);
 	cr_assert_eq(parse(&o, err, 4, "--vf", "0000:03:1x.1,id=a", "g.img"), -EINVAL);
 	cr_assert(strstr(err, "hexadecimal"), "%s", err);
 	cr_assert_eq(parse(&o, err, 6, "--vf", "0000:03:10.1,id=a", "--vf", "0000:03:10.1,id=b", "g.img"),
 		     -EINVAL);
 	cr_assert(strstr(err, "given twice"), "%s", err);
+}
+
+Test(options, vf_failover)
+{
+	struct options_vf v;
+	char err[256];
+
+	cr_assert_eq(options__parse_vf("0000:03:10.1,failover=on", "--vf", &v, err, sizeof(err)), 0, "%s", err);
+	cr_assert(v.failover && !v.has_failover_mac);
+	cr_assert_str_eq(v.bdf, "0000:03:10.1");
+	cr_assert_eq(options__parse_vf("0000:03:10.1,id=up,failover=52:54:00:ab:cd:0f", "--vf", &v, err,
+				       sizeof(err)), 0, "%s", err);
+	cr_assert(v.failover && v.has_failover_mac);
+	cr_assert_str_eq(v.id, "up");
+	cr_assert_eq(v.failover_mac[0], 0x52);
+	cr_assert_eq(v.failover_mac[5], 0x0f);
+	cr_assert_eq(options__parse_vf("0000:03:10.1,failover=off", "--vf", &v, err, sizeof(err)), 0);
+	cr_assert(!v.failover);
+	cr_assert_eq(options__parse_vf("0000:03:10.1", "--vf", &v, err, sizeof(err)), 0);
+	cr_assert(!v.failover && !v.id[0]);
+	cr_assert_eq(options__parse_vf("0000:03:10.1,failover=yes", "device-add vf", &v, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "device-add vf '0000:03:10.1,failover=yes': failover=yes: expected on, off"),
+		  "%s", err);
+	cr_assert_eq(options__parse_vf("0000:03:10.1,failover=52:54:00:ab:cd", "--vf", &v, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert_eq(options__parse_vf("0000:03:10.1,failover=on,failover=on", "--vf", &v, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "failover given twice"), "%s", err);
 }

@@ -78,8 +78,12 @@ struct net_stats_atomic {
 
 struct virtio_net {
 	struct virtio_dev vdev;
+	struct vmm_device dev;             /* the device model (vmm/device.h) */
 	struct vm *vm;
 	char name[32];
+	char tap[VIRTIO_NET_IFNAMSIZ];
+	void (*standby_changed)(void *opaque);
+	void *standby_opaque;
 	uint8_t mac[6];
 	struct net_backend *be;
 	bool failover;                     /* STANDBY offered */
@@ -675,6 +679,9 @@ static void net_standby_activate(struct virtio_net *n)
 	if (atomic_exchange(&n->standby, (int)s) != (int)s)
 		log_info(n->name, "STANDBY %s by the guest's driver%s", virtio_net__standby_name(s),
 			 s == VIRTIO_NET_STANDBY_DECLINED ? " (no net_failover): a paired VF stays out" : "");
+	/* every activation, even with an unchanged state: a count went up */
+	if (n->standby_changed)
+		n->standby_changed(n->standby_opaque);
 }
 
 static int net_activate(struct virtio_dev *vd)
@@ -690,8 +697,11 @@ static void net_reset(struct virtio_dev *vd)
 	int was = (int)VIRTIO_NET_STANDBY_NEGOTIATED;
 
 	/* a reset driver may come back without STANDBY: until it renegotiates, it has none */
-	if (n->failover && atomic_compare_exchange_strong(&n->standby, &was, (int)VIRTIO_NET_STANDBY_RESET))
+	if (n->failover && atomic_compare_exchange_strong(&n->standby, &was, (int)VIRTIO_NET_STANDBY_RESET)) {
 		log_info(n->name, "STANDBY: the driver reset the device; waiting for it to negotiate again");
+		if (n->standby_changed)
+			n->standby_changed(n->standby_opaque);
+	}
 	net_request(n, false);
 }
 
@@ -770,6 +780,55 @@ static void net_ctl_unwatch(struct virtio_net *n)
 	n->ctl_watching = false;
 }
 
+/* ---- the device model (vmm/device.h) ---------------------------------- */
+
+static void net_dev_describe(struct vmm_device *d, json_t *o)
+{
+	struct virtio_net *n = container_of(d, struct virtio_net, dev);
+	struct virtio_net_stats st;
+	enum virtio_net_standby sb;
+	unsigned int nego;
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x%s", n->tap,
+		 n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5],
+		 n->failover ? ",failover=on" : "");
+	json_object_set_new(o, "detail", json_string(detail));
+	sb = virtio_net__standby(n, &nego);
+	if (sb != VIRTIO_NET_STANDBY_OFF)
+		json_object_set_new(o, "standby", json_pack("{s:s,s:i}", "state",
+							    virtio_net__standby_name(sb),
+							    "negotiations", (int)nego));
+	virtio_net__get_stats(n, &st);
+	json_object_set_new(o, "counters",
+			    json_pack("{s:I,s:I,s:I,s:I}", "tx_packets", (json_int_t)st.tx_packets,
+				      "tx_bytes", (json_int_t)st.tx_bytes, "rx_packets",
+				      (json_int_t)st.rx_packets, "rx_bytes", (json_int_t)st.rx_bytes));
+}
+
+static void net_dev_log_stats(struct vmm_device *d)
+{
+	virtio_net__log_stats(container_of(d, struct virtio_net, dev));
+}
+
+static void net_dev_destroy(struct vmm_device *d)
+{
+	virtio_net__destroy(container_of(d, struct virtio_net, dev));
+}
+
+static const struct vmm_device_ops net_dev_ops = {
+	.describe = net_dev_describe,
+	.log_stats = net_dev_log_stats,
+	.destroy = net_dev_destroy,
+};
+
+struct vmm_device *virtio_net__device(struct virtio_net *n) { return &n->dev; }
+
+struct virtio_net *virtio_net__from_device(struct vmm_device *d)
+{
+	return d && d->ops == &net_dev_ops ? container_of(d, struct virtio_net, dev) : NULL;
+}
+
 int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_config *cfg,
 				    struct net_backend *be, struct virtio_net **out)
 {
@@ -787,6 +846,9 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 	n->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
 	snprintf(n->name, sizeof(n->name), "%s", cfg->name ? cfg->name : "virtio-net");
 	n->failover = cfg->failover;
+	n->standby_changed = cfg->standby_changed;
+	n->standby_opaque = cfg->standby_opaque;
+	snprintf(n->tap, sizeof(n->tap), "%s", cfg->tap ? cfg->tap : cfg->tap_buf);
 	atomic_store(&n->standby, (int)(cfg->failover ? VIRTIO_NET_STANDBY_WAITING : VIRTIO_NET_STANDBY_OFF));
 	if (cfg->has_mac)
 		memcpy(n->mac, cfg->mac, 6);
@@ -822,6 +884,16 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 	if (ret < 0) {
 		log_err(n->name, "PCI registration: %s", strerror(-ret));
 		goto err_pci;
+	}
+	device__init(&n->dev, n->name, "virtio-net", DEVICE_BUS_PCI, &net_dev_ops);
+	n->dev.pci = &n->vdev.pci;
+	n->dev.removable = true;
+	ret = device__add(&vm->devices, &n->dev);
+	if (ret) {
+		log_err(n->name, "cannot add device '%s': %s", n->dev.id,
+			ret == -EEXIST ? "the id is taken" : strerror(-ret));
+		virtio_net__destroy(n);
+		return ret;
 	}
 	log_info(n->name, "%s backend, mac %02x:%02x:%02x:%02x:%02x:%02x", be->kind, n->mac[0],
 		 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
@@ -870,6 +942,7 @@ void virtio_net__destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
+	device__remove(&n->vm->devices, &n->dev);
 	/* the backend drains first: its last callbacks still use the transport */
 	net_stop_backend(n);
 	n->be->ops->destroy(n->be);

@@ -48,6 +48,13 @@ struct virtio_net_config {
 	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
 	char id[OPTIONS_ID_LEN]; /* id=NAME (the control socket's device id), "" when not given */
 	bool failover;           /* failover=on: offer VIRTIO_NET_F_STANDBY (net_failover) */
+	/*
+	 * Optional: called when the STANDBY state changes, on the vCPU thread
+	 * that wrote the device status, with the transport's lock held: queue
+	 * work (evloop__call), never act here.
+	 */
+	void (*standby_changed)(void *opaque);
+	void *standby_opaque;
 };
 
 /*
@@ -99,6 +106,10 @@ const char *virtio_net__name(const struct virtio_net *n);
 enum virtio_net_standby virtio_net__standby(const struct virtio_net *n, unsigned int *negotiations);
 const char *virtio_net__standby_name(enum virtio_net_standby s);
 void virtio_net__get_mac(const struct virtio_net *n, uint8_t mac[6]);
+/* the device model's view (vmm/device.h): id, ops, PCI function */
+struct vmm_device *virtio_net__device(struct virtio_net *n);
+/* the virtio-net behind a device of the list, or NULL when it is another kind */
+struct virtio_net *virtio_net__from_device(struct vmm_device *d);
 /* the transport side (tests drive the queues through it) */
 struct virtio_dev *virtio_net__vdev(struct virtio_net *n);
 
