@@ -39,9 +39,21 @@ assert r["error"]["code"] == "parse-error", r
 s.sendall(b'{"command": "pause", "args": 3}\n')
 r = line(s)
 assert r["error"]["code"] == "invalid-request", r
-s.sendall(b'{"command": "device-add"}\n')
+s.sendall(b'{"command": "device-plug"}\n')
 r = line(s)
 assert r["error"]["code"] == "unknown-command", r
+s.sendall(b'{"command": "device-add", "args": {"kind": 7}}\n')
+r = line(s)
+assert r["error"]["code"] == "invalid-args", r
+s.sendall(b'{"command": "device-add", "args": {"kind": "vf", "spec": "not-a-bdf,failover=on"}}\n')
+r = line(s)
+assert r["error"]["code"] == "invalid-args" and "PCI address" in r["error"]["message"], r
+s.sendall(b'{"command": "device-del", "args": {"id": "ttyS0"}}\n')
+r = line(s)
+assert r["error"]["code"] == "refused" and "cannot be removed" in r["error"]["message"], r
+s.sendall(b'{"command": "device-del", "args": {"id": "nosuch"}}\n')
+r = line(s)
+assert r["error"]["code"] == "refused" and "no device" in r["error"]["message"], r
 big = conn()
 big.sendall(b"x" * (80 * 1024))
 r = line(big)

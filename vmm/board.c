@@ -655,6 +655,9 @@ static void board_add_vf_done(void *opaque)
 	ret_v = device__describe(d);
 	if (ret_v) {
 		json_object_set_new(ret_v, "state", json_string(state));
+		if (fo)
+			json_object_set_new(ret_v, "failover",
+					    json_pack("{s:s,s:s}", "standby", fo->net_id, "state", state));
 		json_object_set_new(ret_v, "add_ms", json_real(board_ms_since(&op->t0)));
 	}
 	api__complete(op->reply, 0, ret_v, NULL);
@@ -1262,6 +1265,54 @@ static void board_destroy_devices(struct board *b)
 	b->vfio_iommu = NULL;
 }
 
+/*
+ * The ids the command line gives (net0, net1, ... and vf0, vf1, ... in its
+ * order, or id=NAME): each used once, and none a fixed device's. Checked
+ * before anything is created.
+ */
+static int board_check_ids(const struct options *o)
+{
+	static const char *const fixed[] = { "ttyS0", "i8042", "rtc", "acpi-pm", "pcihp", "blk0",
+					     "testdev" };
+	char ids[OPTIONS_MAX_NICS + OPTIONS_MAX_VFS][DEVICE_ID_LEN], err[256];
+	unsigned int nr = 0, i, j;
+
+	for (i = 0; i < o->nr_net + o->nr_vf; i++) {
+		char *id = ids[nr];
+
+		if (i < o->nr_net) {
+			struct virtio_net_config cfg;
+
+			if (virtio_net__parse_opts(o->net[i], &cfg, err, sizeof(err))) {
+				log_err(BOARD_LOG, "--net '%s': %s", o->net[i], err);
+				return -EINVAL;
+			}
+			if (cfg.id[0])
+				snprintf(id, DEVICE_ID_LEN, "%s", cfg.id);
+			else
+				snprintf(id, DEVICE_ID_LEN, "net%u", i);
+		} else if (o->vf_spec[i - o->nr_net].id[0]) {
+			snprintf(id, DEVICE_ID_LEN, "%s", o->vf_spec[i - o->nr_net].id);
+		} else {
+			snprintf(id, DEVICE_ID_LEN, "vf%u", i - o->nr_net);
+		}
+		for (j = 0; j < ARRAY_SIZE(fixed); j++) {
+			if (!strcmp(fixed[j], id)) {
+				log_err(BOARD_LOG, "device id '%s' is used twice (a fixed device has it)", id);
+				return -EINVAL;
+			}
+		}
+		for (j = 0; j < nr; j++) {
+			if (!strcmp(ids[j], id)) {
+				log_err(BOARD_LOG, "device id '%s' is used twice", id);
+				return -EINVAL;
+			}
+		}
+		nr++;
+	}
+	return 0;
+}
+
 int board__build(struct board *b, const struct options *o)
 {
 	unsigned int i;
@@ -1272,6 +1323,9 @@ int board__build(struct board *b, const struct options *o)
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
 	clock_gettime(CLOCK_MONOTONIC, &b->started);
+	ret = board_check_ids(o);
+	if (ret)
+		return ret;
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
 		return ret;

@@ -28,6 +28,14 @@ static void ctl_usage(FILE *f)
 		"  devices             the devices, with their ids, kinds and addresses\n"
 		"  pause               park every vCPU (out of KVM_RUN)\n"
 		"  resume              let the vCPUs run again\n"
+		"  device-add vf BDF[,failover=on|MAC][,id=NAME]\n"
+		"                      assign a VF (hot-plug); failover: once the guest negotiated\n"
+		"                      STANDBY on the standby NIC\n"
+		"  device-add net tap=TAP[,mac=MAC][,failover=on][,id=NAME]\n"
+		"                      hot-plug a virtio-net NIC\n"
+		"  device-del ID [--timeout S]\n"
+		"                      ask the guest to eject ID and release it once it did; fails\n"
+		"                      after S seconds (default 10) and the device stays\n"
 		"  quit                stop the guest; minivmm exits with status 0\n"
 		"  commands            the commands the VMM knows\n"
 		"  events [N]          subscribe and print events as they come (N of them, or until\n"
@@ -188,8 +196,14 @@ static void ctl_print_devices(json_t *ret)
 		       json_string_value(json_object_get(d, "kind")) ?: "?",
 		       json_string_value(json_object_get(d, "address")) ?: "-",
 		       json_string_value(json_object_get(d, "detail")) ?: "");
+		json_t *fo = json_object_get(d, "failover");
+
 		if (sb)
 			printf(" (standby %s)", json_string_value(json_object_get(sb, "state")) ?: "?");
+		if (fo)
+			printf(" (failover primary of %s: %s)",
+			       json_string_value(json_object_get(fo, "standby")) ?: "?",
+			       json_string_value(json_object_get(fo, "state")) ?: "?");
 		printf("\n");
 	}
 }
@@ -226,7 +240,7 @@ int ctl__main(int argc, char **argv)
 	bool raw = false;
 	long events = -1;
 	int timeout_ms = 30000, c, fd, err = 0, ret = CTL_REFUSED;
-	json_t *req, *reply;
+	json_t *req, *reply, *args = NULL;
 	char *end;
 
 	optind = 1;
@@ -266,6 +280,31 @@ int ctl__main(int argc, char **argv)
 			fprintf(stderr, "minivmm ctl: events [N]: N is a count, more than 0\n");
 			return CTL_USAGE;
 		}
+	} else if (!strcmp(cmd, "device-add")) {
+		if (argc - optind != 4 || (strcmp(argv[optind + 2], "vf") && strcmp(argv[optind + 2], "net"))) {
+			fprintf(stderr, "minivmm ctl: device-add vf SPEC | device-add net SPEC\n");
+			return CTL_USAGE;
+		}
+		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
+	} else if (!strcmp(cmd, "device-del")) {
+		double dl = 10;
+
+		if (argc - optind == 5 && !strcmp(argv[optind + 3], "--timeout")) {
+			dl = strtod(argv[optind + 4], &end);
+			if (*end || dl <= 0 || dl > 600) {
+				fprintf(stderr, "minivmm ctl: device-del --timeout '%s': seconds, 0 to 600\n",
+					argv[optind + 4]);
+				return CTL_USAGE;
+			}
+		} else if (argc - optind != 3) {
+			fprintf(stderr, "minivmm ctl: device-del ID [--timeout S]\n");
+			return CTL_USAGE;
+		}
+		args = json_pack("{s:s,s:I}", "id", argv[optind + 2], "timeout_ms",
+				 (json_int_t)(dl * 1000 < 1 ? 1 : dl * 1000));
+		/* the reply comes after the guest's eject or the deadline */
+		if (timeout_ms < (int)(dl * 1000) + 30000)
+			timeout_ms = (int)(dl * 1000) + 30000;
 	} else if (strcmp(cmd, "status") && strcmp(cmd, "devices") && strcmp(cmd, "pause") &&
 		   strcmp(cmd, "resume") && strcmp(cmd, "quit") && strcmp(cmd, "commands")) {
 		fprintf(stderr, "minivmm ctl: unknown command '%s'\n", cmd);
@@ -277,16 +316,20 @@ int ctl__main(int argc, char **argv)
 	}
 
 	fd = ctl_connect(sock);
-	if (fd < 0)
+	if (fd < 0) {
+		json_decref(args);
 		return CTL_REFUSED;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
+		json_decref(args);
 		close(fd);
 		return CTL_REFUSED;
 	}
 	r->fd = fd;
-	req = json_pack("{s:i,s:s,s:{}}", "id", 1, "command", strcmp(cmd, "events") ? cmd : "subscribe",
-			"args");
+	req = json_pack("{s:i,s:s,s:o}", "id", 1, "command", strcmp(cmd, "events") ? cmd : "subscribe",
+			"args", args ? args : json_object());
+	args = NULL;
 	err = req ? ctl_send(fd, req) : -ENOMEM;
 	json_decref(req);
 	if (err) {
@@ -308,7 +351,8 @@ int ctl__main(int argc, char **argv)
 			printf("%s\n", s ? s : "");
 			free(s);
 		}
-		fprintf(stderr, "minivmm ctl: %s: %s (%s)\n", cmd,
+		/* the message starts with the command's name */
+		fprintf(stderr, "minivmm ctl: %s (%s)\n",
 			json_string_value(json_object_get(e, "message")) ?: "refused",
 			json_string_value(json_object_get(e, "code")) ?: "?");
 		json_decref(reply);
@@ -350,6 +394,21 @@ int ctl__main(int argc, char **argv)
 			json_array_foreach(json_object_get(rv, "commands"), i, d)
 				printf("%-12s %s\n", json_string_value(json_object_get(d, "name")) ?: "?",
 				       json_string_value(json_object_get(d, "help")) ?: "");
+		} else if (!strcmp(cmd, "device-add")) {
+			const char *st = json_string_value(json_object_get(rv, "state"));
+
+			printf("%s %s", json_string_value(json_object_get(rv, "id")) ?: "?", st ? st : "added");
+			if (st && !strcmp(st, "plugged"))
+				printf(" at %s", json_string_value(json_object_get(rv, "address")) ?: "?");
+			else if (json_object_get(rv, "failover"))
+				printf(" (until %s's driver negotiates STANDBY)",
+				       json_string_value(json_object_get(json_object_get(rv, "failover"), "standby")) ?: "?");
+			printf("\n");
+		} else if (!strcmp(cmd, "device-del")) {
+			printf("%s removed (the guest ejected it after %.0f ms; released in %.0f ms)\n",
+			       json_string_value(json_object_get(rv, "id")) ?: "?",
+			       json_number_value(json_object_get(rv, "eject_ms")),
+			       json_number_value(json_object_get(rv, "release_ms")));
 		} else {
 			const char *state = json_string_value(json_object_get(rv, "state"));
 

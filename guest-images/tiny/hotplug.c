@@ -11,6 +11,16 @@
  *    checks that no request, GPE status or SCI state appeared;
  *  - with "expect=absent": no GPE0 block, no hot-plug AML, the ports unclaimed.
  * Reports "hotplug: PASS" and exits 0 when everything held.
+ *
+ * With "serve=eject" or "serve=ignore" (after the checks above) it then
+ * serves the controller as Linux's acpiphp would, by polling instead of the
+ * SCI, until minivmm stops it (the control socket's quit): each PCIU bit
+ * is reported with the new function's IDs ("hotplug inserted slot=N
+ * id=0xDDDDVVVV"), each new PCID bit as "hotplug eject-request slot=N";
+ * serve=eject then writes B0EJ and reports "hotplug gone slot=N" once the
+ * slot reads all-ones, serve=ignore never ejects and reports "hotplug
+ * request-withdrawn slot=N id=..." when minivmm gives up (the deadline),
+ * with the function's IDs read then: the device is still there.
  */
 #include "tiny.h"
 
@@ -127,6 +137,45 @@ static void hammer(unsigned int n)
 	report("hotplug hammer accesses=%u reads=%u writes=%u", n, reads, writes);
 }
 
+static uint32_t slot_id(unsigned int slot)
+{
+	return pci_read32((uint8_t)(slot << 3), 0);
+}
+
+static void serve(bool eject)
+{
+	uint32_t seen = 0; /* PCID bits reported and not ejected */
+
+	report("hotplug serving eject=%d", eject);
+	for (;;) {
+		uint32_t pciu = inl(PCIU), pcid = inl(PCID), fresh, gone;
+
+		for (unsigned int s = 1; s < 32; s++)
+			if (pciu & (1u << s))
+				report("hotplug inserted slot=%u id=0x%x", s, slot_id(s));
+		fresh = pcid & ~seen;
+		gone = seen & ~pcid;
+		for (unsigned int s = 1; s < 32; s++) {
+			if (gone & (1u << s))
+				report("hotplug request-withdrawn slot=%u id=0x%x", s, slot_id(s));
+			if (!(fresh & (1u << s)))
+				continue;
+			report("hotplug eject-request slot=%u id=0x%x", s, slot_id(s));
+			if (!eject)
+				continue;
+			outl(B0EJ, 1u << s);
+			for (unsigned int i = 0; i < 2000000 && slot_id(s) != 0xffffffff; i++)
+				cpu_relax();
+			report("hotplug gone slot=%u id=0x%x", s, slot_id(s));
+		}
+		seen = eject ? 0 : pcid;
+		if (inb(GPE0_PORT) & 2)
+			outb(GPE0_PORT, 2); /* GPE0_STS is write-1-to-clear */
+		for (unsigned int i = 0; i < 200; i++)
+			cpu_relax();
+	}
+}
+
 int main(const uint8_t *bp)
 {
 	const uint8_t *fadt, *dsdt;
@@ -176,7 +225,8 @@ int main(const uint8_t *bp)
 		outl(PCIU, 0xffffffff);
 		outl(PCID, 0xffffffff);
 		check_regs("after_stray_writes");
-		hammer(100000);
+		/* serve= runs are about what follows: a short hammering */
+		hammer(cmdline_get("serve", expect, sizeof(expect)) >= 0 ? 1000 : 100000);
 		check_regs("after_hammer");
 		/* GPE0_EN is the guest's; leave it as Linux would find it */
 		outw(GPE0_PORT + 2, 0);
@@ -187,5 +237,7 @@ int main(const uint8_t *bp)
 	if (bad)
 		return 1;
 	report("hotplug: PASS");
+	if (cmdline_get("serve", expect, sizeof(expect)) >= 0)
+		serve(!strncmp(expect, "eject", 6));
 	return 0;
 }

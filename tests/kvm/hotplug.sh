@@ -3,8 +3,8 @@
 # FADT has a GPE0 block, the DSDT the hot-plug AML, the registers read zero at
 # boot, and a stray eject and 100000 random accesses of random widths change
 # nothing and do not bring minivmm down; without --api none of it exists.
-# (The request/eject path itself is tests/unit/test_hotplug.c: the control
-# socket does not drive it yet.)
+# (The request/eject path through the control socket is tests/kvm/unplug.sh;
+# the controller's state machine alone is tests/unit/test_hotplug.c.)
 . "$(dirname "$0")/lib.sh"
 set -e
 require_kvm
