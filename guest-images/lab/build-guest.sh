@@ -26,8 +26,10 @@
 #   lab.server=10.0.3.1  peer for ping and iperf3
 #   lab.cmd=net-test     what to run: net-test (ping + iperf3 both ways
 #                        against lab.server), nic-test (several NICs picked
-#                        by MAC, see lab.nic), shell (a shell on the
-#                        console), none, or a script /etc/lab/cmd/<name>
+#                        by MAC, see lab.nic), failover-test (a
+#                        net_failover pair under one long stream, see the
+#                        script), shell (a shell on the console), none, or
+#                        a script /etc/lab/cmd/<name>
 #   lab.iperf_time=5     iperf3 seconds per direction
 #   lab.nic=MAC,IP/LEN,PEER[,SECS]  (nic-test; repeatable) the NIC with MAC
 #                        gets IP, must reach PEER; SECS > 0: iperf3 both
@@ -225,6 +227,82 @@ done
 exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/net-test"
+
+cat > "$rfs/etc/lab/cmd/failover-test" <<'CMD'
+#!/bin/sh
+# lab-failover's guest side (tests/lab/test-failover.sh). eth0 is
+# net_failover's master over the virtio-net NIC (STANDBY); a VF with the same
+# MAC that the VMM plugs (ACPI hot-plug) becomes its primary. The VF drivers
+# are loaded first: a hot-plugged VF has no udev to load its driver.
+#   lab.fo_secs=SECS   the stream's length (default 90)
+#   lab.fo_mode=stream one iperf3 stream to lab.server for SECS, its
+#                      intervals printed as they come (the default)
+#   lab.fo_mode=ignore-eject   GPE 1 is disabled once the primary is up: the
+#                      guest never sees an eject request (a guest whose ACPI
+#                      does not handle it); then pings lab.server over the
+#                      VF for SECS and reports how many answers came back
+# Prints "LAB-FO-PRIMARY if=IF" when the VF is enslaved (or
+# "LAB-FO-NO-PRIMARY" after 120 s) and "LAB-FO-STREAM-START" just before the
+# stream; lines "LAB-FO-SLAVES ..." every 5 s name the lower devices.
+secs=90 mode=stream
+for w in $(cat /proc/cmdline); do
+	case "$w" in
+	lab.fo_secs=*) secs=${w#lab.fo_secs=} ;;
+	lab.fo_mode=*) mode=${w#lab.fo_mode=} ;;
+	esac
+done
+for m in $(cut -d' ' -f2 /etc/lab/pci-drivers | sort -u); do
+	[ -d "/sys/module/$m" ] || { while read -r f; do insmod "$f" 2>/dev/null; done < "/etc/lab/mods/$m"; }
+done
+master=eth0
+primary() {
+	for l in /sys/class/net/$master/lower_*; do
+		[ -e "$l" ] || continue
+		d=${l##*/lower_}
+		# the standby is the virtio NIC (driver virtio_net); the primary any other
+		case "$(basename "$(readlink "/sys/class/net/$d/device/driver" 2>/dev/null)")" in
+		virtio_net | "") ;;
+		*) echo "$d"; return 0 ;;
+		esac
+	done
+	return 1
+}
+slaves() { echo "LAB-FO-SLAVES t=$(cut -d' ' -f1 /proc/uptime) $(for l in /sys/class/net/$master/lower_*; do [ -e "$l" ] && d=${l##*/lower_} && echo "$d:$(cat /sys/class/net/$d/operstate):tx=$(cat /sys/class/net/$d/statistics/tx_packets)"; done | tr '\n' ' ')"; }
+i=0
+until p=$(primary); do
+	i=$((i + 1))
+	[ $i -le 1200 ] || { echo "LAB-FO-NO-PRIMARY"; slaves; exit 1; }
+	sleep 0.1
+done
+echo "LAB-FO-PRIMARY if=$p uptime=$(cut -d' ' -f1 /proc/uptime)"
+(while :; do slaves; sleep 5; done) &
+sp=$!
+i=0
+until ping -c 1 -W 1 "$LAB_SERVER" > /dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -lt 30 ] || { echo "LAB-FO FAIL no answer from $LAB_SERVER"; kill $sp; exit 1; }
+done
+rc=0
+case "$mode" in
+stream)
+	echo "LAB-FO-STREAM-START secs=$secs"
+	iperf3 -c "$LAB_SERVER" -t "$secs" -i 1 -f k --forceflush
+	rc=$?
+	echo "LAB-FO-STREAM-END rc=$rc"
+	;;
+ignore-eject)
+	echo disable > /sys/firmware/acpi/interrupts/gpe01 && echo "LAB-FO-GPE1 disabled"
+	echo "LAB-FO-PING-START secs=$secs"
+	ping -i 0.5 -w "$secs" "$LAB_SERVER" > /tmp/ping.out 2>&1
+	echo "LAB-FO-PING $(grep -o '[0-9]* received' /tmp/ping.out) via=$(primary)"
+	;;
+*) echo "LAB-FO FAIL unknown lab.fo_mode=$mode"; rc=2 ;;
+esac
+slaves
+kill $sp
+exit $rc
+CMD
+chmod 755 "$rfs/etc/lab/cmd/failover-test"
 
 cat > "$rfs/etc/lab/cmd/nic-test" <<'CMD'
 #!/bin/sh
