@@ -294,7 +294,9 @@ ignore-eject)
 	echo disable > /sys/firmware/acpi/interrupts/gpe01 && echo "LAB-FO-GPE1 disabled"
 	echo "LAB-FO-PING-START secs=$secs"
 	ping -i 0.5 -w "$secs" "$LAB_SERVER" > /tmp/ping.out 2>&1
-	echo "LAB-FO-PING $(grep -o '[0-9]* received' /tmp/ping.out) via=$(primary)"
+	cat /tmp/ping.out | tail -n 3
+	# busybox: "40 packets transmitted, 40 packets received, 0% packet loss"
+	echo "LAB-FO-PING $(sed -n 's/.* \([0-9][0-9]*\) packets received.*/\1/p' /tmp/ping.out) received via=$(primary)"
 	;;
 *) echo "LAB-FO FAIL unknown lab.fo_mode=$mode"; rc=2 ;;
 esac

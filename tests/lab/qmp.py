@@ -3,10 +3,12 @@
 
     qmp.py SOCK COMMAND [ARGS_JSON] [--event NAME --device ID] [--timeout S]
 
-Runs one QMP command and prints one line, "ok ms=M" or "error ms=M: WHY",
-where M is the time from sending the command to its reply or, with --event,
-to the event NAME whose data.device is ID (QEMU's device_del returns at
-once; the guest's eject ends with DEVICE_DELETED). Exit 0 on success.
+Runs one QMP command and prints one line, "ok sent=T ms=M" or "error
+sent=T ms=M: WHY", where T is the wall-clock time (seconds since the epoch)
+at which the command was sent and M the time from then to its reply or,
+with --event, to the event NAME whose data.device is ID (QEMU's device_del
+returns at once; the guest's eject ends with DEVICE_DELETED). Exit 0 on
+success. tests/lab/api_call.py prints the same for minivmm.
 """
 import json
 import socket
@@ -54,6 +56,7 @@ def main():
     cmd = {"execute": pos[1]}
     if len(pos) == 3:
         cmd["arguments"] = json.loads(pos[2])
+    sent = time.time()
     t0 = time.monotonic()
     deadline = t0 + timeout
     f.write(json.dumps(cmd).encode() + b"\n")
@@ -64,10 +67,11 @@ def main():
         try:
             m = read()
         except (socket.timeout, TimeoutError):
-            print("error ms=%.0f: timed out" % ((time.monotonic() - t0) * 1000))
+            print("error sent=%.3f ms=%.0f: timed out" % (sent, (time.monotonic() - t0) * 1000))
             return 1
         if "error" in m:
-            print("error ms=%.0f: %s" % ((time.monotonic() - t0) * 1000, m["error"].get("desc")))
+            print("error sent=%.3f ms=%.0f: %s" % (sent, (time.monotonic() - t0) * 1000,
+                                                  m["error"].get("desc")))
             return 1
         if "return" in m:
             replied = True
@@ -79,7 +83,7 @@ def main():
                 break
             # the event can come before the reply: wait for the reply too
             event = None
-    print("ok ms=%.0f" % ((time.monotonic() - t0) * 1000))
+    print("ok sent=%.3f ms=%.0f" % (sent, (time.monotonic() - t0) * 1000))
     return 0
 
 

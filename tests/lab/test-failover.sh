@@ -20,9 +20,10 @@
 #     and after each plug, tap0's packets rise in between. During one
 #     virtio-net phase, garbage and a flood of clients hit the socket and
 #     `ctl status` still answers.
-#     Measured per switch: unplug request to completed eject (minivmm's
-#     eject_ms), plug request to the VF carrying traffic (its vfio-msix count
-#     rising by LAB_FO_IRQS, 50), and the stream's longest stall around each
+#     Measured per switch: unplug request to the device released (minivmm's
+#     eject_ms + release_ms; QEMU's DEVICE_DELETED), plug request to the VF carrying traffic (its vfio-msix count
+#     rising by LAB_FO_IRQS, 200: the stream, not the
+#     driver's few set-up interrupts), and the stream's longest stall around each
 #     unplug and each plug (consecutive 0.1 s server intervals with no byte).
 #  2. The same guest and stream under QEMU (q35, virtio-net-pci failover=on,
 #     vfio-pci failover_pair_id on a pcie-root-port, QMP device_del/device_add
@@ -54,7 +55,7 @@ QMP=/tmp/lab-fo.qmp
 SECS=${LAB_FO_SECS:-110}
 SWITCHES=${LAB_FO_SWITCHES:-3}
 VMMS=${LAB_FO_VMMS:-minivmm qemu}
-IRQS=${LAB_FO_IRQS:-50}
+IRQS=${LAB_FO_IRQS:-200}
 MEM=512
 GUEST_DIR=$LAB_CACHE/guest
 RES=$LAB_RESULTS/results.txt
@@ -113,24 +114,30 @@ stall_ms() {
 }
 
 # --- the switching sequence, shared by both VMMs -----------------------------
-# unplug VMM / plug VMM: one request, its figures in U_MS / P_OK
+# unplug VMM / plug VMM: one request through a client that is connected
+# before it sends (tests/lab/api_call.py for minivmm, qmp.py for QEMU: the
+# client's start-up is not timed). Sets U_RC, U_SENT (L1 time the request
+# left), U_MS (request to the device released: minivmm's reply, which comes
+# after the eject and the release; QEMU's DEVICE_DELETED), U_EJECT
+# (minivmm: request to the guest's eject); P_RC, P_SENT, P_MS (to the reply).
 unplug() {
 	if [ "$1" = minivmm ]; then
-		"$B" ctl --json "$S" device-del vf0 > "$OUT/del.json" 2>&1
-		U_RC=$?
-		U_MS=$(jget "$OUT/del.json" 'round(r["return"]["eject_ms"])')
-		cat "$OUT/del.json"
+		python3 "$LAB_SRCDIR/tests/lab/api_call.py" "$S" device-del '{"id": "vf0"}' > "$OUT/del.out" 2>&1
 	else
 		python3 "$LAB_SRCDIR/tests/lab/qmp.py" "$QMP" device_del '{"id": "hostdev0"}' \
 			--event DEVICE_DELETED --device hostdev0 --timeout 15 > "$OUT/del.out" 2>&1
-		U_RC=$?
-		U_MS=$(sed -n 's/^ok ms=\([0-9]*\).*/\1/p' "$OUT/del.out")
-		cat "$OUT/del.out"
 	fi
+	U_RC=$?
+	cat "$OUT/del.out"
+	U_SENT=$(sed -n 's/^ok sent=\([0-9.]*\) .*/\1/p' "$OUT/del.out")
+	U_MS=$(sed -n 's/^ok sent=[0-9.]* ms=\([0-9]*\).*/\1/p' "$OUT/del.out")
+	U_EJECT=NA
+	[ "$1" = minivmm ] && U_EJECT=$(sed -n 2p "$OUT/del.out" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["return"]["eject_ms"]))' 2>/dev/null)
 }
 plug() {
 	if [ "$1" = minivmm ]; then
-		"$B" ctl "$S" device-add vf "$vf,failover=on,id=vf0" > "$OUT/add.out" 2>&1
+		python3 "$LAB_SRCDIR/tests/lab/api_call.py" "$S" device-add \
+			"{\"kind\": \"vf\", \"spec\": \"$vf,failover=on,id=vf0\"}" > "$OUT/add.out" 2>&1
 	else
 		python3 "$LAB_SRCDIR/tests/lab/qmp.py" "$QMP" device_add \
 			"{\"driver\": \"vfio-pci\", \"host\": \"$vf\", \"id\": \"hostdev0\", \"bus\": \"rp1\", \"failover_pair_id\": \"net1\"}" \
@@ -138,6 +145,8 @@ plug() {
 	fi
 	P_RC=$?
 	cat "$OUT/add.out"
+	P_SENT=$(sed -n 's/^ok sent=\([0-9.]*\) .*/\1/p' "$OUT/add.out")
+	P_MS=$(sed -n 's/^ok sent=[0-9.]* ms=\([0-9]*\).*/\1/p' "$OUT/add.out")
 }
 
 # wait_vf_traffic SINCE_IRQS T0: ms from T0 until VF0's interrupts rose by
@@ -209,25 +218,24 @@ assert d["net0"]["standby"]["state"] == "negotiated", d["net0"]' "$OUT/ctl.out" 
 		after=$(vf_irqs)
 		lab_result "fo_${LABEL}_${k}_vf_irqs_before" $((after - before))
 		[ $((after - before)) -ge "$IRQS" ] || fail "[$LABEL] switch $k: VF0 took $((after - before)) interrupts in 6 s before the unplug: not carrying the stream"
-		mark "$LABEL $k unplug"
-		t0=$(lab_now)
 		unplug "$LABEL"
+		[ "$U_RC" = 0 ] && [ -n "$U_SENT" ] || { fail "[$LABEL] switch $k: the unplug failed (status $U_RC)"; U_SENT=$(lab_now); }
+		echo "$U_SENT $LABEL $k unplug" >> "$EV"
 		mark "$LABEL $k unplugged"
 		lab_result "fo_${LABEL}_${k}_unplug_ms" "${U_MS:-NA}"
-		lab_result "fo_${LABEL}_${k}_unplug_wall_ms" "$(awk -v a="$t0" -v b="$(lab_now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }')"
-		[ "$U_RC" = 0 ] && [ -n "$U_MS" ] || fail "[$LABEL] switch $k: the unplug failed (status $U_RC)"
+		lab_result "fo_${LABEL}_${k}_eject_ms" "${U_EJECT:-NA}"
 		before=$(tap_pkts)
 		[ "$LABEL" = minivmm ] && [ "$k" = 2 ] && hostile
 		sleep 6
 		after=$(tap_pkts)
 		lab_result "fo_${LABEL}_${k}_tap_pkts_between" $((after - before))
 		[ $((after - before)) -ge 1000 ] || fail "[$LABEL] switch $k: tap0 passed $((after - before)) packets while the VF was out: the stream did not move to virtio-net"
-		mark "$LABEL $k plug"
-		t0=$(lab_now)
 		before=$(vf_irqs)
 		plug "$LABEL"
-		[ "$P_RC" = 0 ] || fail "[$LABEL] switch $k: the plug failed (status $P_RC)"
-		ms=$(wait_vf_traffic "$before" "$t0")
+		[ "$P_RC" = 0 ] && [ -n "$P_SENT" ] || { fail "[$LABEL] switch $k: the plug failed (status $P_RC)"; P_SENT=$(lab_now); }
+		echo "$P_SENT $LABEL $k plug" >> "$EV"
+		lab_result "fo_${LABEL}_${k}_plug_reply_ms" "${P_MS:-NA}"
+		ms=$(wait_vf_traffic "$before" "$P_SENT")
 		mark "$LABEL $k vf-traffic"
 		lab_result "fo_${LABEL}_${k}_plug_to_traffic_ms" "$ms"
 		[ "$ms" != NA ] || fail "[$LABEL] switch $k: the VF carried no traffic within 30 s of the plug"
@@ -284,9 +292,9 @@ run() {
 		tu=$(awk -v w="$LABEL $k unplug" '$0 ~ w"$" { print $1 }' "$EV" | tail -n1)
 		tp=$(awk -v w="$LABEL $k plug" '$0 ~ w"$" { print $1 }' "$EV" | tail -n1)
 		[ -n "$tu" ] && lab_result "fo_${LABEL}_${k}_stall_del_ms" \
-			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tu" "$(awk -v t="$tu" 'BEGIN { print t + 6 }')")"
+			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tu" "$(awk -v t="$tu" 'BEGIN { printf "%.3f", t + 6 }')")"
 		[ -n "$tp" ] && lab_result "fo_${LABEL}_${k}_stall_add_ms" \
-			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tp" "$(awk -v t="$tp" 'BEGIN { print t + 15 }')")"
+			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tp" "$(awk -v t="$tp" 'BEGIN { printf "%.3f", t + 15 }')")"
 	done
 	if [ "$kind" = minivmm ]; then
 		grep -q 'vf0: plugged: net0.s driver negotiated STANDBY' "$log" &&

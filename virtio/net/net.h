@@ -93,7 +93,10 @@ int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg,
 /* the same on a given backend; the device owns it from then on, also on failure */
 int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_config *cfg,
 				    struct net_backend *be, struct virtio_net **out) __must_check;
-/* after the event loop stopped */
+/*
+ * After the event loop stopped, or on the loop thread while it runs (a
+ * device-del once the guest ejected the NIC): it drains the backend's I/O.
+ */
 void virtio_net__destroy(struct virtio_net *n);
 
 /* counters so far (exact once the event loop stopped) */
