@@ -51,6 +51,23 @@ static int cmd_event(void *opaque, json_t *args, json_t **ret, char *err, size_t
 	return 0;
 }
 
+/* "later": deferred; completed by the test through `pending` */
+static struct api_pending *pending;
+
+static int cmd_later(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	if (json_is_true(json_object_get(args, "fail"))) {
+		/* deferred, then refused before handing the handle on */
+		cr_assert_not_null(api__defer(api));
+		snprintf(err, errlen, "changed my mind");
+		return -EBUSY;
+	}
+	pending = api__defer(api);
+	cr_assert_not_null(pending);
+	cr_assert_null(api__defer(api), "one handle per request");
+	return API_DEFERRED;
+}
+
 static void setup(void)
 {
 	snprintf(path, sizeof(path), "/tmp/minivmm-test-api.%d.sock", (int)getpid());
@@ -60,7 +77,9 @@ static void setup(void)
 	cr_assert_eq(api__register(api, "echo", "echoes value", cmd_echo, NULL), 0);
 	cr_assert_eq(api__register(api, "refuse", "always refuses", cmd_refuse, NULL), 0);
 	cr_assert_eq(api__register(api, "event", "sends an event", cmd_event, NULL), 0);
+	cr_assert_eq(api__register(api, "later", "answers later", cmd_later, NULL), 0);
 	echo_calls = 0;
+	pending = NULL;
 }
 
 static void teardown(void)
@@ -474,4 +493,90 @@ Test(api, a_stale_socket_is_replaced)
 	close(fd);
 	cr_assert_eq(api__create(&loop, stale, &a2), -EEXIST);
 	unlink(stale);
+}
+
+/* nothing to read on fd for a few loop rounds */
+static bool silent(int fd)
+{
+	char b[16];
+
+	pump(20);
+	return recv(fd, b, sizeof(b), MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+Test(api, a_deferred_reply_keeps_the_order_and_others_are_served)
+{
+	int a = client(), b = client();
+	json_t *r;
+
+	/* a's second request waits behind its deferred first one */
+	say(a, "{\"id\":1,\"command\":\"later\"}\n{\"id\":2,\"command\":\"echo\",\"args\":{\"value\":5}}\n");
+	for (int i = 0; i < 50 && !pending; i++)
+		pump(1);
+	cr_assert_not_null(pending, "the handler ran");
+	cr_assert(silent(a), "no reply before the completion");
+	cr_assert_eq(echo_calls, 0, "the request behind it has not run");
+	/* another client is served meanwhile */
+	say(b, "{\"id\":9,\"command\":\"echo\"}\n");
+	r = hear(b);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 9);
+	json_decref(r);
+	api__complete(pending, 0, json_pack("{s:s}", "state", "done"), NULL);
+	pending = NULL;
+	r = hear(a);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "return"), "state")), "done");
+	json_decref(r);
+	r = hear(a);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2, "then the one that waited");
+	json_decref(r);
+	close(a);
+	close(b);
+}
+
+Test(api, a_deferred_error_and_a_refusal_after_defer)
+{
+	int fd = client();
+	json_t *r;
+
+	say(fd, "{\"id\":3,\"command\":\"later\"}\n");
+	for (int i = 0; i < 50 && !pending; i++)
+		pump(1);
+	cr_assert_not_null(pending);
+	api__complete(pending, -ETIMEDOUT, NULL, "later: the guest did not eject it");
+	pending = NULL;
+	r = hear(fd);
+	cr_assert_str_eq(err_code(r), "refused");
+	cr_assert(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+			 "did not eject"));
+	json_decref(r);
+	say(fd, "{\"id\":4,\"command\":\"later\",\"args\":{\"fail\":true}}\n");
+	r = hear(fd);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 4);
+	cr_assert_str_eq(err_code(r), "refused", "the reply comes at once");
+	json_decref(r);
+	close(fd);
+}
+
+Test(api, a_client_gone_before_its_deferred_reply)
+{
+	int fd = client(), other;
+	json_t *r;
+
+	say(fd, "{\"id\":1,\"command\":\"later\"}\n");
+	for (int i = 0; i < 50 && !pending; i++)
+		pump(1);
+	cr_assert_not_null(pending);
+	close(fd);
+	pump(20);
+	cr_assert_eq(api__nr_clients(api), 0, "the connection is closed");
+	/* the completion finds nobody: nothing breaks */
+	api__complete(pending, 0, json_object(), NULL);
+	pending = NULL;
+	other = client();
+	say(other, "{\"command\":\"echo\"}\n");
+	r = hear(other);
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	close(other);
 }

@@ -453,10 +453,21 @@ static void activate(uint64_t features)
 
 #define F_STANDBY (1ULL << 62)
 
+/* the standby_changed hook: how often it was called */
+static int standby_calls;
+
+static void on_standby(void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
 static void setup_failover(void)
 {
 	struct virtio_net_config cfg = {0};
 
+	standby_calls = 0;
+	cfg.standby_changed = on_standby;
+	cfg.standby_opaque = &standby_calls;
 	memset(&fake, 0, sizeof(fake));
 	fake.be.ops = &fake_ops;
 	fake.be.kind = "fake";
@@ -498,6 +509,8 @@ Test(net_standby, negotiated_reset_renegotiated, .init = setup_failover, .fini =
 	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_NEGOTIATED);
 	cr_assert_eq(n, 2, "counted again");
 	cr_assert_str_eq(virtio_net__standby_name(VIRTIO_NET_STANDBY_RESET), "reset");
+	/* the board heard each change: negotiated, reset, negotiated again */
+	cr_assert_eq(standby_calls, 3, "standby_changed called %d times", standby_calls);
 }
 
 Test(net_standby, declined_by_a_driver_without_net_failover, .init = setup_failover, .fini = teardown)
@@ -515,6 +528,26 @@ Test(net_standby, declined_by_a_driver_without_net_failover, .init = setup_failo
 	cr_assert_eq(vd->ops->activate(vd), 0);
 	cr_assert_eq(virtio_net__standby(net, &n), VIRTIO_NET_STANDBY_NEGOTIATED);
 	cr_assert_eq(n, 1);
+	cr_assert_geq(standby_calls, 2, "declined, then negotiated: the board heard both");
+}
+
+Test(net_standby, the_device_model_view, .init = setup_failover, .fini = teardown)
+{
+	struct vmm_device *d = virtio_net__device(net);
+	json_t *o;
+
+	cr_assert_eq(virtio_net__from_device(d), net);
+	cr_assert_null(virtio_net__from_device(NULL));
+	cr_assert_eq(device__find(&vm.devices, "virtio-net-failover"), d, "in the VM's device list");
+	cr_assert(d->removable);
+	activate(FEAT_V1 | F_STANDBY);
+	o = device__describe(d);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "kind")), "virtio-net");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "standby"), "state")),
+			 "negotiated");
+	cr_assert(strstr(json_string_value(json_object_get(o, "detail")), "mac=52:54:00:ab:cd:ef,failover=on"));
+	cr_assert_not_null(json_object_get(json_object_get(o, "counters"), "tx_packets"));
+	json_decref(o);
 }
 
 /* ---- device: features and config ------------------------------------------ */
