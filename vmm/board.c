@@ -1191,8 +1191,9 @@ static int board_load(struct board *b)
 		.ecam_size = PCI_ECAM_SIZE,
 		.mmio32_base = PCI_MMIO32_BASE,
 		.mmio32_size = PCI_MMIO32_SIZE,
-		.mmio64_base = PCI_MMIO64_BASE,
-		.mmio64_size = PCI_MMIO64_SIZE,
+		/* as board_place_mmio64 placed it (none: size 0) */
+		.mmio64_base = b->vm.pci.no_mmio64 ? 0 : b->vm.pci.mmio64.base,
+		.mmio64_size = b->vm.pci.no_mmio64 ? 0 : b->vm.pci.mmio64.end - b->vm.pci.mmio64.base,
 		.io_base = PCI_IOPORT_BASE,
 		.io_size = PCI_IOPORT_SIZE,
 		.pm1a_evt_port = X86_PM1A_EVT_PORT,
@@ -1266,6 +1267,42 @@ static void board_destroy_devices(struct board *b)
 }
 
 /*
+ * The 64-bit PCI window within the guest's physical address width: a BAR
+ * placed above 2^phys_bits would be an address the guest cannot reach.
+ */
+static int board_place_mmio64(struct board *b)
+{
+	uint64_t ram_end = 0, base, size;
+	unsigned int i;
+	int bits, ret;
+
+	for (i = 0; i < b->vm.mem.nr_regions; i++) {
+		const struct mem_region *r = &b->vm.mem.regions[i];
+
+		if (r->gpa + r->size > ram_end)
+			ram_end = r->gpa + r->size;
+	}
+	bits = x86_cpu__phys_bits(b->vm.kvm_fd);
+	if (bits < 0) {
+		log_err(BOARD_LOG, "cannot read the guest's physical address width: %s", strerror(-bits));
+		return bits;
+	}
+	ret = pci__mmio64_place(ram_end, (unsigned int)bits, &base, &size);
+	if (ret == -ENOSPC) {
+		log_warn(BOARD_LOG, "%d-bit guest physical addresses leave no room above RAM for a "
+			 "64-bit PCI window: large BARs must fit below 4 GiB", bits);
+		base = size = 0;
+	} else if (ret) {
+		log_err(BOARD_LOG, "%d-bit guest physical addresses: %s", bits, strerror(-ret));
+		return ret;
+	}
+	if (base != PCI_MMIO64_BASE || size != PCI_MMIO64_SIZE)
+		log_info(BOARD_LOG, "%d-bit guest physical addresses: 64-bit PCI window %#llx-%#llx", bits,
+			 (unsigned long long)base, (unsigned long long)(base + size));
+	return pci__bus_set_mmio64(&b->vm.pci, base, size);
+}
+
+/*
  * The ids the command line gives (net0, net1, ... and vf0, vf1, ... in its
  * order, or id=NAME): each used once, and none a fixed device's. Checked
  * before anything is created.
@@ -1329,6 +1366,9 @@ int board__build(struct board *b, const struct options *o)
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
 		return ret;
+	ret = board_place_mmio64(b);
+	if (ret)
+		goto err_vm;
 	for (i = 0; i < ARRAY_SIZE(board_devices); i++) {
 		ret = board_devices[i].add(b);
 		if (ret) {
@@ -1345,6 +1385,7 @@ int board__build(struct board *b, const struct options *o)
 err_devices:
 	board_del_api(b);
 	board_destroy_devices(b);
+err_vm:
 	kvm__vm_destroy(&b->vm);
 	return ret;
 }

@@ -402,7 +402,7 @@ static int pci_alloc_bar(struct pci_bus *pb, const struct pci_bar *b, struct pci
 		if (ret != -ENOSPC)
 			return ret;
 	}
-	if (!(b->flags & PCI_BAR_F_MEM64))
+	if (!(b->flags & PCI_BAR_F_MEM64) || pb->no_mmio64)
 		return -ENOSPC;
 	*win = &pb->mmio64;
 	return pci__window_alloc(*win, b->size, b->size, addr);
@@ -615,6 +615,53 @@ static void pci_ecam_handler(void *opaque, uint64_t offset, uint8_t *data, uint3
 
 	pci__cfg_access(pb, (uint8_t)(offset >> 20), (uint8_t)(offset >> 12),
 			(uint32_t)(offset & 0xfff), data, len, is_write);
+}
+
+int pci__mmio64_place(uint64_t ram_end, unsigned int phys_bits, uint64_t *base, uint64_t *size)
+{
+	uint64_t limit, end, b;
+
+	if (phys_bits < 32 || phys_bits > 64)
+		return -EINVAL;
+	limit = phys_bits == 64 ? UINT64_MAX : 1ULL << phys_bits;
+	end = limit < PCI_MMIO64_END ? limit : PCI_MMIO64_END;
+	if (end >= PCI_MMIO64_BASE + (1ULL << 30) && ram_end <= PCI_MMIO64_BASE) {
+		b = PCI_MMIO64_BASE;
+	} else {
+		b = (ram_end + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+		if (b < end / 2)
+			b = end / 2;
+	}
+	if (b >= end)
+		return -ENOSPC;
+	*base = b;
+	*size = end - b;
+	return 0;
+}
+
+int pci__bus_set_mmio64(struct pci_bus *pb, uint64_t base, uint64_t size)
+{
+	struct pci_window w;
+	int ret = 0;
+
+	pthread_mutex_lock(&pb->lock);
+	if (pci__window_used(&pb->mmio64)) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (!size) {
+		pb->no_mmio64 = true;
+		goto out;
+	}
+	ret = pci__window_init(&w, base, size);
+	if (ret)
+		goto out;
+	pci__window_destroy(&pb->mmio64);
+	pb->mmio64 = w;
+	pb->no_mmio64 = false;
+out:
+	pthread_mutex_unlock(&pb->lock);
+	return ret;
 }
 
 int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio)

@@ -31,9 +31,10 @@ struct bus;
 #define PCI_ECAM_SIZE (1ULL * 1024 * 1024) /* bus 0 only: 32 dev x 8 fn x 4 KiB */
 #define PCI_MMIO32_BASE 0xC0000000ULL
 #define PCI_MMIO32_SIZE 0x20000000ULL     /* up to the ECAM */
-#define PCI_MMIO64_BASE 0x8000000000ULL   /* 512 GiB */
+#define PCI_MMIO64_BASE 0x8000000000ULL   /* 512 GiB: the default; see pci__mmio64_place */
 /* up to the AMD HyperTransport hole at 1012 GiB, which CPUs reserve */
-#define PCI_MMIO64_SIZE (0xFD00000000ULL - PCI_MMIO64_BASE)
+#define PCI_MMIO64_END 0xFD00000000ULL
+#define PCI_MMIO64_SIZE (PCI_MMIO64_END - PCI_MMIO64_BASE)
 #define PCI_IOPORT_BASE 0x1000
 #define PCI_IOPORT_SIZE 0xF000
 
@@ -133,11 +134,29 @@ struct pci_bus {
 	uint32_t cf8;
 	/* BAR space: below 4 GiB, above 4 GiB, and the I/O port pool */
 	struct pci_window mmio32, mmio64, io;
+	bool no_mmio64;     /* the guest's address width leaves no 64-bit window */
 	struct log_ratelimit *rl;
 	/* port 0xcf9 (reset control) lives inside the CF8 dword; the board hooks it up */
 	void (*cf9_fn)(void *opaque, uint8_t *data, bool is_write);
 	void *cf9_opaque;
 };
+
+/*
+ * Where the 64-bit MMIO window goes for a guest whose physical addresses
+ * have phys_bits bits (CPUID 0x80000008 EAX[7:0]) and whose RAM ends at
+ * ram_end: [PCI_MMIO64_BASE, PCI_MMIO64_END) when the address width reaches
+ * it, else the upper half of what the width allows, above RAM (1 GiB
+ * aligned), so that a BAR placed there is an address the guest can reach.
+ * -ENOSPC when RAM leaves no room below 2^phys_bits (no 64-bit window:
+ * 64-bit BARs then go below 4 GiB or fail), -EINVAL for a width outside 32..64.
+ */
+int pci__mmio64_place(uint64_t ram_end, unsigned int phys_bits, uint64_t *base, uint64_t *size)
+	__must_check;
+/*
+ * Moves the (still empty) 64-bit window to [base, base + size); size 0 means
+ * none. -EBUSY once a BAR was placed in it.
+ */
+int pci__bus_set_mmio64(struct pci_bus *pb, uint64_t base, uint64_t size) __must_check;
 
 /* registers CF8/CFC and ECAM traps and the host bridge at 00:00.0 */
 int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio) __must_check;

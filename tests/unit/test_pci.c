@@ -566,3 +566,37 @@ Test(pci, failed_register_keeps_no_space)
 	cr_assert_eq(pci__cfg_rd32(&d.pci, PCI_BASE_ADDRESS_0), PCI_BASE_ADDRESS_SPACE_MEMORY);
 	cr_assert_eq(d.pci.devfn, -1);
 }
+
+/* the 64-bit window within the guest's physical address width */
+Test(pci, mmio64_window_fits_the_address_width)
+{
+	uint64_t base, size;
+
+	/* 40 bits and more reach the default window */
+	cr_assert_eq(pci__mmio64_place(4 * GiB + 1 * GiB, 40, &base, &size), 0);
+	cr_assert_eq(base, PCI_MMIO64_BASE);
+	cr_assert_eq(base + size, 1ULL << 40 < PCI_MMIO64_END ? 1ULL << 40 : PCI_MMIO64_END);
+	cr_assert_eq(pci__mmio64_place(4 * GiB, 48, &base, &size), 0);
+	cr_assert_eq(base, PCI_MMIO64_BASE);
+	cr_assert_eq(base + size, PCI_MMIO64_END, "never into the HyperTransport hole");
+	/* 39 bits (512 GiB): the default window would be out of reach */
+	cr_assert_eq(pci__mmio64_place(4 * GiB + 1 * GiB, 39, &base, &size), 0);
+	cr_assert_eq(base + size, 1ULL << 39);
+	cr_assert_eq(base, 1ULL << 38, "the upper half");
+	/* 36 bits (64 GiB) with 40 GiB of RAM above 4 GiB: above RAM, 1 GiB aligned */
+	cr_assert_eq(pci__mmio64_place(44 * GiB + 123, 36, &base, &size), 0);
+	cr_assert_eq(base, 45 * GiB);
+	cr_assert_eq(base + size, 64 * GiB);
+	/* RAM fills the address space: no window */
+	cr_assert_eq(pci__mmio64_place(64 * GiB, 36, &base, &size), -ENOSPC);
+	cr_assert_eq(pci__mmio64_place(4 * GiB, 31, &base, &size), -EINVAL);
+}
+
+Test(pci, mmio64_window_moves_only_while_empty)
+{
+	cr_assert_eq(pci__bus_set_mmio64(&pb, 1ULL << 38, 1ULL << 38), 0);
+	cr_assert_eq(pb.mmio64.base, 1ULL << 38);
+	cr_assert_eq(pb.mmio64.end, 1ULL << 39);
+	cr_assert_eq(pci__bus_set_mmio64(&pb, 0, 0), 0, "none");
+	cr_assert(pb.no_mmio64);
+}

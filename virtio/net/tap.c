@@ -60,6 +60,8 @@ struct tap {
 	bool nop_pending; /* a re-offer of the held frame is in flight */
 	size_t held_len;  /* bytes of a frame held in rx_buf, 0 when none */
 	uint8_t *rx_buf;
+	size_t rx_buf_size;
+	uint64_t rx_oversized; /* frames longer than rx_buf: dropped */
 	struct iovec rx_iov;
 	struct evloop_op rx_op, nop_op, cancel_op;
 
@@ -163,6 +165,20 @@ static void tap_rx_done(void *opaque, int res)
 	}
 	if (res == 0)
 		return;
+	if ((size_t)res > t->rx_buf_size) {
+		/*
+		 * The read has one byte more than the largest frame taken: a
+		 * result past rx_buf_size is a frame that did not fit. tun
+		 * copies what fits and returns either that (this kernel) or
+		 * the frame's whole length: either way, never hand it on.
+		 */
+		t->rx_oversized++;
+		log_warn_rl(&t->rl, t->prefix, "tap %s: a %d-byte frame does not fit the %zu-byte "
+			    "receive buffer: dropped (%llu so far)", t->ifname, res, t->rx_buf_size,
+			    (unsigned long long)t->rx_oversized);
+		tap_rx_kick(t);
+		return;
+	}
 	t->held_len = (size_t)res;
 	/* stopped meanwhile: keep the frame for the next start() */
 	tap_rx_offer(t);
@@ -200,7 +216,7 @@ static void tap_rx_kick(struct tap *t)
 		if (!sqe)
 			return;
 		t->rx_iov.iov_base = t->rx_buf;
-		t->rx_iov.iov_len = TAP_RX_BUF_SIZE;
+		t->rx_iov.iov_len = t->rx_buf_size + 1; /* one byte more: see tap_rx_done */
 		io_uring_prep_readv(sqe, t->fd, &t->rx_iov, 1, 0);
 		t->reading = true;
 	}
@@ -374,6 +390,17 @@ static const struct net_backend_ops tap_ops = {
 int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
 		struct net_backend **out)
 {
+	return tap__create_sized(loop, prefix, ifname, TAP_RX_BUF_SIZE, out);
+}
+
+uint64_t tap__rx_oversized(const struct net_backend *b)
+{
+	return container_of(b, struct tap, be)->rx_oversized;
+}
+
+int tap__create_sized(struct evloop *loop, const char *prefix, const char *ifname,
+		      size_t rx_buf_size, struct net_backend **out)
+{
 	struct ifreq ifr;
 	unsigned int features = 0;
 	unsigned int i;
@@ -385,10 +412,15 @@ int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
 			ifname ? ifname : "", IFNAMSIZ - 1);
 		return -EINVAL;
 	}
+	if (rx_buf_size < TAP_RX_BUF_MIN) {
+		log_err(prefix, "tap %s: a %zu-byte receive buffer is too small", ifname, rx_buf_size);
+		return -EINVAL;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->rx_buf = malloc(TAP_RX_BUF_SIZE);
+	t->rx_buf_size = rx_buf_size;
+	t->rx_buf = malloc(rx_buf_size + 1);
 	if (!t->rx_buf) {
 		ret = -ENOMEM;
 		goto err_free;

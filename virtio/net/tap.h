@@ -25,6 +25,18 @@
  */
 int tap__create(struct evloop *loop, const char *prefix, const char *ifname,
 		struct net_backend **out) __must_check;
+/*
+ * The same with a receive buffer of rx_buf_size bytes (TAP_RX_BUF_MIN at
+ * least; tap__create uses TAP_RX_BUF_SIZE). A frame longer than the buffer
+ * is dropped and counted (tap__rx_oversized), never truncated: tun copies
+ * what fits and returns the copied length (or, in some kernels, the
+ * frame's full length), so the backend reads one byte more than it takes.
+ */
+int tap__create_sized(struct evloop *loop, const char *prefix, const char *ifname,
+		      size_t rx_buf_size, struct net_backend **out) __must_check;
+#define TAP_RX_BUF_MIN (12 + 64)
+/* frames dropped because they did not fit the receive buffer */
+uint64_t tap__rx_oversized(const struct net_backend *b);
 
 /* the interface name the kernel gave (after "%d" expansion) */
 const char *tap__ifname(const struct net_backend *b);

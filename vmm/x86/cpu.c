@@ -345,3 +345,30 @@ int x86_cpu__setup(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int nr_vcp
 		return ret;
 	return cpu_setup_lapic(vcpu_fd);
 }
+
+int x86_cpu__phys_bits(int kvm_fd)
+{
+	struct kvm_cpuid2 *c = NULL;
+	struct kvm_cpuid_entry2 *e;
+	uint32_t nent = 64;
+	int ret;
+
+	for (;;) {
+		free(c);
+		c = cpu_alloc_cpuid(nent);
+		if (!c)
+			return -ENOMEM;
+		ret = sys__ioctl_raw(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+		if (ret != -E2BIG || nent >= 4096)
+			break;
+		nent *= 2;
+	}
+	if (ret < 0) {
+		free(c);
+		return ret;
+	}
+	e = cpu_find(c, 0x80000008U, 0);
+	ret = e && (e->eax & 0xff) >= 32 ? (int)(e->eax & 0xff) : 36;
+	free(c);
+	return ret;
+}

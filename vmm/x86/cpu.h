@@ -29,6 +29,12 @@ struct kvm_cpuid2;
 
 /* CPUID, MSRs, FPU and LAPIC LVTs for vCPU `id` of `nr_vcpus` (needs the in-kernel irqchip) */
 int x86_cpu__setup(int kvm_fd, int vcpu_fd, unsigned int id, unsigned int nr_vcpus) __must_check;
+/*
+ * The guest's physical address width: CPUID 0x80000008 EAX[7:0] as KVM
+ * passes it on (KVM_GET_SUPPORTED_CPUID), 36 when the leaf is missing.
+ * -errno when KVM cannot be asked.
+ */
+int x86_cpu__phys_bits(int kvm_fd);
 
 /*
  * Pure: adapts KVM_GET_SUPPORTED_CPUID output in place for vCPU `id`
