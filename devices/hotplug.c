@@ -409,6 +409,74 @@ static void hp_close_fds(struct hotplug *hp)
 	}
 }
 
+/* --- state: migration section "pcihp" (docs/migration.md) -------------------- */
+
+#define HOTPLUG_STATE_VERSION 1
+
+/*
+ * The guest-visible registers: GPE0 status and enable, and the slots whose
+ * insertion the guest has not read yet (PCIU). An unplug request in flight
+ * cannot be carried (its deadline and its requester are this VMM's): the
+ * save is refused until it ends.
+ */
+static int hotplug_save(void *opaque, void *fdt)
+{
+	struct hotplug *hp = opaque;
+	uint32_t sts, en, pciu, busy;
+	int ret;
+
+	pthread_mutex_lock(&hp->lock);
+	sts = hp->gpe_sts, en = hp->gpe_en;
+	pciu = hp_bitmap(hp, HOTPLUG_SLOT_PLUG_PENDING);
+	busy = hp_bitmap(hp, HOTPLUG_SLOT_UNPLUG_PENDING) | hp_bitmap(hp, HOTPLUG_SLOT_EJECTED);
+	pthread_mutex_unlock(&hp->lock);
+	if (busy) {
+		log_err(HP_PREFIX, "state: slots %#x are being removed: save after that", busy);
+		return -EBUSY;
+	}
+	ret = mig__put_u32(fdt, "gpe0_sts", sts);
+	if (!ret)
+		ret = mig__put_u32(fdt, "gpe0_en", en);
+	if (!ret)
+		ret = mig__put_u32(fdt, "pciu", pciu);
+	return ret;
+}
+
+static int hotplug_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct hotplug *hp = opaque;
+	uint32_t sts, en, pciu;
+	unsigned int i;
+	int ret;
+
+	(void)version;
+	ret = mig__get_u32_max(fdt, node, "gpe0_sts", 0xffff, &sts);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "gpe0_en", 0xffff, &en);
+	if (!ret)
+		ret = mig__get_u32(fdt, node, "pciu", &pciu);
+	if (ret)
+		return ret;
+	if (pciu & ~HOTPLUG_SLOTS_MASK) {
+		log_err(HP_PREFIX, "state: pciu %#x names slot 0 (the host bridge)", pciu);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&hp->lock);
+	hp->gpe_sts = (uint16_t)sts;
+	hp->gpe_en = (uint16_t)en;
+	for (i = 1; i < HOTPLUG_NR_SLOTS; i++)
+		if (pciu & (1u << i))
+			hp->slots[i].state = HOTPLUG_SLOT_PLUG_PENDING;
+	hp_update_sci(hp);
+	pthread_mutex_unlock(&hp->lock);
+	return 0;
+}
+
+static const struct mig_section_ops hotplug_state_ops = {
+	.save = hotplug_save,
+	.load = hotplug_load,
+};
+
 static void hotplug_dev_destroy(struct vmm_device *d)
 {
 	hotplug__destroy(container_of(d, struct hotplug, dev));
@@ -469,7 +537,10 @@ int hotplug__create(struct vm *vm, const struct hotplug_config *cfg, struct hotp
 		  cfg->sci_irq);
 	device__init(&hp->dev, "pcihp", "acpi-pci-hotplug", DEVICE_BUS_PLATFORM, &hotplug_dev_ops);
 	snprintf(hp->dev.where, sizeof(hp->dev.where), "io %#x gpe0 %#x", cfg->port, cfg->gpe0_port);
-	ret = device__add(&hp->vm->devices, &hp->dev);
+	ret = device__register_state(&hp->dev, &vm->mig, "pcihp", 0, HOTPLUG_STATE_VERSION, 1,
+				     &hotplug_state_ops, hp);
+	if (!ret)
+		ret = device__add(&hp->vm->devices, &hp->dev);
 	if (ret) {
 		log_err(HP_PREFIX, "cannot add device '%s': %s", hp->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -504,6 +575,7 @@ void hotplug__destroy(struct hotplug *hp)
 	if (!hp)
 		return;
 	device__remove(&hp->vm->devices, &hp->dev);
+	device__unregister_state(&hp->dev, &hp->vm->mig);
 	pthread_mutex_lock(&hp->lock);
 	hp->closing = true; /* the watches may still run below: no callbacks from them */
 	pthread_mutex_unlock(&hp->lock);

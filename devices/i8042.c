@@ -175,6 +175,55 @@ static void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t 
 	pthread_mutex_unlock(&k->lock);
 }
 
+/* --- state: migration section "i8042" (docs/migration.md) -------------------- */
+
+#define I8042_STATE_VERSION 1
+
+static int i8042_save(void *opaque, void *fdt)
+{
+	struct i8042 *k = opaque;
+	uint32_t v[6];
+	static const char *const names[] = { "ctr", "outport", "outbuf", "outbuf_full",
+					     "last_was_cmd", "pending_cmd" };
+	unsigned int i;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	v[0] = k->ctr, v[1] = k->outport, v[2] = k->outbuf, v[3] = k->outbuf_full;
+	v[4] = k->last_was_cmd, v[5] = k->pending_cmd;
+	pthread_mutex_unlock(&k->lock);
+	for (i = 0; i < ARRAY_SIZE(names) && !ret; i++)
+		ret = mig__put_u32(fdt, names[i], v[i]);
+	return ret;
+}
+
+static int i8042_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct i8042 *k = opaque;
+	static const char *const names[] = { "ctr", "outport", "outbuf", "outbuf_full",
+					     "last_was_cmd", "pending_cmd" };
+	static const uint32_t max[] = { 255, 255, 255, 1, 1, 255 };
+	uint32_t v[6];
+	unsigned int i;
+	int ret = 0;
+
+	(void)version;
+	for (i = 0; i < ARRAY_SIZE(names) && !ret; i++)
+		ret = mig__get_u32_max(fdt, node, names[i], max[i], &v[i]);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&k->lock);
+	k->ctr = (uint8_t)v[0], k->outport = (uint8_t)v[1], k->outbuf = (uint8_t)v[2];
+	k->outbuf_full = v[3], k->last_was_cmd = v[4], k->pending_cmd = (uint8_t)v[5];
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static const struct mig_section_ops i8042_state_ops = {
+	.save = i8042_save,
+	.load = i8042_load,
+};
+
 static void i8042_dev_destroy(struct vmm_device *d)
 {
 	i8042__destroy(container_of(d, struct i8042, dev));
@@ -212,7 +261,10 @@ int i8042__create(struct vm *vm, struct i8042 **out)
 	k->cmd_registered = true;
 	device__init(&k->dev, "i8042", "i8042", DEVICE_BUS_PLATFORM, &i8042_dev_ops);
 	snprintf(k->dev.where, sizeof(k->dev.where), "io %#x,%#x", X86_I8042_DATA_PORT, X86_I8042_CMD_PORT);
-	ret = device__add(&k->vm->devices, &k->dev);
+	ret = device__register_state(&k->dev, &vm->mig, "i8042", 0, I8042_STATE_VERSION, 1,
+				     &i8042_state_ops, k);
+	if (!ret)
+		ret = device__add(&k->vm->devices, &k->dev);
 	if (ret) {
 		log_err(I8042_PREFIX, "cannot add device '%s': %s", k->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -237,6 +289,7 @@ void i8042__destroy(struct i8042 *k)
 	if (!k)
 		return;
 	device__remove(&k->vm->devices, &k->dev);
+	device__unregister_state(&k->dev, &k->vm->mig);
 	if (k->cmd_registered)
 		bus__deregister(&k->vm->pio, X86_I8042_CMD_PORT);
 	if (k->data_registered)

@@ -130,6 +130,62 @@ void pm__power_button(struct pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+/* --- state: migration section "acpi-pm" (docs/migration.md) ------------------ */
+
+#define PM_STATE_VERSION 1
+
+static int pm_save(void *opaque, void *fdt)
+{
+	struct pm *pm = opaque;
+	uint32_t sts, en, cnt, reset_reg;
+	int ret;
+
+	pthread_mutex_lock(&pm->lock);
+	sts = pm->sts, en = pm->en, cnt = pm->cnt, reset_reg = pm->reset_reg;
+	pthread_mutex_unlock(&pm->lock);
+	ret = mig__put_u32(fdt, "pm1_sts", sts);
+	if (!ret)
+		ret = mig__put_u32(fdt, "pm1_en", en);
+	if (!ret)
+		ret = mig__put_u32(fdt, "pm1_cnt", cnt);
+	if (!ret)
+		ret = mig__put_u32(fdt, "reset_reg", reset_reg);
+	return ret;
+}
+
+static int pm_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct pm *pm = opaque;
+	uint32_t sts, en, cnt, reset_reg;
+	int ret;
+
+	(void)version;
+	ret = mig__get_u32_max(fdt, node, "pm1_sts", 0xffff, &sts);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "pm1_en", 0xffff, &en);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "pm1_cnt", 0xffff, &cnt);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "reset_reg", 255, &reset_reg);
+	if (ret)
+		return ret;
+	if (cnt & PM1_CNT_SLP_EN) {
+		log_err(PM_PREFIX, "state: pm1_cnt %#x has SLP_EN set (a guest going to sleep)", cnt);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = (uint16_t)sts, pm->en = (uint16_t)en, pm->cnt = (uint16_t)cnt;
+	pm->reset_reg = (uint8_t)reset_reg;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static const struct mig_section_ops pm_state_ops = {
+	.save = pm_save,
+	.load = pm_load,
+};
+
 static void pm_dev_destroy(struct vmm_device *d)
 {
 	pm__destroy(container_of(d, struct pm, dev));
@@ -170,7 +226,10 @@ int pm__create(struct vm *vm, const struct pm_config *cfg, struct pm **out)
 	pm->cf9_hooked = true;
 	device__init(&pm->dev, "acpi-pm", "acpi-pm", DEVICE_BUS_PLATFORM, &pm_dev_ops);
 	snprintf(pm->dev.where, sizeof(pm->dev.where), "io %#x irq %u", cfg->evt_port, cfg->sci_irq);
-	ret = device__add(&pm->vm->devices, &pm->dev);
+	ret = device__register_state(&pm->dev, &vm->mig, "acpi-pm", 0, PM_STATE_VERSION, 1,
+				     &pm_state_ops, pm);
+	if (!ret)
+		ret = device__add(&pm->vm->devices, &pm->dev);
 	if (ret) {
 		log_err(PM_PREFIX, "cannot add device '%s': %s", pm->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -195,6 +254,7 @@ void pm__destroy(struct pm *pm)
 	if (!pm)
 		return;
 	device__remove(&pm->vm->devices, &pm->dev);
+	device__unregister_state(&pm->dev, &pm->vm->mig);
 	if (pm->cf9_hooked)
 		pci__set_cf9_handler(&pm->vm->pci, NULL, NULL);
 	if (pm->cnt_registered)

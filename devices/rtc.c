@@ -268,6 +268,67 @@ static void rtc_set_memory(struct rtc *r, uint64_t ram_size)
 	r->cmos[CMOS_CHECKSUM_LO] = sum & 0xff;
 }
 
+/* --- state: migration section "rtc" (docs/migration.md) ---------------------- */
+
+#define RTC_STATE_VERSION 1
+
+static int rtc_save(void *opaque, void *fdt)
+{
+	struct rtc *r = opaque;
+	uint8_t cmos[RTC_CMOS_SIZE];
+	uint32_t index, nmi;
+	int64_t offset;
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	memcpy(cmos, r->cmos, sizeof(cmos));
+	index = r->index;
+	nmi = r->nmi_disabled;
+	offset = r->offset;
+	pthread_mutex_unlock(&r->lock);
+	ret = mig__put_u32(fdt, "index", index);
+	if (!ret)
+		ret = mig__put_u32(fdt, "nmi_disabled", nmi);
+	/* the guest clock as an offset from the host's UTC seconds */
+	if (!ret)
+		ret = mig__put_u64(fdt, "offset_s", (uint64_t)offset);
+	if (!ret)
+		ret = mig__put_bytes(fdt, "cmos", cmos, sizeof(cmos));
+	return ret;
+}
+
+static int rtc_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct rtc *r = opaque;
+	uint8_t cmos[RTC_CMOS_SIZE];
+	uint32_t index, nmi;
+	uint64_t offset;
+	int ret;
+
+	(void)version;
+	ret = mig__get_u32_max(fdt, node, "index", RTC_CMOS_SIZE - 1, &index);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "nmi_disabled", 1, &nmi);
+	if (!ret)
+		ret = mig__get_u64(fdt, node, "offset_s", &offset);
+	if (!ret)
+		ret = mig__get_bytes(fdt, node, "cmos", cmos, sizeof(cmos));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&r->lock);
+	memcpy(r->cmos, cmos, sizeof(cmos));
+	r->index = (uint8_t)index;
+	r->nmi_disabled = nmi;
+	r->offset = (int64_t)offset;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static const struct mig_section_ops rtc_state_ops = {
+	.save = rtc_save,
+	.load = rtc_load,
+};
+
 static void rtc_dev_destroy(struct vmm_device *d)
 {
 	rtc__destroy(container_of(d, struct rtc, dev));
@@ -305,7 +366,10 @@ int rtc__create(struct vm *vm, uint64_t ram_size, struct rtc **out)
 	r->registered = true;
 	device__init(&r->dev, "rtc", "rtc", DEVICE_BUS_PLATFORM, &rtc_dev_ops);
 	snprintf(r->dev.where, sizeof(r->dev.where), "io %#x", X86_RTC_INDEX_PORT);
-	ret = device__add(&r->vm->devices, &r->dev);
+	ret = device__register_state(&r->dev, &vm->mig, "rtc", 0, RTC_STATE_VERSION, 1,
+				     &rtc_state_ops, r);
+	if (!ret)
+		ret = device__add(&r->vm->devices, &r->dev);
 	if (ret) {
 		log_err(RTC_PREFIX, "cannot add device '%s': %s", r->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -327,6 +391,7 @@ void rtc__destroy(struct rtc *r)
 	if (!r)
 		return;
 	device__remove(&r->vm->devices, &r->dev);
+	device__unregister_state(&r->dev, &r->vm->mig);
 	if (r->registered)
 		bus__deregister(&r->vm->pio, X86_RTC_INDEX_PORT);
 	pthread_mutex_destroy(&r->lock);

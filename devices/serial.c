@@ -495,6 +495,74 @@ static void serial_reset(struct serial *s)
 	serial_fifo_clear(s);
 }
 
+/* --- state: migration section "serial" (docs/migration.md) ------------------- */
+
+#define SERIAL_STATE_VERSION 1
+
+static int serial_save(void *opaque, void *fdt)
+{
+	struct serial *s = opaque;
+	uint8_t fifo[SERIAL_FIFO_SIZE];
+	uint32_t v[11];
+	static const char *const names[] = { "ier", "lcr", "mcr", "lsr", "msr", "scr", "dll", "dlm",
+					     "fcr", "thr_pending", "last_rx" };
+	unsigned int i, n;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	v[0] = s->ier, v[1] = s->lcr, v[2] = s->mcr, v[3] = s->lsr, v[4] = s->msr, v[5] = s->scr;
+	v[6] = s->dll, v[7] = s->dlm, v[8] = s->fcr, v[9] = s->thr_pending, v[10] = s->last_rx;
+	n = s->fifo_count;
+	for (i = 0; i < n; i++)
+		fifo[i] = s->fifo[(s->fifo_head + i) % SERIAL_FIFO_SIZE];
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; i < ARRAY_SIZE(names) && !ret; i++)
+		ret = mig__put_u32(fdt, names[i], v[i]);
+	if (!ret)
+		ret = mig__put_bytes(fdt, "rx_fifo", fifo, n);
+	return ret;
+}
+
+static int serial_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct serial *s = opaque;
+	static const char *const names[] = { "ier", "lcr", "mcr", "lsr", "msr", "scr", "dll", "dlm",
+					     "fcr", "thr_pending", "last_rx" };
+	uint32_t v[11];
+	const void *fifo;
+	size_t n;
+	unsigned int i;
+	int ret = 0;
+
+	(void)version;
+	for (i = 0; i < ARRAY_SIZE(names) && !ret; i++)
+		ret = mig__get_u32_max(fdt, node, names[i], i == 9 ? 1 : 255, &v[i]);
+	if (!ret)
+		ret = mig__get_blob(fdt, node, "rx_fifo", &fifo, &n);
+	if (ret)
+		return ret;
+	if (n > SERIAL_FIFO_SIZE) {
+		log_err(s->name, "state: rx_fifo holds %zu bytes, the FIFO %d", n, SERIAL_FIFO_SIZE);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->ier = (uint8_t)v[0], s->lcr = (uint8_t)v[1], s->mcr = (uint8_t)v[2];
+	s->lsr = (uint8_t)v[3], s->msr = (uint8_t)v[4], s->scr = (uint8_t)v[5];
+	s->dll = (uint8_t)v[6], s->dlm = (uint8_t)v[7], s->fcr = (uint8_t)v[8];
+	s->thr_pending = v[9], s->last_rx = (uint8_t)v[10];
+	memcpy(s->fifo, fifo, n);
+	s->fifo_head = 0;
+	s->fifo_count = (unsigned int)n;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static const struct mig_section_ops serial_state_ops = {
+	.save = serial_save,
+	.load = serial_load,
+};
+
 static void serial_dev_destroy(struct vmm_device *d)
 {
 	serial__destroy(container_of(d, struct serial, dev));
@@ -546,7 +614,10 @@ int serial__create(struct vm *vm, const char *name, uint16_t base, uint32_t irq,
 	}
 	device__init(&s->dev, name, "serial", DEVICE_BUS_PLATFORM, &serial_dev_ops);
 	snprintf(s->dev.where, sizeof(s->dev.where), "io %#x irq %u", base, irq);
-	ret = device__add(&s->vm->devices, &s->dev);
+	ret = device__register_state(&s->dev, &vm->mig, "serial", 0, SERIAL_STATE_VERSION, 1,
+				     &serial_state_ops, s);
+	if (!ret)
+		ret = device__add(&s->vm->devices, &s->dev);
 	if (ret) {
 		log_err(s->name, "cannot add device '%s': %s", s->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -570,6 +641,7 @@ void serial__destroy(struct serial *s)
 	if (!s)
 		return;
 	device__remove(&s->vm->devices, &s->dev);
+	device__unregister_state(&s->dev, &s->vm->mig);
 	if (s->registered)
 		bus__deregister(&s->vm->pio, s->base);
 	if (s->watching)

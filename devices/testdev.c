@@ -122,6 +122,7 @@ int testdev__create(struct vm *vm, int out_fd, struct testdev **out)
 	t->registered = true;
 	device__init(&t->dev, "testdev", "testdev", DEVICE_BUS_PLATFORM, &testdev_dev_ops);
 	snprintf(t->dev.where, sizeof(t->dev.where), "io %#x", TESTDEV_BASE);
+	t->dev.stateless = true; /* its output line buffer is the host's */
 	ret = device__add(&t->vm->devices, &t->dev);
 	if (ret) {
 		log_err(TESTDEV_PREFIX, "cannot add device '%s': %s", t->dev.id,

@@ -289,6 +289,22 @@ int mig__get_u32(const void *fdt, int node, const char *name, uint32_t *val)
 	return rc;
 }
 
+int mig__get_u32_max(const void *fdt, int node, const char *name, uint32_t max, uint32_t *val)
+{
+	uint32_t v;
+	int rc = mig__get_u32(fdt, node, name, &v);
+
+	if (rc)
+		return rc;
+	if (v > max) {
+		snprintf(mig_field_err, sizeof(mig_field_err), "field '%s' is %u, at most %u", name, v,
+			 max);
+		return -ERANGE;
+	}
+	*val = v;
+	return 0;
+}
+
 int mig__get_u32_or(const void *fdt, int node, const char *name, uint32_t *val, uint32_t dflt)
 {
 	fdt32_t raw;

@@ -125,6 +125,9 @@ int mig__get_u32(const void *fdt, int node, const char *name, uint32_t *val)
 	__attribute__((warn_unused_result));
 int mig__get_u32_or(const void *fdt, int node, const char *name, uint32_t *val, uint32_t dflt)
 	__attribute__((warn_unused_result));
+/* a required u32 of at most max (an 8-bit register: 255, a flag: 1); -ERANGE above */
+int mig__get_u32_max(const void *fdt, int node, const char *name, uint32_t max, uint32_t *val)
+	__attribute__((warn_unused_result));
 int mig__get_u64(const void *fdt, int node, const char *name, uint64_t *val)
 	__attribute__((warn_unused_result));
 int mig__get_u64_or(const void *fdt, int node, const char *name, uint64_t *val, uint64_t dflt)

@@ -755,12 +755,15 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 			}
 			continue;
 		}
+		mig__clear_error(r); /* the sink may say why itself */
 		rc = ram->load(ram->opaque, mig_rd64(payload), (uint8_t *)payload + 8,
 			       (size_t)len - 8);
 		free(payload);
 		if (rc) {
-			mig__set_error(r, "RAM record at offset %llu: loading failed: %s",
-				       (unsigned long long)off, strerror(rc < 0 ? -rc : EINVAL));
+			char why[MIG_ERR_MAX];
+
+			snprintf(why, sizeof(why), "%s", r->err[0] ? r->err : strerror(rc < 0 ? -rc : EINVAL));
+			mig__set_error(r, "RAM record at offset %llu: %s", (unsigned long long)off, why);
 			return rc < 0 ? rc : -EINVAL;
 		}
 	}
@@ -797,13 +800,17 @@ int mig__stream_load(struct mig_registry *r, struct mig_reader *rd, const struct
 		const struct mig_section *s = &r->sections[i];
 
 		mig__clear_field_error();
+		mig__clear_error(r); /* a loader may say why itself (mig__set_error) */
 		rc = s->ops->load(s->opaque, loaded[i].fdt, 0, loaded[i].version);
 		if (rc) {
+			char why[MIG_ERR_MAX];
+
 			if (rc > 0)
 				rc = -EINVAL;
+			snprintf(why, sizeof(why), "%s", mig__field_error()[0] ? mig__field_error() :
+							 r->err[0] ? r->err : strerror(-rc));
 			mig__set_error(r, "section '%s' instance %u (version %u): load failed: %s",
-				       s->name, s->instance, loaded[i].version,
-				       mig__field_error()[0] ? mig__field_error() : strerror(-rc));
+				       s->name, s->instance, loaded[i].version, why);
 			goto out;
 		}
 	}

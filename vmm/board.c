@@ -23,10 +23,12 @@
 #include "config.h"
 #include "vmm/image.h"
 #include "vmm/log.h"
+#include "vmm/snapshot.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/cpu.h"
 #include "vmm/x86/platform.h"
+#include "vmm/x86/state.h"
 
 #include "devices/hotplug.h"
 #include "devices/i8042.h"
@@ -43,6 +45,7 @@
 #include "virtio/net/net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1101,6 +1104,141 @@ static int board_cmd_quit(void *opaque, json_t *args, json_t **ret, char *err, s
 	return 0;
 }
 
+/* --- the machine's configuration as a section, checked on restore --------------- */
+
+#define BOARD_MACHINE_VERSION 1
+
+static int board_devlist_fn(struct vmm_device *d, void *opaque)
+{
+	char *buf = opaque;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, 1024 - len, "%s%s:%s", len ? "," : "", d->id, d->kind);
+	return 0;
+}
+
+/* "id:kind,..." of every device, in list order */
+static void board_devlist(struct board *b, char buf[1024])
+{
+	buf[0] = 0;
+	if (device__for_each(&b->vm.devices, board_devlist_fn, buf))
+		buf[0] = 0;
+}
+
+static int board_machine_save(void *opaque, void *fdt)
+{
+	struct board *b = opaque;
+	char devs[1024];
+	int ret;
+
+	board_devlist(b, devs);
+	ret = mig__put_u64(fdt, "memory_bytes", b->opts->mem);
+	if (!ret)
+		ret = mig__put_u32(fdt, "vcpus", b->vm.nr_vcpus);
+	if (!ret)
+		ret = mig__put_str(fdt, "devices", devs);
+	return ret;
+}
+
+/* the stream's VM and this one must be the same machine; host resources may differ */
+static int board_machine_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct board *b = opaque;
+	char devs[1024], theirs[1024];
+	uint64_t mem;
+	uint32_t vcpus;
+	int ret;
+
+	(void)version;
+	ret = mig__get_u64(fdt, node, "memory_bytes", &mem);
+	if (!ret)
+		ret = mig__get_u32(fdt, node, "vcpus", &vcpus);
+	if (!ret)
+		ret = mig__get_str(fdt, node, "devices", theirs, sizeof(theirs));
+	if (ret)
+		return ret;
+	board_devlist(b, devs);
+	if (mem != b->opts->mem) {
+		mig__set_error(&b->vm.mig, "the saved VM has %llu MiB of memory, this one %llu MiB (--mem)",
+			       (unsigned long long)(mem >> 20), (unsigned long long)(b->opts->mem >> 20));
+		return -EINVAL;
+	}
+	if (vcpus != b->vm.nr_vcpus) {
+		mig__set_error(&b->vm.mig, "the saved VM has %u vCPUs, this one %u (--cpus)", vcpus,
+			       b->vm.nr_vcpus);
+		return -EINVAL;
+	}
+	if (strcmp(devs, theirs)) {
+		mig__set_error(&b->vm.mig, "the saved VM's devices are %s; this one's are %s", theirs,
+			       devs);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct mig_section_ops board_machine_ops = {
+	.save = board_machine_save,
+	.load = board_machine_load,
+};
+
+static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	struct snapshot_stats st;
+	struct timespec t0;
+	const char *file = NULL;
+	bool paused_here = false;
+	int fd, rc;
+
+	if (json_unpack(args, "{s:s}", "file", &file) || !file[0]) {
+		snprintf(err, errlen, "args: {\"file\": PATH}");
+		return -EINVAL;
+	}
+	if (b->op) {
+		snprintf(err, errlen, "busy: %s of %s is in progress",
+			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		return -EBUSY;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!kvm__vcpus_paused(&b->vm)) {
+		rc = kvm__vcpus_pause(&b->vm, BOARD_PAUSE_TIMEOUT_MS);
+		if (rc) {
+			snprintf(err, errlen, "cannot pause the vCPUs: %s", strerror(-rc));
+			return rc;
+		}
+		paused_here = true;
+	}
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", file, strerror(-rc));
+		goto out;
+	}
+	rc = snapshot__save(&b->vm, fd, &st, err, errlen);
+	if (!rc && fsync(fd))
+		rc = -errno;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (rc) {
+		if (!err[0])
+			snprintf(err, errlen, "%s: %s", file, strerror(-rc));
+		unlink(file); /* never leave half a snapshot behind */
+		goto out;
+	}
+	log_info(BOARD_LOG, "snapshot %s: %llu bytes (%u sections, %llu MiB of RAM, %llu zero pages "
+		 "left out)", file, (unsigned long long)st.bytes, st.sections,
+		 (unsigned long long)(st.ram_bytes >> 20), (unsigned long long)st.zero_pages);
+	*ret = json_pack("{s:s,s:I,s:i,s:I,s:I,s:f}", "file", file, "bytes", (json_int_t)st.bytes,
+			 "sections", (int)st.sections, "ram_bytes", (json_int_t)st.ram_bytes,
+			 "zero_pages", (json_int_t)st.zero_pages, "ms", board_ms_since(&t0));
+	api__event(b->api, "snapshot", json_pack("{s:s,s:I}", "file", file, "bytes",
+						 (json_int_t)st.bytes));
+out:
+	if (paused_here)
+		kvm__vcpus_resume(&b->vm);
+	return rc == -ENOTSUP ? -EPERM : rc;
+}
+
 static const struct {
 	const char *name, *help;
 	api_cmd_fn fn;
@@ -1114,6 +1252,8 @@ static const struct {
 	  board_cmd_device_add },
 	{ "device-del", "ask the guest to eject a device, then release it: args {id, timeout_ms}",
 	  board_cmd_device_del },
+	{ "snapshot", "save the VM (its state and RAM) to a file: args {file}; --restore starts it",
+	  board_cmd_snapshot },
 	{ "quit", "stop the guest; minivmm exits with status 0", board_cmd_quit },
 };
 
@@ -1180,6 +1320,26 @@ out:
 	return ret;
 }
 
+/* the vCPUs with their CPUID, MSRs, FPU and LAPIC set up, and their state sections */
+static int board_make_vcpus(struct board *b)
+{
+	unsigned int i;
+	int ret;
+
+	ret = kvm__vcpus_create(&b->vm);
+	if (ret)
+		return ret;
+	for (i = 0; i < b->vm.nr_vcpus; i++) {
+		ret = x86_cpu__setup(b->vm.kvm_fd, b->vm.vcpus[i].fd, i, b->vm.nr_vcpus);
+		if (ret)
+			return ret;
+	}
+	ret = x86_state__register(&b->vm);
+	if (ret)
+		log_err(BOARD_LOG, "cannot register the vCPUs' state: %s", strerror(-ret));
+	return ret;
+}
+
 /* ACPI tables, kernel, initrd and command line into guest memory; vCPU state */
 static int board_load(struct board *b)
 {
@@ -1208,8 +1368,7 @@ static int board_load(struct board *b)
 	};
 	struct x86_boot_info bi;
 	uint64_t rsdp;
-	unsigned int i;
-	int ret;
+		int ret;
 
 	memset(&files, 0, sizeof(files));
 	ret = x86_acpi__build(&b->vm.mem, &acpi, &rsdp);
@@ -1238,18 +1397,40 @@ static int board_load(struct board *b)
 			o->kernel ? o->kernel : files.kernel_path, strerror(-ret));
 		goto out;
 	}
-	ret = kvm__vcpus_create(&b->vm);
+	ret = board_make_vcpus(b);
 	if (ret)
 		goto out;
-	for (i = 0; i < b->vm.nr_vcpus; i++) {
-		ret = x86_cpu__setup(b->vm.kvm_fd, b->vm.vcpus[i].fd, i, b->vm.nr_vcpus);
-		if (ret)
-			goto out;
-	}
 	ret = x86_boot__setup_vcpu(b->vm.vcpus[0].fd, &b->vm.mem, &bi);
 out:
 	image__boot_files_free(&files);
 	return ret;
+}
+
+/* --restore FILE: the vCPUs, then the whole VM from the stream, instead of a boot */
+static int board_restore(struct board *b)
+{
+	struct timespec t0;
+	char err[512];
+	int fd, ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = board_make_vcpus(b);
+	if (ret)
+		return ret;
+	fd = open(b->opts->restore, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_err(BOARD_LOG, "--restore %s: %s", b->opts->restore, strerror(-ret));
+		return ret;
+	}
+	ret = snapshot__load(&b->vm, fd, err, sizeof(err));
+	close(fd);
+	if (ret) {
+		log_err(BOARD_LOG, "--restore %s: refused: %s", b->opts->restore, err);
+		return ret;
+	}
+	log_info(BOARD_LOG, "restored from %s in %.0f ms", b->opts->restore, board_ms_since(&t0));
+	return 0;
 }
 
 /* every device, last made first */
@@ -1367,6 +1548,12 @@ int board__build(struct board *b, const struct options *o)
 	if (ret)
 		return ret;
 	ret = board_place_mmio64(b);
+	if (!ret) {
+		ret = mig__section_register(&b->vm.mig, "machine", 0, BOARD_MACHINE_VERSION, 1,
+					    &board_machine_ops, b);
+		if (ret)
+			log_err(BOARD_LOG, "cannot register the machine section: %s", strerror(-ret));
+	}
 	if (ret)
 		goto err_vm;
 	for (i = 0; i < ARRAY_SIZE(board_devices); i++) {
@@ -1377,7 +1564,7 @@ int board__build(struct board *b, const struct options *o)
 			goto err_devices;
 		}
 	}
-	ret = board_load(b);
+	ret = o->restore ? board_restore(b) : board_load(b);
 	if (ret)
 		goto err_devices;
 	return 0;

@@ -36,6 +36,8 @@ static void ctl_usage(FILE *f)
 		"  device-del ID [--timeout S]\n"
 		"                      ask the guest to eject ID and release it once it did; fails\n"
 		"                      after S seconds (default 10) and the device stays\n"
+		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
+		"                      with the same options starts it again\n"
 		"  quit                stop the guest; minivmm exits with status 0\n"
 		"  commands            the commands the VMM knows\n"
 		"  events [N]          subscribe and print events as they come (N of them, or until\n"
@@ -286,6 +288,14 @@ int ctl__main(int argc, char **argv)
 			return CTL_USAGE;
 		}
 		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
+	} else if (!strcmp(cmd, "snapshot")) {
+		if (argc - optind != 3) {
+			fprintf(stderr, "minivmm ctl: snapshot FILE\n");
+			return CTL_USAGE;
+		}
+		args = json_pack("{s:s}", "file", argv[optind + 2]);
+		if (timeout_ms < 600000)
+			timeout_ms = 600000; /* a large guest's RAM takes a while */
 	} else if (!strcmp(cmd, "device-del")) {
 		double dl = 10;
 
@@ -404,6 +414,13 @@ int ctl__main(int argc, char **argv)
 				printf(" (until %s's driver negotiates STANDBY)",
 				       json_string_value(json_object_get(json_object_get(rv, "failover"), "standby")) ?: "?");
 			printf("\n");
+		} else if (!strcmp(cmd, "snapshot")) {
+			printf("%s: %lld bytes (%lld bytes of RAM, %lld zero pages left out) in %.0f ms\n",
+			       json_string_value(json_object_get(rv, "file")) ?: "?",
+			       (long long)json_integer_value(json_object_get(rv, "bytes")),
+			       (long long)json_integer_value(json_object_get(rv, "ram_bytes")),
+			       (long long)json_integer_value(json_object_get(rv, "zero_pages")),
+			       json_number_value(json_object_get(rv, "ms")));
 		} else if (!strcmp(cmd, "device-del")) {
 			printf("%s removed (the guest ejected it after %.0f ms; released in %.0f ms)\n",
 			       json_string_value(json_object_get(rv, "id")) ?: "?",

@@ -177,3 +177,28 @@ void device__next_id(struct device_list *l, const char *prefix, char *buf, size_
 			return;
 	}
 }
+
+int device__register_state(struct vmm_device *d, struct mig_registry *r, const char *name,
+			   uint32_t instance, uint32_t version, uint32_t min_version,
+			   const struct mig_section_ops *ops, void *opaque)
+{
+	int ret;
+
+	/* several devices of one kind (two UARTs): the next free instance, in creation order */
+	do {
+		ret = mig__section_register(r, name, instance, version, min_version, ops, opaque);
+	} while (ret == -EEXIST && ++instance < DEVICE_MAX_INSTANCES);
+	if (ret)
+		return ret == -EEXIST ? -ENOSPC : ret;
+	d->state_section = name;
+	d->state_instance = instance;
+	return 0;
+}
+
+void device__unregister_state(struct vmm_device *d, struct mig_registry *r)
+{
+	if (!d->state_section)
+		return;
+	(void)mig__section_unregister(r, d->state_section, d->state_instance);
+	d->state_section = NULL;
+}

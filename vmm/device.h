@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "migration/section.h"
 #include "vmm/util.h"
 
 #define DEVICE_ID_LEN 32
@@ -72,6 +73,14 @@ struct vmm_device {
 	 * it on a worker thread, never on the event loop.
 	 */
 	bool slow_destroy;
+	/*
+	 * Its migration state: the section it registered (vm->mig), or NULL
+	 * when it has none yet (a snapshot or migration is then refused,
+	 * naming it); stateless devices have nothing to carry.
+	 */
+	const char *state_section;
+	uint32_t state_instance;
+	bool stateless;
 	bool listed;                   /* in a device_list */
 	struct vmm_device *prev, *next;
 };
@@ -101,6 +110,17 @@ int device__pci_slot(struct device_list *l, const char *id);
  * describe adds. NULL on allocation failure.
  */
 json_t *device__describe(struct vmm_device *d);
+/*
+ * Registers d's state section in r (migration/section.h) and records it in
+ * d; device__unregister_state undoes it (no-op when none). When another
+ * device of the kind has `instance`, the next free one is taken (devices
+ * are made in the same order on both sides of a snapshot or migration).
+ */
+#define DEVICE_MAX_INSTANCES 64
+int device__register_state(struct vmm_device *d, struct mig_registry *r, const char *name,
+			   uint32_t instance, uint32_t version, uint32_t min_version,
+			   const struct mig_section_ops *ops, void *opaque) __must_check;
+void device__unregister_state(struct vmm_device *d, struct mig_registry *r);
 /* the first free "<prefix>N" (net2, vf1) in buf */
 void device__next_id(struct device_list *l, const char *prefix, char *buf, size_t len);
 

@@ -227,6 +227,7 @@ int kvm__vm_init_fake(struct vm *vm, uint64_t ram_size)
 
 	memset(vm, 0, sizeof(*vm));
 	device__list_init(&vm->devices);
+	mig__registry_init(&vm->mig);
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
@@ -246,6 +247,7 @@ int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned in
 
 	memset(vm, 0, sizeof(*vm));
 	device__list_init(&vm->devices);
+	mig__registry_init(&vm->mig);
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
 	vm->nr_vcpus = nr_vcpus;
@@ -356,6 +358,7 @@ void kvm__vm_destroy(struct vm *vm)
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
 	device__list_destroy(&vm->devices);
+	mig__registry_release(&vm->mig);
 	evloop__destroy(&vm->loop);
 	pci__bus_destroy(&vm->pci);
 	irq__destroy(&vm->irq);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migration/section.h"
 #include "vmm/bus.h"
 #include "vmm/device.h"
 #include "vmm/evloop.h"
@@ -63,6 +64,7 @@ struct vm {
 	struct pci_bus pci;
 	struct evloop loop;
 	struct device_list devices; /* every device, in creation order (vmm/device.h) */
+	struct mig_registry mig;    /* the state sections of the VM and its devices */
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus;
 	atomic_int exit_reason; /* enum vm_exit_reason, first one wins */

@@ -18,6 +18,7 @@ enum {
 	OPT_VF,
 	OPT_VF_UNSAFE,
 	OPT_API,
+	OPT_RESTORE,
 };
 
 static const struct option options_long[] = {
@@ -33,6 +34,7 @@ static const struct option options_long[] = {
 	{ "vf", required_argument, NULL, OPT_VF },
 	{ "vf-allow-unsafe-interrupts", no_argument, NULL, OPT_VF_UNSAFE },
 	{ "api", required_argument, NULL, OPT_API },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -71,7 +73,10 @@ void options__usage(void *file, const char *prog)
 		"      --vf-allow-unsafe-interrupts\n"
 		"                        assign VFs even without IOMMU interrupt remapping\n"
 		"      --api PATH        control socket (mode 0600): `%s ctl PATH status|devices|\n"
-		"                        pause|resume|quit|events` drives the VM (docs/api.md)\n"
+		"                        pause|resume|quit|events|device-add|device-del|snapshot`\n"
+		"                        drives the VM (docs/api.md)\n"
+		"      --restore FILE    start from a snapshot (`ctl PATH snapshot FILE`) instead of\n"
+		"                        booting: the same options as the VM it was taken from\n"
 		"  -v, --verbose         more log output (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this help\n"
@@ -319,6 +324,11 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 			if (!*optarg)
 				return options_err(err, errlen, "--api needs a socket path%s", "");
 			o->api = optarg;
+			break;
+		case OPT_RESTORE:
+			if (!*optarg)
+				return options_err(err, errlen, "--restore needs a snapshot file%s", "");
+			o->restore = optarg;
 			break;
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;

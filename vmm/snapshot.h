@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A whole VM as one migration stream (migration/stream.h, docs/migration.md):
+ * every state section registered in vm->mig (the machine's configuration,
+ * the vCPUs, the in-kernel irqchip and clocks, each device), then guest RAM
+ * page runs, zero pages left out (the loading VM's RAM is fresh, so zeroes).
+ * The same stream goes to a file (snapshot, restore) and, next, to another
+ * host (live migration).
+ *
+ * Save runs with the vCPUs paused (kvm__vcpus_pause) and refuses a VM with
+ * a device that has no state section yet, naming it. Load runs on a VM
+ * built with the same configuration whose vCPUs have not started: every
+ * record is read and checked (framing, CRCs, bounds, each section's tree,
+ * unknown, missing or duplicated sections, versions) before any section's
+ * state is loaded, and a loader checks its fields before it changes its
+ * device; RAM records land in the fresh RAM as they are read. A failed load
+ * leaves a VM that must not run: the caller discards it.
+ */
+#ifndef MINIVMM_VMM_SNAPSHOT_H
+#define MINIVMM_VMM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/util.h"
+
+struct vm;
+
+#define SNAPSHOT_RAM_RUN_MAX (1u << 20) /* bytes of RAM per record */
+
+struct snapshot_stats {
+	uint64_t bytes;       /* the stream's size */
+	uint64_t ram_bytes;   /* guest RAM written (non-zero pages) */
+	uint64_t zero_pages;  /* 4 KiB pages left out */
+	unsigned int sections;
+};
+
+/* 0, or -errno with the reason in err (a device without state: -ENOTSUP) */
+int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, size_t errlen)
+	__must_check;
+/* 0, or -errno with the reason in err */
+int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen) __must_check;
+
+/* true when the 4 KiB page at p is all zero (pure) */
+bool snapshot__page_is_zero(const void *p);
+
+#endif
