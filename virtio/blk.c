@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "virtio/blk.h"
+#include "migration/section.h"
 #include "vmm/evloop.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
@@ -312,8 +313,15 @@ static void blk_process(struct virtio_blk *b)
 
 static void blk_queue_notify(struct virtio_dev *vd, uint16_t q)
 {
-	if (q == 0)
-		blk_process(blk_from_vd(vd));
+	struct virtio_blk *b = blk_from_vd(vd);
+
+	if (q != 0)
+		return;
+	if (b->paused) {
+		b->kick_pending = true;
+		return;
+	}
+	blk_process(b);
 }
 
 static const struct virtio_dev_ops blk_ops = {
@@ -343,12 +351,94 @@ static int blk_size(int fd, uint64_t *size)
 	return 0;
 }
 
+/* ---- pause and state (a snapshot; docs/migration.md) -------------------------- */
+
+#define BLK_STATE_VERSION 1
+
+static int blk_dev_pause(struct vmm_device *d)
+{
+	struct virtio_blk *b = container_of(d, struct virtio_blk, dev);
+	unsigned int i;
+
+	pthread_mutex_lock(&b->vd.lock);
+	b->paused = true;
+	pthread_mutex_unlock(&b->vd.lock);
+	/* requests in flight finish into guest memory and the used ring now */
+	for (i = 0; i < 10000 && b->inflight; i++)
+		if (evloop__run_once(&b->vm->loop, true) < 0)
+			break;
+	if (b->inflight) {
+		log_err(b->dev.id, "pause: %u requests still in flight", b->inflight);
+		pthread_mutex_lock(&b->vd.lock);
+		b->paused = false;
+		pthread_mutex_unlock(&b->vd.lock);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static void blk_dev_resume(struct vmm_device *d)
+{
+	struct virtio_blk *b = container_of(d, struct virtio_blk, dev);
+
+	pthread_mutex_lock(&b->vd.lock);
+	b->paused = false;
+	if (b->kick_pending || b->stalled) {
+		b->kick_pending = false;
+		if (b->vd.active && !b->vd.broken && b->vd.vq[0].ready)
+			blk_process(b);
+	}
+	pthread_mutex_unlock(&b->vd.lock);
+}
+
+static int blk_state_save(void *opaque, void *fdt)
+{
+	struct virtio_blk *b = opaque;
+	int ret;
+
+	ret = mig__put_u64(fdt, "capacity_sectors", b->capacity);
+	if (!ret)
+		ret = mig__put_u32(fdt, "readonly", b->readonly);
+	if (!ret)
+		ret = virtio_pci__save(&b->vd, fdt);
+	return ret;
+}
+
+static int blk_state_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct virtio_blk *b = opaque;
+	uint64_t cap;
+	uint32_t ro;
+	int ret;
+
+	(void)version;
+	ret = mig__get_u64(fdt, node, "capacity_sectors", &cap);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "readonly", 1, &ro);
+	if (ret)
+		return ret;
+	if (cap != b->capacity || (bool)ro != b->readonly) {
+		log_err(b->dev.id, "state: the saved disk had %llu sectors%s, this one %llu%s",
+			(unsigned long long)cap, ro ? " (read-only)" : "",
+			(unsigned long long)b->capacity, b->readonly ? " (read-only)" : "");
+		return -EINVAL;
+	}
+	return virtio_pci__load(&b->vd, fdt, node);
+}
+
+static const struct mig_section_ops blk_state_ops = {
+	.save = blk_state_save,
+	.load = blk_state_load,
+};
+
 static void blk_dev_destroy(struct vmm_device *d)
 {
 	virtio_blk__destroy(container_of(d, struct virtio_blk, dev));
 }
 
 static const struct vmm_device_ops blk_dev_ops = {
+	.pause = blk_dev_pause,
+	.resume = blk_dev_resume,
 	.destroy = blk_dev_destroy,
 };
 
@@ -404,7 +494,10 @@ int virtio_blk__create(struct vm *vm, const char *path, bool readonly, const cha
 		 readonly ? ", read-only" : "");
 	device__init(&b->dev, name, "virtio-blk", DEVICE_BUS_PCI, &blk_dev_ops);
 	b->dev.pci = &b->vd.pci;
-	ret = device__add(&b->vm->devices, &b->dev);
+	ret = device__register_state(&b->dev, &vm->mig, "virtio-blk", 0, BLK_STATE_VERSION, 1,
+				     &blk_state_ops, b);
+	if (!ret)
+		ret = device__add(&b->vm->devices, &b->dev);
 	if (ret) {
 		log_err(name, "cannot add device '%s': %s", b->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -430,6 +523,7 @@ void virtio_blk__destroy(struct virtio_blk *b)
 	if (!b)
 		return;
 	device__remove(&b->vm->devices, &b->dev);
+	device__unregister_state(&b->dev, &b->vm->mig);
 	pthread_mutex_lock(&b->vd.lock);
 	b->generation++;
 	pthread_mutex_unlock(&b->vd.lock);

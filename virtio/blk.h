@@ -30,6 +30,8 @@ struct virtio_blk {
 	uint64_t generation;        /* bumped on reset: older completions are dropped */
 	unsigned int inflight;      /* requests submitted to io_uring, not completed */
 	bool stalled;               /* the ring was full: resume on the next completion */
+	bool paused;                /* a snapshot: kicks wait (event loop thread) */
+	bool kick_pending;          /* a kick arrived while paused */
 	struct virtq_chain *chain;  /* scratch for popping (event loop thread) */
 	struct log_ratelimit rl;
 	/* statistics */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "virtio/pci.h"
+#include "migration/section.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
 #include "vmm/log.h"
@@ -809,4 +810,220 @@ void virtio_pci__destroy(struct virtio_dev *vd)
 	}
 	msix__destroy(&vd->msix);
 	pthread_mutex_destroy(&vd->lock);
+}
+
+/* ---- state: the transport in the device's section (docs/migration.md) ------- */
+
+#define VPCI_STATUS_BITS                                                                 \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK |  \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
+
+int virtio_pci__save(struct virtio_dev *vd, void *fdt)
+{
+	struct virtq qs[VIRTIO_MAX_QUEUES];
+	uint16_t vec[VIRTIO_MAX_QUEUES];
+	uint32_t status, dfs, gfs, qsel, isr, cvec, gen;
+	uint64_t gf;
+	uint16_t q;
+	int ret;
+
+	pthread_mutex_lock(&vd->lock);
+	if (vd->reset_status) {
+		pthread_mutex_unlock(&vd->lock);
+		log_err(vd->pci.name, "state: a reset is completing: save after it");
+		return -EBUSY;
+	}
+	status = vd->status, dfs = vd->dfselect, gfs = vd->gfselect, qsel = vd->queue_select;
+	isr = vd->isr, cvec = vd->config_vector, gen = vd->config_generation;
+	gf = vd->guest_features;
+	memcpy(qs, vd->vq, sizeof(qs[0]) * vd->nr_queues);
+	memcpy(vec, vd->vq_vector, sizeof(vec[0]) * vd->nr_queues);
+	pthread_mutex_unlock(&vd->lock);
+
+	ret = pci__dev_save(&vd->pci, fdt);
+	if (!ret)
+		ret = msix__save(&vd->msix, fdt);
+	if (!ret)
+		ret = mig__put_u32(fdt, "status", status);
+	if (!ret)
+		ret = mig__put_u32(fdt, "dfselect", dfs);
+	if (!ret)
+		ret = mig__put_u32(fdt, "gfselect", gfs);
+	if (!ret)
+		ret = mig__put_u32(fdt, "queue_select", qsel);
+	if (!ret)
+		ret = mig__put_u32(fdt, "isr", isr);
+	if (!ret)
+		ret = mig__put_u32(fdt, "config_vector", cvec);
+	if (!ret)
+		ret = mig__put_u32(fdt, "config_generation", gen);
+	if (!ret)
+		ret = mig__put_u64(fdt, "guest_features", gf);
+	if (!ret)
+		ret = mig__put_u32(fdt, "nr_queues", vd->nr_queues);
+	/* subnodes last: the device-tree format's order */
+	for (q = 0; q < vd->nr_queues && !ret; q++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "queue-%u", q);
+		ret = mig__begin_node(fdt, name);
+		if (!ret)
+			ret = mig__put_u32(fdt, "size", qs[q].size);
+		if (!ret)
+			ret = mig__put_u32(fdt, "ready", qs[q].ready);
+		if (!ret)
+			ret = mig__put_u64(fdt, "desc", qs[q].desc_gpa);
+		if (!ret)
+			ret = mig__put_u64(fdt, "driver", qs[q].avail_gpa);
+		if (!ret)
+			ret = mig__put_u64(fdt, "device", qs[q].used_gpa);
+		if (!ret)
+			ret = mig__put_u32(fdt, "last_avail_idx", qs[q].last_avail_idx);
+		if (!ret)
+			ret = mig__put_u32(fdt, "used_idx", qs[q].used_idx);
+		if (!ret)
+			ret = mig__put_u32(fdt, "signalled_used", qs[q].signalled_used);
+		if (!ret)
+			ret = mig__put_u32(fdt, "signalled_used_valid", qs[q].signalled_used_valid);
+		if (!ret)
+			ret = mig__put_u32(fdt, "vector", vec[q]);
+		if (!ret)
+			ret = mig__end_node(fdt);
+	}
+	return ret;
+}
+
+int virtio_pci__load(struct virtio_dev *vd, const void *fdt, int node)
+{
+	struct virtq qs[VIRTIO_MAX_QUEUES];
+	uint32_t status, dfs, gfs, qsel, isr, cvec, gen, nq, vec[VIRTIO_MAX_QUEUES];
+	uint64_t gf;
+	uint16_t q;
+	int ret;
+
+	ret = mig__get_u32_max(fdt, node, "status", 0xff, &status);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "dfselect", 1, &dfs);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "gfselect", 1, &gfs);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "queue_select", 0xffff, &qsel);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "isr", 3, &isr);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "config_vector", 0xffff, &cvec);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "config_generation", 0xff, &gen);
+	if (!ret)
+		ret = mig__get_u64(fdt, node, "guest_features", &gf);
+	if (!ret)
+		ret = mig__get_u32(fdt, node, "nr_queues", &nq);
+	if (ret)
+		return ret;
+	if (status & ~VPCI_STATUS_BITS) {
+		log_err(vd->pci.name, "state: status %#x has undefined bits", status);
+		return -EINVAL;
+	}
+	if (gf & ~vd->host_features) {
+		log_err(vd->pci.name, "state: the driver's features %#llx include %#llx, which this "
+			"device does not offer", (unsigned long long)gf,
+			(unsigned long long)(gf & ~vd->host_features));
+		return -EINVAL;
+	}
+	if (nq != vd->nr_queues) {
+		log_err(vd->pci.name, "state: %u queues, this device has %u", nq, vd->nr_queues);
+		return -EINVAL;
+	}
+	for (q = 0; q < vd->nr_queues; q++) {
+		uint32_t size, ready, lai, ui, su, suv;
+		char name[16];
+		int qn;
+
+		snprintf(name, sizeof(name), "queue-%u", q);
+		qn = mig__get_node(fdt, node, name);
+		if (qn < 0)
+			return qn;
+		qs[q] = vd->vq[q];
+		ret = mig__get_u32_max(fdt, qn, "size", vd->vq[q].max_size, &size);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "ready", 1, &ready);
+		if (!ret)
+			ret = mig__get_u64(fdt, qn, "desc", &qs[q].desc_gpa);
+		if (!ret)
+			ret = mig__get_u64(fdt, qn, "driver", &qs[q].avail_gpa);
+		if (!ret)
+			ret = mig__get_u64(fdt, qn, "device", &qs[q].used_gpa);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "last_avail_idx", 0xffff, &lai);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "used_idx", 0xffff, &ui);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "signalled_used", 0xffff, &su);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "signalled_used_valid", 1, &suv);
+		if (!ret)
+			ret = mig__get_u32_max(fdt, qn, "vector", 0xffff, &vec[q]);
+		if (ret)
+			return ret;
+		qs[q].size = (uint16_t)size;
+		qs[q].ready = false;
+		if (ready) {
+			/* the same checks as a driver's enable: size, alignment, rings inside RAM */
+			if (virtq__enable(&qs[q])) {
+				log_err(vd->pci.name, "state: queue %u: size %u, rings %#llx/%#llx/%#llx "
+					"are not a usable queue in this VM's memory", q, size,
+					(unsigned long long)qs[q].desc_gpa,
+					(unsigned long long)qs[q].avail_gpa,
+					(unsigned long long)qs[q].used_gpa);
+				return -EINVAL;
+			}
+		}
+		/* after enable, which starts the indices at 0 */
+		qs[q].last_avail_idx = (uint16_t)lai;
+		qs[q].used_idx = (uint16_t)ui;
+		qs[q].signalled_used = (uint16_t)su;
+		qs[q].signalled_used_valid = suv;
+	}
+	/* the config space (BARs decoded, the MSI-X capability), then the vectors */
+	ret = pci__dev_load(&vd->pci, fdt, node);
+	if (!ret)
+		ret = msix__load(&vd->msix, fdt, node);
+	if (ret)
+		return ret;
+	if (!vpci_vector_ok(vd, (uint16_t)cvec)) {
+		log_err(vd->pci.name, "state: config vector %u, the device has %u", cvec, vd->msix.nr);
+		return -EINVAL;
+	}
+	for (q = 0; q < vd->nr_queues; q++) {
+		if (!vpci_vector_ok(vd, (uint16_t)vec[q])) {
+			log_err(vd->pci.name, "state: queue %u vector %u, the device has %u", q, vec[q],
+				vd->msix.nr);
+			return -EINVAL;
+		}
+	}
+	pthread_mutex_lock(&vd->lock);
+	vd->status = (uint8_t)status;
+	vd->dfselect = dfs, vd->gfselect = gfs, vd->queue_select = (uint16_t)qsel;
+	vd->isr = (uint8_t)isr;
+	vd->config_vector = (uint16_t)cvec;
+	vd->config_generation = (uint8_t)gen;
+	vd->guest_features = gf;
+	vd->broken = status & VIRTIO_CONFIG_S_NEEDS_RESET;
+	for (q = 0; q < vd->nr_queues; q++) {
+		vd->vq[q] = qs[q];
+		vd->vq_vector[q] = (uint16_t)vec[q];
+	}
+	vpci_set_event_idx(vd);
+	if (vd->isr && !vd->msix.nr)
+		irq__line(&vd->vm->irq, vd->pci.intx_gsi, 1);
+	ret = 0;
+	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !vd->broken) {
+		ret = vd->ops->activate ? vd->ops->activate(vd) : 0;
+		if (ret)
+			log_err(vd->pci.name, "state: the device does not start again: %s", strerror(-ret));
+		else
+			vd->active = true;
+	}
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
 }

@@ -118,6 +118,18 @@ int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uin
 int virtio_pci__register(struct virtio_dev *vd) __must_check;
 void virtio_pci__destroy(struct virtio_dev *vd);
 
+/*
+ * The transport's state in the device's section (config space, MSI-X
+ * table, status, features, each queue's rings and indices as subnodes
+ * "queue-N"): a device writes its own properties first, then calls save
+ * (subnodes come last). load checks every field (features offered, queue
+ * sizes, rings inside RAM, vectors) before it changes anything, then decodes
+ * the BARs, routes the vectors and, for a driver that had set DRIVER_OK,
+ * activates the device again. Save with the device paused (no I/O in flight).
+ */
+int virtio_pci__save(struct virtio_dev *vd, void *fdt) __must_check;
+int virtio_pci__load(struct virtio_dev *vd, const void *fdt, int node) __must_check;
+
 /* signal the used-buffer interrupt for queue q (respects EVENT_IDX suppression) */
 void virtio_pci__notify_queue(struct virtio_dev *vd, uint16_t q);
 /* signal a configuration change interrupt */

@@ -71,6 +71,14 @@ struct api {
 	json_t *cur_id;
 	const char *cur_name;
 	struct api_pending *deferred; /* api__defer during that handler */
+	/*
+	 * A handler may run the event loop itself (a snapshot drains the
+	 * devices' I/O): connections are not read meanwhile, and are looked
+	 * at again from a queued call once it returns.
+	 */
+	unsigned int in_handler;
+	bool missed;
+	struct evloop_call rescan_call;
 };
 
 static void api_client_kill(struct api_client *c)
@@ -270,6 +278,20 @@ static json_t *api_subscribe(struct api_client *c, json_t *id, json_t *args)
 	return api_ok(id, NULL);
 }
 
+static void api_client_fn(void *opaque, int res);
+
+/* what the connections sent while a handler ran the loop */
+static void api_rescan(void *opaque)
+{
+	struct api *api = opaque;
+	struct api_client *c, *next;
+
+	for (c = api->clients; c; c = next) {
+		next = c->next;
+		api_client_fn(c, POLLIN);
+	}
+}
+
 /* one request line: its reply */
 static json_t *api_request(struct api_client *c, const char *line, size_t len)
 {
@@ -331,8 +353,14 @@ static json_t *api_request(struct api_client *c, const char *line, size_t len)
 	api->cur_id = id;
 	api->cur_name = name;
 	api->deferred = NULL;
+	api->in_handler++;
 	rc = api->cmds[i].fn(api->cmds[i].opaque, args, &ret, err, sizeof(err));
+	api->in_handler--;
 	api->cur = NULL;
+	if (api->missed && !api->in_handler) {
+		api->missed = false;
+		evloop__call(api->loop, &api->rescan_call, api_rescan, api);
+	}
 	if (rc != API_DEFERRED && api->deferred) {
 		/* deferred, then failed before handing the handle on: reply now */
 		json_decref(api->deferred->id);
@@ -398,6 +426,10 @@ static void api_client_fn(void *opaque, int res)
 
 	if (c->dead)
 		return;
+	if (api->in_handler) {
+		api->missed = true; /* a nested loop run: later, from api_rescan */
+		return;
+	}
 	api->depth++;
 	if (res < 0 || (res & (POLLERR | POLLNVAL))) {
 		api_client_kill(c);

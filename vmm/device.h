@@ -42,6 +42,14 @@ struct vmm_device_ops {
 	 * Optional.
 	 */
 	void (*describe)(struct vmm_device *d, json_t *obj);
+	/*
+	 * Stop touching guest memory and finish the I/O in flight, on the VMM
+	 * thread with the vCPUs paused (a snapshot or migration saves next);
+	 * resume undoes it. Optional (devices driven only by vCPU accesses).
+	 * 0 or -errno (the pause is then not in effect).
+	 */
+	int (*pause)(struct vmm_device *d);
+	void (*resume)(struct vmm_device *d);
 	/* one log line of counters (-v, at exit). Optional. */
 	void (*log_stats)(struct vmm_device *d);
 	/*

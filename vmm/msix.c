@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/msix.h"
+#include <endian.h>
+#include "migration/section.h"
 #include "vmm/irq.h"
 #include "vmm/log.h"
 #include "vmm/pci.h"
@@ -377,6 +379,83 @@ int msix__notify(struct msix *m, uint16_t v)
 		vec->pending = true;
 	else
 		msix_fire(m, vec);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* --- state: the table and the pending bits (docs/migration.md) ---------------- */
+
+int msix__save(struct msix *m, void *fdt)
+{
+	uint32_t *t;
+	uint8_t *pba;
+	uint16_t i;
+	int ret;
+
+	if (!m->nr)
+		return 0;
+	t = calloc((size_t)m->nr * 4, sizeof(*t));
+	pba = calloc(((size_t)m->nr + 7) / 8, 1);
+	if (!t || !pba) {
+		free(t);
+		free(pba);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->nr; i++) {
+		const struct msix_vector *v = &m->vec[i];
+
+		t[4 * i] = htobe32(v->addr_lo);
+		t[4 * i + 1] = htobe32(v->addr_hi);
+		t[4 * i + 2] = htobe32(v->data);
+		t[4 * i + 3] = htobe32(v->ctrl);
+		if (v->pending)
+			pba[i / 8] |= (uint8_t)(1u << (i % 8));
+	}
+	pthread_mutex_unlock(&m->lock);
+	ret = mig__put_bytes(fdt, "msix_table", t, (size_t)m->nr * 16);
+	if (!ret)
+		ret = mig__put_bytes(fdt, "msix_pba", pba, ((size_t)m->nr + 7) / 8);
+	free(t);
+	free(pba);
+	return ret;
+}
+
+int msix__load(struct msix *m, const void *fdt, int node)
+{
+	const void *tp, *pp;
+	const uint8_t *pba;
+	size_t tl, pl;
+	uint16_t i;
+	int ret;
+
+	if (!m->nr)
+		return 0;
+	ret = mig__get_blob(fdt, node, "msix_table", &tp, &tl);
+	if (!ret)
+		ret = mig__get_blob(fdt, node, "msix_pba", &pp, &pl);
+	if (ret)
+		return ret;
+	if (tl != (size_t)m->nr * 16 || pl != ((size_t)m->nr + 7) / 8) {
+		log_err(m->dev->name, "state: an MSI-X table of %zu bytes and a PBA of %zu, this "
+			"device has %u vectors", tl, pl, m->nr);
+		return -EINVAL;
+	}
+	pba = pp;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->nr; i++) {
+		struct msix_vector *v = &m->vec[i];
+		uint32_t e[4];
+
+		memcpy(e, (const uint8_t *)tp + 16 * i, 16);
+		v->addr_lo = be32toh(e[0]);
+		v->addr_hi = be32toh(e[1]);
+		v->data = be32toh(e[2]);
+		v->ctrl = be32toh(e[3]) & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		v->pending = (pba[i / 8] >> (i % 8)) & 1;
+	}
+	/* the routes as the table and the (already loaded) capability say */
+	msix_update_all(m);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

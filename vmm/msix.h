@@ -75,6 +75,13 @@ int msix__init(struct msix *m, struct pci_dev *d, struct irq *irq, uint16_t nr, 
 	       uint32_t table_off, uint32_t pba_off) __must_check;
 void msix__destroy(struct msix *m);
 /*
+ * The vector table and pending bits in the device's state section
+ * (properties "msix_table", "msix_pba"); load (after pci__dev_load, which
+ * restores the capability's enable and mask bits) re-routes every vector.
+ */
+int msix__save(struct msix *m, void *fdt) __must_check;
+int msix__load(struct msix *m, const void *fdt, int node) __must_check;
+/*
  * Passthrough devices: takes over the MSI-X capability already present in d's
  * config space at cap_off (vector count, table and PBA BIR/offset are read from
  * it) instead of appending one. Only enable and function-mask become writable.

@@ -6,6 +6,7 @@
  * one; every change of that state calls the device's bar_unmap/bar_map.
  */
 #include "vmm/pci.h"
+#include "migration/section.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 
@@ -733,4 +734,41 @@ void pci__set_cf9_handler(struct pci_bus *pb, void (*fn)(void *opaque, uint8_t *
 {
 	pb->cf9_fn = fn;
 	pb->cf9_opaque = opaque;
+}
+
+/* --- state (the device's section writes it; docs/migration.md) --------------- */
+
+int pci__dev_save(struct pci_dev *d, void *fdt)
+{
+	uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
+	struct pci_bus *pb = d->bus;
+
+	if (pb)
+		pthread_mutex_lock(&pb->lock);
+	memcpy(cfg, d->cfg, sizeof(cfg));
+	if (pb)
+		pthread_mutex_unlock(&pb->lock);
+	return mig__put_bytes(fdt, "pci_config", cfg, sizeof(cfg));
+}
+
+int pci__dev_load(struct pci_dev *d, const void *fdt, int node)
+{
+	uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
+	struct pci_bus *pb = d->bus;
+	unsigned int i;
+	int ret;
+
+	ret = mig__get_bytes(fdt, node, "pci_config", cfg, sizeof(cfg));
+	if (ret)
+		return ret;
+	if (pb)
+		pthread_mutex_lock(&pb->lock);
+	/* only what the guest could have written: the device defines the rest */
+	for (i = 0; i < sizeof(cfg); i++)
+		d->cfg[i] = (uint8_t)((d->cfg[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]) |
+				      (cfg[i] & d->w1cmask[i]));
+	pci_update_all_bars(d);
+	if (pb)
+		pthread_mutex_unlock(&pb->lock);
+	return 0;
 }

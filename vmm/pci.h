@@ -158,6 +158,14 @@ int pci__mmio64_place(uint64_t ram_end, unsigned int phys_bits, uint64_t *base, 
  */
 int pci__bus_set_mmio64(struct pci_bus *pb, uint64_t base, uint64_t size) __must_check;
 
+/*
+ * A device's config space in its state section (property "pci_config"):
+ * load applies only the bits the guest can write (and sticky status bits),
+ * then decodes the BARs as COMMAND and the BAR registers say (bar_map).
+ */
+int pci__dev_save(struct pci_dev *d, void *fdt) __must_check;
+int pci__dev_load(struct pci_dev *d, const void *fdt, int node) __must_check;
+
 /* registers CF8/CFC and ECAM traps and the host bridge at 00:00.0 */
 int pci__bus_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio) __must_check;
 void pci__bus_destroy(struct pci_bus *pb);

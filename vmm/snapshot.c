@@ -38,6 +38,40 @@ static int snap_check_fn(struct vmm_device *d, void *opaque)
 	return -ENOTSUP;
 }
 
+/*
+ * Every device stops touching guest memory, in list order; on a failure the
+ * ones paused so far resume. The list is walked without its lock held across
+ * the ops (a pause runs the event loop): only the VMM thread changes it, and
+ * that is this thread.
+ */
+static void snap_resume_all(struct vm *vm, struct vmm_device *upto)
+{
+	struct vmm_device *d;
+
+	for (d = vm->devices.first; d && d != upto; d = d->next)
+		if (d->ops && d->ops->resume)
+			d->ops->resume(d);
+}
+
+static int snap_pause_all(struct vm *vm, char *err, size_t errlen)
+{
+	struct vmm_device *d;
+	int ret;
+
+	for (d = vm->devices.first; d; d = d->next) {
+		if (!d->ops || !d->ops->pause)
+			continue;
+		ret = d->ops->pause(d);
+		if (ret) {
+			snprintf(err, errlen, "%s (%s) cannot be paused: %s", d->id, d->kind,
+				 strerror(-ret));
+			snap_resume_all(vm, d);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 /* runs of non-zero pages, SNAPSHOT_RAM_RUN_MAX bytes at most each */
 static int snap_save_ram(struct vm *vm, struct mig_writer *w, struct snapshot_stats *st)
 {
@@ -91,6 +125,9 @@ int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, 
 	ret = device__for_each(&vm->devices, snap_check_fn, &c);
 	if (ret)
 		return ret;
+	ret = snap_pause_all(vm, err, errlen);
+	if (ret)
+		return ret;
 	mig__writer_init_fd(&w, fd);
 	mig__clear_error(&vm->mig);
 	ret = mig__stream_write_header(&vm->mig, &w);
@@ -109,6 +146,7 @@ int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, 
 	if (ret && !err[0])
 		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) : strerror(-ret));
 	mig__writer_release(&w);
+	snap_resume_all(vm, NULL);
 	return ret;
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migration/section.h"
 #include "virtio/net/tap.h"
 #include "virtio/pci.h"
 #include "virtio/queue.h"
@@ -98,6 +99,7 @@ struct virtio_net {
 	bool ctl_watching;
 
 	/* event loop thread only */
+	bool paused;           /* a snapshot: no ring processing, frames held in the backend */
 	unsigned int seen_gen; /* the generation net_sync() last acted on */
 	bool running;	       /* backend started for seen_gen */
 	bool broken;
@@ -309,7 +311,7 @@ static void net_broken(struct virtio_net *n, const char *fmt, ...)
 /* true while queues may be processed for the current activation */
 static bool net_live(struct virtio_net *n)
 {
-	return n->running && !n->broken && atomic_load(&n->gen) == n->seen_gen;
+	return n->running && !n->paused && !n->broken && atomic_load(&n->gen) == n->seen_gen;
 }
 
 static const struct net_backend_cbs net_be_cbs;
@@ -565,6 +567,8 @@ static int net_rx_locked(struct virtio_net *n, const void *frame, size_t len)
 	struct virtq *q = &n->vdev.vq[VIRTIO_NET_RXQ];
 	int ret;
 
+	if (n->paused)
+		return -ENOBUFS; /* the backend holds the frame until resume */
 	if (!net_live(n) || !q->ready) {
 		STAT_ADD(n, rx_dropped, 1);
 		return 0;
@@ -780,6 +784,104 @@ static void net_ctl_unwatch(struct virtio_net *n)
 	n->ctl_watching = false;
 }
 
+/* ---- pause and state (a snapshot; docs/migration.md) -------------------------- */
+
+#define NET_STATE_VERSION 1
+#define NET_PAUSE_DRAIN_MS 2000
+
+static int net_dev_pause(struct vmm_device *d)
+{
+	struct virtio_net *n = container_of(d, struct virtio_net, dev);
+	unsigned int i;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	n->paused = true;
+	pthread_mutex_unlock(&n->vdev.lock);
+	/* transmits already handed to the backend complete into the used ring */
+	for (i = 0; i < NET_PAUSE_DRAIN_MS && n->tx_inflight; i++) {
+		evloop__run_once(&n->vm->loop, false);
+		if (n->tx_inflight)
+			usleep(1000);
+	}
+	if (n->tx_inflight) {
+		log_err(n->name, "pause: %u transmits still in flight", n->tx_inflight);
+		pthread_mutex_lock(&n->vdev.lock);
+		n->paused = false;
+		pthread_mutex_unlock(&n->vdev.lock);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static void net_dev_resume(struct vmm_device *d)
+{
+	struct virtio_net *n = container_of(d, struct virtio_net, dev);
+
+	pthread_mutex_lock(&n->vdev.lock);
+	n->paused = false;
+	if (net_live(n) && n->vdev.vq[VIRTIO_NET_TXQ].ready)
+		net_tx_process(n); /* what the driver queued meanwhile */
+	pthread_mutex_unlock(&n->vdev.lock);
+	if (n->running)
+		n->be->ops->rx_resume(n->be);
+}
+
+static int net_state_save(void *opaque, void *fdt)
+{
+	struct virtio_net *n = opaque;
+	unsigned int nego;
+	enum virtio_net_standby sb = virtio_net__standby(n, &nego);
+	int ret;
+
+	ret = mig__put_bytes(fdt, "mac", n->mac, 6);
+	if (!ret)
+		ret = mig__put_u32(fdt, "standby", (uint32_t)sb);
+	if (!ret)
+		ret = mig__put_u32(fdt, "standby_negotiations", nego);
+	if (!ret)
+		ret = virtio_pci__save(&n->vdev, fdt);
+	return ret;
+}
+
+static int net_state_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct virtio_net *n = opaque;
+	uint8_t mac[6];
+	uint32_t sb, nego;
+	int ret;
+
+	(void)version;
+	ret = mig__get_bytes(fdt, node, "mac", mac, 6);
+	if (!ret)
+		ret = mig__get_u32_max(fdt, node, "standby", VIRTIO_NET_STANDBY_RESET, &sb);
+	if (!ret)
+		ret = mig__get_u32(fdt, node, "standby_negotiations", &nego);
+	if (ret)
+		return ret;
+	if (memcmp(mac, n->mac, 6)) {
+		log_err(n->name, "state: the saved NIC's MAC is %02x:%02x:%02x:%02x:%02x:%02x, this "
+			"one's %02x:%02x:%02x:%02x:%02x:%02x (mac=)", mac[0], mac[1], mac[2], mac[3],
+			mac[4], mac[5], n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+		return -EINVAL;
+	}
+	if ((sb == VIRTIO_NET_STANDBY_OFF) != !n->failover) {
+		log_err(n->name, "state: the saved NIC %s failover=on, this one %s", sb ? "had" : "had no",
+			n->failover ? "has" : "has not");
+		return -EINVAL;
+	}
+	ret = virtio_pci__load(&n->vdev, fdt, node);
+	if (ret)
+		return ret;
+	atomic_store(&n->standby, (int)sb);
+	atomic_store(&n->standby_negotiations, nego);
+	return 0;
+}
+
+static const struct mig_section_ops net_state_ops = {
+	.save = net_state_save,
+	.load = net_state_load,
+};
+
 /* ---- the device model (vmm/device.h) ---------------------------------- */
 
 static void net_dev_describe(struct vmm_device *d, json_t *o)
@@ -818,6 +920,8 @@ static void net_dev_destroy(struct vmm_device *d)
 
 static const struct vmm_device_ops net_dev_ops = {
 	.describe = net_dev_describe,
+	.pause = net_dev_pause,
+	.resume = net_dev_resume,
 	.log_stats = net_dev_log_stats,
 	.destroy = net_dev_destroy,
 };
@@ -888,7 +992,10 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 	device__init(&n->dev, n->name, "virtio-net", DEVICE_BUS_PCI, &net_dev_ops);
 	n->dev.pci = &n->vdev.pci;
 	n->dev.removable = true;
-	ret = device__add(&vm->devices, &n->dev);
+	ret = device__register_state(&n->dev, &vm->mig, "virtio-net", 0, NET_STATE_VERSION, 1,
+				     &net_state_ops, n);
+	if (!ret)
+		ret = device__add(&vm->devices, &n->dev);
 	if (ret) {
 		log_err(n->name, "cannot add device '%s': %s", n->dev.id,
 			ret == -EEXIST ? "the id is taken" : strerror(-ret));
@@ -943,6 +1050,7 @@ void virtio_net__destroy(struct virtio_net *n)
 	if (!n)
 		return;
 	device__remove(&n->vm->devices, &n->dev);
+	device__unregister_state(&n->dev, &n->vm->mig);
 	/* the backend drains first: its last callbacks still use the transport */
 	net_stop_backend(n);
 	n->be->ops->destroy(n->be);
