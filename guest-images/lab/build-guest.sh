@@ -306,6 +306,30 @@ exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/failover-test"
 
+cat > "$rfs/etc/lab/cmd/tick-test" <<'CMD'
+#!/bin/sh
+# lab-snapshot's guest side (tests/lab/test-snapshot.sh): lab.ticks=N (30)
+# one-second ticks, each reading a file from the disk with the page cache
+# dropped first (virtio-blk I/O) and pinging lab.server once (virtio-net):
+#   LAB-TICK i ping=ok|lost disk=<crc of /bin/busybox> up=<uptime>
+# A snapshot taken between two ticks and restored must go on counting.
+n=30
+for w in $(cat /proc/cmdline); do
+	case "$w" in lab.ticks=*) n=${w#lab.ticks=} ;; esac
+done
+i=0
+while [ $i -lt "$n" ]; do
+	i=$((i + 1))
+	echo 3 > /proc/sys/vm/drop_caches
+	sum=$(cksum /bin/busybox | cut -d' ' -f1)
+	if ping -c 1 -W 2 "$LAB_SERVER" > /dev/null 2>&1; then p=ok; else p=lost; fi
+	echo "LAB-TICK $i ping=$p disk=$sum up=$(cut -d' ' -f1 /proc/uptime)"
+	sleep 1
+done
+exit 0
+CMD
+chmod 755 "$rfs/etc/lab/cmd/tick-test"
+
 cat > "$rfs/etc/lab/cmd/nic-test" <<'CMD'
 #!/bin/sh
 # Several NICs (VFs and virtio-net), each picked by MAC from kernel parameters
