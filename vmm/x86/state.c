@@ -487,6 +487,29 @@ static int state_cpu_read(struct vcpu *v, const void *fdt, int node, struct stat
 	return 0;
 }
 
+#define STATE_MSR_TSC_DEADLINE 0x6e0
+
+static int state_set_msrs(struct vcpu *v, const struct kvm_msr_entry *e, uint32_t n)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[STATE_NR_MSRS];
+	} buf;
+	int ret;
+
+	if (!n)
+		return 0;
+	memset(&buf, 0, sizeof(buf));
+	buf.hdr.nmsrs = n;
+	memcpy(buf.e, e, n * sizeof(*e));
+	ret = sys__ioctl(v->fd, KVM_SET_MSRS, &buf);
+	if (ret >= 0 && (uint32_t)ret != n) {
+		state_bad("msr_index", "KVM refused MSR %#x", buf.e[ret].index);
+		return -EINVAL;
+	}
+	return ret < 0 ? ret : 0;
+}
+
 static int state_cpu_apply(struct vcpu *v, struct state_cpu *c, size_t xs)
 {
 	int ret;
@@ -498,17 +521,30 @@ static int state_cpu_apply(struct vcpu *v, struct state_cpu *c, size_t xs)
 		ret = sys__ioctl(v->fd, KVM_SET_XSAVE, c->xsave);
 	if (!ret && c->xcrs.nr_xcrs)
 		ret = sys__ioctl(v->fd, KVM_SET_XCRS, &c->xcrs);
+	/*
+	 * The TSC deadline goes after the LAPIC: KVM drops a deadline written
+	 * while the LAPIC timer is not in TSC-deadline mode (QEMU orders it so
+	 * too), and a lost deadline is a guest without timer interrupts.
+	 */
 	if (!ret && c->msrs.hdr.nmsrs) {
-		ret = sys__ioctl(v->fd, KVM_SET_MSRS, &c->msrs);
-		if (ret >= 0 && (uint32_t)ret != c->msrs.hdr.nmsrs) {
-			state_bad("msr_index", "KVM refused MSR %#x", c->msrs.e[ret].index);
-			ret = -EINVAL;
-		} else if (ret > 0) {
-			ret = 0;
+		uint32_t i, n = 0;
+		struct kvm_msr_entry deadline = { .index = 0 };
+
+		for (i = 0; i < c->msrs.hdr.nmsrs; i++) {
+			if (c->msrs.e[i].index == STATE_MSR_TSC_DEADLINE)
+				deadline = c->msrs.e[i];
+			else
+				c->msrs.e[n++] = c->msrs.e[i];
 		}
-	}
-	if (!ret)
+		c->msrs.hdr.nmsrs = n;
+		ret = state_set_msrs(v, c->msrs.e, n);
+		if (!ret)
+			ret = sys__ioctl(v->fd, KVM_SET_LAPIC, &c->lapic);
+		if (!ret && deadline.index)
+			ret = state_set_msrs(v, &deadline, 1);
+	} else if (!ret) {
 		ret = sys__ioctl(v->fd, KVM_SET_LAPIC, &c->lapic);
+	}
 	if (!ret)
 		ret = sys__ioctl(v->fd, KVM_SET_VCPU_EVENTS, &c->events);
 	if (!ret)
