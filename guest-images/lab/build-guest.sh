@@ -311,7 +311,7 @@ cat > "$rfs/etc/lab/cmd/tick-test" <<'CMD'
 # lab-snapshot's guest side (tests/lab/test-snapshot.sh): lab.ticks=N (30)
 # one-second ticks, each reading a file from the disk with the page cache
 # dropped first (virtio-blk I/O) and pinging lab.server once (virtio-net):
-#   LAB-TICK i ping=ok|lost disk=<crc of /bin/busybox> up=<uptime>
+#   LAB-TICK i ping=ok|lost disk=<md5 of /bin/busybox, 12 digits> up=<uptime>
 # A snapshot taken between two ticks and restored must go on counting.
 n=30
 for w in $(cat /proc/cmdline); do
@@ -321,7 +321,7 @@ i=0
 while [ $i -lt "$n" ]; do
 	i=$((i + 1))
 	echo 3 > /proc/sys/vm/drop_caches
-	sum=$(cksum /bin/busybox | cut -d' ' -f1)
+	sum=$(md5sum /bin/busybox | cut -c1-12)
 	if ping -c 1 -W 2 "$LAB_SERVER" > /dev/null 2>&1; then p=ok; else p=lost; fi
 	echo "LAB-TICK $i ping=$p disk=$sum up=$(cut -d' ' -f1 /proc/uptime)"
 	sleep 1

@@ -48,11 +48,12 @@ drive() {
 	[ $snapped = 0 ] && grep -q '^LAB-TICK 6 ' "$LAB_GUEST_LOG" || return 0
 	snapped=1
 	local t0 t1
+	# the last tick the guest printed before it was paused for the snapshot
+	last_before=$(grep -Eo '^LAB-TICK [0-9]+' "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)
 	t0=$(lab_now)
 	ctl "$S" snapshot "$F"
 	t1=$(lab_now)
 	[ $CST = 0 ] && pass "ctl snapshot" || fail "ctl snapshot (exit $CST)"
-	last_before=$(grep -Eo '^LAB-TICK [0-9]+' "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)
 	lab_result snap_bytes "$(stat -c %s "$F" 2>/dev/null)"
 	lab_result snap_ctl_s "$(lab_elapsed "$t0" "$t1")"
 	lab_result snap_line "\"$(head -n1 "$CTL_OUT")\""
@@ -80,7 +81,7 @@ LAB_GUEST_HOOK=""
 	fail "minivmm exit status $LAB_GUEST_RC${LAB_GUEST_STOP:+ ($LAB_GUEST_STOP)}"
 crash=$(lab_crash_line "$LOG1")
 [ -z "$crash" ] || fail "a crash or sanitizer report: $crash"
-disk_before=$(tr -d '\r' < "$LOG1" | sed -n 's/^LAB-TICK [0-9]* ping=[a-z]* disk=\([0-9]*\) .*/\1/p' | head -n1)
+disk_before=$(tr -d '\r' < "$LOG1" | sed -n 's/^LAB-TICK [0-9]* ping=[a-z]* disk=\([0-9a-f]\{12\}\) .*/\1/p' | head -n1)
 lab_result snap_last_tick_before "${last_before:-none}"
 
 # --- the restore ------------------------------------------------------------------
