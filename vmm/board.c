@@ -23,6 +23,7 @@
 #include "config.h"
 #include "vmm/image.h"
 #include "vmm/log.h"
+#include "vmm/migrate.h"
 #include "vmm/snapshot.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define BOARD_LOG "board"
@@ -1239,6 +1241,177 @@ out:
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
 
+/* --- migration, the source side (migration/live.h has the transaction) ---------- */
+
+#define BOARD_MIGRATE_CONNECT_MS 10000
+#define BOARD_MIGRATE_ACK_MS 120000
+
+struct board_migration {
+	struct board *b;
+	struct mig_uri uri;
+	int fd;
+	bool paused_here;
+	struct snapshot_stats st;
+	struct timespec t0, t_paused, t_sent;
+};
+
+static int board_mig_connect(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+
+	m->fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, errlen);
+	return m->fd < 0 ? m->fd : 0;
+}
+
+static int board_mig_pause(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &m->t_paused);
+	if (kvm__vcpus_paused(&m->b->vm))
+		return 0;
+	rc = kvm__vcpus_pause(&m->b->vm, BOARD_PAUSE_TIMEOUT_MS);
+	if (rc)
+		snprintf(err, errlen, "the vCPUs did not stop: %s", strerror(-rc));
+	else
+		m->paused_here = true;
+	return rc;
+}
+
+static int board_mig_transfer(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	char ack[MIG_ACK_MAX];
+	int rc = snapshot__save(&m->b->vm, m->fd, &m->st, err, errlen);
+
+	clock_gettime(CLOCK_MONOTONIC, &m->t_sent);
+	/* the destination stopped reading: it may have said why before it did */
+	if ((rc == -EPIPE || rc == -ECONNRESET) && !migrate__read_ack(m->fd, 2000, ack, sizeof(ack)) &&
+	    !strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
+		snprintf(err, errlen, "the destination refused the VM: %s",
+			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
+	return rc;
+}
+
+static int board_mig_await(void *opaque, char *ack, size_t acklen, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	int rc;
+
+	rc = migrate__read_ack(m->fd, BOARD_MIGRATE_ACK_MS, ack, acklen);
+	if (rc)
+		snprintf(err, errlen, "no answer from the destination: %s",
+			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
+	return rc;
+}
+
+static int board_mig_commit(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	int rc = migrate__write_ack(m->fd, MIG_ACK_GO);
+
+	if (rc)
+		snprintf(err, errlen, "cannot tell the destination to start: %s", strerror(-rc));
+	return rc;
+}
+
+static void board_mig_resume(void *opaque)
+{
+	struct board_migration *m = opaque;
+
+	if (m->paused_here)
+		kvm__vcpus_resume(&m->b->vm);
+	m->paused_here = false;
+}
+
+static void board_mig_finish(void *opaque)
+{
+	struct board_migration *m = opaque;
+
+	kvm__request_exit(&m->b->vm, VM_EXIT_MIGRATED, 0);
+}
+
+static void board_mig_disconnect(void *opaque)
+{
+	struct board_migration *m = opaque;
+
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+static void board_mig_progress(void *opaque, enum mig_live_state s)
+{
+	struct board_migration *m = opaque;
+
+	log_info(BOARD_LOG, "migration to %s: %s", m->uri.unix_socket ? m->uri.path : m->uri.host,
+		 mig__live_state_name(s));
+	api__event(m->b->api, "migration", json_pack("{s:s}", "state", mig__live_state_name(s)));
+}
+
+static const struct mig_live_ops board_mig_ops = {
+	.connect = board_mig_connect,
+	.pause = board_mig_pause,
+	.transfer = board_mig_transfer,
+	.await_ack = board_mig_await,
+	.commit = board_mig_commit,
+	.resume = board_mig_resume,
+	.finish = board_mig_finish,
+	.disconnect = board_mig_disconnect,
+	.progress = board_mig_progress,
+};
+
+static double board_ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	struct board *b = opaque;
+	struct board_migration m = { .b = b, .fd = -1 };
+	struct mig_live_result res;
+	const char *uri = NULL;
+	struct timespec end;
+	int rc;
+
+	if (json_unpack(args, "{s:s}", "uri", &uri)) {
+		snprintf(err, errlen, "args: {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\"}");
+		return -EINVAL;
+	}
+	rc = mig__parse_uri(uri, &m.uri, err, errlen);
+	if (rc)
+		return -EINVAL;
+	if (b->op) {
+		snprintf(err, errlen, "busy: %s of %s is in progress",
+			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		return -EBUSY;
+	}
+	/* a device that cannot be carried: refused before anything happens */
+	rc = snapshot__check(&b->vm, err, errlen);
+	if (rc)
+		return -EPERM;
+	clock_gettime(CLOCK_MONOTONIC, &m.t0);
+	rc = mig__live_run(&board_mig_ops, &m, &res);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	if (rc) {
+		snprintf(err, errlen, "%s while %s: %s; the VM runs on here",
+			 res.state == MIG_LIVE_ROLLED_BACK ? "rolled back" : "failed",
+			 mig__live_state_name(res.failed), res.reason);
+		log_err(BOARD_LOG, "migration to %s: %s", uri, err);
+		return rc == -EINVAL ? -EIO : rc;
+	}
+	log_info(BOARD_LOG, "migrated to %s: %llu bytes (%llu MiB of RAM) in %.0f ms, %.0f ms paused",
+		 uri, (unsigned long long)m.st.bytes, (unsigned long long)(m.st.ram_bytes >> 20),
+		 board_ms_between(&m.t0, &end), board_ms_between(&m.t_paused, &end));
+	*ret = json_pack("{s:s,s:s,s:I,s:I,s:f,s:f}", "state", "completed", "uri", uri, "bytes",
+			 (json_int_t)m.st.bytes, "ram_bytes", (json_int_t)m.st.ram_bytes, "total_ms",
+			 board_ms_between(&m.t0, &end), "downtime_ms",
+			 board_ms_between(&m.t_paused, &end));
+	return *ret ? 0 : -ENOMEM;
+}
+
 static const struct {
 	const char *name, *help;
 	api_cmd_fn fn;
@@ -1254,6 +1427,8 @@ static const struct {
 	  board_cmd_device_del },
 	{ "snapshot", "save the VM (its state and RAM) to a file: args {file}; --restore starts it",
 	  board_cmd_snapshot },
+	{ "migrate", "move the VM to a minivmm started with --incoming: args {uri}",
+	  board_cmd_migrate },
 	{ "quit", "stop the guest; minivmm exits with status 0", board_cmd_quit },
 };
 
@@ -1403,6 +1578,72 @@ static int board_load(struct board *b)
 	ret = x86_boot__setup_vcpu(b->vm.vcpus[0].fd, &b->vm.mem, &bi);
 out:
 	image__boot_files_free(&files);
+	return ret;
+}
+
+/*
+ * --incoming URI: the vCPUs, then the VM from the migration's stream; the
+ * source gets one line back: loaded, or refused with the reason (it then
+ * resumes the guest itself). The VMM thread waits here, before the loop runs.
+ */
+#define BOARD_INCOMING_WAIT_MS (3600 * 1000)
+#define BOARD_INCOMING_GO_MS 30000
+#define BOARD_INCOMING_DRAIN_MS 30000
+
+static int board_incoming(struct board *b)
+{
+	char err[512], ack[MIG_ACK_MAX];
+	struct mig_uri u;
+	struct timespec t0;
+	int fd, ret;
+
+	ret = mig__parse_uri(b->opts->incoming, &u, err, sizeof(err));
+	if (ret) {
+		log_err(BOARD_LOG, "--incoming %s", err);
+		return ret;
+	}
+	ret = board_make_vcpus(b);
+	if (ret)
+		return ret;
+	log_info(BOARD_LOG, "waiting for a migration on %s", b->opts->incoming);
+	fd = migrate__accept(&u, BOARD_INCOMING_WAIT_MS, err, sizeof(err));
+	if (fd < 0) {
+		log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
+		return fd;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = snapshot__load(&b->vm, fd, err, sizeof(err));
+	if (ret) {
+		log_err(BOARD_LOG, "--incoming: refused: %s", err);
+		snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
+		/*
+		 * The source may still be sending: take (and drop) the rest, so
+		 * that closing does not reset the connection before it reads why.
+		 */
+		if (!migrate__write_ack(fd, ack))
+			migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
+		close(fd);
+		return ret;
+	}
+	snprintf(ack, sizeof(ack), "%s", MIG_ACK_LOADED);
+	if (migrate__write_ack(fd, ack)) {
+		/* the source cannot know: it resumes the guest itself; this copy must not run */
+		log_err(BOARD_LOG, "--incoming: the source went away before the answer: not starting");
+		ret = -ECONNRESET;
+	}
+	if (!ret) {
+		/* start only on the source's word: never a second running copy */
+		ret = migrate__read_ack(fd, BOARD_INCOMING_GO_MS, ack, sizeof(ack));
+		if (!ret && strcmp(ack, MIG_ACK_GO))
+			ret = -EPROTO;
+		if (ret)
+			log_err(BOARD_LOG, "--incoming: the source did not confirm (%s): not starting; "
+				"the VM runs on the source", ret == -EPROTO ? "unexpected answer" :
+				strerror(-ret));
+	}
+	close(fd);
+	if (!ret)
+		log_info(BOARD_LOG, "migration received in %.0f ms", board_ms_since(&t0));
 	return ret;
 }
 
@@ -1564,7 +1805,7 @@ int board__build(struct board *b, const struct options *o)
 			goto err_devices;
 		}
 	}
-	ret = o->restore ? board_restore(b) : board_load(b);
+	ret = o->incoming ? board_incoming(b) : o->restore ? board_restore(b) : board_load(b);
 	if (ret)
 		goto err_devices;
 	return 0;

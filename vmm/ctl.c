@@ -36,6 +36,8 @@ static void ctl_usage(FILE *f)
 		"  device-del ID [--timeout S]\n"
 		"                      ask the guest to eject ID and release it once it did; fails\n"
 		"                      after S seconds (default 10) and the device stays\n"
+		"  migrate URI         move the VM to a minivmm waiting with --incoming URI\n"
+		"                      (tcp:HOST:PORT or unix:PATH); any failure leaves it here\n"
 		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
 		"                      with the same options starts it again\n"
 		"  quit                stop the guest; minivmm exits with status 0\n"
@@ -288,6 +290,14 @@ int ctl__main(int argc, char **argv)
 			return CTL_USAGE;
 		}
 		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
+	} else if (!strcmp(cmd, "migrate")) {
+		if (argc - optind != 3) {
+			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH\n");
+			return CTL_USAGE;
+		}
+		args = json_pack("{s:s}", "uri", argv[optind + 2]);
+		if (timeout_ms < 600000)
+			timeout_ms = 600000;
 	} else if (!strcmp(cmd, "snapshot")) {
 		if (argc - optind != 3) {
 			fprintf(stderr, "minivmm ctl: snapshot FILE\n");
@@ -414,6 +424,13 @@ int ctl__main(int argc, char **argv)
 				printf(" (until %s's driver negotiates STANDBY)",
 				       json_string_value(json_object_get(json_object_get(rv, "failover"), "standby")) ?: "?");
 			printf("\n");
+		} else if (!strcmp(cmd, "migrate")) {
+			printf("migrated to %s: %lld bytes (%lld bytes of RAM) in %.0f ms, the guest paused "
+			       "for %.0f ms\n", json_string_value(json_object_get(rv, "uri")) ?: "?",
+			       (long long)json_integer_value(json_object_get(rv, "bytes")),
+			       (long long)json_integer_value(json_object_get(rv, "ram_bytes")),
+			       json_number_value(json_object_get(rv, "total_ms")),
+			       json_number_value(json_object_get(rv, "downtime_ms")));
 		} else if (!strcmp(cmd, "snapshot")) {
 			printf("%s: %lld bytes (%lld bytes of RAM, %lld zero pages left out) in %.0f ms\n",
 			       json_string_value(json_object_get(rv, "file")) ?: "?",

@@ -36,6 +36,7 @@ enum vm_exit_reason {
 	VM_EXIT_TEST,       /* test device: the guest reported its exit code */
 	VM_EXIT_ERROR,      /* a vCPU could not go on (KVM internal error, failed entry) */
 	VM_EXIT_QUIT,       /* the control socket's quit */
+	VM_EXIT_MIGRATED,   /* the guest runs on the migration's destination now */
 };
 
 struct vcpu_stats {

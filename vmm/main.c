@@ -108,6 +108,7 @@ int main(int argc, char **argv)
 	case VM_EXIT_POWEROFF:
 	case VM_EXIT_RESET:
 	case VM_EXIT_QUIT:
+	case VM_EXIT_MIGRATED:
 		return 0;
 	case VM_EXIT_TEST:
 		return ret & 0xff;

@@ -19,6 +19,7 @@ enum {
 	OPT_VF_UNSAFE,
 	OPT_API,
 	OPT_RESTORE,
+	OPT_INCOMING,
 };
 
 static const struct option options_long[] = {
@@ -35,6 +36,7 @@ static const struct option options_long[] = {
 	{ "vf-allow-unsafe-interrupts", no_argument, NULL, OPT_VF_UNSAFE },
 	{ "api", required_argument, NULL, OPT_API },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -77,6 +79,9 @@ void options__usage(void *file, const char *prog)
 		"                        drives the VM (docs/api.md)\n"
 		"      --restore FILE    start from a snapshot (`ctl PATH snapshot FILE`) instead of\n"
 		"                        booting: the same options as the VM it was taken from\n"
+		"      --incoming tcp:HOST:PORT|unix:PATH\n"
+		"                        wait for a migrating VM (`ctl SOCK migrate URI` on its\n"
+		"                        host) instead of booting: the same machine options\n"
 		"  -v, --verbose         more log output (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this help\n"
@@ -329,6 +334,11 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 			if (!*optarg)
 				return options_err(err, errlen, "--restore needs a snapshot file%s", "");
 			o->restore = optarg;
+			break;
+		case OPT_INCOMING:
+			if (!*optarg)
+				return options_err(err, errlen, "--incoming needs tcp:HOST:PORT or unix:PATH%s", "");
+			o->incoming = optarg;
 			break;
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_TESTDEV: o->testdev = true; break;

@@ -47,6 +47,7 @@ struct options {
 	bool vf_allow_unsafe_interrupts;   /* assign even without interrupt remapping */
 	const char *api;                   /* the control socket's path (--api), or NULL */
 	const char *restore;               /* --restore FILE: a snapshot to start from, or NULL */
+	const char *incoming;              /* --incoming URI: a migration to receive, or NULL */
 };
 
 /* parses a size like 512M, 2G, 65536K, 1048576 (bytes); 0 or -EINVAL */

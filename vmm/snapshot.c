@@ -113,6 +113,14 @@ static int snap_save_ram(struct vm *vm, struct mig_writer *w, struct snapshot_st
 	return 0;
 }
 
+int snapshot__check(struct vm *vm, char *err, size_t errlen)
+{
+	struct snap_check c = { err, errlen };
+
+	err[0] = 0;
+	return device__for_each(&vm->devices, snap_check_fn, &c);
+}
+
 int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, size_t errlen)
 {
 	struct snap_check c = { err, errlen };

@@ -36,6 +36,8 @@ struct snapshot_stats {
 	unsigned int sections;
 };
 
+/* every device can be saved: 0, or -ENOTSUP naming the one that cannot */
+int snapshot__check(struct vm *vm, char *err, size_t errlen) __must_check;
 /* 0, or -errno with the reason in err (a device without state: -ENOTSUP) */
 int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, size_t errlen)
 	__must_check;

@@ -1,0 +1,110 @@
+#!/bin/bash
+# Migration between two minivmm processes on this host (docs/migration.md),
+# with the tiny counter guest (its registers, RAM, timer and interrupts must
+# survive the move):
+#  - a destination started with --incoming unix:PATH and the same machine
+#    options; `ctl SRC migrate unix:PATH`: ctl exits 0 with the figures, the
+#    source exits 0 ("migrated"), and the guest goes on counting on the
+#    destination from where it was (never from step 1) to its PASS;
+#  - a destination with another memory size refuses the VM: ctl exits 1 with
+#    the destination's reason, and the guest keeps running on the source
+#    (it counts on and passes there);
+#  - nobody listening: ctl exits 1 (failed while connecting), the guest runs on;
+#  - a bad address: ctl exits 1 (invalid-args).
+. "$(dirname "$0")/lib.sh"
+set -e
+require_kvm
+require_guest "$TINY_COUNTER"
+
+B=$MINIVMM_BIN
+S=$WORK/src.sock
+M=$WORK/mig.sock
+ctl() { CST=0; "$B" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?; }
+wait_in() { # FILE REGEX SECONDS
+	local i
+	for i in $(seq $(($3 * 20))); do
+		grep -Eq -- "$2" "$1" && return 0
+		sleep 0.05
+	done
+	fail "no /$2/ in $1 within $3 s: $(tail -n5 "$1")"
+}
+no_crash_in() {
+	if grep -Eq 'AddressSanitizer|ThreadSanitizer|runtime error:|Aborted|Segmentation' "$1"; then
+		fail "minivmm reported a crash or sanitizer error in $1"
+	fi
+}
+ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=60 ticks=5")
+SRC=$WORK/src.out DST=$WORK/dst.out
+trap 'kill -KILL $src $dst 2>/dev/null || true; cleanup_work' EXIT
+start_src() {
+	set +e
+	"$B" -v --api "$S" "${ARGS[@]}" >"$SRC" 2>&1 </dev/null &
+	src=$!
+	set -e
+	wait_in "$SRC" '^testdev: counter step=4 ' 60
+}
+start_dst() { # extra options
+	set +e
+	"$B" -v --api "$WORK/dst.sock" --incoming "unix:$M" "$@" >"$DST" 2>&1 </dev/null &
+	dst=$!
+	set -e
+	wait_in "$DST" 'waiting for a migration on' 30
+}
+
+# --- a refusal: the guest stays on the source ------------------------------------
+start_src
+start_dst --kernel "$TINY_COUNTER" --testdev --mem 32M --cpus 1
+ctl "$S" migrate "unix:$M"
+[ $CST = 1 ] && grep -Eq 'rolled back while (awaiting the destination|transferring): the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
+	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
+set +e
+wait $dst
+drc=$?
+set -e
+[ $drc != 0 ] || fail "the refusing destination exited 0"
+grep -q '^testdev: counter' "$DST" && fail "the refusing destination ran the guest"
+no_crash_in "$DST"
+ctl "$S" status
+grep -qx 'state: running' "$WORK/ctl.out" || fail "the source is not running after the refusal: $(cat "$WORK/ctl.out")"
+at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
+
+# --- nobody listening, a bad address ---------------------------------------------------
+ctl "$S" migrate "unix:$WORK/nobody.sock"
+[ $CST = 1 ] && grep -q 'failed while connecting: cannot connect' "$WORK/ctl.out" ||
+	fail "migrate to nobody: exit $CST: $(cat "$WORK/ctl.out")"
+ctl "$S" migrate "udp:1.2.3.4:5"
+[ $CST = 1 ] && grep -q 'invalid-args' "$WORK/ctl.out" || fail "a bad address: exit $CST: $(cat "$WORK/ctl.out")"
+ctl "$S" quit
+set +e
+wait $src
+set -e
+no_crash_in "$SRC"
+
+# --- the move ---------------------------------------------------------------------------
+start_src
+start_dst "${ARGS[@]}"
+ctl "$S" migrate "unix:$M"
+[ $CST = 0 ] && grep -Eq '^migrated to unix:.*: [0-9]+ bytes \([0-9]+ bytes of RAM\) in [0-9]+ ms, the guest paused for [0-9]+ ms$' "$WORK/ctl.out" ||
+	fail "ctl migrate: exit $CST: $(cat "$WORK/ctl.out")"
+set +e
+wait $src
+src_rc=$?
+set -e
+[ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
+grep -q 'migrated (the guest runs on the destination)' "$SRC" || fail "the source does not say it migrated"
+last=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 120
+set +e
+wait $dst
+dst_rc=$?
+set -e
+first=$(grep -Eo '^testdev: counter step=[0-9]+' "$DST" | head -n1 | sed 's/.*=//')
+[ -n "$first" ] && [ "$first" -gt "$last" ] && [ "$first" -le $((last + 1)) ] ||
+	fail "the destination's first step is ${first:-none}; the source's last was $last"
+grep -q '^testdev: counter: PASS steps=60 ' "$DST" || fail "the destination's guest did not pass: $(grep 'counter:' "$DST")"
+[ $dst_rc = 0 ] || fail "the destination exited $dst_rc"
+grep -q 'board: migration received in' "$DST" || fail "the destination does not say it received the VM"
+no_crash_in "$SRC"
+no_crash_in "$DST"
+echo PASS

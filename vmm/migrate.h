@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration's transport (docs/migration.md): a stream socket from the
+ * source to the destination (TCP or a Unix socket), carrying the stream of
+ * vmm/snapshot.c, then the destination's one-line answer the other way
+ * (migration/live.h: MIG_ACK_LOADED or MIG_ACK_REFUSED <reason>).
+ */
+#ifndef MINIVMM_VMM_MIGRATE_H
+#define MINIVMM_VMM_MIGRATE_H
+
+#include <stddef.h>
+
+#include "migration/live.h"
+#include "vmm/util.h"
+
+/* source: a connected socket fd, or -errno with the reason in err */
+int migrate__connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
+/* destination: listens on u, accepts one connection; its fd or -errno */
+int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
+/* source: the destination's answer line within timeout_ms; 0 or -errno (-ETIMEDOUT, -ECONNRESET) */
+int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len) __must_check;
+/*
+ * destination, after a refusal: ends its side and reads (and drops) what
+ * the source still sends, until it closes or timeout_ms pass, so that the
+ * close does not reset the connection before the source read the answer
+ */
+void migrate__drain(int fd, int timeout_ms);
+/* destination: the answer line ("\n" added); 0 or -errno */
+int migrate__write_ack(int fd, const char *line) __must_check;
+
+#endif
