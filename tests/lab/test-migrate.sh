@@ -1,0 +1,151 @@
+#!/bin/bash
+# Lab test (runs inside L1 via tests/lab/lab.sh, test lab-migrate): the stock
+# Linux guest moves between two minivmm processes in L1 (a source and a
+# destination started with --incoming; docs/migration.md, docs/lab.md "The
+# migration test"). Stop-and-copy: the guest is paused while its state and
+# RAM cross.
+#
+# br0 (10.0.5.1) bridges tap0 (the source's NIC) and tap1 (the
+# destination's: host resources may differ). The guest (lab.cmd=tick-test)
+# ticks once a second, reading its disk and pinging L1.
+#  1. A destination with --mem 256M refuses the 384 MiB guest: `ctl migrate`
+#     exits 1 with the destination's reason, and the guest ticks on at the
+#     source (rolled back).
+#  2. A destination with the same options: `ctl migrate tcp:127.0.0.1:4444`
+#     exits 0; the source exits 0 ("migrated"); the guest goes on ticking on
+#     the destination from the next tick, pings answered (at most one lost
+#     while br0 learns the new port), the disk read with the same checksum,
+#     and its command ends with status 0.
+# Measured: the stream's size, the total time and the time the guest was
+# paused (ctl's figures), the ticks' gap in guest uptime across the move.
+# Environment: MINIVMM_BIN (required).
+set -u
+# shellcheck source=tests/lab/l1-lib.sh
+. "$LAB_LIB"
+
+B=${MINIVMM_BIN:-}
+MAC=52:54:00:1a:00:60
+S=/tmp/lab-mig-src.sock
+SD=/tmp/lab-mig-dst.sock
+URI=tcp:127.0.0.1:4444
+MEM=384
+RES=$LAB_RESULTS/results.txt
+: > "$RES"
+rc=0
+fail() { echo "test-migrate: FAIL: $*"; rc=1; }
+pass() { echo "test-migrate: ok: $*"; }
+
+[ -n "$B" ] && [ -x "$B" ] || { echo "test-migrate: MINIVMM_BIN not set or not executable"; exit 1; }
+[ -c /dev/kvm ] || { echo "test-migrate: no /dev/kvm in L1"; exit 1; }
+img=$(lab_guest_img /tmp/guest.img) || exit 1
+lab_bridge_create br0 10.0.5.1/24 > /dev/null || exit 1
+lab_tap_create tap0 br0 > /dev/null || exit 1
+lab_tap_create tap1 br0 > /dev/null || exit 1
+ip link set lo up
+
+CMDLINE="console=ttyS0 root=/dev/vda lab.cmd=tick-test lab.ip=10.0.5.2/24 lab.server=10.0.5.1 lab.ticks=40"
+CTL_OUT=/tmp/lab-mig-ctl.out
+ctl() { "$B" ctl "$@" > "$CTL_OUT" 2>&1; CST=$?; sed 's/^/    | /' "$CTL_OUT"; }
+# the destinations' consoles on L1's tmpfs while they run (as lab_guest_run
+# does), copied to the results at the end
+mkdir -p /tmp/lab-l2
+DST_LOG=/tmp/lab-l2/mig-destination.log
+REF_LOG=/tmp/lab-l2/mig-refusing.log
+ticks_of() { tr -d '\r' < "$1" | grep -E '^LAB-TICK [0-9]+ '; }
+
+# a destination, in the background; its pid in dst_pid
+start_dst() { # LOG TAP MEM_MIB
+	"$B" -v --api "$SD" --incoming "$URI" --mem "${3}M" --cpus 2 --readonly \
+		--net "tap=$2,mac=$MAC" -c "$CMDLINE" "$img" > "$1" 2>&1 < /dev/null &
+	dst_pid=$!
+	for _ in $(seq 100); do grep -q 'waiting for a migration' "$1" && return 0; sleep 0.1; done
+	fail "the destination is not waiting: $(tail -n3 "$1")"
+}
+
+phase=0 last_src=""
+drive() {
+	local at
+	[ $phase = 0 ] && grep -q '^LAB-TICK 5 ' "$LAB_GUEST_LOG" || return 0
+	phase=1
+	# 1. a destination that cannot take it
+	start_dst "$REF_LOG" tap1 256
+	ctl "$S" migrate "$URI"
+	[ $CST = 1 ] && grep -q 'the destination refused the VM: .*256 MiB.*the VM runs on here' "$CTL_OUT" &&
+		pass "a destination with --mem 256M refused the VM; ctl says so and exits 1" ||
+		fail "a migration to a smaller destination: exit $CST"
+	wait "$dst_pid"
+	lab_result mig_refusing_destination_exit $?
+	grep -q '^LAB-TICK' "$REF_LOG" && fail "the refusing destination ran the guest"
+	at=$(ticks_of "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)
+	sleep 3
+	[ "$(ticks_of "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)" -gt "$at" ] &&
+		pass "the guest ticks on at the source (rolled back)" || fail "the guest stopped at the source after the refusal"
+	# 2. the move
+	start_dst "$DST_LOG" tap1 "$MEM"
+	last_src=$(ticks_of "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)
+	ctl "$S" migrate "$URI"
+	[ $CST = 0 ] && pass "ctl migrate: $(head -n1 "$CTL_OUT")" || fail "ctl migrate (exit $CST)"
+	lab_result mig_ctl "\"$(head -n1 "$CTL_OUT")\""
+	lab_result mig_bytes "$(sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p' "$CTL_OUT")"
+	lab_result mig_total_ms "$(sed -n 's/.* in \([0-9]*\) ms, .*/\1/p' "$CTL_OUT")"
+	lab_result mig_paused_ms "$(sed -n 's/.*paused for \([0-9]*\) ms$/\1/p' "$CTL_OUT")"
+}
+
+SRC_LOG=$LAB_RESULTS/l2-mig-source.log
+LAB_GUEST_HOOK=drive
+for try in 1 2 3; do
+	lab_guest_run source "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+		--net "tap=tap0,mac=$MAC" -c "$CMDLINE" "$img"
+	verdict=$(lab_guest_verdict minivmm "$SRC_LOG")
+	if [ $phase = 0 ] && [ "$try" -lt 3 ] && [ "${verdict#env:}" != "$verdict" ]; then
+		cp "$SRC_LOG" "$SRC_LOG.try$try"
+		lab_result "mig_env_retry_$try" "${verdict#env: }"
+		echo "test-migrate: WARNING: environmental failure before the migration ($verdict): run again"
+		continue
+	fi
+	break
+done
+LAB_GUEST_HOOK=""
+[ $phase = 1 ] || fail "the guest never reached tick 5: $verdict"
+[ "$LAB_GUEST_RC" = 0 ] && grep -q 'migrated (the guest runs on the destination)' "$SRC_LOG" &&
+	pass "the source exited 0: migrated" || fail "the source: exit $LAB_GUEST_RC, $(tail -n2 "$SRC_LOG")"
+crash=$(lab_crash_line "$SRC_LOG")
+[ -z "$crash" ] || fail "the source: $crash"
+
+if [ $phase = 1 ] && [ -n "${dst_pid:-}" ]; then
+	for _ in $(seq 900); do kill -0 "$dst_pid" 2>/dev/null || break; sleep 0.2; done
+	kill -0 "$dst_pid" 2>/dev/null && { fail "the destination still runs after 180 s"; kill -KILL "$dst_pid"; }
+	wait "$dst_pid"
+	drc=$?
+	ticks=$(ticks_of "$DST_LOG")
+	first=$(echo "$ticks" | head -n1 | cut -d' ' -f2)
+	n=$(echo "$ticks" | grep -c . || true)
+	lost=$(echo "$ticks" | grep -c 'ping=lost' || true)
+	disk_src=$(ticks_of "$SRC_LOG" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
+	bad=$(echo "$ticks" | grep -vc "disk=$disk_src " || true)
+	lab_result mig_last_tick_source "${last_src:-none}"
+	lab_result mig_first_tick_destination "${first:-none}"
+	lab_result mig_ticks_destination "$n"
+	lab_result mig_pings_lost_destination "$lost"
+	up_src=$(ticks_of "$SRC_LOG" | tail -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
+	up_dst=$(echo "$ticks" | head -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
+	[ -n "$up_src" ] && [ -n "$up_dst" ] && lab_result mig_tick_gap_guest_s "$(lab_elapsed "$up_src" "$up_dst")"
+	[ -n "$first" ] && [ -n "$last_src" ] && [ "$first" -gt "$last_src" ] && [ "$first" -le $((last_src + 2)) ] &&
+		pass "the guest went on at tick $first on the destination (the source's last tick before the move: $last_src)" ||
+		fail "the destination's first tick is ${first:-none}; the source's last before the move was ${last_src:-none}"
+	grep -q 'Linux version\|LAB-GUEST-READY' "$DST_LOG" && fail "the destination booted the guest again"
+	[ "$n" -ge 10 ] && [ "$lost" -le 1 ] && pass "$n ticks on the destination, $lost pings lost (virtio-net on tap1)" ||
+		fail "$n ticks on the destination, $lost pings lost"
+	[ -n "$disk_src" ] && [ "$bad" = 0 ] && pass "the disk reads the same on the destination (virtio-blk)" ||
+		fail "disk checksums on the destination differ from $disk_src ($bad ticks)"
+	grep -q 'LAB-GUEST-RC=0' "$DST_LOG" && [ "$drc" = 0 ] && pass "the guest's command ended with status 0 on the destination, which exited 0" ||
+		fail "the destination: exit $drc, $(tr -d '\r' < "$DST_LOG" | grep -m1 'LAB-GUEST-RC')"
+	grep -q 'board: migration received in' "$DST_LOG" && lab_result mig_received "\"$(grep -m1 'migration received in' "$DST_LOG" | sed 's/.*received in //')\""
+	crash=$(lab_crash_line "$DST_LOG")
+	[ -z "$crash" ] || fail "the destination: $crash"
+fi
+
+cp "$DST_LOG" "$LAB_RESULTS/l2-mig-destination.log" 2>/dev/null
+cp "$REF_LOG" "$LAB_RESULTS/l2-mig-refusing.log" 2>/dev/null
+[ $rc = 0 ] && echo "test-migrate: PASS" || echo "test-migrate: FAILED"
+exit $rc
