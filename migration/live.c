@@ -89,7 +89,7 @@ int mig__live_run(const struct mig_live_ops *ops, void *opaque, struct mig_live_
 
 		if (!strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
 			why = ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' ');
-		snprintf(res->reason, sizeof(res->reason), "the destination refused the VM: %s",
+		snprintf(res->reason, sizeof(res->reason), "the destination refused the VM: %.400s",
 			 why[0] ? why : "(no reason given)");
 		ret = -EREMOTEIO;
 		goto rollback;
