@@ -89,3 +89,26 @@ value() {
 expect_rc() {
 	[ "$RC" -eq "$1" ] || fail "minivmm exit status $RC, expected $1"
 }
+
+# ctl ARGS...: `minivmm ctl` (MINIVMM_BIN), its output in $WORK/ctl.out, its status in $CST
+ctl() { CST=0; "$MINIVMM_BIN" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?; }
+
+# wait_in FILE REGEX [SECONDS]: until FILE has a line matching REGEX (grep -E); fails after SECONDS (30)
+wait_in() {
+	local i
+	for i in $(seq $((${3:-30} * 20))); do
+		grep -Eq -- "$2" "$1" && return 0
+		sleep 0.05
+	done
+	fail "no /$2/ in $1 within ${3:-30} s: $(tail -n5 "$1")"
+}
+
+# wait_line REGEX [SECONDS]: the same on minivmm's output ($OUT)
+wait_line() { wait_in "$OUT" "$1" "${2:-30}"; }
+
+# no_crash [FILE]: FILE ($OUT) shows no crash and no sanitizer report
+no_crash() {
+	if grep -Eq 'AddressSanitizer|ThreadSanitizer|runtime error:|Aborted|Segmentation' "${1:-$OUT}"; then
+		fail "minivmm reported a crash or sanitizer error in ${1:-$OUT}"
+	fi
+}

@@ -22,20 +22,6 @@ require_guest "$TINY_COUNTER"
 B=$MINIVMM_BIN
 S=$WORK/api.sock
 F=$WORK/vm.snap
-ctl() { CST=0; "$B" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?; }
-wait_line() {
-	local i
-	for i in $(seq $((${2:-30} * 20))); do
-		grep -Eq -- "$1" "$OUT" && return 0
-		sleep 0.05
-	done
-	fail "no /$1/ in minivmm's output within ${2:-30} s"
-}
-no_crash() {
-	if grep -Eq 'AddressSanitizer|ThreadSanitizer|runtime error:|Aborted|Segmentation' "$OUT"; then
-		fail "minivmm reported a crash or sanitizer error"
-	fi
-}
 ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=60 ticks=5")
 trap 'kill -KILL $vmm 2>/dev/null || true; cleanup_work' EXIT
 

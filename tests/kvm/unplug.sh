@@ -24,21 +24,6 @@ NS=minivmm-unplug-$$
 ip netns add "$NS" || skip "cannot create a network namespace"
 trap 'kill -KILL $vmm 2>/dev/null || true; ip netns del "$NS" 2>/dev/null || true; cleanup_work' EXIT
 
-ctl() { CST=0; "$B" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?; }
-# wait_line REGEX [SECONDS]: until minivmm's output has a matching line
-wait_line() {
-	local i
-	for i in $(seq $((${2:-30} * 20))); do
-		grep -Eq -- "$1" "$OUT" && return 0
-		sleep 0.05
-	done
-	fail "no /$1/ in minivmm's output within ${2:-30} s"
-}
-no_crash() {
-	if grep -Eq 'AddressSanitizer|ThreadSanitizer|runtime error:|Aborted|Segmentation' "$OUT"; then
-		fail "minivmm reported a crash or sanitizer error"
-	fi
-}
 start() {
 	rm -f "$S"
 	set +e
