@@ -606,6 +606,13 @@ struct board_op {
 	struct evloop_call done_call;
 };
 
+/* the refusal while another device operation runs */
+static void board_busy(struct board *b, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "busy: %s of %s is in progress",
+		 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+}
+
 static void board_op_end(struct board *b, struct board_op *op)
 {
 	if (op->thread_started)
@@ -820,8 +827,7 @@ static int board_cmd_device_add(void *opaque, json_t *args, json_t **ret, char *
 		return -ENOTSUP;
 	}
 	if (b->op) {
-		snprintf(err, errlen, "busy: %s of %s is in progress", 
-			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		board_busy(b, err, errlen);
 		return -EBUSY;
 	}
 	if (!strcmp(kind, "vf"))
@@ -922,8 +928,7 @@ static int board_cmd_device_del(void *opaque, json_t *args, json_t **ret, char *
 		return -EINVAL;
 	}
 	if (b->op) {
-		snprintf(err, errlen, "busy: %s of %s is in progress",
-			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		board_busy(b, err, errlen);
 		return -EBUSY;
 	}
 	d = device__find(&b->vm.devices, id);
@@ -1197,8 +1202,7 @@ static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *er
 		return -EINVAL;
 	}
 	if (b->op) {
-		snprintf(err, errlen, "busy: %s of %s is in progress",
-			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		board_busy(b, err, errlen);
 		return -EBUSY;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1384,8 +1388,7 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	if (rc)
 		return -EINVAL;
 	if (b->op) {
-		snprintf(err, errlen, "busy: %s of %s is in progress",
-			 b->op->kind == BOARD_OP_DEL ? "device-del" : "device-add", b->op->id);
+		board_busy(b, err, errlen);
 		return -EBUSY;
 	}
 	/* a device that cannot be carried: refused before anything happens */

@@ -17,6 +17,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,26 +591,30 @@ static const struct mig_section_ops state_cpu_ops = {
 
 /* --- "kvm-vm": the in-kernel PICs, IOAPIC, PIT and the kvmclock ---------------- */
 
+/* every field of the PIC's state is a byte: one table for save and load */
+static const struct {
+	const char *name;
+	size_t off;
+	uint8_t max;
+} state_pic_fields[] = {
+#define PIC_FIELD(f, m) { #f, offsetof(struct kvm_pic_state, f), m }
+	PIC_FIELD(last_irr, 255), PIC_FIELD(irr, 255), PIC_FIELD(imr, 255), PIC_FIELD(isr, 255),
+	PIC_FIELD(priority_add, 7), PIC_FIELD(irq_base, 255), PIC_FIELD(read_reg_select, 1),
+	PIC_FIELD(poll, 1), PIC_FIELD(special_mask, 1), PIC_FIELD(init_state, 3),
+	PIC_FIELD(auto_eoi, 1), PIC_FIELD(rotate_on_auto_eoi, 1),
+	PIC_FIELD(special_fully_nested_mode, 1), PIC_FIELD(init4, 1), PIC_FIELD(elcr, 255),
+	PIC_FIELD(elcr_mask, 255),
+#undef PIC_FIELD
+};
+
 static int state_put_pic(void *fdt, const char *name, const struct kvm_pic_state *p)
 {
 	int ret = mig__begin_node(fdt, name);
+	size_t i;
 
-	PUT32(fdt, "last_irr", p->last_irr);
-	PUT32(fdt, "irr", p->irr);
-	PUT32(fdt, "imr", p->imr);
-	PUT32(fdt, "isr", p->isr);
-	PUT32(fdt, "priority_add", p->priority_add);
-	PUT32(fdt, "irq_base", p->irq_base);
-	PUT32(fdt, "read_reg_select", p->read_reg_select);
-	PUT32(fdt, "poll", p->poll);
-	PUT32(fdt, "special_mask", p->special_mask);
-	PUT32(fdt, "init_state", p->init_state);
-	PUT32(fdt, "auto_eoi", p->auto_eoi);
-	PUT32(fdt, "rotate_on_auto_eoi", p->rotate_on_auto_eoi);
-	PUT32(fdt, "special_fully_nested_mode", p->special_fully_nested_mode);
-	PUT32(fdt, "init4", p->init4);
-	PUT32(fdt, "elcr", p->elcr);
-	PUT32(fdt, "elcr_mask", p->elcr_mask);
+	for (i = 0; i < ARRAY_SIZE(state_pic_fields) && !ret; i++)
+		ret = mig__put_u32(fdt, state_pic_fields[i].name,
+				   ((const uint8_t *)p)[state_pic_fields[i].off]);
 	if (!ret)
 		ret = mig__end_node(fdt);
 	return ret;
@@ -618,27 +623,18 @@ static int state_put_pic(void *fdt, const char *name, const struct kvm_pic_state
 static int state_get_pic(const void *fdt, int parent, const char *name, struct kvm_pic_state *p)
 {
 	int node = mig__get_node(fdt, parent, name), ret = 0;
+	size_t i;
+	uint32_t v;
 
 	if (node < 0) {
 		state_bad(name, "missing");
 		return node;
 	}
-	GET32(fdt, node, "last_irr", p->last_irr, 255);
-	GET32(fdt, node, "irr", p->irr, 255);
-	GET32(fdt, node, "imr", p->imr, 255);
-	GET32(fdt, node, "isr", p->isr, 255);
-	GET32(fdt, node, "priority_add", p->priority_add, 7);
-	GET32(fdt, node, "irq_base", p->irq_base, 255);
-	GET32(fdt, node, "read_reg_select", p->read_reg_select, 1);
-	GET32(fdt, node, "poll", p->poll, 1);
-	GET32(fdt, node, "special_mask", p->special_mask, 1);
-	GET32(fdt, node, "init_state", p->init_state, 3);
-	GET32(fdt, node, "auto_eoi", p->auto_eoi, 1);
-	GET32(fdt, node, "rotate_on_auto_eoi", p->rotate_on_auto_eoi, 1);
-	GET32(fdt, node, "special_fully_nested_mode", p->special_fully_nested_mode, 1);
-	GET32(fdt, node, "init4", p->init4, 1);
-	GET32(fdt, node, "elcr", p->elcr, 255);
-	GET32(fdt, node, "elcr_mask", p->elcr_mask, 255);
+	for (i = 0; i < ARRAY_SIZE(state_pic_fields) && !ret; i++) {
+		ret = mig__get_u32_max(fdt, node, state_pic_fields[i].name, state_pic_fields[i].max, &v);
+		if (!ret)
+			((uint8_t *)p)[state_pic_fields[i].off] = (uint8_t)v;
+	}
 	return ret;
 }
 
@@ -695,6 +691,14 @@ struct state_vm {
 	struct kvm_clock_data clock;
 };
 
+static void state_vm_init(struct state_vm *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->pic[0].chip_id = KVM_IRQCHIP_PIC_MASTER;
+	s->pic[1].chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	s->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+}
+
 static int state_vm_save(void *opaque, void *fdt)
 {
 	struct vm *vm = opaque;
@@ -703,10 +707,7 @@ static int state_vm_save(void *opaque, void *fdt)
 	unsigned int i;
 	int ret;
 
-	memset(&s, 0, sizeof(s));
-	s.pic[0].chip_id = KVM_IRQCHIP_PIC_MASTER;
-	s.pic[1].chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	s.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	state_vm_init(&s);
 	ret = sys__ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &s.pic[0]);
 	if (!ret)
 		ret = sys__ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &s.pic[1]);
@@ -752,10 +753,7 @@ static int state_vm_load(void *opaque, const void *fdt, int node, uint32_t versi
 
 	(void)version;
 	state_err[0] = 0;
-	memset(&s, 0, sizeof(s));
-	s.pic[0].chip_id = KVM_IRQCHIP_PIC_MASTER;
-	s.pic[1].chip_id = KVM_IRQCHIP_PIC_SLAVE;
-	s.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	state_vm_init(&s);
 	ret = state_get_pic(fdt, node, "pic-master", &s.pic[0].chip.pic);
 	if (!ret)
 		ret = state_get_pic(fdt, node, "pic-slave", &s.pic[1].chip.pic);
