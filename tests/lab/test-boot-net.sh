@@ -5,8 +5,9 @@
 # ways against a server in L1, then powers off. Records boot time (exec to
 # LAB-GUEST-READY) and throughput in $LAB_RESULTS/results.txt.
 #
-# Each iperf3 second must carry data, and minivmm's throughput must reach half
-# of QEMU's in each direction.
+# Each iperf3 second must carry data, and minivmm's throughput must reach a
+# quarter of QEMU's in each direction (one 5 s sample per VMM: docs/lab.md says
+# why the floor is not tighter).
 #
 # Environment: MINIVMM_BIN (the minivmm binary, required), LAB_MINIVMM_ARGS
 # (extra minivmm arguments), LAB_L2_TIMEOUT (per guest, 300 s), LAB_L2_STALL
@@ -127,15 +128,19 @@ for k in boot_s iperf3_tx_mbps iperf3_rx_mbps; do
 	[ -n "$q" ] && [ -n "$m" ] && lab_result "ratio_minivmm_over_qemu_$k" \
 		"$(awk -v a="$m" -v b="$q" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "nan" }')"
 done
-# minivmm's virtio-net must not be far below QEMU's in the same L1: at least
-# half, per direction (a QEMU baseline that failed gives no comparison, said so)
+# minivmm's virtio-net must not be far below QEMU's in the same L1: at least a
+# quarter, per direction (a QEMU baseline that failed gives no comparison, said
+# so). One 5 s sample of the same VMM spreads over 4x between runs in the lab
+# (QEMU tx 81-354 Mbit/s), so half fails healthy builds; a broken path (the VF
+# stall moved 1-10 Mbit/s) is far below a quarter and every second must carry
+# data besides.
 for d in tx rx; do
 	q=$(sed -n "s/^qemu_iperf3_${d}_mbps=//p" "$LAB_RESULTS/results.txt" | tail -n1)
 	m=$(sed -n "s/^minivmm_iperf3_${d}_mbps=//p" "$LAB_RESULTS/results.txt" | tail -n1)
 	if [ -z "$q" ]; then
 		echo "test-boot-net: no QEMU figure for $d: minivmm's $d throughput (${m:-none}) not compared"
-	elif [ -z "$m" ] || awk -v a="$m" -v b="$q" 'BEGIN { exit !(a < b / 2) }'; then
-		fail "minivmm virtio-net $d ${m:-none} Mbit/s is below half of QEMU's $q Mbit/s"
+	elif [ -z "$m" ] || awk -v a="$m" -v b="$q" 'BEGIN { exit !(a < b / 4) }'; then
+		fail "minivmm virtio-net $d ${m:-none} Mbit/s is below a quarter of QEMU's $q Mbit/s"
 	else
 		echo "test-boot-net: ok: minivmm virtio-net $d $m Mbit/s, QEMU $q Mbit/s"
 	fi
