@@ -11,6 +11,7 @@ const char *mig__live_state_name(enum mig_live_state s)
 {
 	switch (s) {
 	case MIG_LIVE_CONNECTING: return "connecting";
+	case MIG_LIVE_UNPLUGGING: return "unplugging";
 	case MIG_LIVE_PAUSING: return "pausing";
 	case MIG_LIVE_TRANSFERRING: return "transferring";
 	case MIG_LIVE_AWAITING_ACK: return "awaiting the destination";
@@ -42,7 +43,7 @@ static bool live_cancelled(const struct mig_live_ops *ops, void *opaque, struct 
 int mig__live_run(const struct mig_live_ops *ops, void *opaque, struct mig_live_result *res)
 {
 	char ack[MIG_ACK_MAX] = "";
-	bool connected = false, paused = false;
+	bool connected = false, unplugged = false, paused = false;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -56,6 +57,19 @@ int mig__live_run(const struct mig_live_ops *ops, void *opaque, struct mig_live_
 	if (live_cancelled(ops, opaque, res, MIG_LIVE_CONNECTING)) {
 		ret = res->error;
 		goto fail;
+	}
+	/* UNPLUGGING */
+	if (ops->unplug) {
+		res->failed = MIG_LIVE_UNPLUGGING;
+		live_enter(ops, opaque, MIG_LIVE_UNPLUGGING);
+		ret = ops->unplug(opaque, res->reason, sizeof(res->reason));
+		if (ret)
+			goto fail; /* unplug undoes its own partial work */
+		unplugged = true;
+		if (live_cancelled(ops, opaque, res, MIG_LIVE_UNPLUGGING)) {
+			ret = res->error;
+			goto fail;
+		}
 	}
 	/* PAUSING */
 	res->failed = MIG_LIVE_PAUSING;
@@ -121,6 +135,11 @@ undo:
 		ops->disconnect(opaque);
 	if (paused)
 		ops->resume(opaque);
+	if (unplugged && ops->replug) {
+		size_t len = strlen(res->reason);
+
+		ops->replug(opaque, res->reason + len, sizeof(res->reason) - len);
+	}
 	live_enter(ops, opaque, res->state);
 	return res->error;
 }

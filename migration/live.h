@@ -7,15 +7,21 @@
  *
  * States and transitions (stop-and-copy, protocol version 1):
  *
- *   CONNECTING --> PAUSING --> TRANSFERRING --> AWAITING_ACK --> COMMITTING --> COMPLETED
- *       |             |             |                |                |
- *       +-> FAILED    |             |                |                |
- *                     +-> FAILED (whatever paused resumes)            |
- *                                   +-> ROLLED_BACK  |                |
- *                                                    +-> ROLLED_BACK (refused, EOF, timeout)
- *                                                                     +-> ROLLED_BACK (GO not sent)
+ *   CONNECTING --> UNPLUGGING --> PAUSING --> TRANSFERRING --> AWAITING_ACK --> COMMITTING --> COMPLETED
+ *       |              |              |             |                |                |
+ *       +-> FAILED     |              |             |                |                |
+ *                      +-> FAILED (what it unplugged comes back)     |                |
+ *                                     +-> FAILED (whatever paused resumes)            |
+ *                                                   +-> ROLLED_BACK  |                |
+ *                                                                    +-> ROLLED_BACK (refused, EOF, timeout)
+ *                                                                                     +-> ROLLED_BACK (GO not sent)
  *
  *   CONNECTING    connect to the destination (which listens with --incoming)
+ *   UNPLUGGING    (optional op) the devices that cannot move leave the guest
+ *                 while it runs: a failover VF is ejected, its traffic moves
+ *                 to the virtio-net standby. Every later failure plugs them
+ *                 back (replug) after the guest resumes: the VM runs on at
+ *                 the source as it was.
  *   PAUSING       the vCPUs and the devices stop (nothing in flight)
  *   TRANSFERRING  the stream: sections, then RAM (vmm/snapshot.c)
  *   AWAITING_ACK  the destination loads and checks everything, then answers
@@ -44,6 +50,7 @@
 
 enum mig_live_state {
 	MIG_LIVE_CONNECTING,
+	MIG_LIVE_UNPLUGGING,
 	MIG_LIVE_PAUSING,
 	MIG_LIVE_TRANSFERRING,
 	MIG_LIVE_AWAITING_ACK,
@@ -56,6 +63,10 @@ enum mig_live_state {
 /* every op returns 0 or -errno and may put the reason in err */
 struct mig_live_ops {
 	int (*connect)(void *opaque, char *err, size_t errlen);
+	/* optional: take out what cannot move (undoing its own partial work on failure) */
+	int (*unplug)(void *opaque, char *err, size_t errlen);
+	/* optional: after a failure past UNPLUGGING, the guest running again; may add to err */
+	void (*replug)(void *opaque, char *err, size_t errlen);
 	int (*pause)(void *opaque, char *err, size_t errlen);
 	int (*transfer)(void *opaque, char *err, size_t errlen);
 	/* the destination's answer line (without the newline) in ack */

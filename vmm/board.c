@@ -1115,20 +1115,35 @@ static int board_cmd_quit(void *opaque, json_t *args, json_t **ret, char *err, s
 
 #define BOARD_MACHINE_VERSION 1
 
+struct board_devlist {
+	struct board *b;
+	char *buf;
+};
+
 static int board_devlist_fn(struct vmm_device *d, void *opaque)
 {
-	char *buf = opaque;
-	size_t len = strlen(buf);
+	struct board_devlist *l = opaque;
+	struct board_failover *fo = board_fo_find(l->b, d->id);
+	size_t len = strlen(l->buf);
 
-	snprintf(buf + len, 1024 - len, "%s%s:%s", len ? "," : "", d->id, d->kind);
+	/* a failover VF off the bus is this host's resource, not the guest's */
+	if (fo && !fo->plugged)
+		return 0;
+	snprintf(l->buf + len, 1024 - len, "%s%s:%s", len ? "," : "", d->id, d->kind);
 	return 0;
 }
 
-/* "id:kind,..." of every device, in list order */
+/*
+ * "id:kind,..." of every device the guest has, in list order: a failover
+ * VF waiting for STANDBY is left out (the source unplugs its own before
+ * saving; the destination's waits to be plugged).
+ */
 static void board_devlist(struct board *b, char buf[1024])
 {
+	struct board_devlist l = { b, buf };
+
 	buf[0] = 0;
-	if (device__for_each(&b->vm.devices, board_devlist_fn, buf))
+	if (device__for_each(&b->vm.devices, board_devlist_fn, &l))
 		buf[0] = 0;
 }
 
@@ -1188,13 +1203,276 @@ static const struct mig_section_ops board_machine_ops = {
 	.load = board_machine_load,
 };
 
+/* --- migration, the source side (migration/live.h has the transaction) ---------- */
+
+#define BOARD_MIGRATE_CONNECT_MS 10000
+#define BOARD_MIGRATE_ACK_MS 120000
+
+/* a failover VF the migration takes out of the guest, and may have to bring back */
+struct board_mig_vf {
+	char id[DEVICE_ID_LEN];
+	char net_id[DEVICE_ID_LEN];
+	char bdf[PCISYS_BDF_LEN];
+	bool was_plugged;          /* the guest had it (not waiting for STANDBY) */
+	bool removed;              /* out of the VM: replug brings it back */
+	double eject_ms;
+};
+
+struct board_migration {
+	struct board *b;
+	struct mig_uri uri;
+	int fd;
+	bool paused_here;
+	unsigned int unplug_timeout_ms;
+	struct board_mig_vf vfs[BOARD_MAX_FAILOVER];
+	unsigned int nr_vfs;
+	struct snapshot_stats st;
+	struct timespec t0, t_unplugged, t_paused, t_sent;
+};
+
+/*
+ * Work that may block (a VF's release or creation) on its own thread while
+ * the loop goes on serving the guest; board_bg_wait returns when it ended.
+ */
+struct board_bg {
+	struct board *b;
+	void (*fn)(struct board_bg *bg);
+	atomic_bool done;
+	pthread_t thread;
+	struct evloop_call call;
+	/* the work's arguments and result */
+	struct vmm_device *dev;
+	const char *bdf, *id;
+	struct vfio_pci *vf;
+	int rc;
+};
+
+static void board_bg_woken(void *opaque)
+{
+	(void)opaque; /* only wakes the loop: board_bg_wait checks done */
+}
+
+static void *board_bg_thread(void *opaque)
+{
+	struct board_bg *bg = opaque;
+
+	bg->fn(bg);
+	atomic_store(&bg->done, true);
+	evloop__call(&bg->b->vm.loop, &bg->call, board_bg_woken, bg);
+	return NULL;
+}
+
+/* runs bg->fn on a thread (inline when none starts) and serves the loop until it ends */
+static void board_bg_run(struct board_bg *bg)
+{
+	atomic_store(&bg->done, false);
+	if (pthread_create(&bg->thread, NULL, board_bg_thread, bg)) {
+		bg->fn(bg);
+		return;
+	}
+	while (!atomic_load(&bg->done))
+		if (evloop__run_once(&bg->b->vm.loop, true) < 0)
+			break;
+	pthread_join(bg->thread, NULL);
+	evloop__run_once(&bg->b->vm.loop, false); /* its wake-up call */
+}
+
+static void board_bg_destroy(struct board_bg *bg)
+{
+	bg->dev->ops->destroy(bg->dev);
+}
+
+static void board_bg_make_vf(struct board_bg *bg)
+{
+	bg->rc = board_make_vf(bg->b, bg->bdf, bg->id, true, &bg->vf);
+}
+
+struct board_mig_eject {
+	bool done;
+	int result;
+};
+
+static void board_mig_ejected(void *opaque, unsigned int slot, int result)
+{
+	struct board_mig_eject *e = opaque;
+
+	(void)slot;
+	e->result = result;
+	e->done = true;
+}
+
+/* takes one failover VF out of the guest (its eject first when the guest has it) */
+static int board_mig_unplug_vf(struct board_migration *m, struct board_mig_vf *v, char *err,
+			       size_t errlen)
+{
+	struct board *b = m->b;
+	struct vmm_device *d = device__find(&b->vm.devices, v->id);
+	struct board_bg bg = { .b = b, .fn = board_bg_destroy };
+	struct board_mig_eject e = { 0 };
+	struct timespec t0;
+	int slot = -1, rc;
+
+	if (!d) {
+		snprintf(err, errlen, "%s is gone", v->id);
+		return -ENODEV;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (v->was_plugged) {
+		slot = device__pci_slot(&b->vm.devices, v->id);
+		rc = slot < 0 ? slot :
+		     hotplug__request_unplug(b->hotplug, (unsigned int)slot, m->unplug_timeout_ms,
+					     board_mig_ejected, &e);
+		if (rc) {
+			snprintf(err, errlen, "cannot ask the guest to eject %s: %s", v->id,
+				 rc == -EBUSY ? "a request for its slot is pending" : strerror(-rc));
+			return rc;
+		}
+		log_info(v->id, "migration: asked the guest to eject slot %d (its traffic moves to %s)",
+			 slot, v->net_id);
+		board_event_device(b, "device-unplug-requested", v->id,
+				   json_pack("{s:i,s:s}", "timeout_ms", (int)m->unplug_timeout_ms,
+					     "reason", "migration"));
+		while (!e.done)
+			if (evloop__run_once(&b->vm.loop, true) < 0)
+				break;
+		if (!e.done || e.result) {
+			rc = e.done ? e.result : -EIO;
+			snprintf(err, errlen, "the guest did not eject %s within %u ms: it stays in the "
+				 "guest", v->id, m->unplug_timeout_ms);
+			board_event_device(b, "device-unplug-timeout", v->id,
+					   json_pack("{s:i}", "timeout_ms", (int)m->unplug_timeout_ms));
+			return rc == -ETIMEDOUT ? rc : -EIO;
+		}
+	}
+	v->eject_ms = board_ms_since(&t0);
+	memset(board_fo_find(b, v->id), 0, sizeof(struct board_failover)); /* the pair ends */
+	device__remove(&b->vm.devices, d);
+	bg.dev = d;
+	board_bg_run(&bg);
+	if (slot > 0 && hotplug__slot_removed(b->hotplug, (unsigned int)slot))
+		log_warn(v->id, "slot %d was not waiting for its removal", slot);
+	v->removed = true;
+	log_info(v->id, "migration: %s out of the VM (%s after %.0f ms)", v->bdf,
+		 v->was_plugged ? "the guest ejected it" : "it was waiting for STANDBY", v->eject_ms);
+	board_event_device(b, "device-removed", v->id,
+			   json_pack("{s:f,s:s}", "eject_ms", v->eject_ms, "reason", "migration"));
+	return 0;
+}
+
+/* brings the VFs the migration took out back, each as it was (plugged when STANDBY is negotiated) */
+static void board_mig_replug(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	struct board *b = m->b;
+	size_t len = strlen(err);
+	unsigned int i;
+
+	for (i = 0; i < m->nr_vfs; i++) {
+		struct board_mig_vf *v = &m->vfs[i];
+		struct board_bg bg = { .b = b, .fn = board_bg_make_vf, .bdf = v->bdf, .id = v->id };
+		struct board_failover *fo;
+
+		if (!v->removed)
+			continue;
+		board_bg_run(&bg);
+		fo = bg.rc ? NULL : board_fo_add(b, v->id, v->net_id);
+		if (!fo) {
+			log_err(v->id, "migration rolled back, but %s cannot come back: %s; the guest "
+				"goes on with %s alone", v->bdf, bg.rc ? strerror(-bg.rc) : "no room",
+				v->net_id);
+			if (!bg.rc) {
+				device__remove(&b->vm.devices, vfio_pci__device(bg.vf));
+				vfio_pci__destroy(bg.vf);
+			}
+			snprintf(err + len, errlen - len, "; %s (%s) could not be plugged back", v->id,
+				 v->bdf);
+			len = strlen(err);
+			continue;
+		}
+		v->removed = false;
+		board_failover_sync(b); /* plugs it when the guest's driver has STANDBY */
+		log_info(v->id, "migration rolled back: %s %s", v->bdf,
+			 fo->plugged ? "plugged back" : "back, waiting for STANDBY");
+		snprintf(err + len, errlen - len, "; %s %s", v->id,
+			 fo->plugged ? "plugged back" : "back (waiting for STANDBY)");
+		len = strlen(err);
+	}
+}
+
+static int board_mig_unplug(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < m->nr_vfs; i++) {
+		rc = board_mig_unplug_vf(m, &m->vfs[i], err, errlen);
+		if (rc) {
+			board_mig_replug(m, err, errlen); /* the ones taken out so far */
+			return rc;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &m->t_unplugged);
+	return 0;
+}
+
+/* migrate's check, before anything changes: which VFs leave, and none that cannot */
+struct board_mig_plan {
+	struct board_migration *m;
+	char *err;
+	size_t errlen;
+};
+
+static int board_mig_plan_fn(struct vmm_device *d, void *opaque)
+{
+	struct board_mig_plan *p = opaque;
+	struct board_migration *m = p->m;
+	struct vfio_pci *vf = vfio_pci__from_device(d);
+	struct board_failover *fo;
+	struct board_mig_vf *v;
+
+	if (!vf)
+		return 0;
+	fo = board_fo_find(m->b, d->id);
+	if (!fo) {
+		snprintf(p->err, p->errlen, "%s (VF %s) cannot move: a VF's state stays in its "
+			 "hardware; pair it with a virtio-net standby (--vf BDF,failover=on) so that it "
+			 "is unplugged here and the destination plugs its own", d->id, vfio_pci__bdf(vf));
+		return -EPERM;
+	}
+	if (fo->plugged && !m->b->hotplug) {
+		snprintf(p->err, p->errlen, "%s cannot be unplugged: no hot-plug controller", d->id);
+		return -EPERM;
+	}
+	v = &m->vfs[m->nr_vfs++];
+	snprintf(v->id, sizeof(v->id), "%s", d->id);
+	snprintf(v->net_id, sizeof(v->net_id), "%s", fo->net_id);
+	snprintf(v->bdf, sizeof(v->bdf), "%s", vfio_pci__bdf(vf));
+	v->was_plugged = fo->plugged;
+	return 0;
+}
+
+static bool board_mig_leaves(struct vmm_device *d, void *opaque)
+{
+	struct board_migration *m = opaque;
+	unsigned int i;
+
+	for (i = 0; i < m->nr_vfs; i++)
+		if (!strcmp(m->vfs[i].id, d->id))
+			return true;
+	return false;
+}
+
 static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
+	struct board_migration m = { .b = b, .fd = -1, .unplug_timeout_ms = BOARD_UNPLUG_TIMEOUT_MS };
+	struct board_mig_plan p = { &m, err, errlen };
 	struct snapshot_stats st;
 	struct timespec t0;
 	const char *file = NULL;
 	bool paused_here = false;
+	char back[256] = "";
 	int fd, rc;
 
 	if (json_unpack(args, "{s:s}", "file", &file) || !file[0]) {
@@ -1206,11 +1484,20 @@ static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *er
 		return -EBUSY;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* a failover VF leaves the guest for the save and comes back after it */
+	rc = device__for_each(&b->vm.devices, board_mig_plan_fn, &p);
+	if (rc)
+		return rc < 0 ? rc : -EIO;
+	if (m.nr_vfs) {
+		rc = board_mig_unplug(&m, err, errlen);
+		if (rc)
+			return rc;
+	}
 	if (!kvm__vcpus_paused(&b->vm)) {
 		rc = kvm__vcpus_pause(&b->vm, BOARD_PAUSE_TIMEOUT_MS);
 		if (rc) {
 			snprintf(err, errlen, "cannot pause the vCPUs: %s", strerror(-rc));
-			return rc;
+			goto out;
 		}
 		paused_here = true;
 	}
@@ -1242,22 +1529,19 @@ static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *er
 out:
 	if (paused_here)
 		kvm__vcpus_resume(&b->vm);
+	if (m.nr_vfs) {
+		if (rc) {
+			size_t len = strlen(err);
+
+			board_mig_replug(&m, err + len, errlen - len);
+		} else {
+			board_mig_replug(&m, back, sizeof(back));
+			if (*ret)
+				json_object_set_new(*ret, "failover_vfs", json_string(back[0] ? back + 2 : ""));
+		}
+	}
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
-
-/* --- migration, the source side (migration/live.h has the transaction) ---------- */
-
-#define BOARD_MIGRATE_CONNECT_MS 10000
-#define BOARD_MIGRATE_ACK_MS 120000
-
-struct board_migration {
-	struct board *b;
-	struct mig_uri uri;
-	int fd;
-	bool paused_here;
-	struct snapshot_stats st;
-	struct timespec t0, t_paused, t_sent;
-};
 
 static int board_mig_connect(void *opaque, char *err, size_t errlen)
 {
@@ -1356,6 +1640,8 @@ static void board_mig_progress(void *opaque, enum mig_live_state s)
 
 static const struct mig_live_ops board_mig_ops = {
 	.connect = board_mig_connect,
+	.unplug = board_mig_unplug,
+	.replug = board_mig_replug,
 	.pause = board_mig_pause,
 	.transfer = board_mig_transfer,
 	.await_ack = board_mig_await,
@@ -1374,16 +1660,21 @@ static double board_ms_between(const struct timespec *a, const struct timespec *
 static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
-	struct board_migration m = { .b = b, .fd = -1 };
+	struct board_migration m = { .b = b, .fd = -1, .unplug_timeout_ms = BOARD_UNPLUG_TIMEOUT_MS };
 	struct mig_live_result res;
 	const char *uri = NULL;
 	struct timespec end;
 	int rc;
 
-	if (json_unpack(args, "{s:s}", "uri", &uri)) {
-		snprintf(err, errlen, "args: {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\"}");
+	json_int_t unplug_ms = BOARD_UNPLUG_TIMEOUT_MS;
+
+	if (json_unpack(args, "{s:s,s?I}", "uri", &uri, "unplug_timeout_ms", &unplug_ms) ||
+	    unplug_ms < 1 || unplug_ms > 600000) {
+		snprintf(err, errlen, "args: {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\", "
+			 "\"unplug_timeout_ms\": 1..600000 (default %d)}", BOARD_UNPLUG_TIMEOUT_MS);
 		return -EINVAL;
 	}
+	m.unplug_timeout_ms = (unsigned int)unplug_ms;
 	rc = mig__parse_uri(uri, &m.uri, err, errlen);
 	if (rc)
 		return -EINVAL;
@@ -1392,7 +1683,14 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 		return -EBUSY;
 	}
 	/* a device that cannot be carried: refused before anything happens */
-	rc = snapshot__check(&b->vm, err, errlen);
+	{
+		struct board_mig_plan p = { &m, err, errlen };
+
+		rc = device__for_each(&b->vm.devices, board_mig_plan_fn, &p);
+		if (rc)
+			return rc < 0 ? rc : -EIO;
+	}
+	rc = snapshot__check(&b->vm, board_mig_leaves, &m, err, errlen);
 	if (rc)
 		return -EPERM;
 	clock_gettime(CLOCK_MONOTONIC, &m.t0);
@@ -1412,6 +1710,19 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 			 (json_int_t)m.st.bytes, "ram_bytes", (json_int_t)m.st.ram_bytes, "total_ms",
 			 board_ms_between(&m.t0, &end), "downtime_ms",
 			 board_ms_between(&m.t_paused, &end));
+	if (*ret && m.nr_vfs) {
+		json_t *vfs = json_array();
+		unsigned int i;
+
+		for (i = 0; vfs && i < m.nr_vfs; i++)
+			json_array_append_new(vfs, json_pack("{s:s,s:s,s:s,s:b,s:f}", "id", m.vfs[i].id,
+							     "bdf", m.vfs[i].bdf, "standby",
+							     m.vfs[i].net_id, "was_plugged",
+							     m.vfs[i].was_plugged, "eject_ms",
+							     m.vfs[i].eject_ms));
+		json_object_set_new(*ret, "unplugged", vfs ? vfs : json_null());
+		json_object_set_new(*ret, "unplug_ms", json_real(board_ms_between(&m.t0, &m.t_unplugged)));
+	}
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -1645,8 +1956,11 @@ static int board_incoming(struct board *b)
 				strerror(-ret));
 	}
 	close(fd);
-	if (!ret)
+	if (!ret) {
 		log_info(BOARD_LOG, "migration received in %.0f ms", board_ms_since(&t0));
+		/* the guest negotiated STANDBY at the source: this host's failover VFs go in */
+		board_standby_changed(b);
+	}
 	return ret;
 }
 
@@ -1674,6 +1988,7 @@ static int board_restore(struct board *b)
 		return ret;
 	}
 	log_info(BOARD_LOG, "restored from %s in %.0f ms", b->opts->restore, board_ms_since(&t0));
+	board_standby_changed(b); /* this host's failover VFs, when the saved guest had STANDBY */
 	return 0;
 }
 

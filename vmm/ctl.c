@@ -425,12 +425,23 @@ int ctl__main(int argc, char **argv)
 				       json_string_value(json_object_get(json_object_get(rv, "failover"), "standby")) ?: "?");
 			printf("\n");
 		} else if (!strcmp(cmd, "migrate")) {
+			json_t *v;
+			size_t i;
+
 			printf("migrated to %s: %lld bytes (%lld bytes of RAM) in %.0f ms, the guest paused "
 			       "for %.0f ms\n", json_string_value(json_object_get(rv, "uri")) ?: "?",
 			       (long long)json_integer_value(json_object_get(rv, "bytes")),
 			       (long long)json_integer_value(json_object_get(rv, "ram_bytes")),
 			       json_number_value(json_object_get(rv, "total_ms")),
 			       json_number_value(json_object_get(rv, "downtime_ms")));
+			json_array_foreach(json_object_get(rv, "unplugged"), i, v)
+				printf("  %s (VF %s) left the guest first (%s after %.0f ms); the guest used "
+				       "%s meanwhile; the destination plugs its own VF\n",
+				       json_string_value(json_object_get(v, "id")) ?: "?",
+				       json_string_value(json_object_get(v, "bdf")) ?: "?",
+				       json_is_true(json_object_get(v, "was_plugged")) ? "ejected" : "released",
+				       json_number_value(json_object_get(v, "eject_ms")),
+				       json_string_value(json_object_get(v, "standby")) ?: "?");
 		} else if (!strcmp(cmd, "snapshot")) {
 			printf("%s: %lld bytes (%lld bytes of RAM, %lld zero pages left out) in %.0f ms\n",
 			       json_string_value(json_object_get(rv, "file")) ?: "?",
@@ -438,6 +449,9 @@ int ctl__main(int argc, char **argv)
 			       (long long)json_integer_value(json_object_get(rv, "ram_bytes")),
 			       (long long)json_integer_value(json_object_get(rv, "zero_pages")),
 			       json_number_value(json_object_get(rv, "ms")));
+			if (json_string_value(json_object_get(rv, "failover_vfs")))
+				printf("  failover VFs unplugged for the save: %s\n",
+				       json_string_value(json_object_get(rv, "failover_vfs")));
 		} else if (!strcmp(cmd, "device-del")) {
 			printf("%s removed (the guest ejected it after %.0f ms; released in %.0f ms)\n",
 			       json_string_value(json_object_get(rv, "id")) ?: "?",

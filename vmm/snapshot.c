@@ -25,13 +25,15 @@ bool snapshot__page_is_zero(const void *p)
 struct snap_check {
 	char *err;
 	size_t errlen;
+	bool (*leaves)(struct vmm_device *d, void *opaque);
+	void *opaque;
 };
 
 static int snap_check_fn(struct vmm_device *d, void *opaque)
 {
 	struct snap_check *c = opaque;
 
-	if (d->state_section || d->stateless)
+	if (d->state_section || d->stateless || (c->leaves && c->leaves(d, c->opaque)))
 		return 0;
 	snprintf(c->err, c->errlen, "%s (%s) cannot save its state yet: no snapshot or migration "
 		 "of this VM", d->id, d->kind);
@@ -113,9 +115,10 @@ static int snap_save_ram(struct vm *vm, struct mig_writer *w, struct snapshot_st
 	return 0;
 }
 
-int snapshot__check(struct vm *vm, char *err, size_t errlen)
+int snapshot__check(struct vm *vm, bool (*leaves)(struct vmm_device *d, void *opaque),
+		    void *opaque, char *err, size_t errlen)
 {
-	struct snap_check c = { err, errlen };
+	struct snap_check c = { err, errlen, leaves, opaque };
 
 	err[0] = 0;
 	return device__for_each(&vm->devices, snap_check_fn, &c);
@@ -123,7 +126,7 @@ int snapshot__check(struct vm *vm, char *err, size_t errlen)
 
 int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, size_t errlen)
 {
-	struct snap_check c = { err, errlen };
+	struct snap_check c = { err, errlen, NULL, NULL };
 	const struct mig_section *s;
 	struct mig_writer w;
 	int ret;

@@ -26,6 +26,7 @@
 #include "vmm/util.h"
 
 struct vm;
+struct vmm_device;
 
 #define SNAPSHOT_RAM_RUN_MAX (1u << 20) /* bytes of RAM per record */
 
@@ -36,8 +37,13 @@ struct snapshot_stats {
 	unsigned int sections;
 };
 
-/* every device can be saved: 0, or -ENOTSUP naming the one that cannot */
-int snapshot__check(struct vm *vm, char *err, size_t errlen) __must_check;
+/*
+ * every device can be saved: 0, or -ENOTSUP naming the one that cannot.
+ * leaves(d, opaque), when given, says which devices the caller takes out
+ * of the VM before saving (a failover VF): those are not checked.
+ */
+int snapshot__check(struct vm *vm, bool (*leaves)(struct vmm_device *d, void *opaque),
+		    void *opaque, char *err, size_t errlen) __must_check;
 /* 0, or -errno with the reason in err (a device without state: -ENOTSUP) */
 int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, size_t errlen)
 	__must_check;

@@ -18,6 +18,8 @@ struct fake {
 	int cancel_after;        /* cancel once this many steps ran, -1 never */
 	const char *ack;
 	int steps, connects, pauses, transfers, acks, commits, resumes, finishes, disconnects;
+	int unplugs, replugs;
+	int resumes_at_replug;   /* resumes counted when replug ran: the guest runs first */
 };
 
 static int step(struct fake *f, enum mig_live_state s)
@@ -41,6 +43,15 @@ static int f_commit(void *o, char *e, size_t l) { ((struct fake *)o)->commits++;
 static void f_resume(void *o) { ((struct fake *)o)->resumes++; }
 static void f_finish(void *o) { ((struct fake *)o)->finishes++; }
 static void f_disconnect(void *o) { ((struct fake *)o)->disconnects++; }
+static int f_unplug(void *o, char *e, size_t l) { ((struct fake *)o)->unplugs++; return step(o, MIG_LIVE_UNPLUGGING); }
+static void f_replug(void *o, char *e, size_t l)
+{
+	struct fake *f = o;
+
+	f->replugs++;
+	f->resumes_at_replug = f->resumes;
+	snprintf(e, l, "; vf0 plugged back");
+}
 static bool f_cancel(void *o)
 {
 	struct fake *f = o;
@@ -52,6 +63,13 @@ static const struct mig_live_ops ops = {
 	.connect = f_connect, .pause = f_pause, .transfer = f_transfer, .await_ack = f_ack,
 	.commit = f_commit, .resume = f_resume, .finish = f_finish, .disconnect = f_disconnect,
 	.cancel = f_cancel,
+};
+
+/* the same, with a device that leaves the guest before the pause (a failover VF) */
+static const struct mig_live_ops ops_unplug = {
+	.connect = f_connect, .unplug = f_unplug, .replug = f_replug, .pause = f_pause,
+	.transfer = f_transfer, .await_ack = f_ack, .commit = f_commit, .resume = f_resume,
+	.finish = f_finish, .disconnect = f_disconnect, .cancel = f_cancel,
 };
 
 Test(live, everything_succeeds)
@@ -96,6 +114,52 @@ Test(live, each_step_fails_in_turn)
 		cr_assert_eq(f.disconnects, cases[i].at == MIG_LIVE_CONNECTING ? 0 : 1);
 		cr_assert(r.reason[0], "a reason is given");
 	}
+}
+
+Test(live, unplugged_devices_come_back_on_every_failure_after_the_unplug)
+{
+	static const struct {
+		enum mig_live_state at;
+		int unplugs, replugs, resumes;
+	} cases[] = {
+		{ MIG_LIVE_CONNECTING, 0, 0, 0 },   /* nothing left the guest yet */
+		{ MIG_LIVE_UNPLUGGING, 1, 0, 0 },   /* unplug undoes its own partial work */
+		{ MIG_LIVE_PAUSING, 1, 1, 0 },
+		{ MIG_LIVE_TRANSFERRING, 1, 1, 1 },
+		{ MIG_LIVE_AWAITING_ACK, 1, 1, 1 },
+		{ MIG_LIVE_COMMITTING, 1, 1, 1 },
+	};
+
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .fail_at = (int)cases[i].at, .cancel_after = -1 };
+		struct mig_live_result r;
+		const char *name = mig__live_state_name(cases[i].at);
+
+		cr_assert_eq(mig__live_run(&ops_unplug, &f, &r), -EIO, "step %s", name);
+		cr_assert_eq(r.failed, cases[i].at);
+		cr_assert_eq(f.unplugs, cases[i].unplugs, "failing %s: %d unplugs", name, f.unplugs);
+		cr_assert_eq(f.replugs, cases[i].replugs, "failing %s: %d replugs", name, f.replugs);
+		cr_assert_eq(f.resumes, cases[i].resumes, "failing %s: %d resumes", name, f.resumes);
+		cr_assert_eq(f.finishes, 0);
+		if (f.replugs) {
+			cr_assert_eq(f.resumes_at_replug, cases[i].resumes,
+				     "failing %s: the guest runs again before the replug", name);
+			cr_assert(strstr(r.reason, "; vf0 plugged back"), "the replug adds to the reason: %s",
+				  r.reason);
+		}
+	}
+}
+
+Test(live, unplug_then_success_never_replugs)
+{
+	struct fake f = { .fail_at = -1, .cancel_after = -1 };
+	struct mig_live_result r;
+
+	cr_assert_eq(mig__live_run(&ops_unplug, &f, &r), 0);
+	cr_assert_eq(f.unplugs, 1);
+	cr_assert_eq(f.replugs, 0, "the VF is the destination's business now");
+	cr_assert_eq(f.finishes, 1);
+	cr_assert_eq(f.steps, 6, "connect, unplug, pause, transfer, ack, commit");
 }
 
 Test(live, the_destination_refuses)
