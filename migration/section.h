@@ -39,6 +39,12 @@
 struct mig_section_ops {
 	int (*save)(void *opaque, void *fdt);
 	int (*load)(void *opaque, const void *fdt, int node, uint32_t version);
+	/*
+	 * optional: checks the section as soon as the stream brings it, before
+	 * the rest (RAM) is read, and changes nothing; a refusal here stops the
+	 * load early (the machine's configuration: a mismatch is said at once)
+	 */
+	int (*check)(void *opaque, const void *fdt, int node, uint32_t version);
 };
 
 struct mig_section {

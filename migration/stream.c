@@ -692,6 +692,22 @@ static int mig_take_section(struct mig_registry *r, struct mig_loaded *loaded, v
 	rc = mig__section_accepts(r, &r->sections[idx], ver);
 	if (rc)
 		return rc;
+	if (r->sections[idx].ops->check) {
+		const struct mig_section *s = &r->sections[idx];
+
+		mig__clear_field_error();
+		mig__clear_error(r);
+		rc = s->ops->check(s->opaque, fdt, 0, ver);
+		if (rc) {
+			char why[MIG_ERR_MAX];
+
+			snprintf(why, sizeof(why), "%s", mig__field_error()[0] ? mig__field_error() :
+							 r->err[0] ? r->err : strerror(rc > 0 ? EINVAL : -rc));
+			mig__set_error(r, "section '%s' instance %u (version %u): %s", s->name,
+				       s->instance, ver, why);
+			return rc > 0 ? -EINVAL : rc;
+		}
+	}
 	loaded[idx].fdt = fdt;
 	loaded[idx].version = ver;
 	return 0;

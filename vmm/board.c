@@ -1201,6 +1201,7 @@ static int board_machine_load(void *opaque, const void *fdt, int node, uint32_t 
 static const struct mig_section_ops board_machine_ops = {
 	.save = board_machine_save,
 	.load = board_machine_load,
+	.check = board_machine_load, /* it only compares: at once, before the RAM */
 };
 
 /* --- migration, the source side (migration/live.h has the transaction) ---------- */

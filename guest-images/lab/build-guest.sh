@@ -228,6 +228,30 @@ exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/net-test"
 
+cat > "$rfs/etc/lab/fo-lib" <<'LIB'
+# net_failover helpers for the guest commands (failover-test, tick-test).
+# fo_load_vf_drivers: every VF driver the image has, loaded now: a VF the
+# VMM hot-plugs later has no udev to load its driver.
+fo_load_vf_drivers() {
+	for m in $(cut -d' ' -f2 /etc/lab/pci-drivers | sort -u); do
+		[ -d "/sys/module/$m" ] || { while read -r f; do insmod "$f" 2>/dev/null; done < "/etc/lab/mods/$m"; }
+	done
+}
+# fo_primary MASTER: the primary (VF) under net_failover's MASTER, if any;
+# the standby is the virtio NIC (driver virtio_net), the primary any other
+fo_primary() {
+	for l in /sys/class/net/$1/lower_*; do
+		[ -e "$l" ] || continue
+		d=${l##*/lower_}
+		case "$(basename "$(readlink "/sys/class/net/$d/device/driver" 2>/dev/null)")" in
+		virtio_net | "") ;;
+		*) echo "$d"; return 0 ;;
+		esac
+	done
+	return 1
+}
+LIB
+
 cat > "$rfs/etc/lab/cmd/failover-test" <<'CMD'
 #!/bin/sh
 # lab-failover's guest side (tests/lab/test-failover.sh). eth0 is
@@ -251,22 +275,10 @@ for w in $(cat /proc/cmdline); do
 	lab.fo_mode=*) mode=${w#lab.fo_mode=} ;;
 	esac
 done
-for m in $(cut -d' ' -f2 /etc/lab/pci-drivers | sort -u); do
-	[ -d "/sys/module/$m" ] || { while read -r f; do insmod "$f" 2>/dev/null; done < "/etc/lab/mods/$m"; }
-done
+. /etc/lab/fo-lib
+fo_load_vf_drivers
 master=eth0
-primary() {
-	for l in /sys/class/net/$master/lower_*; do
-		[ -e "$l" ] || continue
-		d=${l##*/lower_}
-		# the standby is the virtio NIC (driver virtio_net); the primary any other
-		case "$(basename "$(readlink "/sys/class/net/$d/device/driver" 2>/dev/null)")" in
-		virtio_net | "") ;;
-		*) echo "$d"; return 0 ;;
-		esac
-	done
-	return 1
-}
+primary() { fo_primary "$master"; }
 slaves() { echo "LAB-FO-SLAVES t=$(cut -d' ' -f1 /proc/uptime) $(for l in /sys/class/net/$master/lower_*; do [ -e "$l" ] && d=${l##*/lower_} && echo "$d:$(cat /sys/class/net/$d/operstate):tx=$(cat /sys/class/net/$d/statistics/tx_packets)"; done | tr '\n' ' ')"; }
 i=0
 until p=$(primary); do
@@ -313,17 +325,27 @@ cat > "$rfs/etc/lab/cmd/tick-test" <<'CMD'
 # dropped first (virtio-blk I/O) and pinging lab.server once (virtio-net):
 #   LAB-TICK i ping=ok|lost disk=<md5 of /bin/busybox, 12 digits> up=<uptime>
 # A snapshot taken between two ticks and restored must go on counting.
-n=30
+# lab.fo=1 (lab-migrate-failover): eth0 is net_failover's master; the VF
+# drivers are loaded first and each tick ends with via=IF (the primary VF
+# under eth0) or via=standby (virtio-net alone).
+. /etc/lab/fo-lib
+n=30 fo=0
 for w in $(cat /proc/cmdline); do
-	case "$w" in lab.ticks=*) n=${w#lab.ticks=} ;; esac
+	case "$w" in
+	lab.ticks=*) n=${w#lab.ticks=} ;;
+	lab.fo=1) fo=1 ;;
+	esac
 done
+[ $fo = 1 ] && fo_load_vf_drivers
 i=0
 while [ $i -lt "$n" ]; do
 	i=$((i + 1))
 	echo 3 > /proc/sys/vm/drop_caches
 	sum=$(md5sum /bin/busybox | cut -c1-12)
 	if ping -c 1 -W 2 "$LAB_SERVER" > /dev/null 2>&1; then p=ok; else p=lost; fi
-	echo "LAB-TICK $i ping=$p disk=$sum up=$(cut -d' ' -f1 /proc/uptime)"
+	via=""
+	[ $fo = 1 ] && via=" via=$(fo_primary eth0 || echo standby)"
+	echo "LAB-TICK $i ping=$p disk=$sum up=$(cut -d' ' -f1 /proc/uptime)$via"
 	sleep 1
 done
 exit 0

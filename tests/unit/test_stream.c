@@ -768,3 +768,72 @@ Test(stream, damaged_tree_with_matching_crc_never_crashes)
 	free(trees[0]);
 	free(trees[1]);
 }
+
+/* a section's check runs when the stream brings it: a refusal stops the load before the RAM */
+struct machine {
+	uint32_t vcpus;
+	int checks, loads;
+};
+
+static int machine_save(void *opaque, void *fdt)
+{
+	return mig__put_u32(fdt, "vcpus", ((struct machine *)opaque)->vcpus);
+}
+
+static int machine_check(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	struct machine *m = opaque;
+	uint32_t v;
+	int rc = mig__get_u32(fdt, node, "vcpus", &v);
+
+	m->checks++;
+	if (rc)
+		return rc;
+	return v == m->vcpus ? 0 : -EINVAL;
+}
+
+static int machine_load(void *opaque, const void *fdt, int node, uint32_t version)
+{
+	((struct machine *)opaque)->loads++;
+	return 0;
+}
+
+static const struct mig_section_ops machine_ops = {
+	.save = machine_save, .load = machine_load, .check = machine_check,
+};
+
+Test(stream, a_check_refuses_before_the_ram)
+{
+	struct machine ms = { .vcpus = 4 }, md = { .vcpus = 2 };
+	static uint8_t ram[4096], guest[3 * 4096];
+	struct ram_ctx ctx = { guest, 0 };
+	struct mig_ram_sink sink = { .load = ram_load, .opaque = &ctx };
+	struct mig_writer w;
+	struct mig_reader rd;
+	const uint8_t *buf;
+	size_t len;
+
+	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, &ms), 0);
+	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, &md), 0);
+	mig__writer_init_mem(&w, 0);
+	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, 0)), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, ram, sizeof(ram)), 0);
+	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	buf = mig__writer_data(&w, &len);
+
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), -EINVAL);
+	cr_assert_eq(md.checks, 1);
+	cr_assert_eq(ctx.calls, 0, "no RAM was written after the refusal");
+	cr_assert_eq(md.loads, 0);
+	assert_err("section 'machine' instance 0 (version 1)");
+
+	md.vcpus = 4;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), 0, "%s", mig__error(&dst));
+	cr_assert_eq(md.checks, 2);
+	cr_assert_eq(md.loads, 1);
+	cr_assert_eq(ctx.calls, 1);
+	mig__writer_release(&w);
+}

@@ -1,0 +1,191 @@
+#!/bin/bash
+# Lab test (runs inside L1 via tests/lab/lab.sh, test lab-migrate-failover):
+# the failover dance. A guest with a VF and its virtio-net standby
+# (net_failover) moves between two minivmm processes in L1; the VF cannot
+# move, so the source unplugs it before the pause and the destination plugs
+# its own (docs/migration.md, "Failover VFs"; docs/lab.md).
+#
+# br0 = { the PF, tap0, tap1 } with 10.0.8.1/24 and the PF's MAC: the guest
+# reaches L1 over a VF (igb's internal switch to the PF) or over virtio-net.
+# VF0 is the source's, VF1 the destination's (host resources differ). The
+# guest (lab.cmd=tick-test lab.fo=1) ticks once a second: a disk read, a ping
+# of L1, and via=IF (the VF enslaved under eth0) or via=standby.
+#  1. Once the guest ticks over VF0: a destination with --mem 256M (no VF)
+#     refuses the VM. `ctl migrate` exits 1 naming the reason and "vf0
+#     plugged back": the source had unplugged VF0 (the guest ejected it) and
+#     plugs it back after the refusal; the guest ticks on at the source and
+#     its ticks go via the VF again.
+#  2. A destination with the same options and --vf VF1,failover=on: `ctl
+#     migrate` exits 0 and says vf0 left the guest first; the source exits 0;
+#     the guest ticks on at the destination from the next tick, VF1 is
+#     plugged there (STANDBY was negotiated at the source) and the ticks go
+#     via it; the disk reads the same; the guest's command ends with 0.
+# Both VFs are on one PF here, so VF0 keeps the guest's MAC after the move
+# (on two hosts it would be elsewhere): the test gives VF0 another MAC as
+# soon as the migration returns, as a host would when it frees the VF.
+# Measured: the eject time, the stream's size, the total and paused times,
+# ticks lost, the ticks until the VF carried them again.
+# Environment: MINIVMM_BIN (required).
+set -u
+# shellcheck source=tests/lab/l1-lib.sh
+. "$LAB_LIB"
+
+B=${MINIVMM_BIN:-}
+MAC=52:54:00:1a:00:70
+S=/tmp/lab-mfo-src.sock
+SD=/tmp/lab-mfo-dst.sock
+URI=tcp:127.0.0.1:4445
+MEM=384
+: > "$LAB_RESULTS/results.txt"
+rc=0
+fail() { echo "test-migrate-failover: FAIL: $*"; rc=1; }
+pass() { echo "test-migrate-failover: ok: $*"; }
+
+[ -n "$B" ] && [ -x "$B" ] || { echo "test-migrate-failover: MINIVMM_BIN not set or not executable"; exit 1; }
+[ -c /dev/kvm ] || { echo "test-migrate-failover: no /dev/kvm in L1"; exit 1; }
+pf=$(lab_pf) || exit 1
+img=$(lab_guest_img /tmp/guest.img) || exit 1
+lab_vfs_create "$pf" 2 > /dev/null || exit 1
+vf0=$(lab_vf_pci "$pf" 0)
+vf1=$(lab_vf_pci "$pf" 1)
+lab_vf_bind_vfio "$vf0" > /dev/null || exit 1
+lab_vf_bind_vfio "$vf1" > /dev/null || exit 1
+pfmac=$(cat "/sys/class/net/$pf/address")
+lab_tap_create tap0 > /dev/null || exit 1
+lab_tap_create tap1 > /dev/null || exit 1
+lab_bridge_create br0 "" "$pf" tap0 tap1 > /dev/null || exit 1
+ip link set br0 address "$pfmac"
+ip addr add 10.0.8.1/24 dev br0
+ip link set lo up
+echo "test-migrate-failover: PF $pf and tap0, tap1 in br0 10.0.8.1; VF0 $vf0 (source), VF1 $vf1 (destination)"
+
+CMDLINE="console=ttyS0 root=/dev/vda lab.cmd=tick-test lab.fo=1 lab.ip=10.0.8.2/24 lab.server=10.0.8.1 lab.ticks=80"
+CTL_OUT=/tmp/lab-mfo-ctl.out
+ctl() { "$B" ctl "$@" > "$CTL_OUT" 2>&1; CST=$?; sed 's/^/    | /' "$CTL_OUT"; }
+mkdir -p /tmp/lab-l2
+DST_LOG=/tmp/lab-l2/mfo-destination.log
+REF_LOG=/tmp/lab-l2/mfo-refusing.log
+SRC_LOG=$LAB_RESULTS/l2-mfo-source.log
+ticks_of() { tr -d '\r' < "$1" | grep -E '^LAB-TICK [0-9]+ '; }
+last_tick() { ticks_of "$1" | tail -n1 | cut -d' ' -f2; }
+
+# a destination in the background (pid in dst_pid): LOG MEM_MIB [--vf SPEC]
+start_dst() {
+	local log=$1 mem=$2
+	shift 2
+	"$B" -v --api "$SD" --incoming "$URI" --mem "${mem}M" --cpus 2 --readonly \
+		--net "tap=tap1,mac=$MAC,failover=on" "$@" -c "$CMDLINE" "$img" > "$log" 2>&1 < /dev/null &
+	dst_pid=$!
+	for _ in $(seq 100); do grep -q 'waiting for a migration' "$log" && return 0; sleep 0.1; done
+	fail "the destination is not waiting: $(tail -n3 "$log")"
+}
+
+# phases: 0 boot, 1 refused (waiting for the VF to carry the ticks again), 2 moved
+phase=0 refused_at="" back_at="" last_src=""
+drive() {
+	local t
+	case $phase in
+	0)
+		ticks_of "$LAB_GUEST_LOG" | grep -q ' via=[^s]' || return 0
+		phase=1
+		lab_result mfo_first_vf_tick "$(ticks_of "$LAB_GUEST_LOG" | grep -m1 ' via=[^s]' | cut -d' ' -f2)"
+		# 1. a destination that cannot take the VM
+		start_dst "$REF_LOG" 256
+		ctl "$S" migrate "$URI"
+		if [ $CST = 1 ] && grep -q 'the destination refused the VM: .*256 MiB' "$CTL_OUT" &&
+			grep -q 'vf0 plugged back' "$CTL_OUT"; then
+			pass "a destination with --mem 256M refused the VM; ctl exits 1 and says vf0 is plugged back"
+		else
+			fail "the refused migration: exit $CST, $(tr '\n' ' ' < "$CTL_OUT")"
+		fi
+		wait "$dst_pid"
+		lab_result mfo_refusing_destination_exit $?
+		refused_at=$(last_tick "$LAB_GUEST_LOG")
+		;;
+	1)
+		t=$(last_tick "$LAB_GUEST_LOG")
+		if ticks_of "$LAB_GUEST_LOG" | awk -v a="$refused_at" '$2 > a' | grep -q ' via=[^s]'; then
+			back_at=$(ticks_of "$LAB_GUEST_LOG" | awk -v a="$refused_at" '$2 > a' | grep -m1 ' via=[^s]' | cut -d' ' -f2)
+			pass "after the rollback the guest's ticks go via the VF again (tick $back_at; refused after tick $refused_at)"
+			lab_result mfo_ticks_until_vf_back "$((back_at - refused_at))"
+		elif [ "$t" -lt $((refused_at + 30)) ]; then
+			return 0
+		else
+			fail "30 ticks after the rollback the VF carries no tick: $(ticks_of "$LAB_GUEST_LOG" | tail -n1)"
+		fi
+		# 2. the move
+		phase=2
+		start_dst "$DST_LOG" "$MEM" --vf "$vf1,failover=on"
+		last_src=$(last_tick "$LAB_GUEST_LOG")
+		ctl "$S" migrate "$URI"
+		# both VFs are on this one PF: VF0 must not keep the guest's MAC
+		ip link set "$pf" vf 0 mac 02:00:00:00:0f:01
+		[ $CST = 0 ] && pass "ctl migrate: $(head -n1 "$CTL_OUT")" || fail "ctl migrate (exit $CST)"
+		grep -q "vf0 (VF $vf0) left the guest first (ejected" "$CTL_OUT" &&
+			pass "ctl says vf0 left the guest first" || fail "ctl does not say that vf0 left the guest"
+		lab_result mfo_ctl "\"$(head -n1 "$CTL_OUT")\""
+		lab_result mfo_eject_ms "$(sed -n 's/.*(ejected after \([0-9]*\) ms).*/\1/p' "$CTL_OUT")"
+		lab_result mfo_bytes "$(sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p' "$CTL_OUT")"
+		lab_result mfo_total_ms "$(sed -n 's/.* in \([0-9]*\) ms, .*/\1/p' "$CTL_OUT")"
+		lab_result mfo_paused_ms "$(sed -n 's/.*paused for \([0-9]*\) ms$/\1/p' "$CTL_OUT")"
+		;;
+	esac
+}
+
+LAB_GUEST_HOOK=drive
+LAB_L2_TIMEOUT=400 lab_guest_run source "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+	--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
+LAB_GUEST_HOOK=""
+verdict=$(lab_guest_verdict minivmm "$SRC_LOG")
+[ $phase = 2 ] || fail "the dance never ran (phase $phase): $verdict"
+grep -q 'migration: asked the guest to eject' "$SRC_LOG" && grep -q 'migration rolled back: .* plugged back' "$SRC_LOG" &&
+	pass "the source's log: vf0 ejected for the refused migration, then plugged back" ||
+	fail "the source's log does not show vf0 ejected and plugged back"
+[ "$LAB_GUEST_RC" = 0 ] && grep -q 'migrated (the guest runs on the destination)' "$SRC_LOG" &&
+	pass "the source exited 0: migrated" || fail "the source: exit $LAB_GUEST_RC, $(tail -n2 "$SRC_LOG")"
+crash=$(lab_crash_line "$SRC_LOG")
+[ -z "$crash" ] || fail "the source: $crash"
+grep -q '^LAB-TICK' "$REF_LOG" 2>/dev/null && fail "the refusing destination ran the guest"
+
+if [ $phase = 2 ] && [ -n "${dst_pid:-}" ]; then
+	for _ in $(seq 900); do kill -0 "$dst_pid" 2>/dev/null || break; sleep 0.2; done
+	kill -0 "$dst_pid" 2>/dev/null && { fail "the destination still runs after 180 s"; kill -KILL "$dst_pid"; }
+	wait "$dst_pid"
+	drc=$?
+	ticks=$(ticks_of "$DST_LOG")
+	first=$(echo "$ticks" | head -n1 | cut -d' ' -f2)
+	n=$(echo "$ticks" | grep -c . || true)
+	lost=$(echo "$ticks" | grep -c 'ping=lost' || true)
+	vf_ticks=$(echo "$ticks" | grep -c ' via=[^s]' || true)
+	disk_src=$(ticks_of "$LAB_GUEST_LOG" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
+	bad=$(echo "$ticks" | grep -vc "disk=$disk_src " || true)
+	lab_result mfo_last_tick_source "${last_src:-none}"
+	lab_result mfo_first_tick_destination "${first:-none}"
+	lab_result mfo_ticks_destination "$n"
+	lab_result mfo_vf_ticks_destination "$vf_ticks"
+	lab_result mfo_first_vf_tick_destination "$(echo "$ticks" | grep -m1 ' via=[^s]' | cut -d' ' -f2)"
+	lab_result mfo_pings_lost_destination "$lost"
+	[ -n "$first" ] && [ -n "$last_src" ] && [ "$first" -gt "$last_src" ] && [ "$first" -le $((last_src + 2)) ] &&
+		pass "the guest went on at tick $first on the destination (the source's last before the move: $last_src)" ||
+		fail "the destination's first tick is ${first:-none}; the source's last before the move was ${last_src:-none}"
+	grep -q 'Linux version\|LAB-GUEST-READY' "$DST_LOG" && fail "the destination booted the guest again"
+	grep -q "plugged: net0's driver negotiated STANDBY" "$DST_LOG" &&
+		pass "the destination plugged VF1 (STANDBY was negotiated at the source)" ||
+		fail "the destination never plugged VF1"
+	[ "$vf_ticks" -ge 1 ] && pass "$vf_ticks ticks on the destination went via VF1" ||
+		fail "no tick on the destination went via a VF"
+	[ "$n" -ge 10 ] && [ "$lost" -le 2 ] && pass "$n ticks on the destination, $lost pings lost" ||
+		fail "$n ticks on the destination, $lost pings lost"
+	[ -n "$disk_src" ] && [ "$bad" = 0 ] && pass "the disk reads the same on the destination" ||
+		fail "disk checksums on the destination differ from $disk_src ($bad ticks)"
+	grep -q 'LAB-GUEST-RC=0' "$DST_LOG" && [ "$drc" = 0 ] &&
+		pass "the guest's command ended with status 0 on the destination, which exited 0" ||
+		fail "the destination: exit $drc, $(tr -d '\r' < "$DST_LOG" | grep -m1 'LAB-GUEST-RC')"
+	crash=$(lab_crash_line "$DST_LOG")
+	[ -z "$crash" ] || fail "the destination: $crash"
+fi
+
+cp "$DST_LOG" "$LAB_RESULTS/l2-mfo-destination.log" 2>/dev/null
+cp "$REF_LOG" "$LAB_RESULTS/l2-mfo-refusing.log" 2>/dev/null
+[ $rc = 0 ] && echo "test-migrate-failover: PASS" || echo "test-migrate-failover: FAILED"
+exit $rc
