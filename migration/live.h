@@ -46,6 +46,7 @@
 #define MIG_ACK_LOADED "MVMM-LOADED"
 #define MIG_ACK_REFUSED "MVMM-REFUSED"
 #define MIG_ACK_GO "MVMM-GO"
+#define MIG_ACK_PLAN_OK "MVMM-PLAN-OK" /* a plan (migrate --plan) passed the destination's checks */
 #define MIG_ACK_MAX 512
 
 enum mig_live_state {

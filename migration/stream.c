@@ -194,18 +194,23 @@ int mig__read_all(struct mig_reader *r, void *buf, size_t len)
 
 /* ---- saving ---- */
 
-int mig__stream_write_header(struct mig_registry *r, struct mig_writer *w)
+static int mig_write_header(struct mig_registry *r, struct mig_writer *w, uint32_t flags)
 {
 	uint8_t h[MIG_HEADER_SIZE];
 	int rc;
 
 	memcpy(h, MIG_MAGIC, 8);
 	mig_le32(h + 8, MIG_FORMAT_VERSION);
-	mig_le32(h + 12, 0);
+	mig_le32(h + 12, flags);
 	rc = mig__write_all(w, h, sizeof(h));
 	if (rc)
 		mig__set_error(r, "writing the stream header: %s", strerror(-rc));
 	return rc;
+}
+
+int mig__stream_write_header(struct mig_registry *r, struct mig_writer *w)
+{
+	return mig_write_header(r, w, 0);
 }
 
 static uint64_t mig_record_cap(uint32_t type)
@@ -413,6 +418,25 @@ int mig__stream_save(struct mig_registry *r, struct mig_writer *w)
 	if (rc)
 		return rc;
 	mig_for_each_section(r, s) {
+		rc = mig__stream_write_section(r, w, s);
+		if (rc)
+			return rc;
+	}
+	return mig__stream_write_end(r, w);
+}
+
+int mig__stream_save_plan(struct mig_registry *r, struct mig_writer *w)
+{
+	const struct mig_section *s;
+	int rc;
+
+	mig__clear_error(r);
+	rc = mig_write_header(r, w, MIG_F_PLAN);
+	if (rc)
+		return rc;
+	mig_for_each_section(r, s) {
+		if (!s->ops->check)
+			continue;
 		rc = mig__stream_write_section(r, w, s);
 		if (rc)
 			return rc;
@@ -637,7 +661,7 @@ static int mig_read_error(struct mig_registry *r, int rc, const char *what, uint
 	return rc;
 }
 
-static int mig_read_header(struct mig_registry *r, struct mig_reader *rd)
+static int mig_read_header(struct mig_registry *r, struct mig_reader *rd, uint32_t *flags_out)
 {
 	uint8_t h[MIG_HEADER_SIZE];
 	uint32_t ver, flags;
@@ -656,10 +680,11 @@ static int mig_read_header(struct mig_registry *r, struct mig_reader *rd)
 			       ver, MIG_FORMAT_VERSION);
 		return -EINVAL;
 	}
-	if (flags) {
+	if (flags & ~MIG_F_PLAN) {
 		mig__set_error(r, "stream header has unknown flags 0x%x", flags);
 		return -EINVAL;
 	}
+	*flags_out = flags;
 	return 0;
 }
 
@@ -787,7 +812,14 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 
 int mig__stream_load(struct mig_registry *r, struct mig_reader *rd, const struct mig_ram_sink *ram)
 {
+	return mig__stream_load_or_plan(r, rd, ram, NULL);
+}
+
+int mig__stream_load_or_plan(struct mig_registry *r, struct mig_reader *rd,
+			     const struct mig_ram_sink *ram, bool *plan)
+{
 	struct mig_loaded *loaded;
+	uint32_t flags = 0;
 	size_t i;
 	int rc;
 
@@ -797,9 +829,22 @@ int mig__stream_load(struct mig_registry *r, struct mig_reader *rd, const struct
 		mig__set_error(r, "out of memory");
 		return -ENOMEM;
 	}
-	rc = mig_read_header(r, rd);
+	if (plan)
+		*plan = false;
+	rc = mig_read_header(r, rd, &flags);
 	if (rc)
 		goto out;
+	if (flags & MIG_F_PLAN) {
+		if (!plan) {
+			mig__set_error(r, "a plan stream (migrate --plan): it holds no VM");
+			rc = -EINVAL;
+			goto out;
+		}
+		/* the checks run as each section comes; no RAM, nothing applied */
+		*plan = true;
+		rc = mig_read_records(r, rd, NULL, loaded);
+		goto out;
+	}
 	rc = mig_read_records(r, rd, ram, loaded);
 	if (rc)
 		goto out;

@@ -27,6 +27,7 @@
 #ifndef MINIVMM_MIGRATION_STREAM_H
 #define MINIVMM_MIGRATION_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@
 #define MIG_MAGIC "MVMMSTRM"
 #define MIG_FORMAT_VERSION 1u
 #define MIG_HEADER_SIZE 16
+/*
+ * Header flag: a plan stream (`migrate --plan`): only the sections that
+ * have a check op, no RAM. The reader runs their checks, loads nothing and
+ * requires no other section (mig__stream_load_or_plan).
+ */
+#define MIG_F_PLAN 0x1u
 #define MIG_RECORD_HEADER_SIZE 16
 #define MIG_SECTION_MAX (64u << 20)    /* one section's tree */
 #define MIG_RAM_RECORD_MAX (64u << 20) /* one RAM record's payload, address included */
@@ -103,6 +110,9 @@ int mig__stream_write_end(struct mig_registry *r, struct mig_writer *w)
 /* header, every registered section in registration order, end */
 int mig__stream_save(struct mig_registry *r, struct mig_writer *w)
 	__attribute__((warn_unused_result));
+/* a plan stream: header with MIG_F_PLAN, the sections that have a check op, end */
+int mig__stream_save_plan(struct mig_registry *r, struct mig_writer *w)
+	__attribute__((warn_unused_result));
 
 /*
  * Builds the tree of one section (what write_section writes) into a malloc'd
@@ -128,6 +138,15 @@ struct mig_ram_sink {
  * error; mig__error(r) says which section and why.
  */
 int mig__stream_load(struct mig_registry *r, struct mig_reader *rd, const struct mig_ram_sink *ram)
+	__attribute__((warn_unused_result));
+/*
+ * The same, and a plan stream (MIG_F_PLAN) is accepted too: its sections'
+ * checks run and nothing is loaded. *plan says which kind the header named
+ * (set before the checks: a refused plan is still a plan).
+ * mig__stream_load refuses plan streams (a plan holds no VM).
+ */
+int mig__stream_load_or_plan(struct mig_registry *r, struct mig_reader *rd,
+			     const struct mig_ram_sink *ram, bool *plan)
 	__attribute__((warn_unused_result));
 
 /*

@@ -1126,17 +1126,16 @@ static int board_devlist_fn(struct vmm_device *d, void *opaque)
 	struct board_failover *fo = board_fo_find(l->b, d->id);
 	size_t len = strlen(l->buf);
 
-	/* a failover VF off the bus is this host's resource, not the guest's */
-	if (fo && !fo->plugged)
+	/* a failover VF is this host's resource: it never travels (the dance) */
+	if (fo)
 		return 0;
 	snprintf(l->buf + len, 1024 - len, "%s%s:%s", len ? "," : "", d->id, d->kind);
 	return 0;
 }
 
 /*
- * "id:kind,..." of every device the guest has, in list order: a failover
- * VF waiting for STANDBY is left out (the source unplugs its own before
- * saving; the destination's waits to be plugged).
+ * "id:kind,..." of every device, in list order, failover VFs left out: the
+ * source unplugs its own before saving, the destination plugs its own.
  */
 static void board_devlist(struct board *b, char buf[1024])
 {
@@ -1227,6 +1226,7 @@ struct board_migration {
 	unsigned int unplug_timeout_ms;
 	struct board_mig_vf vfs[BOARD_MAX_FAILOVER];
 	unsigned int nr_vfs;
+	json_t *plan;              /* --plan's reply being built */
 	struct snapshot_stats st;
 	struct timespec t0, t_unplugged, t_paused, t_sent;
 };
@@ -1658,6 +1658,95 @@ static double board_ms_between(const struct timespec *a, const struct timespec *
 	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* --plan: how each device would move; nothing changes */
+static int board_plan_fn(struct vmm_device *d, void *opaque)
+{
+	struct board_migration *m = opaque;
+	struct board *b = m->b;
+	json_t *list = json_object_get(m->plan, "devices"), *o;
+	struct vfio_pci *vf = vfio_pci__from_device(d);
+	struct board_failover *fo = board_fo_find(b, d->id);
+	char how[320];
+	const char *verb;
+
+	if (vf && fo) {
+		verb = "unplug";
+		snprintf(how, sizeof(how), "failover VF %s: %s here (its traffic moves to %s), the "
+			 "destination plugs its own VF paired with %s", vfio_pci__bdf(vf),
+			 fo->plugged ? "the guest ejects it" : "released (not plugged yet)", fo->net_id,
+			 fo->net_id);
+	} else if (vf) {
+		verb = "refused";
+		snprintf(how, sizeof(how), "VF %s has no virtio-net standby: its state stays in the "
+			 "hardware (pair it: --vf BDF,failover=on)", vfio_pci__bdf(vf));
+	} else if (d->state_section) {
+		verb = "state";
+		snprintf(how, sizeof(how), "state in the stream (section %s %u)", d->state_section,
+			 d->state_instance);
+	} else if (d->stateless) {
+		verb = "rebuilt";
+		snprintf(how, sizeof(how), "no state: the destination's own");
+	} else {
+		verb = "refused";
+		snprintf(how, sizeof(how), "cannot save its state");
+	}
+	if (!strcmp(verb, "refused"))
+		json_object_set_new(m->plan, "feasible", json_false());
+	o = json_pack("{s:s,s:s,s:s,s:s}", "id", d->id, "kind", d->kind, "move", verb, "how", how);
+	return o ? json_array_append_new(list, o) : -ENOMEM;
+}
+
+static int board_migrate_plan(struct board_migration *m, const char *uri, json_t **ret)
+{
+	struct board *b = m->b;
+	char err[512], ack[MIG_ACK_MAX];
+	json_t *dst;
+	int fd, rc;
+
+	m->plan = json_pack("{s:s,s:b,s:[],s:{s:i,s:s}}", "uri", uri, "feasible", 1, "devices",
+			    "vcpus", "count", (int)b->vm.nr_vcpus, "how",
+			    "state in the stream (sections cpu, kvm-vm)");
+	if (!m->plan)
+		return -ENOMEM;
+	rc = device__for_each(&b->vm.devices, board_plan_fn, m);
+	if (rc) {
+		json_decref(m->plan);
+		return rc < 0 ? rc : -EIO;
+	}
+	/* the destination checks this VM's configuration, and waits on */
+	fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, sizeof(err));
+	if (fd >= 0) {
+		rc = snapshot__save_plan(&b->vm, fd, err, sizeof(err));
+		if (!rc) {
+			rc = migrate__read_ack(fd, BOARD_MIGRATE_CONNECT_MS, ack, sizeof(ack));
+			if (rc)
+				snprintf(err, sizeof(err), "no answer: %s", strerror(-rc));
+		}
+		close(fd);
+	} else {
+		rc = fd;
+	}
+	if (rc) {
+		dst = json_pack("{s:b,s:s}", "accepts", 0, "reason", err);
+	} else if (!strcmp(ack, MIG_ACK_PLAN_OK)) {
+		dst = json_pack("{s:b,s:s}", "accepts", 1, "reason",
+				"memory, vCPUs and devices match");
+	} else {
+		const char *why = ack;
+
+		if (!strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
+			why = ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' ');
+		dst = json_pack("{s:b,s:s}", "accepts", 0, "reason", why);
+	}
+	if (!json_is_true(json_object_get(dst, "accepts")))
+		json_object_set_new(m->plan, "feasible", json_false());
+	json_object_set_new(m->plan, "destination", dst);
+	log_info(BOARD_LOG, "migration plan for %s: %s", uri,
+		 json_is_true(json_object_get(m->plan, "feasible")) ? "feasible" : "not feasible");
+	*ret = m->plan;
+	return 0;
+}
+
 static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
@@ -1668,17 +1757,21 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	int rc;
 
 	json_int_t unplug_ms = BOARD_UNPLUG_TIMEOUT_MS;
+	int plan = 0;
 
-	if (json_unpack(args, "{s:s,s?I}", "uri", &uri, "unplug_timeout_ms", &unplug_ms) ||
-	    unplug_ms < 1 || unplug_ms > 600000) {
+	if (json_unpack(args, "{s:s,s?I,s?b}", "uri", &uri, "unplug_timeout_ms", &unplug_ms,
+			"plan", &plan) || unplug_ms < 1 || unplug_ms > 600000) {
 		snprintf(err, errlen, "args: {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\", "
-			 "\"unplug_timeout_ms\": 1..600000 (default %d)}", BOARD_UNPLUG_TIMEOUT_MS);
+			 "\"unplug_timeout_ms\": 1..600000 (default %d), \"plan\": BOOL}",
+			 BOARD_UNPLUG_TIMEOUT_MS);
 		return -EINVAL;
 	}
 	m.unplug_timeout_ms = (unsigned int)unplug_ms;
 	rc = mig__parse_uri(uri, &m.uri, err, errlen);
 	if (rc)
 		return -EINVAL;
+	if (plan)
+		return board_migrate_plan(&m, uri, ret);
 	if (b->op) {
 		board_busy(b, err, errlen);
 		return -EBUSY;
@@ -1921,13 +2014,29 @@ static int board_incoming(struct board *b)
 	if (ret)
 		return ret;
 	log_info(BOARD_LOG, "waiting for a migration on %s", b->opts->incoming);
-	fd = migrate__accept(&u, BOARD_INCOMING_WAIT_MS, err, sizeof(err));
-	if (fd < 0) {
-		log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
-		return fd;
+	for (;;) {
+		bool plan = false;
+
+		fd = migrate__accept(&u, BOARD_INCOMING_WAIT_MS, err, sizeof(err));
+		if (fd < 0) {
+			log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
+			return fd;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ret = snapshot__load_or_plan(&b->vm, fd, &plan, err, sizeof(err));
+		if (!plan)
+			break;
+		/* a source's dry run: answered, and this VMM waits on for the real one */
+		if (ret)
+			snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
+		else
+			snprintf(ack, sizeof(ack), "%s", MIG_ACK_PLAN_OK);
+		log_info(BOARD_LOG, "--incoming: a migration plan %s%s; waiting on", ret ? "refused: " :
+			 "would be accepted", ret ? err : "");
+		if (!migrate__write_ack(fd, ack) && ret)
+			migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
+		close(fd);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = snapshot__load(&b->vm, fd, err, sizeof(err));
 	if (ret) {
 		log_err(BOARD_LOG, "--incoming: refused: %s", err);
 		snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);

@@ -36,7 +36,9 @@ static void ctl_usage(FILE *f)
 		"  device-del ID [--timeout S]\n"
 		"                      ask the guest to eject ID and release it once it did; fails\n"
 		"                      after S seconds (default 10) and the device stays\n"
-		"  migrate URI         move the VM to a minivmm waiting with --incoming URI\n"
+		"  migrate URI [--plan]  move the VM to a minivmm waiting with --incoming URI;\n"
+		"                      --plan: how each device would move and whether the\n"
+		"                      destination accepts the VM; nothing changes\n"
 		"                      (tcp:HOST:PORT or unix:PATH); any failure leaves it here\n"
 		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
 		"                      with the same options starts it again\n"
@@ -98,6 +100,29 @@ static int ctl_send(int fd, json_t *req)
 	}
 	free(s);
 	return 0;
+}
+
+/* migrate --plan's reply as a table; nonzero when the migration would fail */
+static int ctl_print_plan(json_t *rv)
+{
+	json_t *d, *dst = json_object_get(rv, "destination");
+	bool ok = json_is_true(json_object_get(rv, "feasible"));
+	size_t i;
+
+	printf("migration plan to %s: %s\n", json_string_value(json_object_get(rv, "uri")) ?: "?",
+	       ok ? "feasible" : "NOT feasible");
+	json_array_foreach(json_object_get(rv, "devices"), i, d)
+		printf("  %-10s %-16s %-8s %s\n", json_string_value(json_object_get(d, "id")) ?: "?",
+		       json_string_value(json_object_get(d, "kind")) ?: "?",
+		       json_string_value(json_object_get(d, "move")) ?: "?",
+		       json_string_value(json_object_get(d, "how")) ?: "");
+	d = json_object_get(rv, "vcpus");
+	printf("  %-10s %-16s %-8s %s\n", "vCPUs", "cpu", "state",
+	       json_string_value(json_object_get(d, "how")) ?: "");
+	printf("  destination: %s: %s\n",
+	       json_is_true(json_object_get(dst, "accepts")) ? "accepts" : "refuses",
+	       json_string_value(json_object_get(dst, "reason")) ?: "?");
+	return ok ? 0 : 1;
 }
 
 /* reads one line (a JSON value) within timeout_ms (-1: no limit) */
@@ -244,6 +269,7 @@ int ctl__main(int argc, char **argv)
 	bool raw = false;
 	long events = -1;
 	int timeout_ms = 30000, c, fd, err = 0, ret = CTL_REFUSED;
+	bool plan = false;
 	json_t *req, *reply, *args = NULL;
 	char *end;
 
@@ -291,11 +317,13 @@ int ctl__main(int argc, char **argv)
 		}
 		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
 	} else if (!strcmp(cmd, "migrate")) {
-		if (argc - optind != 3) {
-			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH\n");
+		if ((argc - optind != 3 && argc - optind != 4) ||
+		    (argc - optind == 4 && strcmp(argv[optind + 3], "--plan"))) {
+			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH [--plan]\n");
 			return CTL_USAGE;
 		}
-		args = json_pack("{s:s}", "uri", argv[optind + 2]);
+		plan = argc - optind == 4;
+		args = json_pack("{s:s,s:b}", "uri", argv[optind + 2], "plan", plan);
 		if (timeout_ms < 600000)
 			timeout_ms = 600000;
 	} else if (!strcmp(cmd, "snapshot")) {
@@ -424,6 +452,13 @@ int ctl__main(int argc, char **argv)
 				printf(" (until %s's driver negotiates STANDBY)",
 				       json_string_value(json_object_get(json_object_get(rv, "failover"), "standby")) ?: "?");
 			printf("\n");
+		} else if (!strcmp(cmd, "migrate") && plan) {
+			if (ctl_print_plan(rv))
+				ret = CTL_REFUSED;
+			else
+				ret = 0;
+			json_decref(reply);
+			goto out;
 		} else if (!strcmp(cmd, "migrate")) {
 			json_t *v;
 			size_t i;

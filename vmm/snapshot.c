@@ -178,7 +178,27 @@ static int snap_ram_load(void *opaque, uint64_t gpa, const void *data, size_t le
 	return 0;
 }
 
+int snapshot__save_plan(struct vm *vm, int fd, char *err, size_t errlen)
+{
+	struct mig_writer w;
+	int ret;
+
+	err[0] = 0;
+	mig__writer_init_fd(&w, fd);
+	ret = mig__stream_save_plan(&vm->mig, &w);
+	if (ret)
+		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
+					    strerror(-ret));
+	mig__writer_release(&w);
+	return ret;
+}
+
 int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen)
+{
+	return snapshot__load_or_plan(vm, fd, NULL, err, errlen);
+}
+
+int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
 {
 	struct mig_ram_sink sink = { .load = snap_ram_load, .opaque = vm };
 	struct mig_reader r;
@@ -187,7 +207,7 @@ int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen)
 	err[0] = 0;
 	mig__reader_init_fd(&r, fd);
 	mig__clear_error(&vm->mig);
-	ret = mig__stream_load(&vm->mig, &r, &sink);
+	ret = mig__stream_load_or_plan(&vm->mig, &r, &sink, plan);
 	if (ret)
 		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
 					    ret == -ERANGE ? "RAM outside this VM's memory" :

@@ -49,6 +49,14 @@ int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, 
 	__must_check;
 /* 0, or -errno with the reason in err */
 int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen) __must_check;
+/*
+ * A plan (migrate --plan): the sections that check the destination (the
+ * machine's configuration), no RAM, written without pausing anything.
+ */
+int snapshot__save_plan(struct vm *vm, int fd, char *err, size_t errlen) __must_check;
+/* snapshot__load, and a plan is checked (nothing loaded) with *plan set */
+int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
+	__must_check;
 
 /* true when the 4 KiB page at p is all zero (pure) */
 bool snapshot__page_is_zero(const void *p);

@@ -9,6 +9,8 @@
 #  - a destination with another memory size refuses the VM: ctl exits 1 with
 #    the destination's reason, and the guest keeps running on the source
 #    (it counts on and passes there);
+#  - migrate --plan (a dry run) first, each time: not feasible (the refusing
+#    destination's reason) or feasible; the destination waits on after it;
 #  - nobody listening: ctl exits 1 (failed while connecting), the guest runs on;
 #  - a bad address: ctl exits 1 (invalid-args).
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +42,14 @@ start_dst() { # extra options
 # --- a refusal: the guest stays on the source ------------------------------------
 start_src
 start_dst --kernel "$TINY_COUNTER" --testdev --mem 32M --cpus 1
+# the dry run first: each device's move, the destination's refusal; it waits on
+ctl "$S" migrate "unix:$M" --plan
+[ $CST = 1 ] && grep -q '^migration plan to unix:.*: NOT feasible$' "$WORK/ctl.out" &&
+	grep -Eq '^  destination: refuses: .*64 MiB of memory, this one 32 MiB' "$WORK/ctl.out" &&
+	grep -Eq '^  ttyS0 +serial +state +state in the stream \(section serial 0\)$' "$WORK/ctl.out" ||
+	fail "migrate --plan to a smaller destination: exit $CST: $(cat "$WORK/ctl.out")"
+grep -q 'a migration plan refused: ' "$DST" || fail "the destination does not log the plan's refusal"
+kill -0 $dst 2>/dev/null || fail "the destination stopped after a plan"
 ctl "$S" migrate "unix:$M"
 [ $CST = 1 ] && grep -Eq 'rolled back while (awaiting the destination|transferring): the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
 	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
@@ -70,6 +80,16 @@ no_crash "$SRC"
 # --- the move ---------------------------------------------------------------------------
 start_src
 start_dst "${ARGS[@]}"
+# the dry run: feasible, the guest runs on, the destination waits on for the real one
+ctl "$S" migrate "unix:$M" --plan
+[ $CST = 0 ] && grep -q '^migration plan to unix:.*: feasible$' "$WORK/ctl.out" &&
+	grep -q '^  destination: accepts: memory, vCPUs and devices match$' "$WORK/ctl.out" ||
+	fail "migrate --plan: exit $CST: $(cat "$WORK/ctl.out")"
+grep -q 'a migration plan would be accepted; waiting on' "$DST" || fail "the destination does not log the plan"
+ctl "$S" status
+grep -qx 'state: running' "$WORK/ctl.out" || fail "the source is not running after a plan: $(cat "$WORK/ctl.out")"
+ctl "$S" migrate "unix:$M" --plan --bogus
+[ $CST = 2 ] || fail "migrate with a bad flag: exit $CST"
 ctl "$S" migrate "unix:$M"
 [ $CST = 0 ] && grep -Eq '^migrated to unix:.*: [0-9]+ bytes \([0-9]+ bytes of RAM\) in [0-9]+ ms, the guest paused for [0-9]+ ms$' "$WORK/ctl.out" ||
 	fail "ctl migrate: exit $CST: $(cat "$WORK/ctl.out")"

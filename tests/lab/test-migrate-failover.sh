@@ -16,7 +16,8 @@
 #     plugs it back after the refusal; the guest ticks on at the source and
 #     its ticks go via the VF again.
 #  2. A destination with the same options and --vf VF1,failover=on: `ctl
-#     migrate` exits 0 and says vf0 left the guest first; the source exits 0;
+#     migrate --plan` says vf0 would be unplugged and the destination
+#     accepts; then `ctl migrate` exits 0 and says vf0 left the guest first; the source exits 0;
 #     the guest ticks on at the destination from the next tick, VF1 is
 #     plugged there (STANDBY was negotiated at the source) and the ticks go
 #     via it; the disk reads the same; the guest's command ends with 0.
@@ -116,6 +117,12 @@ drive() {
 		# 2. the move
 		phase=2
 		start_dst "$DST_LOG" "$MEM" --vf "$vf1,failover=on"
+		# the dry run: vf0 would be unplugged, the destination accepts, nothing changes
+		ctl "$S" migrate "$URI" --plan
+		[ $CST = 0 ] && grep -Eq "^  vf0 +vfio-pci +unplug +failover VF $vf0: the guest ejects it" "$CTL_OUT" &&
+			grep -q '^  destination: accepts' "$CTL_OUT" &&
+			pass "migrate --plan: vf0 would be unplugged, the destination (its own VF waiting) accepts" ||
+			fail "migrate --plan: exit $CST"
 		last_src=$(last_tick "$LAB_GUEST_LOG")
 		ctl "$S" migrate "$URI"
 		# both VFs are on this one PF: VF0 must not keep the guest's MAC

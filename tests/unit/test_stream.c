@@ -654,9 +654,12 @@ Test(stream, bad_headers_and_records)
 	cr_assert_eq(load_mem(s, 32), -EINVAL);
 	assert_err("format version 2 is not supported");
 	s[8] = 1;
-	s[12] = 1;
+	s[12] = 2;
 	cr_assert_eq(load_mem(s, 32), -EINVAL);
 	assert_err("unknown flags");
+	s[12] = MIG_F_PLAN; /* known, but a plan is not a VM */
+	cr_assert_eq(load_mem(s, 32), -EINVAL);
+	assert_err("a plan stream");
 	s[12] = 0;
 
 	/* header + end only: every registered section is missing */
@@ -835,5 +838,56 @@ Test(stream, a_check_refuses_before_the_ram)
 	cr_assert_eq(md.checks, 2);
 	cr_assert_eq(md.loads, 1);
 	cr_assert_eq(ctx.calls, 1);
+	mig__writer_release(&w);
+}
+
+/* migrate --plan: only the checking sections travel; the reader checks and loads nothing */
+Test(stream, a_plan_is_checked_never_loaded)
+{
+	struct machine ms = { .vcpus = 4 }, md = { .vcpus = 4 };
+	struct mig_writer w;
+	struct mig_reader rd;
+	const uint8_t *buf;
+	size_t len;
+	bool plan = false;
+
+	reg_both(1, 1, 1); /* sections without a check op: not in a plan */
+	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, &ms), 0);
+	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, &md), 0);
+	mig__writer_init_mem(&w, 0);
+	cr_assert_eq(mig__stream_save_plan(&src, &w), 0, "%s", mig__error(&src));
+	buf = mig__writer_data(&w, &len);
+
+	/* a plan holds no VM: a plain load (a snapshot file) refuses it */
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, NULL), -EINVAL);
+	assert_err("a plan stream");
+	cr_assert_eq(md.checks, 0);
+
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load_or_plan(&dst, &rd, NULL, &plan), 0, "%s", mig__error(&dst));
+	cr_assert(plan);
+	cr_assert_eq(md.checks, 1);
+	cr_assert_eq(md.loads, 0, "a plan loads nothing");
+	cr_assert_eq(dst_nic.loads, 0, "and needs no other section");
+	assert_untouched();
+
+	md.vcpus = 2;
+	plan = false;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load_or_plan(&dst, &rd, NULL, &plan), -EINVAL);
+	cr_assert(plan, "a refused plan is still a plan");
+	mig__writer_release(&w);
+
+	/* a full stream through load_or_plan: plan stays false */
+	mig__writer_init_mem(&w, 0);
+	cr_assert_eq(mig__stream_save(&src, &w), 0, "%s", mig__error(&src));
+	buf = mig__writer_data(&w, &len);
+	md.vcpus = 4;
+	plan = true;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load_or_plan(&dst, &rd, NULL, &plan), 0, "%s", mig__error(&dst));
+	cr_assert(!plan);
+	cr_assert_eq(md.loads, 1);
 	mig__writer_release(&w);
 }
