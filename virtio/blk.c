@@ -120,6 +120,7 @@ static void blk_complete(struct virtio_blk *b, uint16_t head, uint8_t *status, u
 	int ret;
 
 	*status = s;
+	mem__mark_dirty_hva(b->vd.vq[0].mem, status, 1);
 	if (s != VIRTIO_BLK_S_OK)
 		b->errors++;
 	ret = virtq__push(&b->vd.vq[0], head, written);
@@ -128,6 +129,15 @@ static void blk_complete(struct virtio_blk *b, uint16_t head, uint8_t *status, u
 }
 
 static void blk_process(struct virtio_blk *b);
+
+/* the request's data buffers were written (a read landed, an id was copied) */
+static void blk_mark_iov(struct virtio_blk *b, const struct blk_req *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nr_iov; i++)
+		mem__mark_dirty_hva(b->vd.vq[0].mem, r->iov[i].iov_base, r->iov[i].iov_len);
+}
 
 /* event loop thread */
 static void blk_io_done(void *opaque, int res)
@@ -138,6 +148,9 @@ static void blk_io_done(void *opaque, int res)
 
 	pthread_mutex_lock(&b->vd.lock);
 	b->inflight--;
+	/* the kernel wrote guest memory, even for a device reset meanwhile */
+	if (r->type == VIRTIO_BLK_T_IN)
+		blk_mark_iov(b, r);
 	if (r->gen != b->generation || !b->vd.vq[0].ready)
 		goto out; /* the device was reset meanwhile */
 	if (res < 0 || (uint64_t)res != r->expect) {
@@ -221,6 +234,7 @@ static int blk_handle(struct virtio_blk *b, const struct virtq_chain *c, bool *p
 	if (type == VIRTIO_BLK_T_GET_ID) {
 		n = (uint32_t)virtq__buf_to_iov(r->iov, r->nr_iov, 0, b->serial,
 						MIN(data_len, (uint32_t)sizeof(b->serial)));
+		blk_mark_iov(b, r);
 		blk_complete(b, c->head, status, VIRTIO_BLK_S_OK, n + 1);
 		goto done_sync;
 	}

@@ -51,6 +51,12 @@ static uint64_t virtq_desc_bytes(uint16_t size) { return 16ULL * size; }
 static uint64_t virtq_avail_bytes(uint16_t size) { return 6ULL + 2ULL * size; }
 static uint64_t virtq_used_bytes(uint16_t size) { return 6ULL + 8ULL * size; }
 
+/* the used ring changed: a migration's pre-copy must send its page again */
+static void virtq_used_written(const struct virtq *q)
+{
+	mem__mark_dirty(q->mem, q->used_gpa, virtq_used_bytes(q->size));
+}
+
 static int virtq_map(const struct virtq *q, struct virtq_rings *r)
 {
 	r->desc = mem__gpa_to_hva(q->mem, q->desc_gpa, virtq_desc_bytes(q->size));
@@ -256,6 +262,7 @@ int virtq__pop(struct virtq *q, struct virtq_chain *c)
 		 * the driver may have added one before it saw avail_event.
 		 */
 		virtq_store16(&r.used[2 + 4 * q->size], q->last_avail_idx);
+		virtq_used_written(q);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = virtq_load16_acquire(&r.avail[1]);
 		pending = (uint16_t)(avail_idx - q->last_avail_idx);
@@ -272,8 +279,10 @@ int virtq__pop(struct virtq *q, struct virtq_chain *c)
 	if (ret)
 		return ret;
 	q->last_avail_idx++;
-	if (q->event_idx)
+	if (q->event_idx) {
 		virtq_store16(&r.used[2 + 4 * q->size], q->last_avail_idx);
+		virtq_used_written(q);
+	}
 	return 1;
 }
 
@@ -300,7 +309,20 @@ int virtq__push(struct virtq *q, uint16_t head, uint32_t written)
 	__atomic_store_n(&elem->len, htole32(written), __ATOMIC_RELAXED);
 	q->used_idx++;
 	virtq_store16_release(&r.used[1], q->used_idx);
+	virtq_used_written(q);
 	return 0;
+}
+
+void virtq__mark_written(const struct virtq *q, const struct virtq_chain *c, size_t len)
+{
+	unsigned int i;
+
+	for (i = c->nr_out; i < c->nr_out + c->nr_in && len; i++) {
+		size_t n = MIN(len, c->iov[i].iov_len);
+
+		mem__mark_dirty_hva(q->mem, c->iov[i].iov_base, n);
+		len -= n;
+	}
 }
 
 /* virtio 1.1 section 2.6.7.2: true if event_idx lies in (old, new] */

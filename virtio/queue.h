@@ -46,6 +46,11 @@ int virtq__enable(struct virtq *q) __must_check;
 
 /* 1: a chain was popped into c; 0: no buffers; -EIO/-EFAULT: the ring is broken */
 int virtq__pop(struct virtq *q, struct virtq_chain *c) __must_check;
+/*
+ * the device wrote the first len bytes of c's writable buffers: marked dirty
+ * for a migration's pre-copy (mem__mark_dirty); call it before pushing c
+ */
+void virtq__mark_written(const struct virtq *q, const struct virtq_chain *c, size_t len);
 /* put back the last popped chain (no room to process it now) */
 void virtq__unpop(struct virtq *q);
 /* return a chain to the driver with `written` bytes written into its in-buffers */

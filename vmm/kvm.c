@@ -73,6 +73,74 @@ int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, 
 	return sys__ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
+static int kvm_ram_slots_flags(struct vm *vm, uint32_t flags)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region k = {
+			.slot = r->slot,
+			.flags = flags,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+
+		if (vm->vm_fd < 0)
+			continue;
+		ret = sys__ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &k);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int kvm__dirty_log_start(struct vm *vm)
+{
+	int ret = mem__dirty_start(&vm->mem);
+
+	if (ret)
+		return ret;
+	ret = kvm_ram_slots_flags(vm, KVM_MEM_LOG_DIRTY_PAGES);
+	if (ret) {
+		log_err(KVM_LOG, "cannot turn KVM's dirty log on: %s", strerror(-ret));
+		kvm__dirty_log_stop(vm);
+	}
+	return ret;
+}
+
+int kvm__dirty_log_get(struct vm *vm, unsigned int i, uint64_t *out)
+{
+	const struct mem_region *r = &vm->mem.regions[i];
+	size_t w, words = MEM_DIRTY_WORDS(r->size);
+	struct kvm_dirty_log d = { .slot = r->slot };
+	uint64_t *bits;
+	int ret = 0;
+
+	if (vm->vm_fd >= 0) {
+		bits = calloc(words, sizeof(*bits));
+		if (!bits)
+			return -ENOMEM;
+		d.dirty_bitmap = bits;
+		ret = sys__ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
+		if (!ret)
+			for (w = 0; w < words; w++)
+				out[w] |= bits[w];
+		free(bits);
+	}
+	mem__dirty_take(&vm->mem, i, out);
+	return ret;
+}
+
+void kvm__dirty_log_stop(struct vm *vm)
+{
+	mem__dirty_stop(&vm->mem);
+	if (kvm_ram_slots_flags(vm, 0))
+		log_err(KVM_LOG, "cannot turn KVM's dirty log off");
+}
+
 int kvm__alloc_memslot(struct vm *vm)
 {
 	unsigned int w, b;

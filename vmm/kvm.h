@@ -146,5 +146,14 @@ int kvm__vfio_group_del(struct vm *vm, int group_fd);
 /* adds a memory slot mapping hva at gpa (BAR passthrough, RAM); size 0 deletes */
 int kvm__set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
 		     bool readonly) __must_check;
+/*
+ * KVM's dirty log on the guest RAM slots (pre-copy migration): start sets
+ * KVM_MEM_LOG_DIRTY_PAGES and starts mem__mark_dirty's own tracking; get
+ * ORs region i's pages written since the last get into out (one bit per
+ * 4 KiB page, MEM_DIRTY_WORDS words) and clears them in KVM; stop ends both.
+ */
+int kvm__dirty_log_start(struct vm *vm) __must_check;
+int kvm__dirty_log_get(struct vm *vm, unsigned int i, uint64_t *out) __must_check;
+void kvm__dirty_log_stop(struct vm *vm);
 
 #endif

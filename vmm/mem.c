@@ -3,6 +3,8 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -140,10 +142,95 @@ void mem__free(struct guest_mem *m)
 {
 	unsigned int i;
 
-	if (m->owned)
-		for (i = 0; i < m->nr_regions; i++)
+	atomic_store(&m->tracking, false);
+	for (i = 0; i < m->nr_regions; i++) {
+		if (m->owned)
 			munmap(m->regions[i].hva, m->regions[i].size);
+		free((void *)m->regions[i].dirty);
+		m->regions[i].dirty = NULL;
+	}
 	m->nr_regions = 0;
+}
+
+int mem__dirty_start(struct guest_mem *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->nr_regions; i++) {
+		struct mem_region *r = &m->regions[i];
+		size_t words = MEM_DIRTY_WORDS(r->size);
+
+		if (!r->dirty) {
+			r->dirty = calloc(words, sizeof(*r->dirty));
+			if (!r->dirty)
+				return -ENOMEM;
+		} else {
+			for (size_t w = 0; w < words; w++)
+				atomic_store_explicit(&r->dirty[w], 0, memory_order_relaxed);
+		}
+	}
+	atomic_store(&m->tracking, true);
+	return 0;
+}
+
+void mem__dirty_stop(struct guest_mem *m)
+{
+	atomic_store(&m->tracking, false);
+}
+
+static void mem_mark_region(const struct mem_region *r, uint64_t off, uint64_t len)
+{
+	uint64_t pg = off / MEM_PAGE_SIZE, last = (off + len - 1) / MEM_PAGE_SIZE;
+
+	for (; pg <= last; pg++)
+		atomic_fetch_or_explicit(&r->dirty[pg / 64], 1ULL << (pg % 64),
+					 memory_order_release);
+}
+
+void mem__mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+
+	if (!len || !atomic_load_explicit(&m->tracking, memory_order_acquire))
+		return;
+	for (i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+
+		if (r->dirty && gpa >= r->gpa && gpa - r->gpa < r->size) {
+			mem_mark_region(r, gpa - r->gpa, MIN(len, r->size - (gpa - r->gpa)));
+			return;
+		}
+	}
+}
+
+void mem__mark_dirty_hva(const struct guest_mem *m, const void *hva, size_t len)
+{
+	const uint8_t *p = hva;
+	unsigned int i;
+
+	if (!len || !atomic_load_explicit(&m->tracking, memory_order_acquire))
+		return;
+	for (i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+
+		if (r->dirty && p >= r->hva && (uint64_t)(p - r->hva) < r->size) {
+			uint64_t off = (uint64_t)(p - r->hva);
+
+			mem_mark_region(r, off, MIN((uint64_t)len, r->size - off));
+			return;
+		}
+	}
+}
+
+void mem__dirty_take(const struct guest_mem *m, unsigned int i, uint64_t *out)
+{
+	const struct mem_region *r = &m->regions[i];
+	size_t w, words = MEM_DIRTY_WORDS(r->size);
+
+	if (!r->dirty)
+		return;
+	for (w = 0; w < words; w++)
+		out[w] |= atomic_exchange_explicit(&r->dirty[w], 0, memory_order_acq_rel);
 }
 
 void *mem__gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len)

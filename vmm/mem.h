@@ -19,6 +19,7 @@
 #ifndef MINIVMM_VMM_MEM_H
 #define MINIVMM_VMM_MEM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,13 @@ struct mem_region {
 	uint8_t *hva;
 	uint32_t slot;
 	uint64_t align; /* hva == gpa modulo align (see "Host placement" above) */
+	/*
+	 * The pages minivmm itself wrote while dirty tracking is on (virtio
+	 * used rings, receive buffers, block reads: KVM's dirty log does not
+	 * see them), one bit per 4 KiB page; allocated by mem__dirty_start and
+	 * kept until mem__free (a writer on another thread may still hold it).
+	 */
+	_Atomic uint64_t *dirty;
 };
 
 struct guest_mem {
@@ -42,7 +50,12 @@ struct guest_mem {
 	uint64_t ram_size;
 	bool hugepages;
 	bool owned; /* regions were mmap()ed by mem__init and are unmapped by mem__free */
+	_Atomic bool tracking; /* mem__mark_dirty records (a migration runs) */
 };
+
+#define MEM_PAGE_SIZE 4096ULL
+/* the 64-bit words of a region's dirty bitmap */
+#define MEM_DIRTY_WORDS(size) (((size) / MEM_PAGE_SIZE + 63) / 64)
 
 /* allocate ram_size bytes laid out as above; hugepages uses MAP_HUGETLB (2 MiB) */
 int mem__init(struct guest_mem *m, uint64_t ram_size, bool hugepages) __must_check;
@@ -73,5 +86,18 @@ int mem__write(const struct guest_mem *m, uint64_t gpa, const void *buf, uint64_
 
 /* highest RAM GPA + 1 */
 uint64_t mem__end(const struct guest_mem *m);
+
+/*
+ * Dirty tracking of minivmm's own writes into guest memory, for pre-copy
+ * migration (docs/migration.md). Start clears every bitmap; mark is cheap
+ * when tracking is off (one atomic load) and safe from any thread; take
+ * moves region i's bits into out (OR), clearing them.
+ */
+int mem__dirty_start(struct guest_mem *m) __must_check;
+void mem__dirty_stop(struct guest_mem *m);
+void mem__mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* the same for a host address inside guest RAM (an iovec from a virtqueue) */
+void mem__mark_dirty_hva(const struct guest_mem *m, const void *hva, size_t len);
+void mem__dirty_take(const struct guest_mem *m, unsigned int i, uint64_t *out);
 
 #endif

@@ -509,6 +509,7 @@ static int net_rx_single(struct virtio_net *n, struct virtq *q, const uint8_t *f
 	}
 	net_rx_copy(n, c, frame, 0, len);
 	net_rx_finish_hdr(n, c, 1);
+	virtq__mark_written(q, c, len);
 	if (virtq__push(q, c->head, (uint32_t)len) < 0) {
 		net_broken(n, "rx ring: cannot return chain %u", c->head);
 		return 0;
@@ -547,12 +548,14 @@ static int net_rx_mergeable(struct virtio_net *n, struct virtq *q, const uint8_t
 		}
 		chunk = MIN(len - off, (size_t)c->in_len);
 		net_rx_copy(n, c, frame, off, chunk);
+		virtq__mark_written(q, c, chunk);
 		n->rx_used[nbuf].head = c->head;
 		n->rx_used[nbuf].len = (uint32_t)chunk;
 		nbuf++;
 		off += chunk;
 	}
 	net_rx_finish_hdr(n, n->rx_first, (uint16_t)nbuf);
+	virtq__mark_written(q, n->rx_first, n->hdr_len); /* marked after the write */
 	for (i = 0; i < nbuf; i++) {
 		if (virtq__push(q, n->rx_used[i].head, n->rx_used[i].len) < 0) {
 			net_broken(n, "rx ring: cannot return chain %u", n->rx_used[i].head);
