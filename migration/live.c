@@ -12,6 +12,7 @@ const char *mig__live_state_name(enum mig_live_state s)
 	switch (s) {
 	case MIG_LIVE_CONNECTING: return "connecting";
 	case MIG_LIVE_UNPLUGGING: return "unplugging";
+	case MIG_LIVE_PRECOPY: return "pre-copy";
 	case MIG_LIVE_PAUSING: return "pausing";
 	case MIG_LIVE_TRANSFERRING: return "transferring";
 	case MIG_LIVE_AWAITING_ACK: return "awaiting the destination";
@@ -71,12 +72,27 @@ int mig__live_run(const struct mig_live_ops *ops, void *opaque, struct mig_live_
 			goto fail;
 		}
 	}
+	/* PRECOPY */
+	if (ops->precopy) {
+		res->failed = MIG_LIVE_PRECOPY;
+		live_enter(ops, opaque, MIG_LIVE_PRECOPY);
+		ret = ops->precopy(opaque, res->reason, sizeof(res->reason));
+		if (ret)
+			goto rollback;
+		if (live_cancelled(ops, opaque, res, MIG_LIVE_PRECOPY)) {
+			ret = res->error;
+			goto rollback;
+		}
+	}
 	/* PAUSING */
 	res->failed = MIG_LIVE_PAUSING;
 	live_enter(ops, opaque, MIG_LIVE_PAUSING);
 	ret = ops->pause(opaque, res->reason, sizeof(res->reason));
-	if (ret)
+	if (ret) {
+		if (ops->precopy)
+			goto rollback; /* pre-copy's part of the stream left */
 		goto fail; /* pause undoes its own partial work */
+	}
 	paused = true;
 	if (live_cancelled(ops, opaque, res, MIG_LIVE_PAUSING)) {
 		ret = res->error;

@@ -5,16 +5,17 @@
  * here, so that they can be tested without KVM (tests/unit/test_live.c
  * fails each step in turn).
  *
- * States and transitions (stop-and-copy, protocol version 1):
+ * States and transitions (protocol version 1; PRECOPY makes it live):
  *
- *   CONNECTING --> UNPLUGGING --> PAUSING --> TRANSFERRING --> AWAITING_ACK --> COMMITTING --> COMPLETED
- *       |              |              |             |                |                |
- *       +-> FAILED     |              |             |                |                |
- *                      +-> FAILED (what it unplugged comes back)     |                |
- *                                     +-> FAILED (whatever paused resumes)            |
- *                                                   +-> ROLLED_BACK  |                |
- *                                                                    +-> ROLLED_BACK (refused, EOF, timeout)
- *                                                                                     +-> ROLLED_BACK (GO not sent)
+ *   CONNECTING -> UNPLUGGING -> PRECOPY -> PAUSING -> TRANSFERRING -> AWAITING_ACK -> COMMITTING -> COMPLETED
+ *       |             |            |          |            |               |               |
+ *       +-> FAILED    |            |          |            |               |               |
+ *                     +-> FAILED (what it unplugged comes back)            |               |
+ *                                  +-> ROLLED_BACK (the guest never stopped)               |
+ *                                             +-> ROLLED_BACK (whatever paused resumes)    |
+ *                                                          +-> ROLLED_BACK |               |
+ *                                                                          +-> ROLLED_BACK (refused, EOF, timeout)
+ *                                                                                          +-> ROLLED_BACK (GO not sent)
  *
  *   CONNECTING    connect to the destination (which listens with --incoming)
  *   UNPLUGGING    (optional op) the devices that cannot move leave the guest
@@ -22,8 +23,12 @@
  *                 to the virtio-net standby. Every later failure plugs them
  *                 back (replug) after the guest resumes: the VM runs on at
  *                 the source as it was.
+ *   PRECOPY       (optional op) RAM crosses while the guest runs, in rounds
+ *                 of the pages it dirtied meanwhile, until what is left fits
+ *                 the downtime target (vmm/snapshot.c, snapshot__live_*)
  *   PAUSING       the vCPUs and the devices stop (nothing in flight)
- *   TRANSFERRING  the stream: sections, then RAM (vmm/snapshot.c)
+ *   TRANSFERRING  the stream: what pre-copy left (the last dirty pages) and
+ *                 the devices' sections; without pre-copy, all of it
  *   AWAITING_ACK  the destination loads and checks everything, then answers
  *                 one line: "MVMM-LOADED" or "MVMM-REFUSED <reason>"
  *   COMMITTING    the source sends "MVMM-GO": only then does the destination
@@ -52,6 +57,7 @@
 enum mig_live_state {
 	MIG_LIVE_CONNECTING,
 	MIG_LIVE_UNPLUGGING,
+	MIG_LIVE_PRECOPY,
 	MIG_LIVE_PAUSING,
 	MIG_LIVE_TRANSFERRING,
 	MIG_LIVE_AWAITING_ACK,
@@ -68,6 +74,8 @@ struct mig_live_ops {
 	int (*unplug)(void *opaque, char *err, size_t errlen);
 	/* optional: after a failure past UNPLUGGING, the guest running again; may add to err */
 	void (*replug)(void *opaque, char *err, size_t errlen);
+	/* optional: RAM while the guest runs (rolled back on failure: part of the stream left) */
+	int (*precopy)(void *opaque, char *err, size_t errlen);
 	int (*pause)(void *opaque, char *err, size_t errlen);
 	int (*transfer)(void *opaque, char *err, size_t errlen);
 	/* the destination's answer line (without the newline) in ack */

@@ -220,6 +220,8 @@ static uint64_t mig_record_cap(uint32_t type)
 		return MIG_SECTION_MAX;
 	case MIG_REC_RAM:
 		return MIG_RAM_RECORD_MAX;
+	case MIG_REC_ZERO:
+		return 16;
 	default:
 		return 0;
 	}
@@ -234,6 +236,8 @@ static const char *mig_record_name(uint32_t type)
 		return "ram";
 	case MIG_REC_END:
 		return "end";
+	case MIG_REC_ZERO:
+		return "zero";
 	default:
 		return "unknown";
 	}
@@ -245,7 +249,8 @@ int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint3
 	uint8_t h[MIG_RECORD_HEADER_SIZE];
 	int rc;
 
-	if ((type != MIG_REC_SECTION && type != MIG_REC_RAM && type != MIG_REC_END) ||
+	if ((type != MIG_REC_SECTION && type != MIG_REC_RAM && type != MIG_REC_END &&
+	     type != MIG_REC_ZERO) ||
 	    (uint64_t)len > mig_record_cap(type)) {
 		mig__set_error(r, "refusing to write a %s record of %zu bytes",
 			       mig_record_name(type), len);
@@ -372,6 +377,16 @@ int mig__stream_write_section(struct mig_registry *r, struct mig_writer *w,
 	rc = mig__stream_write_record(r, w, MIG_REC_SECTION, fdt, len);
 	free(fdt);
 	return rc;
+}
+
+int mig__stream_write_zero(struct mig_registry *r, struct mig_writer *w, uint64_t gpa,
+			   uint64_t len)
+{
+	uint8_t p[16];
+
+	mig_le64(p, gpa);
+	mig_le64(p + 8, len);
+	return mig__stream_write_record(r, w, MIG_REC_ZERO, p, sizeof(p));
 }
 
 int mig__stream_write_ram(struct mig_registry *r, struct mig_writer *w, uint64_t gpa,
@@ -763,20 +778,22 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 			}
 			return 0;
 		}
-		if (type != MIG_REC_SECTION && type != MIG_REC_RAM) {
+		if (type != MIG_REC_SECTION && type != MIG_REC_RAM && type != MIG_REC_ZERO) {
 			mig__set_error(r, "unknown record type %u at offset %llu", type,
 				       (unsigned long long)off);
 			return -EBADMSG;
 		}
-		if (len > mig_record_cap(type) || (type == MIG_REC_RAM && len < 8)) {
+		if (len > mig_record_cap(type) || (type == MIG_REC_RAM && len < 8) ||
+		    (type == MIG_REC_ZERO && len != 16)) {
 			mig__set_error(r, "%s record at offset %llu: length %llu out of range",
 				       mig_record_name(type), (unsigned long long)off,
 				       (unsigned long long)len);
 			return -EBADMSG;
 		}
-		if (type == MIG_REC_RAM && (!ram || !ram->load)) {
-			mig__set_error(r, "RAM record at offset %llu but no RAM sink to load it",
-				       (unsigned long long)off);
+		if ((type == MIG_REC_RAM && (!ram || !ram->load)) ||
+		    (type == MIG_REC_ZERO && (!ram || !ram->zero))) {
+			mig__set_error(r, "%s record at offset %llu but no RAM sink to load it",
+				       type == MIG_REC_RAM ? "RAM" : "zero", (unsigned long long)off);
 			return -EINVAL;
 		}
 		rc = mig_read_payload(rd, len, &payload);
@@ -797,14 +814,18 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 			continue;
 		}
 		mig__clear_error(r); /* the sink may say why itself */
-		rc = ram->load(ram->opaque, mig_rd64(payload), (uint8_t *)payload + 8,
-			       (size_t)len - 8);
+		if (type == MIG_REC_ZERO)
+			rc = ram->zero(ram->opaque, mig_rd64(payload), mig_rd64((uint8_t *)payload + 8));
+		else
+			rc = ram->load(ram->opaque, mig_rd64(payload), (uint8_t *)payload + 8,
+				       (size_t)len - 8);
 		free(payload);
 		if (rc) {
 			char why[MIG_ERR_MAX];
 
 			snprintf(why, sizeof(why), "%s", r->err[0] ? r->err : strerror(rc < 0 ? -rc : EINVAL));
-			mig__set_error(r, "RAM record at offset %llu: %s", (unsigned long long)off, why);
+			mig__set_error(r, "%s record at offset %llu: %s", type == MIG_REC_RAM ? "RAM" : "zero",
+				       (unsigned long long)off, why);
 			return rc < 0 ? rc : -EINVAL;
 		}
 	}

@@ -50,6 +50,8 @@ enum mig_record_type {
 	MIG_REC_SECTION = 1,
 	MIG_REC_RAM = 2,
 	MIG_REC_END = 3,
+	/* u64 guest-physical address, u64 length (LE): that RAM reads as zeros (pre-copy) */
+	MIG_REC_ZERO = 4,
 };
 
 /* ---- I/O: an fd (EINTR-safe, full reads/writes) or a memory buffer ---- */
@@ -105,6 +107,9 @@ int mig__stream_write_section(struct mig_registry *r, struct mig_writer *w,
 			      const struct mig_section *s) __attribute__((warn_unused_result));
 int mig__stream_write_ram(struct mig_registry *r, struct mig_writer *w, uint64_t gpa,
 			  const void *data, size_t len) __attribute__((warn_unused_result));
+/* a run of guest RAM that is all zeros (16 bytes in the stream whatever its length) */
+int mig__stream_write_zero(struct mig_registry *r, struct mig_writer *w, uint64_t gpa,
+			   uint64_t len) __attribute__((warn_unused_result));
 int mig__stream_write_end(struct mig_registry *r, struct mig_writer *w)
 	__attribute__((warn_unused_result));
 /* header, every registered section in registration order, end */
@@ -126,6 +131,8 @@ int mig__section_save_fdt(struct mig_registry *r, const struct mig_section *s, v
 struct mig_ram_sink {
 	/* 0 or -errno; data is valid only during the call */
 	int (*load)(void *opaque, uint64_t gpa, const void *data, size_t len);
+	/* [gpa, gpa + len) reads as zeros (a zero record); NULL refuses them */
+	int (*zero)(void *opaque, uint64_t gpa, uint64_t len);
 	void *opaque;
 };
 

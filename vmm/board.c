@@ -1227,6 +1227,19 @@ struct board_migration {
 	struct board_mig_vf vfs[BOARD_MAX_FAILOVER];
 	unsigned int nr_vfs;
 	json_t *plan;              /* --plan's reply being built */
+	/* pre-copy */
+	struct mig_writer w;
+	bool writer_on;
+	struct snapshot_live live;
+	bool live_on;
+	unsigned int downtime_ms;  /* the target for what is left when the guest stops */
+	uint64_t bandwidth_bps;    /* bytes per second, 0: as fast as the link goes */
+	unsigned int rounds;
+	bool converged;
+	uint64_t last_pages, final_pages;
+	double bw_bps, expected_ms, precopy_ms;
+	struct timespec t_pace, t_event;
+	uint64_t pace_bytes;
 	struct snapshot_stats st;
 	struct timespec t0, t_unplugged, t_paused, t_sent;
 };
@@ -1549,7 +1562,140 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 	struct board_migration *m = opaque;
 
 	m->fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, errlen);
-	return m->fd < 0 ? m->fd : 0;
+	if (m->fd < 0)
+		return m->fd;
+	mig__writer_init_fd(&m->w, m->fd);
+	m->writer_on = true;
+	return 0;
+}
+
+/* the destination stopped reading: it may have said why before it did */
+static void board_mig_refusal(struct board_migration *m, int rc, char *err, size_t errlen)
+{
+	char ack[MIG_ACK_MAX];
+
+	if ((rc == -EPIPE || rc == -ECONNRESET) && !migrate__read_ack(m->fd, 2000, ack, sizeof(ack)) &&
+	    !strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
+		snprintf(err, errlen, "the destination refused the VM: %s",
+			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
+}
+
+#define BOARD_PRECOPY_MAX_ROUNDS 30
+#define BOARD_DOWNTIME_MS 300           /* as QEMU's default */
+#define BOARD_PRECOPY_STUCK_ROUNDS 4   /* rounds in a row that did not shrink */
+#define BOARD_PROGRESS_MS 500
+
+static void board_mig_event(struct board_migration *m, bool round_end)
+{
+	json_t *e = json_pack("{s:s,s:i,s:I,s:I,s:f,s:f}", "state", "pre-copy", "round",
+			      (int)m->rounds, "bytes", (json_int_t)m->w.written, "dirty_pages",
+			      (json_int_t)m->last_pages, "mbps", m->bw_bps * 8 / 1e6,
+			      "expected_downtime_ms", m->expected_ms);
+
+	/* round 0 (all of RAM): how far, by the pages scanned */
+	if (e && !m->rounds)
+		json_object_set_new(e, "ram_percent",
+				    json_real(round_end || !m->b->vm.mem.ram_size ? 100.0 :
+					      MIN(99.0, 100.0 * (double)m->live.scanned /
+							    (double)(m->b->vm.mem.ram_size >> 12))));
+	if (e && round_end)
+		json_object_set_new(e, "round_done", json_true());
+	api__event(m->b->api, "migration", e);
+	clock_gettime(CLOCK_MONOTONIC, &m->t_event);
+}
+
+/* after each record of pre-copy: serve the guest's devices, keep to the bandwidth, report */
+static int board_mig_pace(void *opaque, uint64_t written)
+{
+	struct board_migration *m = opaque;
+	struct evloop *l = &m->b->vm.loop;
+
+	evloop__run_once(l, false);
+	while (m->bandwidth_bps) {
+		double el = board_ms_since(&m->t_pace) / 1e3, ahead;
+
+		ahead = (double)(written - m->pace_bytes) / (double)m->bandwidth_bps - el;
+		if (ahead <= 0)
+			break;
+		usleep((useconds_t)(MIN(ahead, 0.005) * 1e6));
+		evloop__run_once(l, false);
+	}
+	if (!m->rounds && board_ms_since(&m->t_event) >= BOARD_PROGRESS_MS)
+		board_mig_event(m, false); /* round 0's progress; later rounds report as they end */
+	return kvm__exiting(&m->b->vm) ? -ECANCELED : 0;
+}
+
+/*
+ * Pre-copy: all of RAM while the guest runs, then rounds of what it
+ * dirtied meanwhile, until one round's pages would cross within the
+ * downtime target at the measured bandwidth. A guest that dirties faster
+ * than the link never gets there: after BOARD_PRECOPY_MAX_ROUNDS rounds, or
+ * BOARD_PRECOPY_STUCK_ROUNDS in a row that did not shrink, the copy stops
+ * iterating and the rest crosses with the guest paused (converged: false,
+ * the expected downtime said in the reply). docs/migration.md.
+ */
+static int board_mig_precopy(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+	struct snapshot_pacer pacer = { board_mig_pace, m, NULL, NULL };
+	struct timespec t0, tr;
+	unsigned int stuck = 0;
+	uint64_t pages, before;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	m->t_pace = t0;
+	m->t_event = t0;
+	m->pace_bytes = m->w.written;
+	m->live_on = true; /* live_end undoes whatever begin did */
+	rc = snapshot__live_begin(&m->live, &m->b->vm, &m->w, err, errlen);
+	for (m->rounds = 0; !rc; m->rounds++) {
+		clock_gettime(CLOCK_MONOTONIC, &tr);
+		before = m->w.written;
+		rc = snapshot__live_round(&m->live, m->rounds == 0, &pacer, &pages, err, errlen);
+		if (rc)
+			break;
+		{
+			double secs = board_ms_since(&tr) / 1e3;
+			uint64_t sent = m->w.written - before;
+
+			/* a round too small to time keeps the last estimate */
+			if (sent >= (1u << 20) && secs > 0)
+				m->bw_bps = (double)sent / secs;
+			else if (!m->bw_bps && secs > 0)
+				m->bw_bps = (double)MAX(sent, 1u) / secs;
+		}
+		if (m->rounds) {
+			stuck = pages >= m->last_pages ? stuck + 1 : 0;
+			m->last_pages = pages;
+			m->expected_ms = m->bw_bps > 0 ? (double)pages * 4096.0 / m->bw_bps * 1e3 : 0;
+			board_mig_event(m, true);
+			log_info(BOARD_LOG, "migration: pre-copy round %u: %llu dirty pages, %.0f Mbit/s, "
+				 "%.0f ms expected downtime", m->rounds, (unsigned long long)pages,
+				 m->bw_bps * 8 / 1e6, m->expected_ms);
+			if (m->expected_ms <= m->downtime_ms) {
+				m->converged = true;
+				break;
+			}
+			if (m->rounds >= BOARD_PRECOPY_MAX_ROUNDS || stuck >= BOARD_PRECOPY_STUCK_ROUNDS) {
+				log_warn(BOARD_LOG, "migration: the guest dirties %llu pages a round, faster "
+					 "than %.0f Mbit/s carries them within %u ms: the rest crosses with "
+					 "the guest paused (about %.0f ms)", (unsigned long long)pages,
+					 m->bw_bps * 8 / 1e6, m->downtime_ms, m->expected_ms);
+				break;
+			}
+		} else {
+			m->last_pages = pages;
+			board_mig_event(m, true);
+			log_info(BOARD_LOG, "migration: pre-copy round 0: %llu MiB of RAM in %.0f ms "
+				 "(%.0f Mbit/s)", (unsigned long long)((m->w.written - before) >> 20),
+				 board_ms_since(&tr), m->bw_bps * 8 / 1e6);
+		}
+	}
+	m->precopy_ms = board_ms_since(&t0);
+	if (rc)
+		board_mig_refusal(m, rc, err, errlen);
+	return rc;
 }
 
 static int board_mig_pause(void *opaque, char *err, size_t errlen)
@@ -1571,15 +1717,12 @@ static int board_mig_pause(void *opaque, char *err, size_t errlen)
 static int board_mig_transfer(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
-	char ack[MIG_ACK_MAX];
-	int rc = snapshot__save(&m->b->vm, m->fd, &m->st, err, errlen);
+	int rc = snapshot__live_finish(&m->live, &m->final_pages, err, errlen);
 
+	m->st = m->live.st;
 	clock_gettime(CLOCK_MONOTONIC, &m->t_sent);
-	/* the destination stopped reading: it may have said why before it did */
-	if ((rc == -EPIPE || rc == -ECONNRESET) && !migrate__read_ack(m->fd, 2000, ack, sizeof(ack)) &&
-	    !strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
-		snprintf(err, errlen, "the destination refused the VM: %s",
-			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
+	if (rc)
+		board_mig_refusal(m, rc, err, errlen);
 	return rc;
 }
 
@@ -1625,6 +1768,12 @@ static void board_mig_disconnect(void *opaque)
 {
 	struct board_migration *m = opaque;
 
+	if (m->live_on)
+		snapshot__live_end(&m->live);
+	m->live_on = false;
+	if (m->writer_on)
+		mig__writer_release(&m->w);
+	m->writer_on = false;
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;
@@ -1643,6 +1792,7 @@ static const struct mig_live_ops board_mig_ops = {
 	.connect = board_mig_connect,
 	.unplug = board_mig_unplug,
 	.replug = board_mig_replug,
+	.precopy = board_mig_precopy,
 	.pause = board_mig_pause,
 	.transfer = board_mig_transfer,
 	.await_ack = board_mig_await,
@@ -1756,16 +1906,21 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	struct timespec end;
 	int rc;
 
-	json_int_t unplug_ms = BOARD_UNPLUG_TIMEOUT_MS;
+	json_int_t unplug_ms = BOARD_UNPLUG_TIMEOUT_MS, downtime_ms = BOARD_DOWNTIME_MS, mbit = 0;
 	int plan = 0;
 
-	if (json_unpack(args, "{s:s,s?I,s?b}", "uri", &uri, "unplug_timeout_ms", &unplug_ms,
-			"plan", &plan) || unplug_ms < 1 || unplug_ms > 600000) {
+	if (json_unpack(args, "{s:s,s?I,s?b,s?I,s?I}", "uri", &uri, "unplug_timeout_ms", &unplug_ms,
+			"plan", &plan, "downtime_ms", &downtime_ms, "bandwidth_mbit", &mbit) ||
+	    unplug_ms < 1 || unplug_ms > 600000 || downtime_ms < 1 || downtime_ms > 600000 ||
+	    mbit < 0 || mbit > 1000000) {
 		snprintf(err, errlen, "args: {\"uri\": \"tcp:HOST:PORT\" or \"unix:PATH\", "
-			 "\"unplug_timeout_ms\": 1..600000 (default %d), \"plan\": BOOL}",
-			 BOARD_UNPLUG_TIMEOUT_MS);
+			 "\"unplug_timeout_ms\": 1..600000 (default %d), \"plan\": BOOL, "
+			 "\"downtime_ms\": 1..600000 (default %d), \"bandwidth_mbit\": 0..1000000 "
+			 "(0: no limit)}", BOARD_UNPLUG_TIMEOUT_MS, BOARD_DOWNTIME_MS);
 		return -EINVAL;
 	}
+	m.downtime_ms = (unsigned int)downtime_ms;
+	m.bandwidth_bps = (uint64_t)mbit * 1000000 / 8;
 	m.unplug_timeout_ms = (unsigned int)unplug_ms;
 	rc = mig__parse_uri(uri, &m.uri, err, errlen);
 	if (rc)
@@ -1797,13 +1952,24 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 		log_err(BOARD_LOG, "migration to %s: %s", uri, err);
 		return rc == -EINVAL ? -EIO : rc;
 	}
-	log_info(BOARD_LOG, "migrated to %s: %llu bytes (%llu MiB of RAM) in %.0f ms, %.0f ms paused",
-		 uri, (unsigned long long)m.st.bytes, (unsigned long long)(m.st.ram_bytes >> 20),
-		 board_ms_between(&m.t0, &end), board_ms_between(&m.t_paused, &end));
+	log_info(BOARD_LOG, "migrated to %s: %llu bytes (%llu MiB of RAM) in %.0f ms, %.0f ms paused; "
+		 "pre-copy %u rounds, %s, %llu pages left for the pause", uri,
+		 (unsigned long long)m.st.bytes, (unsigned long long)(m.st.ram_bytes >> 20),
+		 board_ms_between(&m.t0, &end), board_ms_between(&m.t_paused, &end), m.rounds,
+		 m.converged ? "converged" : "did not converge", (unsigned long long)m.final_pages);
 	*ret = json_pack("{s:s,s:s,s:I,s:I,s:f,s:f}", "state", "completed", "uri", uri, "bytes",
 			 (json_int_t)m.st.bytes, "ram_bytes", (json_int_t)m.st.ram_bytes, "total_ms",
 			 board_ms_between(&m.t0, &end), "downtime_ms",
 			 board_ms_between(&m.t_paused, &end));
+	if (*ret)
+		json_object_set_new(*ret, "precopy",
+				    json_pack("{s:i,s:b,s:f,s:I,s:I,s:f,s:f,s:i}", "rounds",
+					      (int)m.rounds, "converged", m.converged, "ms",
+					      m.precopy_ms, "last_round_pages",
+					      (json_int_t)m.last_pages, "final_pages",
+					      (json_int_t)m.final_pages, "mbps", m.bw_bps * 8 / 1e6,
+					      "expected_downtime_ms", m.expected_ms,
+					      "downtime_target_ms", (int)m.downtime_ms));
 	if (*ret && m.nr_vfs) {
 		json_t *vfs = json_array();
 		unsigned int i;

@@ -36,9 +36,11 @@ static void ctl_usage(FILE *f)
 		"  device-del ID [--timeout S]\n"
 		"                      ask the guest to eject ID and release it once it did; fails\n"
 		"                      after S seconds (default 10) and the device stays\n"
-		"  migrate URI [--plan]  move the VM to a minivmm waiting with --incoming URI;\n"
-		"                      --plan: how each device would move and whether the\n"
-		"                      destination accepts the VM; nothing changes\n"
+		"  migrate URI [--downtime MS] [--bandwidth MBIT] [--plan]\n"
+		"                      move the VM to a minivmm waiting with --incoming URI\n"
+		"                      (pre-copy until what is left fits MS, 300 by default;\n"
+		"                      progress on stderr); --plan: how each device would move\n"
+		"                      and whether the destination accepts; nothing changes\n"
 		"                      (tcp:HOST:PORT or unix:PATH); any failure leaves it here\n"
 		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
 		"                      with the same options starts it again\n"
@@ -100,6 +102,35 @@ static int ctl_send(int fd, json_t *req)
 	}
 	free(s);
 	return 0;
+}
+
+/* one event of a running migration, on stderr (stdout keeps the summary) */
+static void ctl_print_progress(json_t *ev)
+{
+	const char *name = json_string_value(json_object_get(ev, "event")) ?: "?";
+	json_t *d = json_object_get(ev, "data");
+	const char *st = json_string_value(json_object_get(d, "state"));
+	json_t *pct = json_object_get(d, "ram_percent");
+
+	if (strcmp(name, "migration")) {
+		fprintf(stderr, "migrate: %s %s\n", name,
+			json_string_value(json_object_get(d, "id")) ?: "");
+	} else if (st && !strcmp(st, "pre-copy") && pct) {
+		fprintf(stderr, "migrate: pre-copy: RAM %.0f%%, %.1f MiB sent, %.0f Mbit/s\n",
+			json_number_value(pct),
+			(double)json_integer_value(json_object_get(d, "bytes")) / 1048576.0,
+			json_number_value(json_object_get(d, "mbps")));
+	} else if (st && !strcmp(st, "pre-copy") && json_object_get(d, "round")) {
+		fprintf(stderr, "migrate: pre-copy round %lld: %.1f MiB sent, %lld pages dirtied, "
+			"%.0f Mbit/s, expected downtime %.0f ms\n",
+			(long long)json_integer_value(json_object_get(d, "round")),
+			(double)json_integer_value(json_object_get(d, "bytes")) / 1048576.0,
+			(long long)json_integer_value(json_object_get(d, "dirty_pages")),
+			json_number_value(json_object_get(d, "mbps")),
+			json_number_value(json_object_get(d, "expected_downtime_ms")));
+	} else {
+		fprintf(stderr, "migrate: %s\n", st ?: "?");
+	}
 }
 
 /* migrate --plan's reply as a table; nonzero when the migration would fail */
@@ -269,7 +300,7 @@ int ctl__main(int argc, char **argv)
 	bool raw = false;
 	long events = -1;
 	int timeout_ms = 30000, c, fd, err = 0, ret = CTL_REFUSED;
-	bool plan = false;
+	bool plan = false, progress = false;
 	json_t *req, *reply, *args = NULL;
 	char *end;
 
@@ -317,13 +348,37 @@ int ctl__main(int argc, char **argv)
 		}
 		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
 	} else if (!strcmp(cmd, "migrate")) {
-		if ((argc - optind != 3 && argc - optind != 4) ||
-		    (argc - optind == 4 && strcmp(argv[optind + 3], "--plan"))) {
-			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH [--plan]\n");
+		long downtime = -1, mbit = -1;
+		int a;
+
+		if (argc - optind < 3) {
+			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH [--downtime MS] "
+				"[--bandwidth MBIT] [--plan]\n");
 			return CTL_USAGE;
 		}
-		plan = argc - optind == 4;
+		for (a = optind + 3; a < argc; a++) {
+			long *v = !strcmp(argv[a], "--downtime") ? &downtime :
+				  !strcmp(argv[a], "--bandwidth") ? &mbit : NULL;
+
+			if (!strcmp(argv[a], "--plan")) {
+				plan = true;
+				continue;
+			}
+			if (!v || a + 1 >= argc || (*v = strtol(argv[a + 1], &end, 10)) < 0 || *end ||
+			    (v == &downtime && (*v < 1 || *v > 600000)) || (v == &mbit && *v > 1000000)) {
+				fprintf(stderr, "minivmm ctl: migrate: '%s': expected --downtime MS "
+					"(1..600000), --bandwidth MBIT (0..1000000, 0: no limit) or "
+					"--plan\n", argv[a]);
+				return CTL_USAGE;
+			}
+			a++;
+		}
 		args = json_pack("{s:s,s:b}", "uri", argv[optind + 2], "plan", plan);
+		if (args && downtime >= 0)
+			json_object_set_new(args, "downtime_ms", json_integer(downtime));
+		if (args && mbit >= 0)
+			json_object_set_new(args, "bandwidth_mbit", json_integer(mbit));
+		progress = !plan && !raw;
 		if (timeout_ms < 600000)
 			timeout_ms = 600000;
 	} else if (!strcmp(cmd, "snapshot")) {
@@ -375,6 +430,20 @@ int ctl__main(int argc, char **argv)
 		return CTL_REFUSED;
 	}
 	r->fd = fd;
+	if (progress) {
+		/* the migration's events, printed while it runs */
+		json_t *sub = json_pack("{s:i,s:s,s:{s:[s,s,s,s]}}", "id", 0, "command", "subscribe",
+					"args", "events", "migration", "device-unplug-requested",
+					"device-removed", "device-added");
+
+		err = sub ? ctl_send(fd, sub) : -ENOMEM;
+		json_decref(sub);
+		reply = err ? NULL : ctl_read(r, timeout_ms, &err);
+		if (!json_is_true(json_object_get(reply, "ok")))
+			progress = false; /* an older VMM: the migration runs without */
+		json_decref(reply);
+		reply = NULL;
+	}
 	req = json_pack("{s:i,s:s,s:o}", "id", 1, "command", strcmp(cmd, "events") ? cmd : "subscribe",
 			"args", args ? args : json_object());
 	args = NULL;
@@ -385,6 +454,11 @@ int ctl__main(int argc, char **argv)
 		goto out;
 	}
 	reply = ctl_read(r, timeout_ms, &err);
+	while (progress && reply && json_object_get(reply, "event")) {
+		ctl_print_progress(reply);
+		json_decref(reply);
+		reply = ctl_read(r, timeout_ms, &err);
+	}
 	if (!reply) {
 		fprintf(stderr, "minivmm ctl: no reply from %s: %s\n", sock,
 			err == -ETIMEDOUT ? "timed out" : strerror(-err));
@@ -469,6 +543,18 @@ int ctl__main(int argc, char **argv)
 			       (long long)json_integer_value(json_object_get(rv, "ram_bytes")),
 			       json_number_value(json_object_get(rv, "total_ms")),
 			       json_number_value(json_object_get(rv, "downtime_ms")));
+			v = json_object_get(rv, "precopy");
+			if (v)
+				printf("  pre-copy: %lld rounds in %.0f ms, %s (target %lld ms, last round "
+				       "%lld pages at %.0f Mbit/s); %lld pages crossed while paused\n",
+				       (long long)json_integer_value(json_object_get(v, "rounds")),
+				       json_number_value(json_object_get(v, "ms")),
+				       json_is_true(json_object_get(v, "converged")) ? "converged" :
+				       "did not converge",
+				       (long long)json_integer_value(json_object_get(v, "downtime_target_ms")),
+				       (long long)json_integer_value(json_object_get(v, "last_round_pages")),
+				       json_number_value(json_object_get(v, "mbps")),
+				       (long long)json_integer_value(json_object_get(v, "final_pages")));
 			json_array_foreach(json_object_get(rv, "unplugged"), i, v)
 				printf("  %s (VF %s) left the guest first (%s after %.0f ms); the guest used "
 				       "%s meanwhile; the destination plugs its own VF\n",

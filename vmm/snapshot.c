@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SNAP_PAGE 4096u
@@ -74,43 +75,108 @@ static int snap_pause_all(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* runs of non-zero pages, SNAPSHOT_RAM_RUN_MAX bytes at most each */
+/* a run of pages being gathered into one record */
+struct snap_run {
+	uint64_t start, len; /* region offsets */
+	bool zero;
+};
+
+static int snap_flush(struct vm *vm, struct mig_writer *w, const struct mem_region *r,
+		      struct snap_run *run, struct snapshot_stats *st,
+		      const struct snapshot_pacer *pacer)
+{
+	const uint8_t *data = r->hva + run->start;
+	int ret;
+
+	if (!run->len)
+		return 0;
+	if (run->zero) {
+		ret = mig__stream_write_zero(&vm->mig, w, r->gpa + run->start, run->len);
+	} else {
+		/*
+		 * The guest runs during a pre-copy: the record's CRC and bytes
+		 * must be of one copy (the page is dirty again and goes later)
+		 */
+		if (pacer && pacer->bounce) {
+			memcpy(pacer->bounce, data, run->len);
+			data = pacer->bounce;
+		}
+		ret = mig__stream_write_ram(&vm->mig, w, r->gpa + run->start, data, run->len);
+		if (!ret)
+			st->ram_bytes += run->len;
+	}
+	run->len = 0;
+	if (!ret && pacer && pacer->fn)
+		ret = pacer->fn(pacer->opaque, w->written);
+	return ret;
+}
+
+/*
+ * The pages of region i, in records of SNAPSHOT_RAM_RUN_MAX bytes at most:
+ * all of them (bits NULL) or those set in bits. A zero page is left out
+ * (zero_records false: the reader's RAM starts zeroed) or sent as part of a
+ * zero record (16 bytes for the whole run).
+ */
+static int snap_send_region(struct vm *vm, struct mig_writer *w, unsigned int i,
+			    const uint64_t *bits, bool zero_records, struct snapshot_stats *st,
+			    const struct snapshot_pacer *pacer)
+{
+	const struct mem_region *r = &vm->mem.regions[i];
+	uint64_t pg, pages = r->size / SNAP_PAGE;
+	uint64_t base = pacer && pacer->scanned ? *pacer->scanned : 0;
+	struct snap_run run = { 0 };
+	int ret;
+
+	for (pg = 0; pg < pages; pg++) {
+		uint64_t off = pg * SNAP_PAGE;
+		bool zero;
+
+		if (pacer && pacer->scanned)
+			*pacer->scanned = base + pg;
+
+		if (bits && !(bits[pg / 64] >> (pg % 64))) {
+			ret = snap_flush(vm, w, r, &run, st, pacer);
+			if (ret)
+				return ret;
+			pg |= 63; /* nothing more in this word */
+			continue;
+		}
+		if (bits && !(bits[pg / 64] & (1ULL << (pg % 64)))) {
+			ret = snap_flush(vm, w, r, &run, st, pacer);
+			if (ret)
+				return ret;
+			continue;
+		}
+		zero = snapshot__page_is_zero(r->hva + off);
+		if (zero)
+			st->zero_pages++;
+		if ((zero && !zero_records) ||
+		    (run.len && (run.zero != zero || (!zero && run.len == SNAPSHOT_RAM_RUN_MAX)))) {
+			ret = snap_flush(vm, w, r, &run, st, pacer);
+			if (ret)
+				return ret;
+		}
+		if (zero && !zero_records)
+			continue;
+		if (!run.len) {
+			run.start = off;
+			run.zero = zero;
+		}
+		run.len += SNAP_PAGE;
+	}
+	return snap_flush(vm, w, r, &run, st, pacer);
+}
+
+/* all of RAM, zero pages left out */
 static int snap_save_ram(struct vm *vm, struct mig_writer *w, struct snapshot_stats *st)
 {
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < vm->mem.nr_regions; i++) {
-		const struct mem_region *r = &vm->mem.regions[i];
-		uint64_t off = 0, run_start = 0, run_len = 0;
-
-		while (off < r->size) {
-			bool zero = snapshot__page_is_zero(r->hva + off);
-
-			if (zero)
-				st->zero_pages++;
-			if (run_len && (zero || run_len == SNAPSHOT_RAM_RUN_MAX)) {
-				ret = mig__stream_write_ram(&vm->mig, w, r->gpa + run_start,
-							    r->hva + run_start, run_len);
-				if (ret)
-					return ret;
-				st->ram_bytes += run_len;
-				run_len = 0;
-			}
-			if (!zero) {
-				if (!run_len)
-					run_start = off;
-				run_len += SNAP_PAGE;
-			}
-			off += SNAP_PAGE;
-		}
-		if (run_len) {
-			ret = mig__stream_write_ram(&vm->mig, w, r->gpa + run_start, r->hva + run_start,
-						    run_len);
-			if (ret)
-				return ret;
-			st->ram_bytes += run_len;
-		}
+		ret = snap_send_region(vm, w, i, NULL, false, st, NULL);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -161,6 +227,181 @@ int snapshot__save(struct vm *vm, int fd, struct snapshot_stats *st, char *err, 
 	return ret;
 }
 
+/* ---- pre-copy ---------------------------------------------------------- */
+
+int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writer *w,
+			 char *err, size_t errlen)
+{
+	const struct mig_section *sec;
+	unsigned int i;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->vm = vm;
+	s->w = w;
+	err[0] = 0;
+	s->bounce = malloc(SNAPSHOT_RAM_RUN_MAX);
+	if (!s->bounce) {
+		snprintf(err, errlen, "out of memory for the copy buffer");
+		return -ENOMEM;
+	}
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		s->bits[i] = calloc(MEM_DIRTY_WORDS(vm->mem.regions[i].size), sizeof(uint64_t));
+		if (!s->bits[i]) {
+			snprintf(err, errlen, "out of memory for the dirty bitmaps");
+			return -ENOMEM;
+		}
+	}
+	mig__clear_error(&vm->mig);
+	ret = mig__stream_write_header(&vm->mig, w);
+	/* the destination checks the machine before any RAM comes */
+	mig_for_each_section(&vm->mig, sec) {
+		if (ret)
+			break;
+		if (!sec->ops->check)
+			continue;
+		ret = mig__stream_write_section(&vm->mig, w, sec);
+		if (!ret)
+			s->st.sections++;
+	}
+	if (ret) {
+		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
+					    strerror(-ret));
+		return ret;
+	}
+	ret = kvm__dirty_log_start(vm);
+	if (ret) {
+		snprintf(err, errlen, "cannot log the guest's writes: %s", strerror(-ret));
+		return ret;
+	}
+	s->logging = true;
+	return 0;
+}
+
+static uint64_t snap_popcount(const uint64_t *bits, uint64_t size)
+{
+	uint64_t n = 0, w;
+
+	for (w = 0; w < MEM_DIRTY_WORDS(size); w++)
+		n += (uint64_t)__builtin_popcountll(bits[w]);
+	return n;
+}
+
+/* harvests the dirty pages of every region and sends them */
+static int snap_send_dirty(struct snapshot_live *s, const struct snapshot_pacer *p,
+			   uint64_t *pages)
+{
+	struct vm *vm = s->vm;
+	unsigned int i;
+	int ret;
+
+	*pages = 0;
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		uint64_t size = vm->mem.regions[i].size;
+
+		memset(s->bits[i], 0, MEM_DIRTY_WORDS(size) * sizeof(uint64_t));
+		ret = kvm__dirty_log_get(vm, i, s->bits[i]);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		*pages += snap_popcount(s->bits[i], vm->mem.regions[i].size);
+		ret = snap_send_region(vm, s->w, i, s->bits[i], true, &s->st, p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *pacer,
+			 uint64_t *pages, char *err, size_t errlen)
+{
+	struct snapshot_pacer pc = { pacer ? pacer->fn : NULL, pacer ? pacer->opaque : NULL,
+				     s->bounce, &s->scanned };
+	const struct snapshot_pacer *p = &pc;
+	struct vm *vm = s->vm;
+	unsigned int i;
+	int ret = 0;
+
+	err[0] = 0;
+	s->scanned = 0;
+	if (first) {
+		*pages = 0;
+		for (i = 0; i < vm->mem.nr_regions && !ret; i++) {
+			*pages += vm->mem.regions[i].size / SNAP_PAGE;
+			ret = snap_send_region(vm, s->w, i, NULL, false, &s->st, p);
+		}
+	} else {
+		ret = snap_send_dirty(s, p, pages);
+	}
+	s->st.bytes = s->w->written;
+	if (ret && !err[0])
+		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
+					    strerror(-ret));
+	return ret;
+}
+
+int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, size_t errlen)
+{
+	struct vm *vm = s->vm;
+	const struct mig_section *sec;
+	int ret;
+
+	err[0] = 0;
+	ret = snap_pause_all(vm, err, errlen);
+	if (ret)
+		return ret;
+	/* nothing writes guest memory now: the last dirty pages, then the state */
+	ret = snap_send_dirty(s, NULL, pages);
+	mig_for_each_section(&vm->mig, sec) {
+		if (ret)
+			break;
+		if (sec->ops->check)
+			continue; /* sent first, in begin */
+		ret = mig__stream_write_section(&vm->mig, s->w, sec);
+		if (!ret)
+			s->st.sections++;
+	}
+	if (!ret)
+		ret = mig__stream_write_end(&vm->mig, s->w);
+	s->st.bytes = s->w->written;
+	if (ret && !err[0])
+		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
+					    strerror(-ret));
+	snap_resume_all(vm, NULL);
+	return ret;
+}
+
+void snapshot__live_end(struct snapshot_live *s)
+{
+	unsigned int i;
+
+	if (s->logging)
+		kvm__dirty_log_stop(s->vm);
+	s->logging = false;
+	for (i = 0; i < MEM_MAX_REGIONS; i++) {
+		free(s->bits[i]);
+		s->bits[i] = NULL;
+	}
+	free(s->bounce);
+	s->bounce = NULL;
+}
+
+static int snap_ram_zero(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	void *hva = mem__gpa_to_hva(&vm->mem, gpa, len);
+
+	if (!hva) {
+		mig__set_error(&vm->mig, "zeros for guest RAM at %#llx (+%#llx) outside this VM's "
+			       "%llu MiB", (unsigned long long)gpa, (unsigned long long)len,
+			       (unsigned long long)(vm->mem.ram_size >> 20));
+		return -ERANGE;
+	}
+	memset(hva, 0, len);
+	return 0;
+}
+
 static int snap_ram_load(void *opaque, uint64_t gpa, const void *data, size_t len)
 {
 	struct vm *vm = opaque;
@@ -200,7 +441,7 @@ int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen)
 
 int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
 {
-	struct mig_ram_sink sink = { .load = snap_ram_load, .opaque = vm };
+	struct mig_ram_sink sink = { .load = snap_ram_load, .zero = snap_ram_zero, .opaque = vm };
 	struct mig_reader r;
 	int ret;
 

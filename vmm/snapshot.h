@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migration/stream.h"
+#include "vmm/mem.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -33,9 +35,48 @@ struct vmm_device;
 struct snapshot_stats {
 	uint64_t bytes;       /* the stream's size */
 	uint64_t ram_bytes;   /* guest RAM written (non-zero pages) */
-	uint64_t zero_pages;  /* 4 KiB pages left out */
+	uint64_t zero_pages;  /* 4 KiB zero pages (left out, or in 16-byte zero records) */
 	unsigned int sections;
 };
+
+/*
+ * Called after each record of RAM while a pre-copy runs (the guest runs):
+ * serves the event loop, paces to a bandwidth; nonzero stops the copy.
+ */
+struct snapshot_pacer {
+	int (*fn)(void *opaque, uint64_t written);
+	void *opaque;
+	uint8_t *bounce; /* set by snapshot__live_round: records are copied here first */
+	uint64_t *scanned; /* set by snapshot__live_round: pages looked at so far */
+};
+
+/*
+ * Pre-copy ("live") saving, docs/migration.md:
+ *   begin    header, the sections that check the destination (the machine),
+ *            KVM's dirty log and minivmm's own on
+ *   round    first: all of RAM (zero pages left out); then: the pages
+ *            dirtied since the last round (zero ones as zero records);
+ *            *pages says how many went
+ *   finish   (vCPUs paused by the caller) the devices pause, the last dirty
+ *            pages, every other section, the end; the devices resume
+ *   end      the dirty logs off, the writer released (always, after begin)
+ */
+struct snapshot_live {
+	struct vm *vm;
+	struct mig_writer *w;
+	uint64_t *bits[MEM_MAX_REGIONS];
+	uint8_t *bounce;  /* SNAPSHOT_RAM_RUN_MAX bytes: one record's copy of running RAM */
+	bool logging;
+	uint64_t scanned; /* pages looked at in this round (progress) */
+	struct snapshot_stats st;
+};
+int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writer *w,
+			 char *err, size_t errlen) __must_check;
+int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *p,
+			 uint64_t *pages, char *err, size_t errlen) __must_check;
+int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, size_t errlen)
+	__must_check;
+void snapshot__live_end(struct snapshot_live *s);
 
 /*
  * every device can be saved: 0, or -ENOTSUP naming the one that cannot.

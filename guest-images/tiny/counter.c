@@ -4,8 +4,10 @@
  *
  * It runs `steps=N` steps (default 60), each about `ticks=T` LAPIC timer
  * ticks long (default 5 ticks of 10 ms). A step advances a 64-bit generator
- * x, writes x into one page of a 16 MiB buffer at 32 MiB (the page depends
- * on the step) and reports "counter step=S x=X". So a restored guest that
+ * x, writes x into one page of a 16 MiB buffer at 32 MiB (`burst=B` pages,
+ * x+0..x+B-1, default 1: a guest that dirties memory faster than a
+ * migration's pre-copy sends it; the pages depend on the step) and reports
+ * "counter step=S x=X". So a restored guest that
  * lost its registers, its RAM, its LAPIC timer or its interrupt state stops,
  * goes back, or ends with a wrong result. At the end it replays the whole
  * sequence from the start, compares every page and x with what it has,
@@ -40,7 +42,7 @@ static uint64_t expect[BUF_PAGES];
 int main(const uint8_t *bp)
 {
 	char arg[16];
-	unsigned int steps = 60, per = 5, s, p, bad = 0;
+	unsigned int steps = 60, per = 5, burst = 1, s, p, k, bad = 0;
 	uint64_t x = 0x9e3779b97f4a7c15ULL, rx, sum = 0, t0;
 
 	(void)bp;
@@ -48,14 +50,20 @@ int main(const uint8_t *bp)
 		steps = (unsigned int)strtoul_tiny(arg, NULL, 10);
 	if (cmdline_get("ticks", arg, sizeof(arg)) >= 0)
 		per = (unsigned int)strtoul_tiny(arg, NULL, 10);
+	if (cmdline_get("burst", arg, sizeof(arg)) >= 0)
+		burst = (unsigned int)strtoul_tiny(arg, NULL, 10);
+	if (!burst || burst > BUF_PAGES)
+		burst = 1;
 	intr_init();
 	timer_start(10000);
 	report("counter: %u steps of %u ticks", steps, per);
 	for (s = 1; s <= steps; s++) {
 		x = next_x(x, s);
-		p = page_of(s);
-		BUF[p * WORDS_PER_PAGE] = x;
-		BUF[p * WORDS_PER_PAGE + WORDS_PER_PAGE - 1] = ~x;
+		for (k = 0; k < burst; k++) {
+			p = page_of((s - 1) * burst + k + 1);
+			BUF[p * WORDS_PER_PAGE] = x + k;
+			BUF[p * WORDS_PER_PAGE + WORDS_PER_PAGE - 1] = ~(x + k);
+		}
 		t0 = ticks;
 		while (ticks - t0 < per)
 			wait_intr();
@@ -65,7 +73,8 @@ int main(const uint8_t *bp)
 	rx = 0x9e3779b97f4a7c15ULL;
 	for (s = 1; s <= steps; s++) {
 		rx = next_x(rx, s);
-		expect[page_of(s)] = rx;
+		for (k = 0; k < burst; k++)
+			expect[page_of((s - 1) * burst + k + 1)] = rx + k;
 		sum += rx;
 	}
 	for (p = 0; p < BUF_PAGES; p++) {

@@ -43,6 +43,7 @@ static int f_commit(void *o, char *e, size_t l) { ((struct fake *)o)->commits++;
 static void f_resume(void *o) { ((struct fake *)o)->resumes++; }
 static void f_finish(void *o) { ((struct fake *)o)->finishes++; }
 static void f_disconnect(void *o) { ((struct fake *)o)->disconnects++; }
+static int f_precopy(void *o, char *e, size_t l) { return step(o, MIG_LIVE_PRECOPY); }
 static int f_unplug(void *o, char *e, size_t l) { ((struct fake *)o)->unplugs++; return step(o, MIG_LIVE_UNPLUGGING); }
 static void f_replug(void *o, char *e, size_t l)
 {
@@ -67,7 +68,8 @@ static const struct mig_live_ops ops = {
 
 /* the same, with a device that leaves the guest before the pause (a failover VF) */
 static const struct mig_live_ops ops_unplug = {
-	.connect = f_connect, .unplug = f_unplug, .replug = f_replug, .pause = f_pause,
+	.connect = f_connect, .unplug = f_unplug, .replug = f_replug, .precopy = f_precopy,
+	.pause = f_pause,
 	.transfer = f_transfer, .await_ack = f_ack, .commit = f_commit, .resume = f_resume,
 	.finish = f_finish, .disconnect = f_disconnect, .cancel = f_cancel,
 };
@@ -124,6 +126,7 @@ Test(live, unplugged_devices_come_back_on_every_failure_after_the_unplug)
 	} cases[] = {
 		{ MIG_LIVE_CONNECTING, 0, 0, 0 },   /* nothing left the guest yet */
 		{ MIG_LIVE_UNPLUGGING, 1, 0, 0 },   /* unplug undoes its own partial work */
+		{ MIG_LIVE_PRECOPY, 1, 1, 0 },      /* the guest never stopped */
 		{ MIG_LIVE_PAUSING, 1, 1, 0 },
 		{ MIG_LIVE_TRANSFERRING, 1, 1, 1 },
 		{ MIG_LIVE_AWAITING_ACK, 1, 1, 1 },
@@ -137,6 +140,9 @@ Test(live, unplugged_devices_come_back_on_every_failure_after_the_unplug)
 
 		cr_assert_eq(mig__live_run(&ops_unplug, &f, &r), -EIO, "step %s", name);
 		cr_assert_eq(r.failed, cases[i].at);
+		cr_assert_eq(r.state, cases[i].at <= MIG_LIVE_UNPLUGGING ? MIG_LIVE_FAILED :
+				      MIG_LIVE_ROLLED_BACK, "failing %s ends %s", name,
+			     mig__live_state_name(r.state));
 		cr_assert_eq(f.unplugs, cases[i].unplugs, "failing %s: %d unplugs", name, f.unplugs);
 		cr_assert_eq(f.replugs, cases[i].replugs, "failing %s: %d replugs", name, f.replugs);
 		cr_assert_eq(f.resumes, cases[i].resumes, "failing %s: %d resumes", name, f.resumes);
@@ -159,7 +165,7 @@ Test(live, unplug_then_success_never_replugs)
 	cr_assert_eq(f.unplugs, 1);
 	cr_assert_eq(f.replugs, 0, "the VF is the destination's business now");
 	cr_assert_eq(f.finishes, 1);
-	cr_assert_eq(f.steps, 6, "connect, unplug, pause, transfer, ack, commit");
+	cr_assert_eq(f.steps, 7, "connect, unplug, pre-copy, pause, transfer, ack, commit");
 }
 
 Test(live, the_destination_refuses)
