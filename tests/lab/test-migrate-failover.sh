@@ -127,14 +127,16 @@ drive() {
 		ctl "$S" migrate "$URI"
 		# both VFs are on this one PF: VF0 must not keep the guest's MAC
 		ip link set "$pf" vf 0 mac 02:00:00:00:0f:01
-		[ $CST = 0 ] && pass "ctl migrate: $(head -n1 "$CTL_OUT")" || fail "ctl migrate (exit $CST)"
+		line=$(grep -m1 '^migrated to' "$CTL_OUT")
+	[ $CST = 0 ] && pass "ctl migrate: $line" || fail "ctl migrate (exit $CST)"
 		grep -q "vf0 (VF $vf0) left the guest first (ejected" "$CTL_OUT" &&
 			pass "ctl says vf0 left the guest first" || fail "ctl does not say that vf0 left the guest"
-		lab_result mfo_ctl "\"$(head -n1 "$CTL_OUT")\""
+		lab_result mfo_ctl "\"$line\""
 		lab_result mfo_eject_ms "$(sed -n 's/.*(ejected after \([0-9]*\) ms).*/\1/p' "$CTL_OUT")"
-		lab_result mfo_bytes "$(sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p' "$CTL_OUT")"
-		lab_result mfo_total_ms "$(sed -n 's/.* in \([0-9]*\) ms, .*/\1/p' "$CTL_OUT")"
-		lab_result mfo_paused_ms "$(sed -n 's/.*paused for \([0-9]*\) ms$/\1/p' "$CTL_OUT")"
+		lab_result mfo_bytes "$(echo "$line" | sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p')"
+		lab_result mfo_total_ms "$(echo "$line" | sed -n 's/.* in \([0-9]*\) ms, .*/\1/p')"
+		lab_result mfo_paused_ms "$(echo "$line" | sed -n 's/.*paused for \([0-9]*\) ms$/\1/p')"
+		lab_result mfo_precopy "\"$(grep -m1 '^  pre-copy: ' "$CTL_OUT" | sed 's/^  //')\""
 		;;
 	esac
 }
@@ -166,6 +168,9 @@ if [ $phase = 2 ] && [ -n "${dst_pid:-}" ]; then
 	vf_ticks=$(echo "$ticks" | grep -c ' via=[^s]' || true)
 	disk_src=$(ticks_of "$LAB_GUEST_LOG" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
 	bad=$(echo "$ticks" | grep -vc "disk=$disk_src " || true)
+	# pre-copy: the guest ticks on at the source while RAM crosses; its last tick there
+	lab_result mfo_ticks_during_precopy "$(( $(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2) - ${last_src:-0} ))"
+	last_src=$(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2)
 	lab_result mfo_last_tick_source "${last_src:-none}"
 	lab_result mfo_first_tick_destination "${first:-none}"
 	lab_result mfo_ticks_destination "$n"
@@ -173,8 +178,8 @@ if [ $phase = 2 ] && [ -n "${dst_pid:-}" ]; then
 	lab_result mfo_first_vf_tick_destination "$(echo "$ticks" | grep -m1 ' via=[^s]' | cut -d' ' -f2)"
 	lab_result mfo_pings_lost_destination "$lost"
 	[ -n "$first" ] && [ -n "$last_src" ] && [ "$first" -gt "$last_src" ] && [ "$first" -le $((last_src + 2)) ] &&
-		pass "the guest went on at tick $first on the destination (the source's last before the move: $last_src)" ||
-		fail "the destination's first tick is ${first:-none}; the source's last before the move was ${last_src:-none}"
+		pass "the guest went on at tick $first on the destination (the source's last: $last_src)" ||
+		fail "the destination's first tick is ${first:-none}; the source's last was ${last_src:-none}"
 	grep -q 'Linux version\|LAB-GUEST-READY' "$DST_LOG" && fail "the destination booted the guest again"
 	grep -q "plugged: net0's driver negotiated STANDBY" "$DST_LOG" &&
 		pass "the destination plugged VF1 (STANDBY was negotiated at the source)" ||

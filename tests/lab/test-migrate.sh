@@ -2,8 +2,9 @@
 # Lab test (runs inside L1 via tests/lab/lab.sh, test lab-migrate): the stock
 # Linux guest moves between two minivmm processes in L1 (a source and a
 # destination started with --incoming; docs/migration.md, docs/lab.md "The
-# migration test"). Stop-and-copy: the guest is paused while its state and
-# RAM cross.
+# migration test"). Pre-copy: RAM crosses while the guest runs (its disk
+# reads and received packets land in pages minivmm must send again), then
+# the guest pauses for what is left and the devices' state.
 #
 # br0 (10.0.5.1) bridges tap0 (the source's NIC) and tap1 (the
 # destination's: host resources may differ). The guest (lab.cmd=tick-test)
@@ -84,11 +85,15 @@ drive() {
 	start_dst "$DST_LOG" tap1 "$MEM"
 	last_src=$(ticks_of "$LAB_GUEST_LOG" | tail -n1 | cut -d' ' -f2)
 	ctl "$S" migrate "$URI"
-	[ $CST = 0 ] && pass "ctl migrate: $(head -n1 "$CTL_OUT")" || fail "ctl migrate (exit $CST)"
-	lab_result mig_ctl "\"$(head -n1 "$CTL_OUT")\""
-	lab_result mig_bytes "$(sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p' "$CTL_OUT")"
-	lab_result mig_total_ms "$(sed -n 's/.* in \([0-9]*\) ms, .*/\1/p' "$CTL_OUT")"
-	lab_result mig_paused_ms "$(sed -n 's/.*paused for \([0-9]*\) ms$/\1/p' "$CTL_OUT")"
+	line=$(grep -m1 '^migrated to' "$CTL_OUT")
+	[ $CST = 0 ] && pass "ctl migrate: $line" || fail "ctl migrate (exit $CST)"
+	lab_result mig_ctl "\"$line\""
+	lab_result mig_bytes "$(echo "$line" | sed -n 's/.*: \([0-9]*\) bytes (.*/\1/p')"
+	lab_result mig_total_ms "$(echo "$line" | sed -n 's/.* in \([0-9]*\) ms, .*/\1/p')"
+	lab_result mig_paused_ms "$(echo "$line" | sed -n 's/.*paused for \([0-9]*\) ms$/\1/p')"
+	lab_result mig_precopy "\"$(grep -m1 '^  pre-copy: ' "$CTL_OUT" | sed 's/^  //')\""
+	grep -Eq '^  pre-copy: [0-9]+ rounds in' "$CTL_OUT" && pass "pre-copy ran: $(grep -m1 '^  pre-copy: ' "$CTL_OUT")" ||
+		fail "ctl's summary has no pre-copy line"
 }
 
 SRC_LOG=$LAB_RESULTS/l2-mig-source.log
@@ -123,6 +128,9 @@ if [ $phase = 1 ] && [ -n "${dst_pid:-}" ]; then
 	lost=$(echo "$ticks" | grep -c 'ping=lost' || true)
 	disk_src=$(ticks_of "$SRC_LOG" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
 	bad=$(echo "$ticks" | grep -vc "disk=$disk_src " || true)
+	# pre-copy: the guest ticks on at the source while RAM crosses; its last tick there
+	lab_result mig_ticks_during_precopy "$(( $(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2) - ${last_src:-0} ))"
+	last_src=$(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2)
 	lab_result mig_last_tick_source "${last_src:-none}"
 	lab_result mig_first_tick_destination "${first:-none}"
 	lab_result mig_ticks_destination "$n"
@@ -131,8 +139,8 @@ if [ $phase = 1 ] && [ -n "${dst_pid:-}" ]; then
 	up_dst=$(echo "$ticks" | head -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
 	[ -n "$up_src" ] && [ -n "$up_dst" ] && lab_result mig_tick_gap_guest_s "$(lab_elapsed "$up_src" "$up_dst")"
 	[ -n "$first" ] && [ -n "$last_src" ] && [ "$first" -gt "$last_src" ] && [ "$first" -le $((last_src + 2)) ] &&
-		pass "the guest went on at tick $first on the destination (the source's last tick before the move: $last_src)" ||
-		fail "the destination's first tick is ${first:-none}; the source's last before the move was ${last_src:-none}"
+		pass "the guest went on at tick $first on the destination (the source's last: $last_src)" ||
+		fail "the destination's first tick is ${first:-none}; the source's last was ${last_src:-none}"
 	grep -q 'Linux version\|LAB-GUEST-READY' "$DST_LOG" && fail "the destination booted the guest again"
 	[ "$n" -ge 10 ] && [ "$lost" -le 1 ] && pass "$n ticks on the destination, $lost pings lost (virtio-net on tap1)" ||
 		fail "$n ticks on the destination, $lost pings lost"
