@@ -30,6 +30,7 @@ struct api_cmd {
 	const char *help;
 	api_cmd_fn fn;
 	void *opaque;
+	bool nested; /* may run while another handler runs the loop */
 };
 
 struct api_pending {
@@ -49,6 +50,7 @@ struct api_client {
 	char *out;                /* output the socket did not take yet */
 	size_t out_len;
 	bool subscribed;
+	bool busy;       /* api_client_fn is on the stack for it (a handler runs the loop) */
 	json_t *event_filter;     /* array of event names; NULL: all */
 	bool dead;                /* close at the next reap */
 	struct api_client *next;
@@ -292,6 +294,34 @@ static void api_rescan(void *opaque)
 	}
 }
 
+int api__set_nested(struct api *api, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < api->nr_cmds; i++) {
+		if (!strcmp(api->cmds[i].name, name)) {
+			api->cmds[i].nested = true;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* a request line that may be answered while another handler runs the loop */
+static bool api_line_nested(struct api *api, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, 0, NULL);
+	const char *name = json_string_value(json_object_get(req, "command"));
+	bool ok = false;
+	unsigned int i;
+
+	for (i = 0; name && i < api->nr_cmds; i++)
+		if (!strcmp(api->cmds[i].name, name))
+			ok = api->cmds[i].nested;
+	json_decref(req);
+	return ok;
+}
+
 /* one request line: its reply */
 static json_t *api_request(struct api_client *c, const char *line, size_t len)
 {
@@ -301,6 +331,7 @@ static json_t *api_request(struct api_client *c, const char *line, size_t len)
 	const char *name, *key;
 	char err[512] = "";
 	unsigned int i;
+	bool nested;
 	json_t *v;
 	int rc;
 
@@ -349,19 +380,42 @@ static json_t *api_request(struct api_client *c, const char *line, size_t len)
 				  name);
 		goto out;
 	}
-	api->cur = c;
-	api->cur_id = id;
-	api->cur_name = name;
-	api->deferred = NULL;
-	api->in_handler++;
-	rc = api->cmds[i].fn(api->cmds[i].opaque, args, &ret, err, sizeof(err));
-	api->in_handler--;
-	api->cur = NULL;
+	nested = api->cur != NULL;
+	{
+		/* a nested command runs inside another handler: keep the outer one's context */
+		struct api_client *outer = api->cur;
+		json_t *outer_id = api->cur_id;
+		const char *outer_name = api->cur_name;
+		struct api_pending *outer_deferred = api->deferred;
+
+		api->cur = c;
+		api->cur_id = id;
+		api->cur_name = name;
+		api->deferred = NULL;
+		api->in_handler++;
+		rc = api->cmds[i].fn(api->cmds[i].opaque, args, &ret, err, sizeof(err));
+		api->in_handler--;
+		api->cur = outer;
+		api->cur_id = outer_id;
+		api->cur_name = outer_name;
+		if (outer) {
+			/* a nested command never defers (api__set_nested) */
+			if (api->deferred) {
+				json_decref(api->deferred->id);
+				free(api->deferred);
+			}
+			api->deferred = outer_deferred;
+			if (rc == API_DEFERRED) {
+				rc = -EPROTO;
+				snprintf(err, sizeof(err), "internal error: a nested command deferred");
+			}
+		}
+	}
 	if (api->missed && !api->in_handler) {
 		api->missed = false;
 		evloop__call(api->loop, &api->rescan_call, api_rescan, api);
 	}
-	if (rc != API_DEFERRED && api->deferred) {
+	if (!nested && rc != API_DEFERRED && api->deferred) {
 		/* deferred, then failed before handing the handle on: reply now */
 		json_decref(api->deferred->id);
 		free(api->deferred);
@@ -390,15 +444,23 @@ out:
 	return reply;
 }
 
-static void api_client_lines(struct api_client *c)
+/* the complete lines in c's buffer; false when it stopped for a running handler */
+static bool api_client_lines(struct api_client *c)
 {
 	size_t start = 0, i;
+	bool stopped = false;
 
 	for (i = 0; i < c->in_len && !c->dead && !c->pending; i++) {
 		json_t *reply;
 
 		if (c->in[i] != '\n')
 			continue;
+		if (i > start && c->api->in_handler &&
+		    !api_line_nested(c->api, c->in + start, i - start)) {
+			c->api->missed = true; /* after the running handler, from api_rescan */
+			stopped = true;
+			break;
+		}
 		if (i > start) {
 			reply = api_request(c, c->in + start, i - start);
 			if (reply)
@@ -407,14 +469,15 @@ static void api_client_lines(struct api_client *c)
 		start = i + 1;
 	}
 	if (c->dead)
-		return;
+		return stopped;
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
-	if (c->in_len >= API_MAX_LINE && !c->pending) {
+	if (c->in_len >= API_MAX_LINE && !c->pending && !stopped) {
 		api_client_send(c, api_error(NULL, "too-long", "a request line is %d bytes at most",
 					     API_MAX_LINE));
 		api_client_kill(c);
 	}
+	return stopped;
 }
 
 static void api_client_fn(void *opaque, int res)
@@ -426,11 +489,15 @@ static void api_client_fn(void *opaque, int res)
 
 	if (c->dead)
 		return;
-	if (api->in_handler) {
-		api->missed = true; /* a nested loop run: later, from api_rescan */
+	if (api->in_handler && (c == api->cur || c->busy)) {
+		api->missed = true; /* its own handler runs: later, from api_rescan */
 		return;
 	}
 	api->depth++;
+	c->busy = true;
+	/* lines left when a handler ran (only nested commands went then) */
+	if (c->in_len && !api->in_handler && !c->pending)
+		(void)api_client_lines(c);
 	if (res < 0 || (res & (POLLERR | POLLNVAL))) {
 		api_client_kill(c);
 		goto out;
@@ -457,9 +524,11 @@ static void api_client_fn(void *opaque, int res)
 		}
 		got += (size_t)n;
 		c->in_len += (size_t)n;
-		api_client_lines(c);
+		if (api_client_lines(c))
+			break; /* the rest waits for the running handler; the socket holds it */
 	}
 out:
+	c->busy = false;
 	api->depth--;
 	api_reap(api);
 }
@@ -644,7 +713,7 @@ int api__register(struct api *api, const char *name, const char *help, api_cmd_f
 			return -EEXIST;
 	if (api->nr_cmds >= API_MAX_COMMANDS)
 		return -ENOSPC;
-	api->cmds[api->nr_cmds++] = (struct api_cmd){ name, help, fn, opaque };
+	api->cmds[api->nr_cmds++] = (struct api_cmd){ name, help, fn, opaque, false };
 	return 0;
 }
 

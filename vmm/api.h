@@ -77,6 +77,15 @@ int api__create(struct evloop *loop, const char *path, struct api **out) __must_
 void api__destroy(struct api *api);
 int api__register(struct api *api, const char *name, const char *help, api_cmd_fn fn,
 		  void *opaque) __must_check;
+/*
+ * Lets a registered command run while another command's handler runs the
+ * event loop (a migration serving the guest between records): other
+ * clients' requests for it are answered then, in order per client; every
+ * other request waits for the running handler to return. Such a command
+ * must only read state or set a flag the running handler polls
+ * (migrate-cancel, status). -ENOENT when name is not registered.
+ */
+int api__set_nested(struct api *api, const char *name) __must_check;
 /* sends an event to its subscribers; takes the reference to data (may be NULL) */
 void api__event(struct api *api, const char *name, json_t *data);
 /* clients connected now (tests, status) */

@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1005,6 +1006,8 @@ static void board_op_abort(struct board *b)
 
 #define BOARD_PAUSE_TIMEOUT_MS 5000
 
+static json_t *board_mig_status(const struct board_migration *m);
+
 static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
@@ -1019,6 +1022,8 @@ static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err,
 			 "uptime_s", (double)(now.tv_sec - b->started.tv_sec) +
 				     (double)(now.tv_nsec - b->started.tv_nsec) / 1e9,
 			 "devices", (int)b->vm.devices.nr);
+	if (*ret && b->mig)
+		json_object_set_new(*ret, "migration", board_mig_status(b->mig));
 	if (*ret && b->op)
 		json_object_set_new(*ret, "operation",
 				    json_pack("{s:s,s:s}", "command",
@@ -1227,6 +1232,9 @@ struct board_migration {
 	struct board_mig_vf vfs[BOARD_MAX_FAILOVER];
 	unsigned int nr_vfs;
 	json_t *plan;              /* --plan's reply being built */
+	bool cancel;               /* migrate-cancel asked: honoured at the next record or step */
+	char cancel_why[64];
+	enum mig_live_state state; /* for status */
 	/* pre-copy */
 	struct mig_writer w;
 	bool writer_on;
@@ -1574,10 +1582,13 @@ static void board_mig_refusal(struct board_migration *m, int rc, char *err, size
 {
 	char ack[MIG_ACK_MAX];
 
-	if ((rc == -EPIPE || rc == -ECONNRESET) && !migrate__read_ack(m->fd, 2000, ack, sizeof(ack)) &&
+	if ((rc == -EPIPE || rc == -ECONNRESET || rc == -EREMOTEIO) &&
+	    !migrate__read_ack(m->fd, 2000, ack, sizeof(ack)) &&
 	    !strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED)))
 		snprintf(err, errlen, "the destination refused the VM: %s",
 			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
+	else if (rc == -EREMOTEIO)
+		snprintf(err, errlen, "the destination closed the connection or answered out of turn");
 }
 
 #define BOARD_PRECOPY_MAX_ROUNDS 30
@@ -1610,6 +1621,11 @@ static int board_mig_pace(void *opaque, uint64_t written)
 	struct board_migration *m = opaque;
 	struct evloop *l = &m->b->vm.loop;
 
+	struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
+
+	/* the destination never speaks before the end, unless it refuses: stop at once */
+	if (poll(&pfd, 1, 0) > 0)
+		return -EREMOTEIO;
 	evloop__run_once(l, false);
 	while (m->bandwidth_bps) {
 		double el = board_ms_since(&m->t_pace) / 1e3, ahead;
@@ -1622,7 +1638,9 @@ static int board_mig_pace(void *opaque, uint64_t written)
 	}
 	if (!m->rounds && board_ms_since(&m->t_event) >= BOARD_PROGRESS_MS)
 		board_mig_event(m, false); /* round 0's progress; later rounds report as they end */
-	return kvm__exiting(&m->b->vm) ? -ECANCELED : 0;
+	if (m->cancel)
+		snprintf(m->cancel_why, sizeof(m->cancel_why), "cancelled (migrate-cancel)");
+	return kvm__exiting(&m->b->vm) || m->cancel ? -ECANCELED : 0;
 }
 
 /*
@@ -1693,7 +1711,9 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 		}
 	}
 	m->precopy_ms = board_ms_since(&t0);
-	if (rc)
+	if (rc == -ECANCELED && m->cancel_why[0])
+		snprintf(err, errlen, "%s", m->cancel_why);
+	else if (rc)
 		board_mig_refusal(m, rc, err, errlen);
 	return rc;
 }
@@ -1779,10 +1799,24 @@ static void board_mig_disconnect(void *opaque)
 	m->fd = -1;
 }
 
+/* status's view of a migration in progress */
+static json_t *board_mig_status(const struct board_migration *m)
+{
+	return json_pack("{s:s,s:i,s:I,s:b}", "state", mig__live_state_name(m->state), "round",
+			 (int)m->rounds, "bytes", (json_int_t)(m->writer_on ? m->w.written : 0),
+			 "cancelling", m->cancel);
+}
+
+static bool board_mig_cancel(void *opaque)
+{
+	return ((struct board_migration *)opaque)->cancel;
+}
+
 static void board_mig_progress(void *opaque, enum mig_live_state s)
 {
 	struct board_migration *m = opaque;
 
+	m->state = s;
 	log_info(BOARD_LOG, "migration to %s: %s", m->uri.unix_socket ? m->uri.path : m->uri.host,
 		 mig__live_state_name(s));
 	api__event(m->b->api, "migration", json_pack("{s:s}", "state", mig__live_state_name(s)));
@@ -1800,6 +1834,7 @@ static const struct mig_live_ops board_mig_ops = {
 	.resume = board_mig_resume,
 	.finish = board_mig_finish,
 	.disconnect = board_mig_disconnect,
+	.cancel = board_mig_cancel,
 	.progress = board_mig_progress,
 };
 
@@ -1943,7 +1978,9 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	if (rc)
 		return -EPERM;
 	clock_gettime(CLOCK_MONOTONIC, &m.t0);
+	b->mig = &m;
 	rc = mig__live_run(&board_mig_ops, &m, &res);
+	b->mig = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	if (rc) {
 		snprintf(err, errlen, "%s while %s: %s; the VM runs on here",
@@ -1986,6 +2023,23 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	return *ret ? 0 : -ENOMEM;
 }
 
+static int board_cmd_migrate_cancel(void *opaque, json_t *args, json_t **ret, char *err,
+				    size_t errlen)
+{
+	struct board *b = opaque;
+
+	if (!b->mig) {
+		snprintf(err, errlen, "no migration in progress");
+		return -EALREADY;
+	}
+	b->mig->cancel = true;
+	log_info(BOARD_LOG, "migration: cancel asked (control socket) while %s",
+		 mig__live_state_name(b->mig->state));
+	*ret = json_pack("{s:s,s:s}", "state", "cancelling", "phase",
+			 mig__live_state_name(b->mig->state));
+	return *ret ? 0 : -ENOMEM;
+}
+
 static const struct {
 	const char *name, *help;
 	api_cmd_fn fn;
@@ -2001,8 +2055,10 @@ static const struct {
 	  board_cmd_device_del },
 	{ "snapshot", "save the VM (its state and RAM) to a file: args {file}; --restore starts it",
 	  board_cmd_snapshot },
-	{ "migrate", "move the VM to a minivmm started with --incoming: args {uri}",
-	  board_cmd_migrate },
+	{ "migrate", "move the VM to a minivmm started with --incoming: args {uri, downtime_ms, "
+	  "bandwidth_mbit, unplug_timeout_ms, plan}", board_cmd_migrate },
+	{ "migrate-cancel", "stop the migration in progress: the VM runs on here, its VFs back",
+	  board_cmd_migrate_cancel },
 	{ "quit", "stop the guest; minivmm exits with status 0", board_cmd_quit },
 };
 
@@ -2022,7 +2078,11 @@ static int board_add_api(struct board *b)
 		if (ret)
 			return ret; /* board__build undoes it */
 	}
-	return 0;
+	/* answered while a migration runs (it serves the loop between records) */
+	ret = api__set_nested(b->api, "migrate-cancel");
+	if (!ret)
+		ret = api__set_nested(b->api, "status");
+	return ret;
 }
 
 static void board_del_api(struct board *b)

@@ -21,6 +21,7 @@ struct vfio_iommu;
 struct api;
 struct hotplug;
 struct board_op;
+struct board_migration;
 
 #define BOARD_MAX_FAILOVER OPTIONS_MAX_VFS
 #define BOARD_MAX_STANDBY_SEEN 16
@@ -52,6 +53,7 @@ struct board {
 	struct board_failover fo[BOARD_MAX_FAILOVER];
 	struct board_standby_seen sb_seen[BOARD_MAX_STANDBY_SEEN];
 	struct board_op *op;                    /* device-add/device-del in progress, or NULL */
+	struct board_migration *mig;            /* a migration in progress (its handler runs), or NULL */
 	atomic_bool standby_queued;             /* standby_call is queued on the loop */
 	struct evloop_call standby_call;
 	unsigned int nr_nets_made;              /* default MACs of NICs, in creation order */

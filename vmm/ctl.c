@@ -42,6 +42,8 @@ static void ctl_usage(FILE *f)
 		"                      progress on stderr); --plan: how each device would move\n"
 		"                      and whether the destination accepts; nothing changes\n"
 		"                      (tcp:HOST:PORT or unix:PATH); any failure leaves it here\n"
+		"  migrate-cancel      stop the migration in progress (from another terminal): the\n"
+		"                      VM runs on here, its failover VFs plugged back\n"
 		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
 		"                      with the same options starts it again\n"
 		"  quit                stop the guest; minivmm exits with status 0\n"
@@ -409,7 +411,8 @@ int ctl__main(int argc, char **argv)
 		if (timeout_ms < (int)(dl * 1000) + 30000)
 			timeout_ms = (int)(dl * 1000) + 30000;
 	} else if (strcmp(cmd, "status") && strcmp(cmd, "devices") && strcmp(cmd, "pause") &&
-		   strcmp(cmd, "resume") && strcmp(cmd, "quit") && strcmp(cmd, "commands")) {
+		   strcmp(cmd, "resume") && strcmp(cmd, "quit") && strcmp(cmd, "commands") &&
+		   strcmp(cmd, "migrate-cancel")) {
 		fprintf(stderr, "minivmm ctl: unknown command '%s'\n", cmd);
 		ctl_usage(stderr);
 		return CTL_USAGE;

@@ -11,6 +11,9 @@
 #    (it counts on and passes there);
 #  - migrate --plan (a dry run) first, each time: not feasible (the refusing
 #    destination's reason) or feasible; the destination waits on after it;
+#  - migrate-cancel during pre-copy (status answers meanwhile): ctl migrate
+#    exits 1 "rolled back while pre-copy: cancelled", the guest counts on at
+#    the source, the destination never runs it;
 #  - nobody listening: ctl exits 1 (failed while connecting), the guest runs on;
 #  - a bad address: ctl exits 1 (invalid-args);
 #  - the move is pre-copy: ctl shows the rounds and a converged summary;
@@ -44,6 +47,8 @@ start_dst() { # extra options
 }
 
 # --- a refusal: the guest stays on the source ------------------------------------
+# (a guest that counts long enough for the refusals, plans and cancel below; quit after)
+ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=1000 ticks=5")
 start_src
 start_dst --kernel "$TINY_COUNTER" --testdev --mem 32M --cpus 1
 # the dry run first: each device's move, the destination's refusal; it waits on
@@ -55,7 +60,7 @@ ctl "$S" migrate "unix:$M" --plan
 grep -q 'a migration plan refused: ' "$DST" || fail "the destination does not log the plan's refusal"
 kill -0 $dst 2>/dev/null || fail "the destination stopped after a plan"
 ctl "$S" migrate "unix:$M"
-[ $CST = 1 ] && grep -Eq 'rolled back while (awaiting the destination|transferring): the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
+[ $CST = 1 ] && grep -Eq 'rolled back while (pre-copy|awaiting the destination|transferring): the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
 	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
 wait $dst
@@ -66,6 +71,36 @@ grep -q '^testdev: counter' "$DST" && fail "the refusing destination ran the gue
 no_crash "$DST"
 ctl "$S" status
 grep -qx 'state: running' "$WORK/ctl.out" || fail "the source is not running after the refusal: $(cat "$WORK/ctl.out")"
+at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
+
+# --- migrate-cancel during pre-copy: the same rollback ---------------------------------
+ctl "$S" migrate-cancel
+[ $CST = 1 ] && grep -q 'no migration in progress' "$WORK/ctl.out" || fail "migrate-cancel with none: exit $CST: $(cat "$WORK/ctl.out")"
+start_dst --kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1
+set +e
+"$B" ctl "$S" migrate "unix:$M" --bandwidth 1 >"$WORK/mig.out" 2>&1 &
+migctl=$!
+set -e
+wait_in "$WORK/mig.out" '^migrate: pre-copy$' 30
+# answered while the migration runs (it serves the loop between records)
+ctl "$S" status
+grep -q '^migration: {"state": *"pre-copy"' "$WORK/ctl.out" || fail "status during pre-copy: $(cat "$WORK/ctl.out"); ctl migrate: $(cat "$WORK/mig.out"); the source: $(grep -a migration "$SRC")"
+ctl "$S" migrate-cancel
+[ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel: exit $CST: $(cat "$WORK/ctl.out")"
+set +e
+wait $migctl
+mrc=$?
+wait $dst
+drc=$?
+set -e
+[ $mrc = 1 ] && grep -q 'rolled back while pre-copy: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
+	fail "the cancelled migration: exit $mrc: $(cat "$WORK/mig.out")"
+[ $drc != 0 ] || fail "the destination of a cancelled migration exited 0"
+grep -q '^testdev: counter' "$DST" && fail "the destination of a cancelled migration ran the guest"
+ctl "$S" status
+grep -qx 'state: running' "$WORK/ctl.out" && ! grep -q '^migration:' "$WORK/ctl.out" ||
+	fail "the source after the cancel: $(cat "$WORK/ctl.out")"
 at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
 wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
 
@@ -82,6 +117,7 @@ set -e
 no_crash "$SRC"
 
 # --- the move ---------------------------------------------------------------------------
+ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=60 ticks=5")
 start_src
 start_dst "${ARGS[@]}"
 # the dry run: feasible, the guest runs on, the destination waits on for the real one
