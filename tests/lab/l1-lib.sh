@@ -289,6 +289,29 @@ lab_guest_stop() {
 
 # lab_crash_line LOG: the first line of LOG that shows a VMM crash, a
 # sanitizer report or a KVM error (empty when there is none)
+# lab_vmm_diagnose PID [SOCK]: what a VMM that does not end is doing, on
+# stdout: its control socket's status (when SOCK is given), each thread's
+# name, state, kernel wait channel and CPU time, and KVM's per-vCPU exit
+# counters from debugfs when mounted. Then SIGTERM (minivmm prints its
+# stats) and 5 s for it to go.
+lab_vmm_diagnose() {
+	local pid=$1 sock=${2:-} t
+	echo "lab: diagnosing VMM $pid"
+	[ -n "$sock" ] && [ -n "${MINIVMM_BIN:-}" ] && timeout 5 "$MINIVMM_BIN" ctl "$sock" status 2>&1 | sed 's/^/lab:   status | /'
+	for t in /proc/"$pid"/task/*; do
+		[ -d "$t" ] || continue
+		echo "lab:   thread $(basename "$t") $(cat "$t/comm" 2>/dev/null): state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
+			"wchan $(cat "$t/wchan" 2>/dev/null) utime+stime $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"
+	done
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	for t in /sys/kernel/debug/kvm/"$pid"-*/vcpu*; do
+		[ -d "$t" ] || continue
+		echo "lab:   kvm $(basename "$t"): exits $(cat "$t/exits" 2>/dev/null) halt_exits $(cat "$t/halt_exits" 2>/dev/null) irq_injections $(cat "$t/irq_injections" 2>/dev/null) nmi_injections $(cat "$t/nmi_injections" 2>/dev/null)"
+	done
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+}
+
 lab_crash_line() {
 	grep -Em1 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$1" |
 		tr -d '\r' | cut -c1-160

@@ -158,7 +158,11 @@ grep -q '^LAB-TICK' "$REF_LOG" 2>/dev/null && fail "the refusing destination ran
 
 if [ $phase = 2 ] && [ -n "${dst_pid:-}" ]; then
 	for _ in $(seq 900); do kill -0 "$dst_pid" 2>/dev/null || break; sleep 0.2; done
-	kill -0 "$dst_pid" 2>/dev/null && { fail "the destination still runs after 180 s"; kill -KILL "$dst_pid"; }
+	if kill -0 "$dst_pid" 2>/dev/null; then
+		fail "the destination still runs after 180 s"
+		lab_vmm_diagnose "$dst_pid" "$SD"
+		kill -KILL "$dst_pid"
+	fi
 	wait "$dst_pid"
 	drc=$?
 	ticks=$(ticks_of "$DST_LOG")
