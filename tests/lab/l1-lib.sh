@@ -312,6 +312,61 @@ lab_vmm_diagnose() {
 	for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
 }
 
+# the tick lines of lab.cmd=tick-test in a console log
+lab_ticks_of() { tr -d '\r' < "$1" | grep -E '^LAB-TICK [0-9]+ '; }
+
+# lab_mig_destination PREFIX PID DST_LOG SRC_LOG SRC_TICK_AT_START MAX_LOST SOCK:
+# the checks every migration test makes of its destination (a tick-test
+# guest): it ends within 180 s (or is diagnosed and killed), goes on from the
+# source's last tick (within 2: a line may be cut by the pause) without
+# booting again, at least 10 ticks with at most MAX_LOST pings lost, the disk
+# reading the same, its command and the VMM ending with 0, no crash. Uses the
+# caller's pass and fail; records PREFIX_* results; leaves the destination's
+# tick lines in LAB_MIG_TICKS.
+lab_mig_destination() {
+	local pfx=$1 pid=$2 dlog=$3 slog=$4 at_start=$5 max_lost=$6 sock=$7
+	local drc first n lost disk bad last up_src up_dst
+	for _ in $(seq 900); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "the destination still runs after 180 s"
+		lab_vmm_diagnose "$pid" "$sock"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	drc=$?
+	LAB_MIG_TICKS=$(lab_ticks_of "$dlog")
+	first=$(echo "$LAB_MIG_TICKS" | head -n1 | cut -d' ' -f2)
+	n=$(echo "$LAB_MIG_TICKS" | grep -c . || true)
+	lost=$(echo "$LAB_MIG_TICKS" | grep -c 'ping=lost' || true)
+	disk=$(lab_ticks_of "$slog" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
+	bad=$(echo "$LAB_MIG_TICKS" | grep -vc "disk=$disk " || true)
+	# pre-copy: the guest ticks on at the source while RAM crosses
+	last=$(lab_ticks_of "$slog" | tail -n1 | cut -d' ' -f2)
+	lab_result "${pfx}_ticks_during_precopy" "$((${last:-0} - ${at_start:-0}))"
+	lab_result "${pfx}_last_tick_source" "${last:-none}"
+	lab_result "${pfx}_first_tick_destination" "${first:-none}"
+	lab_result "${pfx}_ticks_destination" "$n"
+	lab_result "${pfx}_pings_lost_destination" "$lost"
+	up_src=$(lab_ticks_of "$slog" | tail -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
+	up_dst=$(echo "$LAB_MIG_TICKS" | head -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
+	[ -n "$up_src" ] && [ -n "$up_dst" ] && lab_result "${pfx}_tick_gap_guest_s" "$(lab_elapsed "$up_src" "$up_dst")"
+	[ -n "$first" ] && [ -n "$last" ] && [ "$first" -gt "$last" ] && [ "$first" -le $((last + 2)) ] &&
+		pass "the guest went on at tick $first on the destination (the source's last: $last)" ||
+		fail "the destination's first tick is ${first:-none}; the source's last was ${last:-none}"
+	grep -q 'Linux version\|LAB-GUEST-READY' "$dlog" && fail "the destination booted the guest again"
+	[ "$n" -ge 10 ] && [ "$lost" -le "$max_lost" ] && pass "$n ticks on the destination, $lost pings lost" ||
+		fail "$n ticks on the destination, $lost pings lost (at most $max_lost)"
+	[ -n "$disk" ] && [ "$bad" = 0 ] && pass "the disk reads the same on the destination" ||
+		fail "disk checksums on the destination differ from $disk ($bad ticks)"
+	grep -q 'LAB-GUEST-RC=0' "$dlog" && [ "$drc" = 0 ] &&
+		pass "the guest's command ended with status 0 on the destination, which exited 0" ||
+		fail "the destination: exit $drc, $(tr -d '\r' < "$dlog" | grep -m1 'LAB-GUEST-RC')"
+	grep -q 'board: migration received in' "$dlog" &&
+		lab_result "${pfx}_received" "\"$(grep -m1 'migration received in' "$dlog" | sed 's/.*received in //')\""
+	crash=$(lab_crash_line "$dlog")
+	[ -z "$crash" ] || fail "the destination: $crash"
+}
+
 lab_crash_line() {
 	grep -Em1 'Sanitizer|runtime error:|KVM internal error|KVM_RUN failed entry|KVM_RUN: |Segmentation fault|core dumped|stack-buffer|heap-buffer|double free|Assertion .* failed' "$1" |
 		tr -d '\r' | cut -c1-160

@@ -52,7 +52,7 @@ ctl() { "$B" ctl "$@" > "$CTL_OUT" 2>&1; CST=$?; sed 's/^/    | /' "$CTL_OUT"; }
 mkdir -p /tmp/lab-l2
 DST_LOG=/tmp/lab-l2/mig-destination.log
 REF_LOG=/tmp/lab-l2/mig-refusing.log
-ticks_of() { tr -d '\r' < "$1" | grep -E '^LAB-TICK [0-9]+ '; }
+ticks_of() { lab_ticks_of "$@"; }
 
 # a destination, in the background; its pid in dst_pid
 start_dst() { # LOG TAP MEM_MIB
@@ -117,45 +117,8 @@ LAB_GUEST_HOOK=""
 crash=$(lab_crash_line "$SRC_LOG")
 [ -z "$crash" ] || fail "the source: $crash"
 
-if [ $phase = 1 ] && [ -n "${dst_pid:-}" ]; then
-	for _ in $(seq 900); do kill -0 "$dst_pid" 2>/dev/null || break; sleep 0.2; done
-	if kill -0 "$dst_pid" 2>/dev/null; then
-		fail "the destination still runs after 180 s"
-		lab_vmm_diagnose "$dst_pid" "$SD"
-		kill -KILL "$dst_pid"
-	fi
-	wait "$dst_pid"
-	drc=$?
-	ticks=$(ticks_of "$DST_LOG")
-	first=$(echo "$ticks" | head -n1 | cut -d' ' -f2)
-	n=$(echo "$ticks" | grep -c . || true)
-	lost=$(echo "$ticks" | grep -c 'ping=lost' || true)
-	disk_src=$(ticks_of "$SRC_LOG" | head -n1 | sed -n 's/.* disk=\([0-9a-f]*\) .*/\1/p')
-	bad=$(echo "$ticks" | grep -vc "disk=$disk_src " || true)
-	# pre-copy: the guest ticks on at the source while RAM crosses; its last tick there
-	lab_result mig_ticks_during_precopy "$(( $(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2) - ${last_src:-0} ))"
-	last_src=$(ticks_of "$SRC_LOG" | tail -n1 | cut -d' ' -f2)
-	lab_result mig_last_tick_source "${last_src:-none}"
-	lab_result mig_first_tick_destination "${first:-none}"
-	lab_result mig_ticks_destination "$n"
-	lab_result mig_pings_lost_destination "$lost"
-	up_src=$(ticks_of "$SRC_LOG" | tail -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
-	up_dst=$(echo "$ticks" | head -n1 | sed -n 's/.* up=\([0-9.]*\).*/\1/p')
-	[ -n "$up_src" ] && [ -n "$up_dst" ] && lab_result mig_tick_gap_guest_s "$(lab_elapsed "$up_src" "$up_dst")"
-	[ -n "$first" ] && [ -n "$last_src" ] && [ "$first" -gt "$last_src" ] && [ "$first" -le $((last_src + 2)) ] &&
-		pass "the guest went on at tick $first on the destination (the source's last: $last_src)" ||
-		fail "the destination's first tick is ${first:-none}; the source's last was ${last_src:-none}"
-	grep -q 'Linux version\|LAB-GUEST-READY' "$DST_LOG" && fail "the destination booted the guest again"
-	[ "$n" -ge 10 ] && [ "$lost" -le 1 ] && pass "$n ticks on the destination, $lost pings lost (virtio-net on tap1)" ||
-		fail "$n ticks on the destination, $lost pings lost"
-	[ -n "$disk_src" ] && [ "$bad" = 0 ] && pass "the disk reads the same on the destination (virtio-blk)" ||
-		fail "disk checksums on the destination differ from $disk_src ($bad ticks)"
-	grep -q 'LAB-GUEST-RC=0' "$DST_LOG" && [ "$drc" = 0 ] && pass "the guest's command ended with status 0 on the destination, which exited 0" ||
-		fail "the destination: exit $drc, $(tr -d '\r' < "$DST_LOG" | grep -m1 'LAB-GUEST-RC')"
-	grep -q 'board: migration received in' "$DST_LOG" && lab_result mig_received "\"$(grep -m1 'migration received in' "$DST_LOG" | sed 's/.*received in //')\""
-	crash=$(lab_crash_line "$DST_LOG")
-	[ -z "$crash" ] || fail "the destination: $crash"
-fi
+[ $phase = 1 ] && [ -n "${dst_pid:-}" ] &&
+	lab_mig_destination mig "$dst_pid" "$DST_LOG" "$SRC_LOG" "$last_src" 1 "$SD"
 
 cp "$DST_LOG" "$LAB_RESULTS/l2-mig-destination.log" 2>/dev/null
 cp "$REF_LOG" "$LAB_RESULTS/l2-mig-refusing.log" 2>/dev/null
