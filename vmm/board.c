@@ -2215,6 +2215,26 @@ out:
 	return ret;
 }
 
+static int board_announce_fn(struct vmm_device *d, void *opaque)
+{
+	struct virtio_net *n = virtio_net__from_device(d);
+
+	(void)opaque;
+	if (n && virtio_net__announce(n))
+		log_info(d->id, "the guest's driver did not take GUEST_ANNOUNCE: it does not "
+			 "announce itself after the move");
+	return 0;
+}
+
+/* the loop thread, the guest running on this host after a migration */
+static void board_announce_call(void *opaque)
+{
+	struct board *b = opaque;
+
+	if (device__for_each(&b->vm.devices, board_announce_fn, NULL))
+		log_warn(BOARD_LOG, "cannot list the NICs to announce");
+}
+
 /*
  * --incoming URI: the vCPUs, then the VM from the migration's stream; the
  * source gets one line back: loaded, or refused with the reason (it then
@@ -2296,6 +2316,8 @@ static int board_incoming(struct board *b)
 		log_info(BOARD_LOG, "migration received in %.0f ms", board_ms_since(&t0));
 		/* the guest negotiated STANDBY at the source: this host's failover VFs go in */
 		board_standby_changed(b);
+		/* and its NICs tell the network where it is now, once it runs */
+		evloop__call(&b->vm.loop, &b->announce_call, board_announce_call, b);
 	}
 	return ret;
 }

@@ -56,6 +56,7 @@ struct board {
 	struct board_migration *mig;            /* a migration in progress (its handler runs), or NULL */
 	atomic_bool standby_queued;             /* standby_call is queued on the loop */
 	struct evloop_call standby_call;
+	struct evloop_call announce_call;       /* after an incoming migration (GUEST_ANNOUNCE) */
 	unsigned int nr_nets_made;              /* default MACs of NICs, in creation order */
 	struct timespec started;                /* CLOCK_MONOTONIC at board__build */
 };

@@ -304,7 +304,7 @@ struct seg {
 static struct vm vm;
 static struct virtio_net *net;
 static struct virtio_dev *vd;
-static struct tring ring[2];
+static struct tring ring[3];
 
 static void *hva(uint64_t gpa, uint64_t len)
 {
@@ -562,8 +562,10 @@ Test(net_dev, features_and_config, .init = setup, .fini = teardown)
 	cr_assert(f & F_MRG_RXBUF);
 	cr_assert(f & F_CSUM && f & F_GUEST_CSUM);
 	cr_assert(f & F_GUEST_TSO4 && f & F_GUEST_TSO6 && f & F_HOST_TSO4);
-	cr_assert_not(f & (1ULL << 17), "no control queue");
-	cr_assert_eq(vd->nr_queues, 2);
+	cr_assert(f & (1ULL << 17), "a control queue (GUEST_ANNOUNCE needs it)");
+	cr_assert(f & (1ULL << 21), "GUEST_ANNOUNCE");
+	cr_assert_not(f & (1ULL << 18), "no CTRL_RX: its commands would be refused");
+	cr_assert_eq(vd->nr_queues, 3);
 	cr_assert_eq(vd->device_id, 1);
 
 	vd->ops->cfg_read(vd, 0, cfg, 10);
@@ -587,6 +589,66 @@ Test(net_dev, legacy_header_without_version_1, .init = setup, .fini = teardown)
 {
 	activate(F_CSUM);
 	cr_assert_eq(fake.hdr_len, 10);
+}
+
+/* ---- device: GUEST_ANNOUNCE and the control queue -------------------------- */
+
+#define F_CTRL_VQ (1ULL << 17)
+#define F_GUEST_ANNOUNCE (1ULL << 21)
+
+/* one control command: header, data, ack byte; returns the ack */
+static uint8_t ctrl_cmd(uint8_t cls, uint8_t cmd)
+{
+	uint8_t *h = hva(BUF_GPA + 0x8000, 2);
+	uint32_t id, len;
+	uint16_t before = used_idx(VIRTIO_NET_CTRLQ);
+
+	h[0] = cls;
+	h[1] = cmd;
+	*(uint8_t *)hva(BUF_GPA + 0x8100, 1) = 0xaa;
+	add_chain(VIRTIO_NET_CTRLQ, (struct seg[]){ { BUF_GPA + 0x8000, 2, false },
+						    { BUF_GPA + 0x8100, 1, true } }, 2);
+	vd->ops->queue_notify(vd, VIRTIO_NET_CTRLQ);
+	cr_assert_eq(used_idx(VIRTIO_NET_CTRLQ), (uint16_t)(before + 1), "the command came back");
+	used_elem(VIRTIO_NET_CTRLQ, before, &id, &len);
+	cr_assert_eq(len, 1);
+	return *(uint8_t *)hva(BUF_GPA + 0x8100, 1);
+}
+
+Test(net_dev, guest_announce, .init = setup, .fini = teardown)
+{
+	uint8_t st;
+
+	cr_assert_eq(virtio_net__announce(net), -ENOTSUP, "before the driver runs");
+	setup_queue(VIRTIO_NET_CTRLQ);
+	activate(FEAT_V1 | F_STATUS | F_CTRL_VQ | F_GUEST_ANNOUNCE);
+	vd->status |= 0x4; /* DRIVER_OK, as the transport sets it */
+	cr_assert_eq(virtio_net__announce(net), 0);
+	vd->ops->cfg_read(vd, 6, &st, 1);
+	cr_assert_eq(st, 1 | 2, "link up, announce");
+	cr_assert_eq(ctrl_cmd(3, 0), 0, "ANNOUNCE_ACK: OK");
+	vd->ops->cfg_read(vd, 6, &st, 1);
+	cr_assert_eq(st, 1, "the ack cleared announce");
+	cr_assert_eq(virtio_net__announce_acks(net), 1);
+	cr_assert_eq(ctrl_cmd(0, 0), 1, "CTRL_RX is not offered: ERR");
+	cr_assert_eq(ctrl_cmd(3, 7), 1, "an unknown announce command: ERR");
+	cr_assert_not(dev_broken());
+}
+
+Test(net_dev, guest_announce_not_negotiated, .init = setup, .fini = teardown)
+{
+	activate(FEAT_V1 | F_STATUS);
+	vd->status |= 0x4;
+	cr_assert_eq(virtio_net__announce(net), -ENOTSUP);
+}
+
+Test(net_dev, control_command_without_ack_byte_breaks, .init = setup, .fini = teardown)
+{
+	setup_queue(VIRTIO_NET_CTRLQ);
+	activate(FEAT_V1 | F_CTRL_VQ);
+	add_chain(VIRTIO_NET_CTRLQ, (struct seg[]){ { BUF_GPA + 0x8000, 2, false } }, 1);
+	vd->ops->queue_notify(vd, VIRTIO_NET_CTRLQ);
+	cr_assert(dev_broken(), "a command with nowhere to put the ack");
 }
 
 /* ---- device: transmit ----------------------------------------------------- */
@@ -751,6 +813,42 @@ Test(net_dev, rx_single_chain, .init = setup, .fini = teardown)
 	virtio_net__get_stats(net, &st);
 	cr_assert_eq(st.rx_packets, 1);
 	cr_assert_eq(st.rx_bytes, 100);
+}
+
+/* pre-copy: what the device writes into guest memory is marked dirty, after the write */
+static bool page_dirty(const uint64_t *bits, uint64_t gpa)
+{
+	return bits[(gpa >> 12) / 64] & (1ULL << ((gpa >> 12) % 64));
+}
+
+Test(net_dev, rx_and_used_ring_writes_are_marked_dirty, .init = setup, .fini = teardown)
+{
+	static uint8_t frame[9000];
+	static uint64_t bits[MEM_DIRTY_WORDS(16 * MiB)];
+	size_t len = make_frame(frame, 12, 6000);
+
+	activate(FEAT_MRG);
+	cr_assert_eq(mem__dirty_start(&vm.mem), 0);
+	/* a frame over two 4 KiB buffers on separate pages, far from the rings */
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA + 0x10000, 4096, true}}, 1);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA + 0x30000, 4096, true}}, 1);
+	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, len), 0);
+	cr_assert_eq(used_idx(VIRTIO_NET_RXQ), 2);
+	memset(bits, 0, sizeof(bits));
+	mem__dirty_take(&vm.mem, 0, bits);
+	cr_assert(page_dirty(bits, BUF_GPA + 0x10000), "the first buffer");
+	cr_assert(page_dirty(bits, BUF_GPA + 0x30000), "the second buffer");
+	cr_assert(page_dirty(bits, ring[VIRTIO_NET_RXQ].used), "the used ring");
+	cr_assert_not(page_dirty(bits, BUF_GPA + 0x20000), "a page nobody wrote");
+	cr_assert_not(page_dirty(bits, ring[VIRTIO_NET_TXQ].used), "the idle queue's ring");
+	memset(bits, 0, sizeof(bits));
+	mem__dirty_take(&vm.mem, 0, bits);
+	cr_assert_not(page_dirty(bits, BUF_GPA + 0x10000), "taking the bits cleared them");
+	mem__dirty_stop(&vm.mem);
+	add_chain(VIRTIO_NET_RXQ, (struct seg[]){{BUF_GPA + 0x50000, 4096, true}}, 1);
+	cr_assert_eq(fake.cbs->rx(fake.opaque, frame, 1000), 0);
+	mem__dirty_take(&vm.mem, 0, bits);
+	cr_assert_not(page_dirty(bits, BUF_GPA + 0x50000), "nothing is marked once tracking stopped");
 }
 
 Test(net_dev, rx_legacy_header_untouched, .init = setup, .fini = teardown)

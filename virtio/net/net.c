@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <linux/virtio_config.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -46,10 +47,17 @@
 #define NET_F_HOST_TSO6 12
 #define NET_F_MRG_RXBUF 15
 #define NET_F_STATUS 16
+#define NET_F_CTRL_VQ 17
+#define NET_F_GUEST_ANNOUNCE 21
 #define NET_F_VERSION_1 32
 #define NET_F_STANDBY 62
 
 #define NET_S_LINK_UP 1
+#define NET_S_ANNOUNCE 2
+#define NET_CTRL_ANNOUNCE 3     /* class */
+#define NET_CTRL_ANNOUNCE_ACK 0 /* command */
+#define NET_CTRL_OK 0
+#define NET_CTRL_ERR 1
 #define NET_HDR_LEN_LEGACY 10 /* struct virtio_net_hdr */
 #define NET_HDR_LEN_V1 12     /* struct virtio_net_hdr_v1: + num_buffers */
 #define NET_HDR_NUM_BUFFERS_OFF 10
@@ -90,6 +98,8 @@ struct virtio_net {
 	bool failover;                     /* STANDBY offered */
 	atomic_int standby;                /* enum virtio_net_standby */
 	atomic_uint standby_negotiations;
+	atomic_bool announce;              /* VIRTIO_NET_S_ANNOUNCE is set */
+	atomic_uint announce_acks;
 
 	/* written by activate/reset (any thread), read by the event loop */
 	atomic_bool want_active;
@@ -109,6 +119,7 @@ struct virtio_net {
 	struct net_tx_slot *tx;
 	unsigned int tx_inflight;
 	struct virtq_chain *rx_first, *rx_next;
+	struct virtq_chain *ctrl_chain;    /* the control command being answered */
 	struct net_used rx_used[VIRTQ_MAX_SIZE];
 
 	struct net_stats_atomic st;
@@ -632,7 +643,8 @@ static uint64_t net_features(struct virtio_dev *vd)
 {
 	return (to_net(vd)->failover ? 1ULL << NET_F_STANDBY : 0) | (1ULL << NET_F_CSUM) | (1ULL << NET_F_GUEST_CSUM) | (1ULL << NET_F_MAC) |
 	       (1ULL << NET_F_GUEST_TSO4) | (1ULL << NET_F_GUEST_TSO6) | (1ULL << NET_F_HOST_TSO4) |
-	       (1ULL << NET_F_HOST_TSO6) | (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS);
+	       (1ULL << NET_F_HOST_TSO6) | (1ULL << NET_F_MRG_RXBUF) | (1ULL << NET_F_STATUS) |
+	       (1ULL << NET_F_CTRL_VQ) | (1ULL << NET_F_GUEST_ANNOUNCE);
 }
 
 static void net_cfg_read(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
@@ -641,7 +653,7 @@ static void net_cfg_read(struct virtio_dev *vd, uint32_t off, uint8_t *data, uin
 	uint8_t cfg[NET_CFG_LEN];
 
 	memcpy(cfg, n->mac, 6);
-	cfg[6] = NET_S_LINK_UP; /* status */
+	cfg[6] = NET_S_LINK_UP | (atomic_load(&n->announce) ? NET_S_ANNOUNCE : 0); /* status */
 	cfg[7] = 0;
 	cfg[8] = 1; /* max_virtqueue_pairs */
 	cfg[9] = 0;
@@ -718,6 +730,77 @@ static bool net_busy(struct virtio_dev *vd)
 	return to_net(vd)->tx_inflight > 0;
 }
 
+/*
+ * The control queue (vdev.lock held): each command is a header (class,
+ * command), its data, then one device-writable ack byte. Only
+ * ANNOUNCE_ACK is supported (the features that need the others are not
+ * offered); anything else gets VIRTIO_NET_ERR.
+ */
+static void net_ctrl_process(struct virtio_net *n)
+{
+	struct virtq *q = &n->vdev.vq[VIRTIO_NET_CTRLQ];
+	struct virtq_chain *c = n->ctrl_chain;
+	bool notify = false;
+	uint8_t hdr[2], ack;
+	int ret;
+
+	while (q->ready && !n->vdev.broken) {
+		ret = virtq__pop(q, c);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			net_broken(n, "control queue: %s", strerror(-ret));
+			return;
+		}
+		if (c->out_len < sizeof(hdr) || c->in_len < 1) {
+			net_broken(n, "control command %u: %u bytes out, %u in (a header and an ack "
+				   "byte at least)", c->head, c->out_len, c->in_len);
+			return;
+		}
+		virtq__iov_to_buf(c->iov, c->nr_out, 0, hdr, sizeof(hdr));
+		ack = NET_CTRL_ERR;
+		if (hdr[0] == NET_CTRL_ANNOUNCE && hdr[1] == NET_CTRL_ANNOUNCE_ACK) {
+			ack = NET_CTRL_OK;
+			if (atomic_exchange(&n->announce, false))
+				log_info(n->name, "the guest announced itself (GUEST_ANNOUNCE acknowledged)");
+			atomic_fetch_add(&n->announce_acks, 1);
+		} else {
+			log_err_rl(&n->rl, n->name, "control command class %u command %u: not supported",
+				   hdr[0], hdr[1]);
+		}
+		virtq__buf_to_iov(c->iov + c->nr_out, c->nr_in, 0, &ack, 1);
+		virtq__mark_written(q, c, 1);
+		if (virtq__push(q, c->head, 1) < 0) {
+			net_broken(n, "control queue: cannot return command %u", c->head);
+			return;
+		}
+		notify = true;
+	}
+	if (notify)
+		virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_CTRLQ);
+}
+
+int virtio_net__announce(struct virtio_net *n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	ok = virtio_pci__has_feature(&n->vdev, NET_F_GUEST_ANNOUNCE) &&
+	     (n->vdev.status & VIRTIO_CONFIG_S_DRIVER_OK);
+	pthread_mutex_unlock(&n->vdev.lock);
+	if (!ok)
+		return -ENOTSUP;
+	atomic_store(&n->announce, true);
+	virtio_pci__notify_config(&n->vdev);
+	log_info(n->name, "asked the guest to announce itself (GUEST_ANNOUNCE)");
+	return 0;
+}
+
+unsigned int virtio_net__announce_acks(const struct virtio_net *n)
+{
+	return atomic_load(&n->announce_acks);
+}
+
 static void net_queue_notify(struct virtio_dev *vd, uint16_t qi)
 {
 	struct virtio_net *n = to_net(vd);
@@ -729,6 +812,8 @@ static void net_queue_notify(struct virtio_dev *vd, uint16_t qi)
 		n->be->ops->rx_resume(n->be);
 	else if (qi == VIRTIO_NET_TXQ)
 		net_tx_process(n);
+	else if (qi == VIRTIO_NET_CTRLQ)
+		net_ctrl_process(n);
 	else
 		log_err_rl(&n->rl, n->name, "kick on queue %u, which does not exist", qi);
 }
@@ -967,7 +1052,8 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 	n->tx = calloc(NET_TX_SLOTS, sizeof(*n->tx));
 	n->rx_first = malloc(sizeof(*n->rx_first));
 	n->rx_next = malloc(sizeof(*n->rx_next));
-	if (!n->tx || !n->rx_first || !n->rx_next) {
+	n->ctrl_chain = malloc(sizeof(*n->ctrl_chain));
+	if (!n->tx || !n->rx_first || !n->rx_next || !n->ctrl_chain) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -981,7 +1067,7 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 		goto err_close;
 	n->ctl_watching = true;
 
-	ret = virtio_pci__init(&n->vdev, vm, n->name, NET_VIRTIO_ID, NET_PCI_CLASS, 2,
+	ret = virtio_pci__init(&n->vdev, vm, n->name, NET_VIRTIO_ID, NET_PCI_CLASS, 3,
 			       VIRTIO_NET_QUEUE_SIZE, NET_CFG_LEN, &net_ops, n);
 	if (ret < 0) {
 		log_err(n->name, "virtio-pci init: %s", strerror(-ret));
@@ -1017,6 +1103,7 @@ err_unwatch:
 err_close:
 	sys__close(n->ctl_efd);
 err_free:
+	free(n->ctrl_chain);
 	free(n->rx_next);
 	free(n->rx_first);
 	free(n->tx);
@@ -1060,6 +1147,7 @@ void virtio_net__destroy(struct virtio_net *n)
 	net_ctl_unwatch(n);
 	virtio_pci__destroy(&n->vdev);
 	sys__close(n->ctl_efd);
+	free(n->ctrl_chain);
 	free(n->rx_next);
 	free(n->rx_first);
 	free(n->tx);

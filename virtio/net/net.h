@@ -38,6 +38,7 @@ struct virtio_net;
 #define VIRTIO_NET_QUEUE_SIZE 256
 #define VIRTIO_NET_RXQ 0
 #define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_CTRLQ 2 /* the control queue (VIRTIO_NET_F_CTRL_VQ): ANNOUNCE_ACK only */
 #define VIRTIO_NET_IFNAMSIZ 16 /* IFNAMSIZ, without <net/if.h> */
 
 struct virtio_net_config {
@@ -108,6 +109,16 @@ const char *virtio_net__name(const struct virtio_net *n);
 /* the STANDBY state, and how many times a driver negotiated it */
 enum virtio_net_standby virtio_net__standby(const struct virtio_net *n, unsigned int *negotiations);
 const char *virtio_net__standby_name(enum virtio_net_standby s);
+/*
+ * VIRTIO_NET_F_GUEST_ANNOUNCE: asks the guest's driver to announce itself
+ * (gratuitous ARP and IPv6 neighbour advertisements), as after a migration:
+ * sets VIRTIO_NET_S_ANNOUNCE and raises a config interrupt; the driver's
+ * ANNOUNCE_ACK on the control queue clears it. 0, or -ENOTSUP when the
+ * driver did not take the feature (or is not running). Any thread.
+ */
+int virtio_net__announce(struct virtio_net *n);
+/* ANNOUNCE_ACKs the guest sent (tests, stats) */
+unsigned int virtio_net__announce_acks(const struct virtio_net *n);
 void virtio_net__get_mac(const struct virtio_net *n, uint8_t mac[6]);
 /* the device model's view (vmm/device.h): id, ops, PCI function */
 struct vmm_device *virtio_net__device(struct virtio_net *n);
