@@ -1598,10 +1598,15 @@ static void board_mig_refusal(struct board_migration *m, int rc, char *err, size
 
 static void board_mig_event(struct board_migration *m, bool round_end)
 {
-	json_t *e = json_pack("{s:s,s:i,s:I,s:I,s:f,s:f}", "state", "pre-copy", "round",
-			      (int)m->rounds, "bytes", (json_int_t)m->w.written, "dirty_pages",
-			      (json_int_t)m->last_pages, "mbps", m->bw_bps * 8 / 1e6,
-			      "expected_downtime_ms", m->expected_ms);
+	double bw = m->bw_bps;
+	json_t *e;
+
+	/* round 0 under way: its rate so far */
+	if (!m->rounds && !round_end && board_ms_since(&m->t_pace) > 0)
+		bw = (double)(m->w.written - m->pace_bytes) / (board_ms_since(&m->t_pace) / 1e3);
+	e = json_pack("{s:s,s:i,s:I,s:I,s:f,s:f}", "state", "pre-copy", "round", (int)m->rounds,
+		      "bytes", (json_int_t)m->w.written, "dirty_pages", (json_int_t)m->last_pages,
+		      "mbps", bw * 8 / 1e6, "expected_downtime_ms", m->expected_ms);
 
 	/* round 0 (all of RAM): how far, by the pages scanned */
 	if (e && !m->rounds)

@@ -158,6 +158,9 @@ grep -q '^LAB-TICK' "$REF_LOG" 2>/dev/null && fail "the refusing destination ran
 
 if [ $phase = 2 ] && [ -n "${dst_pid:-}" ]; then
 	lab_mig_destination mfo "$dst_pid" "$DST_LOG" "$SRC_LOG" "$last_src" 2 "$SD"
+	grep -q 'net0: the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$DST_LOG" &&
+		pass "the guest announced itself from the destination (GUEST_ANNOUNCE acknowledged)" ||
+		fail "the guest never acknowledged GUEST_ANNOUNCE on the destination"
 	vf_ticks=$(echo "$LAB_MIG_TICKS" | grep -c ' via=[^s]' || true)
 	lab_result mfo_vf_ticks_destination "$vf_ticks"
 	lab_result mfo_first_vf_tick_destination "$(echo "$LAB_MIG_TICKS" | grep -m1 ' via=[^s]' | cut -d' ' -f2)"

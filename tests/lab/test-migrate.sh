@@ -16,7 +16,8 @@
 #     exits 0; the source exits 0 ("migrated"); the guest goes on ticking on
 #     the destination from the next tick, pings answered (at most one lost
 #     while br0 learns the new port), the disk read with the same checksum,
-#     and its command ends with status 0.
+#     and its command ends with status 0; its virtio-net driver acknowledges
+#     GUEST_ANNOUNCE (it announced itself from the destination).
 # Measured: the stream's size, the total time and the time the guest was
 # paused (ctl's figures), the ticks' gap in guest uptime across the move.
 # Environment: MINIVMM_BIN (required).
@@ -119,6 +120,9 @@ crash=$(lab_crash_line "$SRC_LOG")
 
 [ $phase = 1 ] && [ -n "${dst_pid:-}" ] &&
 	lab_mig_destination mig "$dst_pid" "$DST_LOG" "$SRC_LOG" "$last_src" 1 "$SD"
+[ $phase = 1 ] && { grep -q 'net0: the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$DST_LOG" &&
+	pass "the guest announced itself from the destination (GUEST_ANNOUNCE acknowledged)" ||
+	fail "the guest never acknowledged GUEST_ANNOUNCE on the destination"; }
 
 cp "$DST_LOG" "$LAB_RESULTS/l2-mig-destination.log" 2>/dev/null
 cp "$REF_LOG" "$LAB_RESULTS/l2-mig-refusing.log" 2>/dev/null
