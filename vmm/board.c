@@ -2264,6 +2264,11 @@ static int board_incoming(struct board *b)
 	ret = board_make_vcpus(b);
 	if (ret)
 		return ret;
+	if (!migrate__is_local(&u))
+		log_warn(BOARD_LOG, "--incoming %s: the migration channel is plain TCP, neither "
+			 "authenticated nor encrypted: whoever reaches it can hand this VMM a guest "
+			 "(listen on loopback behind a tunnel, or on a network only the hosts share)",
+			 b->opts->incoming);
 	log_info(BOARD_LOG, "waiting for a migration on %s", b->opts->incoming);
 	for (;;) {
 		bool plan = false;

@@ -95,6 +95,30 @@ int migrate__connect(const struct mig_uri *u, int timeout_ms, char *err, size_t 
 	return fd;
 }
 
+bool migrate__is_local(const struct mig_uri *u)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL, *a;
+	bool local = true;
+
+	if (u->unix_socket)
+		return true;
+	if (getaddrinfo(u->host, u->port, &hints, &ai))
+		return false;
+	for (a = ai; a; a = a->ai_next) {
+		if (a->ai_family == AF_INET) {
+			const struct sockaddr_in *in = (const struct sockaddr_in *)a->ai_addr;
+
+			local &= (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		} else if (a->ai_family == AF_INET6) {
+			local &= IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr);
+		} else {
+			local = false;
+		}
+	}
+	freeaddrinfo(ai);
+	return local;
+}
+
 int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;

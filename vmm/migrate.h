@@ -8,6 +8,7 @@
 #ifndef MINIVMM_VMM_MIGRATE_H
 #define MINIVMM_VMM_MIGRATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "migration/live.h"
@@ -16,6 +17,8 @@
 /* source: a connected socket fd, or -errno with the reason in err */
 int migrate__connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
 /* destination: listens on u, accepts one connection; its fd or -errno */
+/* tcp:HOST:PORT whose HOST resolves only to loopback addresses (unix: counts as local) */
+bool migrate__is_local(const struct mig_uri *u);
 int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
 /* source: the destination's answer line within timeout_ms; 0 or -errno (-ETIMEDOUT, -ECONNRESET) */
 int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len) __must_check;
