@@ -163,48 +163,108 @@ static struct kvm_segment *state_seg(struct kvm_sregs *s, unsigned int i)
 	return segs[i];
 }
 
-static int state_put_seg(void *fdt, const char *name, const struct kvm_segment *g)
+/*
+ * One field of a KVM state struct, saved under its name: a u32 in the
+ * stream (loaded only up to max) for fields of 1 to 4 bytes, a u64 for
+ * 8-byte ones. A table of them saves and loads a struct both ways.
+ */
+struct state_field {
+	const char *name;
+	size_t off;
+	uint8_t size;
+	uint32_t max;
+};
+#define STATE_FIELD(type, f, m) { #f, offsetof(type, f), sizeof(((type *)0)->f), m }
+
+static int state_put_fields(void *fdt, const char *name, const void *s,
+			    const struct state_field *f, size_t n)
 {
 	int ret = mig__begin_node(fdt, name);
+	size_t i;
 
-	PUT64(fdt, "base", g->base);
-	PUT32(fdt, "limit", g->limit);
-	PUT32(fdt, "selector", g->selector);
-	PUT32(fdt, "type", g->type);
-	PUT32(fdt, "present", g->present);
-	PUT32(fdt, "dpl", g->dpl);
-	PUT32(fdt, "db", g->db);
-	PUT32(fdt, "s", g->s);
-	PUT32(fdt, "l", g->l);
-	PUT32(fdt, "g", g->g);
-	PUT32(fdt, "avl", g->avl);
-	PUT32(fdt, "unusable", g->unusable);
+	for (i = 0; i < n && !ret; i++) {
+		const uint8_t *p = (const uint8_t *)s + f[i].off;
+		uint64_t v64 = 0;
+		uint32_t v32 = 0;
+		uint16_t v16;
+
+		switch (f[i].size) {
+		case 8:
+			memcpy(&v64, p, 8);
+			ret = mig__put_u64(fdt, f[i].name, v64);
+			continue;
+		case 4:
+			memcpy(&v32, p, 4);
+			break;
+		case 2:
+			memcpy(&v16, p, 2);
+			v32 = v16;
+			break;
+		default:
+			v32 = *p;
+		}
+		ret = mig__put_u32(fdt, f[i].name, v32);
+	}
 	if (!ret)
 		ret = mig__end_node(fdt);
 	return ret;
 }
 
-static int state_get_seg(const void *fdt, int parent, const char *name, struct kvm_segment *g)
+static int state_get_fields(const void *fdt, int parent, const char *name, void *s,
+			    const struct state_field *f, size_t n)
 {
 	int node = mig__get_node(fdt, parent, name), ret = 0;
+	size_t i;
 
 	if (node < 0) {
 		state_bad(name, "missing");
 		return node;
 	}
-	GET64(fdt, node, "base", g->base);
-	GET32(fdt, node, "limit", g->limit, UINT32_MAX);
-	GET32(fdt, node, "selector", g->selector, 0xffff);
-	GET32(fdt, node, "type", g->type, 15);
-	GET32(fdt, node, "present", g->present, 1);
-	GET32(fdt, node, "dpl", g->dpl, 3);
-	GET32(fdt, node, "db", g->db, 1);
-	GET32(fdt, node, "s", g->s, 1);
-	GET32(fdt, node, "l", g->l, 1);
-	GET32(fdt, node, "g", g->g, 1);
-	GET32(fdt, node, "avl", g->avl, 1);
-	GET32(fdt, node, "unusable", g->unusable, 1);
+	for (i = 0; i < n && !ret; i++) {
+		uint8_t *p = (uint8_t *)s + f[i].off;
+		uint64_t v64;
+		uint32_t v32;
+		uint16_t v16;
+
+		if (f[i].size == 8) {
+			ret = mig__get_u64(fdt, node, f[i].name, &v64);
+			if (!ret)
+				memcpy(p, &v64, 8);
+			continue;
+		}
+		ret = mig__get_u32_max(fdt, node, f[i].name, f[i].max, &v32);
+		if (ret)
+			break;
+		if (f[i].size == 4) {
+			memcpy(p, &v32, 4);
+		} else if (f[i].size == 2) {
+			v16 = (uint16_t)v32;
+			memcpy(p, &v16, 2);
+		} else {
+			*p = (uint8_t)v32;
+		}
+	}
 	return ret;
+}
+
+/* a segment register (sregs: cs, ds, ..., tr, ldt) */
+static const struct state_field state_seg_fields[] = {
+	STATE_FIELD(struct kvm_segment, base, 0), STATE_FIELD(struct kvm_segment, limit, UINT32_MAX),
+	STATE_FIELD(struct kvm_segment, selector, 0xffff), STATE_FIELD(struct kvm_segment, type, 15),
+	STATE_FIELD(struct kvm_segment, present, 1), STATE_FIELD(struct kvm_segment, dpl, 3),
+	STATE_FIELD(struct kvm_segment, db, 1), STATE_FIELD(struct kvm_segment, s, 1),
+	STATE_FIELD(struct kvm_segment, l, 1), STATE_FIELD(struct kvm_segment, g, 1),
+	STATE_FIELD(struct kvm_segment, avl, 1), STATE_FIELD(struct kvm_segment, unusable, 1),
+};
+
+static int state_put_seg(void *fdt, const char *name, const struct kvm_segment *g)
+{
+	return state_put_fields(fdt, name, g, state_seg_fields, ARRAY_SIZE(state_seg_fields));
+}
+
+static int state_get_seg(const void *fdt, int parent, const char *name, struct kvm_segment *g)
+{
+	return state_get_fields(fdt, parent, name, g, state_seg_fields, ARRAY_SIZE(state_seg_fields));
 }
 
 static int state_cpu_save(void *opaque, void *fdt)
@@ -591,13 +651,9 @@ static const struct mig_section_ops state_cpu_ops = {
 
 /* --- "kvm-vm": the in-kernel PICs, IOAPIC, PIT and the kvmclock ---------------- */
 
-/* every field of the PIC's state is a byte: one table for save and load */
-static const struct {
-	const char *name;
-	size_t off;
-	uint8_t max;
-} state_pic_fields[] = {
-#define PIC_FIELD(f, m) { #f, offsetof(struct kvm_pic_state, f), m }
+/* the PIC's state: every field a byte */
+static const struct state_field state_pic_fields[] = {
+#define PIC_FIELD(f, m) STATE_FIELD(struct kvm_pic_state, f, m)
 	PIC_FIELD(last_irr, 255), PIC_FIELD(irr, 255), PIC_FIELD(imr, 255), PIC_FIELD(isr, 255),
 	PIC_FIELD(priority_add, 7), PIC_FIELD(irq_base, 255), PIC_FIELD(read_reg_select, 1),
 	PIC_FIELD(poll, 1), PIC_FIELD(special_mask, 1), PIC_FIELD(init_state, 3),
@@ -609,80 +665,33 @@ static const struct {
 
 static int state_put_pic(void *fdt, const char *name, const struct kvm_pic_state *p)
 {
-	int ret = mig__begin_node(fdt, name);
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(state_pic_fields) && !ret; i++)
-		ret = mig__put_u32(fdt, state_pic_fields[i].name,
-				   ((const uint8_t *)p)[state_pic_fields[i].off]);
-	if (!ret)
-		ret = mig__end_node(fdt);
-	return ret;
+	return state_put_fields(fdt, name, p, state_pic_fields, ARRAY_SIZE(state_pic_fields));
 }
 
 static int state_get_pic(const void *fdt, int parent, const char *name, struct kvm_pic_state *p)
 {
-	int node = mig__get_node(fdt, parent, name), ret = 0;
-	size_t i;
-	uint32_t v;
-
-	if (node < 0) {
-		state_bad(name, "missing");
-		return node;
-	}
-	for (i = 0; i < ARRAY_SIZE(state_pic_fields) && !ret; i++) {
-		ret = mig__get_u32_max(fdt, node, state_pic_fields[i].name, state_pic_fields[i].max, &v);
-		if (!ret)
-			((uint8_t *)p)[state_pic_fields[i].off] = (uint8_t)v;
-	}
-	return ret;
+	return state_get_fields(fdt, parent, name, p, state_pic_fields, ARRAY_SIZE(state_pic_fields));
 }
+
+/* a PIT channel, in KVM's own encodings (a channel never programmed says mode 255) */
+static const struct state_field state_pit_fields[] = {
+#define PIT_FIELD(f, m) STATE_FIELD(struct kvm_pit_channel_state, f, m)
+	PIT_FIELD(count, 0x10000), PIT_FIELD(latched_count, 0xffff), PIT_FIELD(count_latched, 255),
+	PIT_FIELD(status_latched, 255), PIT_FIELD(status, 255), PIT_FIELD(read_state, 255),
+	PIT_FIELD(write_state, 255), PIT_FIELD(write_latch, 255), PIT_FIELD(rw_mode, 255),
+	PIT_FIELD(mode, 255), PIT_FIELD(bcd, 255), PIT_FIELD(gate, 255),
+	PIT_FIELD(count_load_time, 0),
+#undef PIT_FIELD
+};
 
 static int state_put_pit(void *fdt, const char *name, const struct kvm_pit_channel_state *ch)
 {
-	int ret = mig__begin_node(fdt, name);
-
-	PUT32(fdt, "count", ch->count);
-	PUT32(fdt, "latched_count", ch->latched_count);
-	PUT32(fdt, "count_latched", ch->count_latched);
-	PUT32(fdt, "status_latched", ch->status_latched);
-	PUT32(fdt, "status", ch->status);
-	PUT32(fdt, "read_state", ch->read_state);
-	PUT32(fdt, "write_state", ch->write_state);
-	PUT32(fdt, "write_latch", ch->write_latch);
-	PUT32(fdt, "rw_mode", ch->rw_mode);
-	PUT32(fdt, "mode", ch->mode);
-	PUT32(fdt, "bcd", ch->bcd);
-	PUT32(fdt, "gate", ch->gate);
-	PUT64(fdt, "count_load_time", ch->count_load_time);
-	if (!ret)
-		ret = mig__end_node(fdt);
-	return ret;
+	return state_put_fields(fdt, name, ch, state_pit_fields, ARRAY_SIZE(state_pit_fields));
 }
 
 static int state_get_pit(const void *fdt, int parent, const char *name, struct kvm_pit_channel_state *ch)
 {
-	int node = mig__get_node(fdt, parent, name), ret = 0;
-
-	if (node < 0) {
-		state_bad(name, "missing");
-		return node;
-	}
-	/* KVM's own encodings (a channel never programmed says mode 255): u8 fields */
-	GET32(fdt, node, "count", ch->count, 0x10000);
-	GET32(fdt, node, "latched_count", ch->latched_count, 0xffff);
-	GET32(fdt, node, "count_latched", ch->count_latched, 255);
-	GET32(fdt, node, "status_latched", ch->status_latched, 255);
-	GET32(fdt, node, "status", ch->status, 255);
-	GET32(fdt, node, "read_state", ch->read_state, 255);
-	GET32(fdt, node, "write_state", ch->write_state, 255);
-	GET32(fdt, node, "write_latch", ch->write_latch, 255);
-	GET32(fdt, node, "rw_mode", ch->rw_mode, 255);
-	GET32(fdt, node, "mode", ch->mode, 255);
-	GET32(fdt, node, "bcd", ch->bcd, 255);
-	GET32(fdt, node, "gate", ch->gate, 255);
-	GET64(fdt, node, "count_load_time", ch->count_load_time);
-	return ret;
+	return state_get_fields(fdt, parent, name, ch, state_pit_fields, ARRAY_SIZE(state_pit_fields));
 }
 
 struct state_vm {
