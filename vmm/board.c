@@ -1331,6 +1331,7 @@ static int board_mig_unplug_vf(struct board_migration *m, struct board_mig_vf *v
 	struct vmm_device *d = device__find(&b->vm.devices, v->id);
 	struct board_bg bg = { .b = b, .fn = board_bg_destroy };
 	struct board_mig_eject e = { 0 };
+	struct board_failover *fo;
 	struct timespec t0;
 	int slot = -1, rc;
 
@@ -1367,7 +1368,9 @@ static int board_mig_unplug_vf(struct board_migration *m, struct board_mig_vf *v
 		}
 	}
 	v->eject_ms = board_ms_since(&t0);
-	memset(board_fo_find(b, v->id), 0, sizeof(struct board_failover)); /* the pair ends */
+	fo = board_fo_find(b, v->id);
+	if (fo)
+		memset(fo, 0, sizeof(*fo)); /* the pair ends with its VF */
 	device__remove(&b->vm.devices, d);
 	bg.dev = d;
 	board_bg_run(&bg);
