@@ -444,7 +444,7 @@ out:
 	return reply;
 }
 
-/* the complete lines in c's buffer; false when it stopped for a running handler */
+/* the complete lines in c's buffer; true when it stopped for a running handler */
 static bool api_client_lines(struct api_client *c)
 {
 	size_t start = 0, i;
