@@ -120,7 +120,7 @@ crash=$(lab_crash_line "$SRC_LOG")
 
 [ $phase = 1 ] && [ -n "${dst_pid:-}" ] &&
 	lab_mig_destination mig "$dst_pid" "$DST_LOG" "$SRC_LOG" "$last_src" 1 "$SD"
-[ $phase = 1 ] && { grep -q 'net0: the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$DST_LOG" &&
+[ $phase = 1 ] && { grep -q 'the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$DST_LOG" &&
 	pass "the guest announced itself from the destination (GUEST_ANNOUNCE acknowledged)" ||
 	fail "the guest never acknowledged GUEST_ANNOUNCE on the destination"; }
 
