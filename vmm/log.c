@@ -19,18 +19,33 @@ void log__msg(int level, const char *prefix, const char *fmt, ...)
 {
 	FILE *out = log_stream ? log_stream : stderr;
 	va_list ap;
+	char line[4096];
+	int n, m;
 
 	if (level > log_level)
 		return;
-	pthread_mutex_lock(&log_lock);
+	/*
+	 * The whole line in one write: the guest's console often shares the
+	 * file, and a byte of it must not land inside a line
+	 */
 	if (level <= LOG_WARN)
-		fprintf(out, "minivmm: %s: %s: ", prefix ? prefix : "vmm", log_names[level]);
+		n = snprintf(line, sizeof(line), "minivmm: %s: %s: ", prefix ? prefix : "vmm",
+			     log_names[level]);
 	else
-		fprintf(out, "minivmm: %s: ", prefix ? prefix : "vmm");
+		n = snprintf(line, sizeof(line), "minivmm: %s: ", prefix ? prefix : "vmm");
+	if (n < 0 || (size_t)n >= sizeof(line) - 1)
+		n = 0;
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2; /* a longer message is cut */
+	line[n++] = '\n';
+	pthread_mutex_lock(&log_lock);
+	fwrite(line, 1, (size_t)n, out);
 	fflush(out);
 	pthread_mutex_unlock(&log_lock);
 }
