@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -293,6 +294,26 @@ static struct board_failover *board_fo_add(struct board *b, const char *vf_id, c
 	return NULL;
 }
 
+/* the network interface of the PF of VF bdf, and the VF's index there; 0 or -errno (err says) */
+static int board_vf_pf(const char *bdf, char *ifname, size_t ifnamelen, int *idx, char *err,
+		       size_t errlen)
+{
+	char pf[PCISYS_BDF_LEN];
+	int ret;
+
+	ret = sriov__physfn("/sys", bdf, pf, idx);
+	if (ret) {
+		snprintf(err, errlen, "%s is %s: cannot set its MAC through a PF", bdf,
+			 ret == -ENOENT ? "not an SR-IOV VF" : "not present");
+		return ret;
+	}
+	ret = sriov__netdev("/sys", pf, ifname, ifnamelen);
+	if (ret)
+		snprintf(err, errlen, "%s: its PF %s has no network interface: cannot set the VF's MAC",
+			 bdf, pf);
+	return ret;
+}
+
 /*
  * Gives the VF bdf the standby NIC's MAC through its PF (rtnetlink), unless
  * it has it already: net_failover pairs the two by MAC. 0, or -errno with
@@ -302,23 +323,14 @@ static int board_vf_mac_sync(const char *id, const char *bdf, const uint8_t mac[
 			     size_t errlen)
 {
 	struct sriov_vf_config c = { .set_mac = true, .spoofchk = -1, .trust = -1 };
-	char pf[PCISYS_BDF_LEN], ifname[64], msg[256] = "";
+	char ifname[64], msg[256] = "";
 	struct sriov_link *link;
 	unsigned int i;
 	int idx, ret;
 
-	ret = sriov__physfn("/sys", bdf, pf, &idx);
-	if (ret) {
-		snprintf(err, errlen, "%s is %s: cannot give it the standby NIC's MAC through a PF", bdf,
-			 ret == -ENOENT ? "not an SR-IOV VF" : "not present");
+	ret = board_vf_pf(bdf, ifname, sizeof(ifname), &idx, err, errlen);
+	if (ret)
 		return ret;
-	}
-	ret = sriov__netdev("/sys", pf, ifname, sizeof(ifname));
-	if (ret) {
-		snprintf(err, errlen, "%s: its PF %s has no network interface: cannot set the VF's MAC",
-			 bdf, pf);
-		return ret;
-	}
 	link = calloc(1, sizeof(*link));
 	if (!link)
 		return -ENOMEM;
@@ -345,6 +357,42 @@ static int board_vf_mac_sync(const char *id, const char *bdf, const uint8_t mac[
 	log_info(id, "%s (VF %d of %s): MAC set to %02x:%02x:%02x:%02x:%02x:%02x, the standby NIC's",
 		 bdf, idx, ifname, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	return 0;
+}
+
+/*
+ * A failover VF this VMM gave up for good (its guest now runs on another
+ * host) still has the guest's MAC, and this host's NIC would go on
+ * delivering the guest's frames to it instead of to the wire: its
+ * administratively set MAC is cleared (00:00:00:00:00:00; a random locally
+ * administered MAC where the PF refuses that). Logs what it did; may block
+ * (netlink).
+ */
+static void board_vf_mac_clear(const char *id, const char *bdf)
+{
+	struct sriov_vf_config c = { .set_mac = true, .spoofchk = -1, .trust = -1 };
+	char ifname[64], msg[256] = "", err[256];
+	int idx, ret;
+
+	if (board_vf_pf(bdf, ifname, sizeof(ifname), &idx, err, sizeof(err))) {
+		log_warn(id, "%s", err);
+		return;
+	}
+	c.vf = (unsigned int)idx;
+	ret = sriov_nl__set_vf(ifname, &c, msg, sizeof(msg));
+	if (ret) {
+		/* 02:xx: locally administered, unicast */
+		c.mac[0] = 0x02;
+		if (getrandom(&c.mac[1], 5, 0) != 5)
+			memset(&c.mac[1], 0x5a, 5);
+		ret = sriov_nl__set_vf(ifname, &c, msg, sizeof(msg));
+	}
+	if (ret)
+		log_warn(id, "%s (VF %d of %s) keeps the guest's MAC: cannot change it: %s%s%s", bdf,
+			 idx, ifname, strerror(-ret), msg[0] ? ": " : "", msg);
+	else
+		log_info(id, "%s (VF %d of %s): the guest's MAC taken off it (now "
+			 "%02x:%02x:%02x:%02x:%02x:%02x)", bdf, idx, ifname, c.mac[0], c.mac[1],
+			 c.mac[2], c.mac[3], c.mac[4], c.mac[5]);
 }
 
 /* builds a VF (not plugged when plug_later); may block: worker thread or boot */
@@ -1997,6 +2045,9 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 		log_err(BOARD_LOG, "migration to %s: %s", uri, err);
 		return rc == -EINVAL ? -EIO : rc;
 	}
+	/* the source's VFs are released; none may keep the guest's MAC on this host */
+	for (unsigned int i = 0; i < m.nr_vfs; i++)
+		board_vf_mac_clear(m.vfs[i].id, m.vfs[i].bdf);
 	log_info(BOARD_LOG, "migrated to %s: %llu bytes (%llu MiB of RAM) in %.0f ms, %.0f ms paused; "
 		 "pre-copy %u rounds, %s, %llu pages left for the pause", uri,
 		 (unsigned long long)m.st.bytes, (unsigned long long)(m.st.ram_bytes >> 20),

@@ -279,7 +279,8 @@ done
 fo_load_vf_drivers
 master=eth0
 primary() { fo_primary "$master"; }
-slaves() { echo "LAB-FO-SLAVES t=$(cut -d' ' -f1 /proc/uptime) $(for l in /sys/class/net/$master/lower_*; do [ -e "$l" ] && d=${l##*/lower_} && echo "$d:$(cat /sys/class/net/$d/operstate):tx=$(cat /sys/class/net/$d/statistics/tx_packets)"; done | tr '\n' ' ')"; }
+# LAB-FO-SLAVES t=UPTIME IF:OPERSTATE:tx=N:primary|standby ...
+slaves() { p=$(primary); echo "LAB-FO-SLAVES t=$(cut -d' ' -f1 /proc/uptime) $(for l in /sys/class/net/$master/lower_*; do [ -e "$l" ] && d=${l##*/lower_} && echo "$d:$(cat /sys/class/net/$d/operstate):tx=$(cat /sys/class/net/$d/statistics/tx_packets):$([ "$d" = "$p" ] && echo primary || echo standby)"; done | tr '\n' ' ')"; }
 i=0
 until p=$(primary); do
 	i=$((i + 1))

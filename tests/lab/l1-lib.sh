@@ -29,6 +29,11 @@
 #   lab_guest_verdict KIND LOG      after lab_guest_run: "ok", "env: WHY" or "fail: WHY"
 #   lab_guest_try NAME KIND LOG CMD...  lab_guest_run, again only on an "env:" verdict
 #   lab_vmm_hugepages PID SIZE      how guest RAM of SIZE MiB is mapped in PID (2 MiB?)
+#   lab_iperf3_server LOG           iperf3 -s for one test, every 0.1 s interval
+#                                   line stamped with L1's clock (pid in
+#                                   LAB_SERVER_PID)
+#   lab_stall_ms LOG FROM TO        the longest run of such intervals in [FROM,
+#                                   TO] (L1 seconds) without a byte, in ms
 
 : "${LAB_RESULTS:=/run/lab}"
 LAB_CACHE=${MINIVMM_LAB_CACHE:-/var/cache/minivmm-lab}
@@ -207,6 +212,23 @@ lab_thread_cpu_ms() {
 }
 
 lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
+
+lab_iperf3_server() {
+	(iperf3 -s -1 -i 0.1 -f k --forceflush 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done) \
+		> "$1" &
+	LAB_SERVER_PID=$!
+}
+
+lab_stall_ms() {
+	awk -v a="$2" -v b="$3" '
+		$0 ~ /Kbits\/sec/ && $0 !~ /sender|receiver/ {
+			t = $1 + 0; if (t < a || t > b) next
+			for (i = 1; i <= NF; i++) if ($i == "Kbits/sec") r = $(i - 1)
+			for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+-[0-9.]+$/) { split($i, x, "-"); d = x[2] - x[1] }
+			if (r + 0 == 0) { run += d; if (run > best) best = run } else run = 0
+		}
+		END { printf "%.0f\n", best * 1000 }' "$1"
+}
 
 # --- running guests -----------------------------------------------------------
 # lab_guest_run NAME LOG CMD...: run CMD (a VMM) with its output in LOG, shown

@@ -9,6 +9,12 @@ export LAB_RESULTS=/run/lab
 export LAB_LIB=$meta/l1-lib.sh
 export TMPDIR=/tmp
 ip link set lo up
+# two hosts (lab.sh --hosts 2): the directory both L1s share
+if [ -n "${LAB_PAIR:-}" ]; then
+	mkdir -p "$LAB_PAIR"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none labpair "$LAB_PAIR" ||
+		echo "lab-l1: cannot mount the labpair 9p share"
+fi
 # L1's text symbols, for lab.sh's report when L1 hangs (Debian's System.map
 # is a stub)
 (grep -E '^[0-9a-f]+ [tTwW] |^[0-9a-f]+ [dDbB] jiffies_64$' /proc/kallsyms > "$meta/kallsyms" 2>/dev/null) &

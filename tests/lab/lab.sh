@@ -6,6 +6,7 @@
 #   tests/lab/lab.sh run [opts] SCRIPT [ARGS...]
 #       --results DIR   where results go (default: ./lab-results/<time>)
 #       --timeout S     wall-clock limit for the whole run (default 1500)
+#       --hosts 2       two L1s ("hosts" a and b) running SCRIPT at once (below)
 #
 # "run" builds what is missing (cached), boots L1 (QEMU TCG, nested KVM,
 # intel-iommu, igb SR-IOV NIC) with this
@@ -30,6 +31,16 @@
 # that ended without the script's status, is booted again, up to
 # LAB_L1_TRIES boots (3) while at least LAB_L1_MIN_LEFT seconds (420) of the
 # limit remain. results.txt gets lab_l1_retries=N.
+#
+# --hosts 2 (two-host tests, docs/lab.md "Two hosts"): L1 "a" and L1 "b" boot
+# together, each with its own igb PF; the two igb ports are joined into one
+# Ethernet segment (QEMU dgram netdevs on L0's loopback), and both see
+# guest.img in the lab cache (the read-only hostroot share). SCRIPT runs in
+# both with LAB_HOST=a or b; a's results are DIR, b's DIR/host-b, and
+# DIR/pair is mounted in both at $LAB_PAIR for the two scripts to meet
+# (files). The run's status is a's, or b's when a's is 0; b gets
+# LAB_PAIR_GRACE seconds (120) after a ends. An L1 that hangs or ends
+# without its script's status boots both again (the same tries).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +50,9 @@ RECIPES="$SRCDIR/guest-images/lab"
 . "$RECIPES/common.sh"
 export MINIVMM_LAB_CACHE=$LAB_CACHE
 QEMU=${LAB_QEMU:-qemu-system-x86_64}
-qpid="" tpid=""
+qpid="" tpid="" bpid=""
+# the two hosts' dgram ports on L0's loopback (--hosts 2)
+pair_port=$((20000 + ($$ % 20000) * 2))
 
 say() { echo "lab: $*" >&2; }
 
@@ -68,18 +81,46 @@ do_build() {
 	"$RECIPES/build-guest.sh" >/dev/null || return 1
 }
 
+# prepare_meta RESULTS SCRIPT HOST ARGS...: RESULTS/.lab, what l1-run.sh reads
+# (HOST: "" for a single L1, a or b for two)
+prepare_meta() {
+	local results=$1 script=$2 host=$3 meta="$1/.lab" a v
+	shift 3
+	# a run starts from clean results: results.txt is appended to by the script
+	rm -rf "$meta" "$results/l1-console.log" "$results/results.txt"
+	mkdir -p "$meta"
+	cp "$HERE/l1-run.sh" "$HERE/l1-lib.sh" "$meta/"
+	# the script's arguments, NUL-separated
+	: > "$meta/args"
+	for a in "$@"; do printf '%s\0' "$a" >> "$meta/args"; done
+	echo "$script" > "$meta/script"
+	{
+		for v in $(compgen -e | grep -E '^(LAB|MINIVMM)_' || true); do
+			printf 'export %s=%q\n' "$v" "${!v}"
+		done
+		printf 'export LAB_SRCDIR=%q\n' "$SRCDIR"
+		printf 'export LAB_HOST_RESULTS=%q\n' "$results"
+		if [ -n "$host" ]; then
+			printf 'export LAB_HOST=%s\n' "$host"
+			printf 'export LAB_PAIR=/run/lab-pair\n'
+		fi
+	} > "$meta/env.sh"
+}
+
 do_run() {
-	local results="" timeout=1500
+	local results="" timeout=1500 hosts=1
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--results) results=$2; shift 2 ;;
 		--timeout) timeout=$2; shift 2 ;;
+		--hosts) hosts=$2; shift 2 ;;
 		--) shift; break ;;
 		-*) say "unknown option $1"; exit 2 ;;
 		*) break ;;
 		esac
 	done
-	[ $# -ge 1 ] || { say "usage: lab.sh run [--results DIR] [--timeout S] SCRIPT [ARGS...]"; exit 2; }
+	[ $# -ge 1 ] || { say "usage: lab.sh run [--results DIR] [--timeout S] [--hosts 1|2] SCRIPT [ARGS...]"; exit 2; }
+	case "$hosts" in 1 | 2) ;; *) say "--hosts: 1 or 2, not $hosts"; exit 2 ;; esac
 	local script
 	script=$(realpath "$1") || exit 2
 	shift
@@ -94,24 +135,12 @@ do_run() {
 	case "$results" in
 	/run/*|/proc/*|/sys/*|/dev/*) say "results dir cannot be under /run, /proc, /sys, /dev"; exit 2 ;;
 	esac
-	local meta="$results/.lab"
-	# a run starts from clean results: results.txt is appended to by the script
-	rm -rf "$meta" "$results/l1-console.log" "$results/results.txt"
-	mkdir -p "$meta"
-	cp "$HERE/l1-run.sh" "$HERE/l1-lib.sh" "$meta/"
-	# the script's arguments, NUL-separated
-	: > "$meta/args"
-	local a
-	for a in "$@"; do printf '%s\0' "$a" >> "$meta/args"; done
-	echo "$script" > "$meta/script"
-	{
-		local v
-		for v in $(compgen -e | grep -E '^(LAB|MINIVMM)_' || true); do
-			printf 'export %s=%q\n' "$v" "${!v}"
-		done
-		printf 'export LAB_SRCDIR=%q\n' "$SRCDIR"
-		printf 'export LAB_HOST_RESULTS=%q\n' "$results"
-	} > "$meta/env.sh"
+	prepare_meta "$results" "$script" "$([ "$hosts" = 2 ] && echo a)" "$@"
+	if [ "$hosts" = 2 ]; then
+		rm -rf "$results/pair" "$results/host-b"
+		mkdir -p "$results/pair" "$results/host-b"
+		prepare_meta "$results/host-b" "$script" b "$@"
+	fi
 
 	local t0 secs rc try=1 tries=${LAB_L1_TRIES:-3} left what gave_up=0
 	qpid="" tpid=""
@@ -122,7 +151,11 @@ do_run() {
 	say "L1: kernel $(cat "$l1/kver"), results in $results, timeout ${timeout}s"
 	while :; do
 		left=$((timeout - ($(date +%s) - t0)))
-		run_l1 "$l1" "$results" "$left" "$try"
+		if [ "$hosts" = 2 ]; then
+			run_pair "$l1" "$results" "$left" "$try"
+		else
+			run_l1 "$l1" "$results" "$left" "$try"
+		fi
 		rc=$?
 		# L1 hung (126: no console output for LAB_L1_STALL seconds) or
 		# died before the script finished (125: seen once, L1 reset
@@ -137,10 +170,17 @@ do_run() {
 			[ "$rc" = 126 ] && rc=124 gave_up=1
 			break
 		fi
-		local f
-		for f in l1-console.log results.txt; do
-			[ -f "$results/$f" ] && mv "$results/$f" "$results/$f.try$try"
+		local f d
+		for d in "$results" "$results/host-b"; do
+			for f in l1-console.log results.txt; do
+				[ -f "$d/$f" ] && mv "$d/$f" "$d/$f.try$try"
+			done
 		done
+		if [ "$hosts" = 2 ]; then
+			rm -rf "$results/pair.try$try"
+			mv "$results/pair" "$results/pair.try$try"
+			mkdir -p "$results/pair"
+		fi
 		say "WARNING: L1 $what on try $try (console kept as l1-console.log.try$try): booting L1 again (${left}s left)"
 		try=$((try + 1))
 	done
@@ -161,6 +201,8 @@ do_run() {
 }
 
 cleanup() {
+	[ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
+	bpid=""
 	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null && sleep 1 && kill -9 "$qpid" 2>/dev/null
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null
 	qpid=""; tpid=""
@@ -255,14 +297,61 @@ l1_silence_kind() {
 	if [ "$n" -gt 0 ] && [ "$n" = "$idle" ]; then echo stuck; else echo busy; fi
 }
 
+# run_pair L1DIR RESULTS SECS TRY: L1 a (RESULTS) and L1 b (RESULTS/host-b)
+# at once; a's status, or b's when a's is 0 (126 or 125 from either: boot both
+# again). b is given LAB_PAIR_GRACE seconds (120) to end after a.
+run_pair() {
+	local l1=$1 results=$2 secs=$3 try=$4 rca rcb="" i grace=${LAB_PAIR_GRACE:-120}
+	rm -f "$results/pair/.b-status"
+	(
+		qpid="" tpid="" bpid=""
+		trap 'cleanup' EXIT
+		trap 'cleanup; exit 143' TERM
+		run_l1 "$l1" "$results/host-b" "$secs" "$try" b
+		echo $? > "$results/pair/.b-status"
+	) &
+	bpid=$!
+	run_l1 "$l1" "$results" "$secs" "$try" a
+	rca=$?
+	for ((i = 0; i < grace; i++)); do
+		[ -f "$results/pair/.b-status" ] && break
+		sleep 1
+	done
+	if [ ! -f "$results/pair/.b-status" ]; then
+		say "L1 b still runs ${grace}s after L1 a ended (status $rca): stopping it"
+		kill "$bpid" 2>/dev/null
+	fi
+	wait "$bpid" 2>/dev/null
+	bpid=""
+	rcb=$(cat "$results/pair/.b-status" 2>/dev/null || echo 1)
+	say "L1 a: status $rca; L1 b: status $rcb"
+	case "$rca:$rcb" in
+	126:* | *:126) return 126 ;;
+	125:* | *:125) return 125 ;;
+	esac
+	[ "$rca" != 0 ] && return "$rca"
+	return "$rcb"
+}
+
 # run_l1 L1DIR RESULTS SECS TRY: one L1 boot running the script; its status,
 # 124 on timeout, 125 when L1 ended without the script's status, 126 when
 # L1's console was silent for LAB_L1_STALL seconds (L1 hung; killed), 123
 # when it was silent that long with every vCPU idle (the script is stuck)
 run_l1() {
-	local l1=$1 results=$2 secs=$3 try=$4 meta="$2/.lab"
+	local l1=$1 results=$2 secs=$3 try=$4 host=${5:-} meta="$2/.lab"
 	local console="$results/l1-console.log" stall=${LAB_L1_STALL:-300}
-	local sock rc size last_size=-1 last_t now hung=0
+	local sock rc size last_size=-1 last_t now hung=0 net pair=() tag="[L1] "
+	# the igb's wire: user networking alone, or for two hosts one segment
+	# (each L1 sends its frames to the other's dgram port on L0's loopback)
+	case "$host" in
+	"") net="user,id=n0" ;;
+	a) net="dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$pair_port,remote.type=inet,remote.host=127.0.0.1,remote.port=$((pair_port + 1))" ;;
+	b) net="dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$((pair_port + 1)),remote.type=inet,remote.host=127.0.0.1,remote.port=$pair_port" ;;
+	esac
+	if [ -n "$host" ]; then
+		pair=(-virtfs "local,path=${results%/host-b}/pair,mount_tag=labpair,security_model=none,multidevs=remap")
+		tag="[L1$host] "
+	fi
 	sock=$(mktemp -u /tmp/lab-monitor.XXXXXX)
 	: > "$console"
 	rm -f "$meta/rc" "$meta/kallsyms" "$meta/qemu-debug.log"
@@ -270,17 +359,17 @@ run_l1() {
 		-accel tcg,thread=${LAB_TCG_THREAD:-multi} -machine q35 -cpu max -smp 2 -m 2G \
 		-global q35-pcihost.pci-hole64-size=0 \
 		-device intel-iommu,intremap=on,caching-mode=on \
-		-netdev user,id=n0 -device igb,netdev=n0,mac=52:54:00:1a:00:01 \
+		-netdev "$net" -device igb,netdev=n0,mac=52:54:00:1a:00:0$([ "$host" = b ] && echo 2 || echo 1) \
 		-kernel "$l1/vmlinuz" -initrd "$l1/initramfs.cpio.gz" \
 		-append "console=ttyS0 intel_iommu=on panic=-1 nokaslr ${LAB_L1_APPEND:-quiet loglevel=3}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-		-virtfs local,path="$results",mount_tag=lab,security_model=none,multidevs=remap \
+		-virtfs local,path="$results",mount_tag=lab,security_model=none,multidevs=remap "${pair[@]}" \
 		-display none -monitor unix:"$sock",server=on,wait=off \
 		-d cpu_reset -D "$meta/qemu-debug.log" \
 		-serial file:"$console" -no-reboot \
 		</dev/null >"$meta/qemu.log" 2>&1 &
 	qpid=$!
-	( tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | sed -u 's/^/[L1] /' ) &
+	( tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | sed -u "s/^/$tag/" ) &
 	tpid=$!
 	# the watchdog: L1 and the scripts print all along (guest consoles
 	# are streamed); a console silent for $stall seconds is a hung L1

@@ -93,25 +93,10 @@ jget() { python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(ev
 server_pid=""
 server_start() {
 	[ -n "$server_pid" ] && { kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; }
-	# every 0.1 s interval line with L1's clock
-	(iperf3 -s -1 -i 0.1 -f k --forceflush 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done) \
-		> "$OUT/server-$1.log" &
-	server_pid=$!
+	lab_iperf3_server "$OUT/server-$1.log"
+	server_pid=$LAB_SERVER_PID
 }
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; pkill -f "iperf3 -s -1" 2>/dev/null' EXIT
-
-# stall_ms LOG FROM TO: the longest run of server intervals ending in
-# [FROM, TO] (L1 seconds) that carried no byte, in ms
-stall_ms() {
-	awk -v a="$2" -v b="$3" '
-		$0 ~ /Kbits\/sec/ && $0 !~ /sender|receiver/ {
-			t = $1 + 0; if (t < a || t > b) next
-			for (i = 1; i <= NF; i++) if ($i == "Kbits/sec") r = $(i - 1)
-			for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+-[0-9.]+$/) { split($i, x, "-"); d = x[2] - x[1] }
-			if (r + 0 == 0) { run += d; if (run > best) best = run } else run = 0
-		}
-		END { printf "%.0f\n", best * 1000 }' "$1"
-}
 
 # --- the switching sequence, shared by both VMMs -----------------------------
 # unplug VMM / plug VMM: one request through a client that is connected
@@ -292,9 +277,9 @@ run() {
 		tu=$(awk -v w="$LABEL $k unplug" '$0 ~ w"$" { print $1 }' "$EV" | tail -n1)
 		tp=$(awk -v w="$LABEL $k plug" '$0 ~ w"$" { print $1 }' "$EV" | tail -n1)
 		[ -n "$tu" ] && lab_result "fo_${LABEL}_${k}_stall_del_ms" \
-			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tu" "$(awk -v t="$tu" 'BEGIN { printf "%.3f", t + 6 }')")"
+			"$(lab_stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tu" "$(awk -v t="$tu" 'BEGIN { printf "%.3f", t + 6 }')")"
 		[ -n "$tp" ] && lab_result "fo_${LABEL}_${k}_stall_add_ms" \
-			"$(stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tp" "$(awk -v t="$tp" 'BEGIN { printf "%.3f", t + 15 }')")"
+			"$(lab_stall_ms "$LAB_RESULTS/fo-server-$LABEL.log" "$tp" "$(awk -v t="$tp" 'BEGIN { printf "%.3f", t + 15 }')")"
 	done
 	if [ "$kind" = minivmm ]; then
 		grep -q 'vf0: plugged: net0.s driver negotiated STANDBY' "$log" &&
