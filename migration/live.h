@@ -17,7 +17,10 @@
  *                                                                          +-> ROLLED_BACK (refused, EOF, timeout)
  *                                                                                          +-> ROLLED_BACK (GO not sent)
  *
- *   CONNECTING    connect to the destination (which listens with --incoming)
+ *   CONNECTING    connect to the destination (which listens with --incoming),
+ *                 which checks the machine's configuration and answers
+ *                 MVMM-READY (its own VFs are held) or refuses: nothing has
+ *                 changed on the source yet
  *   UNPLUGGING    (optional op) the devices that cannot move leave the guest
  *                 while it runs: a failover VF is ejected, its traffic moves
  *                 to the virtio-net standby. Every later failure plugs them
@@ -52,6 +55,8 @@
 #define MIG_ACK_REFUSED "MVMM-REFUSED"
 #define MIG_ACK_GO "MVMM-GO"
 #define MIG_ACK_PLAN_OK "MVMM-PLAN-OK" /* a plan (migrate --plan) passed the destination's checks */
+/* the destination checked the machine (a confirm record) and holds its own resources (its VFs) */
+#define MIG_ACK_READY "MVMM-READY"
 #define MIG_ACK_MAX 512
 
 enum mig_live_state {

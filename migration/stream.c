@@ -238,9 +238,16 @@ static const char *mig_record_name(uint32_t type)
 		return "end";
 	case MIG_REC_ZERO:
 		return "zero";
+	case MIG_REC_CONFIRM:
+		return "confirm";
 	default:
 		return "unknown";
 	}
+}
+
+int mig__stream_write_confirm(struct mig_registry *r, struct mig_writer *w)
+{
+	return mig__stream_write_record(r, w, MIG_REC_CONFIRM, NULL, 0);
 }
 
 int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint32_t type,
@@ -250,7 +257,7 @@ int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint3
 	int rc;
 
 	if ((type != MIG_REC_SECTION && type != MIG_REC_RAM && type != MIG_REC_END &&
-	     type != MIG_REC_ZERO) ||
+	     type != MIG_REC_ZERO && type != MIG_REC_CONFIRM) ||
 	    (uint64_t)len > mig_record_cap(type)) {
 		mig__set_error(r, "refusing to write a %s record of %zu bytes",
 			       mig_record_name(type), len);
@@ -777,6 +784,24 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 				return -EBADMSG;
 			}
 			return 0;
+		}
+		if (type == MIG_REC_CONFIRM) {
+			if (len != 0 || crc != 0) {
+				mig__set_error(r, "confirm record at offset %llu has a payload",
+					       (unsigned long long)off);
+				return -EBADMSG;
+			}
+			if (!ram || !ram->confirm)
+				continue;
+			mig__clear_error(r);
+			rc = ram->confirm(ram->opaque);
+			if (rc) {
+				if (!r->err[0])
+					mig__set_error(r, "cannot confirm at offset %llu: %s",
+						       (unsigned long long)off, strerror(-rc));
+				return rc;
+			}
+			continue;
 		}
 		if (type != MIG_REC_SECTION && type != MIG_REC_RAM && type != MIG_REC_ZERO) {
 			mig__set_error(r, "unknown record type %u at offset %llu", type,

@@ -13,6 +13,10 @@
  *   type 2 RAM      payload: u64 guest-physical address (LE), then the bytes;
  *                   at most MIG_RAM_RECORD_MAX bytes
  *   type 3 END      empty payload; the stream ends here
+ *   type 4 ZERO     u64 guest-physical address, u64 length: zeros (pre-copy)
+ *   type 5 CONFIRM  empty payload; a live migration's writer waits here for
+ *                   the reader's word that what came so far (the checking
+ *                   sections) is accepted (migration/live.h: MIG_ACK_READY)
  *
  * Loading is two-phase: mig__stream_load() reads every record, checks its
  * CRC and bounds, validates each section tree with fdt_check_full() before any
@@ -52,6 +56,8 @@ enum mig_record_type {
 	MIG_REC_END = 3,
 	/* u64 guest-physical address, u64 length (LE): that RAM reads as zeros (pre-copy) */
 	MIG_REC_ZERO = 4,
+	/* empty: the reader confirms what it has checked so far (live migration) */
+	MIG_REC_CONFIRM = 5,
 };
 
 /* ---- I/O: an fd (EINTR-safe, full reads/writes) or a memory buffer ---- */
@@ -100,6 +106,8 @@ uint32_t mig__crc32(uint32_t crc, const void *buf, size_t len);
 int mig__stream_write_header(struct mig_registry *r, struct mig_writer *w)
 	__attribute__((warn_unused_result));
 /* a raw record: computes the CRC; refuses payloads over the type's cap */
+/* a confirm record (type 5): the writer then reads the reader's answer itself */
+int mig__stream_write_confirm(struct mig_registry *r, struct mig_writer *w);
 int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint32_t type,
 			     const void *payload, size_t len) __attribute__((warn_unused_result));
 /* runs s's save() into a fresh tree (grown as needed) and writes it */
@@ -133,6 +141,12 @@ struct mig_ram_sink {
 	int (*load)(void *opaque, uint64_t gpa, const void *data, size_t len);
 	/* [gpa, gpa + len) reads as zeros (a zero record); NULL refuses them */
 	int (*zero)(void *opaque, uint64_t gpa, uint64_t len);
+	/*
+	 * A confirm record: every section so far passed its check; the reader
+	 * tells the writer so (0 or -errno). NULL: the record is skipped (a
+	 * file has no one to answer).
+	 */
+	int (*confirm)(void *opaque);
 	void *opaque;
 };
 

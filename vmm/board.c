@@ -1616,18 +1616,6 @@ out:
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
 
-static int board_mig_connect(void *opaque, char *err, size_t errlen)
-{
-	struct board_migration *m = opaque;
-
-	m->fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, errlen);
-	if (m->fd < 0)
-		return m->fd;
-	mig__writer_init_fd(&m->w, m->fd);
-	m->writer_on = true;
-	return 0;
-}
-
 /* the destination stopped reading: it may have said why before it did */
 static void board_mig_refusal(struct board_migration *m, int rc, char *err, size_t errlen)
 {
@@ -1640,6 +1628,49 @@ static void board_mig_refusal(struct board_migration *m, int rc, char *err, size
 			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
 	else if (rc == -EREMOTEIO)
 		snprintf(err, errlen, "the destination closed the connection or answered out of turn");
+}
+
+static int board_mig_connect(void *opaque, char *err, size_t errlen)
+{
+	struct board_migration *m = opaque;
+
+	char ack[MIG_ACK_MAX];
+	int rc;
+
+	m->fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, errlen);
+	if (m->fd < 0)
+		return m->fd;
+	mig__writer_init_fd(&m->w, m->fd);
+	m->writer_on = true;
+	/*
+	 * The header and the machine's configuration, then the destination's
+	 * word: it takes this VM and holds its own VFs, or it refuses. Only
+	 * then does anything change here (the unplug, pre-copy).
+	 */
+	m->live_on = true; /* live_end undoes whatever begin did */
+	rc = snapshot__live_begin(&m->live, &m->b->vm, &m->w, err, errlen);
+	if (rc) {
+		board_mig_refusal(m, rc, err, errlen);
+		return rc;
+	}
+	rc = migrate__read_ack(m->fd, BOARD_MIGRATE_CONNECT_MS, ack, sizeof(ack));
+	if (rc) {
+		snprintf(err, errlen, "no answer from the destination: %s",
+			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
+		return rc;
+	}
+	if (!strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED))) {
+		snprintf(err, errlen, "the destination refused the VM: %s",
+			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
+		return -EPERM;
+	}
+	if (strcmp(ack, MIG_ACK_READY)) {
+		snprintf(err, errlen, "the destination answered '%.80s', not %s (an older minivmm?)",
+			 ack, MIG_ACK_READY);
+		return -EPROTO;
+	}
+	log_info(BOARD_LOG, "migration: the destination takes the VM (%s)", MIG_ACK_READY);
+	return 0;
 }
 
 #define BOARD_PRECOPY_MAX_ROUNDS 30
@@ -1721,8 +1752,7 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 	m->t_pace = t0;
 	m->t_event = t0;
 	m->pace_bytes = m->w.written;
-	m->live_on = true; /* live_end undoes whatever begin did */
-	rc = snapshot__live_begin(&m->live, &m->b->vm, &m->w, err, errlen);
+	rc = 0; /* the stream began in board_mig_connect */
 	for (m->rounds = 0; !rc; m->rounds++) {
 		clock_gettime(CLOCK_MONOTONIC, &tr);
 		before = m->w.written;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/snapshot.h"
+#include "migration/live.h"
 #include "migration/stream.h"
 #include "vmm/device.h"
 #include "vmm/kvm.h"
+#include "vmm/migrate.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -264,6 +266,9 @@ int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writ
 		if (!ret)
 			s->st.sections++;
 	}
+	/* and it says whether it takes this machine before anything else happens */
+	if (!ret)
+		ret = mig__stream_write_confirm(&vm->mig, w);
 	if (ret) {
 		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
 					    strerror(-ret));
@@ -387,9 +392,15 @@ void snapshot__live_end(struct snapshot_live *s)
 	s->bounce = NULL;
 }
 
+/* what the reader's callbacks get: the VM, and the connection (-1: a file) */
+struct snap_in {
+	struct vm *vm;
+	int fd;
+};
+
 static int snap_ram_zero(void *opaque, uint64_t gpa, uint64_t len)
 {
-	struct vm *vm = opaque;
+	struct vm *vm = ((struct snap_in *)opaque)->vm;
 	void *hva = mem__gpa_to_hva(&vm->mem, gpa, len);
 
 	if (!hva) {
@@ -404,7 +415,7 @@ static int snap_ram_zero(void *opaque, uint64_t gpa, uint64_t len)
 
 static int snap_ram_load(void *opaque, uint64_t gpa, const void *data, size_t len)
 {
-	struct vm *vm = opaque;
+	struct vm *vm = ((struct snap_in *)opaque)->vm;
 	void *hva = mem__gpa_to_hva(&vm->mem, gpa, len);
 
 	if (!hva) {
@@ -439,9 +450,20 @@ int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen)
 	return snapshot__load_or_plan(vm, fd, NULL, err, errlen);
 }
 
+/* a migration's confirm record: the machine passed its checks; the source may go on */
+static int snap_confirm(void *opaque)
+{
+	const struct snap_in *in = opaque;
+
+	return in->fd < 0 ? 0 : migrate__write_ack(in->fd, MIG_ACK_READY);
+}
+
 int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
 {
-	struct mig_ram_sink sink = { .load = snap_ram_load, .zero = snap_ram_zero, .opaque = vm };
+	/* a connection (plan given) answers confirm records; a file has no one to answer */
+	struct snap_in in = { vm, plan ? fd : -1 };
+	struct mig_ram_sink sink = { .load = snap_ram_load, .zero = snap_ram_zero,
+				     .confirm = snap_confirm, .opaque = &in };
 	struct mig_reader r;
 	int ret;
 

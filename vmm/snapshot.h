@@ -53,7 +53,8 @@ struct snapshot_pacer {
 /*
  * Pre-copy ("live") saving, docs/migration.md:
  *   begin    header, the sections that check the destination (the machine),
- *            KVM's dirty log and minivmm's own on
+ *            a confirm record (the caller then reads the destination's
+ *            MVMM-READY or refusal), KVM's dirty log and minivmm's own on
  *   round    first: all of RAM (zero pages left out); then: the pages
  *            dirtied since the last round (zero ones as zero records);
  *            *pages says how many went
@@ -95,7 +96,11 @@ int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen) __must_check
  * machine's configuration), no RAM, written without pausing anything.
  */
 int snapshot__save_plan(struct vm *vm, int fd, char *err, size_t errlen) __must_check;
-/* snapshot__load, and a plan is checked (nothing loaded) with *plan set */
+/*
+ * A migration's connection fd: snapshot__load, and a plan is checked
+ * (nothing loaded) with *plan set; a confirm record is answered MVMM-READY
+ * on fd once the sections before it passed their checks.
+ */
 int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
 	__must_check;
 

@@ -60,7 +60,7 @@ ctl "$S" migrate "unix:$M" --plan
 grep -q 'a migration plan refused: ' "$DST" || fail "the destination does not log the plan's refusal"
 kill -0 $dst 2>/dev/null || fail "the destination stopped after a plan"
 ctl "$S" migrate "unix:$M"
-[ $CST = 1 ] && grep -Eq 'rolled back while (pre-copy|awaiting the destination|transferring): the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
+[ $CST = 1 ] && grep -Eq 'failed while connecting: the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
 	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
 wait $dst

@@ -87,8 +87,8 @@ VMM=(-v --api "$SOCK" --mem "${MEM}M" --cpus 2 --readonly --net "tap=tap0,mac=$M
 # --- host b: the destination ------------------------------------------------------
 if [ "$HOST" = b ]; then
 	# the peer must answer before the destination waits: a's stream goes to it
-	for _ in $(seq 150); do ping -c1 -W1 10.0.9.1 > /dev/null 2>&1 && break; sleep 1; done
-	ping -c1 -W1 10.0.9.1 > /dev/null 2>&1 && pass "host a (10.0.9.1) answers across the segment" ||
+	for _ in $(seq 150); do busybox ping -c1 -W1 10.0.9.1 > /dev/null 2>&1 && break; sleep 1; done
+	busybox ping -c1 -W1 10.0.9.1 > /dev/null 2>&1 && pass "host a (10.0.9.1) answers across the segment" ||
 		fail "host a does not answer across the segment"
 	phase=0 t_plug="" irq0="" waited=0
 	drive_b() {

@@ -891,3 +891,85 @@ Test(stream, a_plan_is_checked_never_loaded)
 	cr_assert_eq(md.loads, 1);
 	mig__writer_release(&w);
 }
+
+static int confirm_calls, confirm_rc;
+
+static int count_confirm(void *opaque)
+{
+	(void)opaque;
+	confirm_calls++;
+	return confirm_rc;
+}
+
+/*
+ * A live migration's confirm record: after the checking sections, the
+ * reader answers (the sink's confirm op) before any RAM; a reader that
+ * refused the machine never confirms; a file (no confirm op) skips it.
+ */
+Test(stream, confirm_comes_after_the_checks_and_before_the_ram)
+{
+	struct machine ms = { .vcpus = 4 }, md = { .vcpus = 4 };
+	static uint8_t ram[4096], guest[3 * 4096];
+	struct ram_ctx ctx = { guest, 0 };
+	struct mig_ram_sink sink = { .load = ram_load, .confirm = count_confirm, .opaque = &ctx };
+	struct mig_ram_sink file = { .load = ram_load, .opaque = &ctx };
+	struct mig_writer w;
+	struct mig_reader rd;
+	const uint8_t *buf;
+	size_t len;
+
+	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, &ms), 0);
+	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, &md), 0);
+	mig__writer_init_mem(&w, 0);
+	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, 0)), 0);
+	cr_assert_eq(mig__stream_write_confirm(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, ram, sizeof(ram)), 0);
+	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	buf = mig__writer_data(&w, &len);
+
+	confirm_calls = 0;
+	confirm_rc = 0;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), 0, "%s", mig__error(&dst));
+	cr_assert_eq(confirm_calls, 1);
+	cr_assert_eq(ctx.calls, 1);
+
+	/* the machine refused: no confirm, no RAM */
+	md.vcpus = 2;
+	confirm_calls = 0;
+	ctx.calls = 0;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), -EINVAL);
+	cr_assert_eq(confirm_calls, 0, "a refused machine is never confirmed");
+	cr_assert_eq(ctx.calls, 0);
+
+	/* the answer could not be given: the load stops there */
+	md.vcpus = 4;
+	confirm_rc = -EPIPE;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &sink), -EPIPE);
+	cr_assert_eq(confirm_calls, 1);
+	cr_assert_eq(ctx.calls, 0, "no RAM after a failed confirm");
+	assert_err("cannot confirm at offset");
+
+	/* a reader without the op (a file) skips the record */
+	ctx.calls = 0;
+	mig__reader_init_mem(&rd, buf, len);
+	cr_assert_eq(mig__stream_load(&dst, &rd, &file), 0, "%s", mig__error(&dst));
+	cr_assert_eq(ctx.calls, 1);
+
+	/* a confirm record with a payload is damage */
+	{
+		uint8_t bad[MIG_HEADER_SIZE + MIG_RECORD_HEADER_SIZE + 1];
+
+		memcpy(bad, buf, MIG_HEADER_SIZE);
+		memset(bad + MIG_HEADER_SIZE, 0, sizeof(bad) - MIG_HEADER_SIZE);
+		bad[MIG_HEADER_SIZE] = MIG_REC_CONFIRM;
+		bad[MIG_HEADER_SIZE + 8] = 1;
+		mig__reader_init_mem(&rd, bad, sizeof(bad));
+		cr_assert_eq(mig__stream_load(&dst, &rd, &sink), -EBADMSG);
+		assert_err("confirm record at offset 16 has a payload");
+	}
+	mig__writer_release(&w);
+}
