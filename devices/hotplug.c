@@ -326,6 +326,31 @@ int hotplug__request_unplug(struct hotplug *hp, unsigned int slot, unsigned int 
 	return ret;
 }
 
+int hotplug__withdraw_unplug(struct hotplug *hp, unsigned int slot)
+{
+	struct hotplug_slot *s;
+	int ret = 0;
+
+	if (!hp || !hp_slot_ok(slot))
+		return -EINVAL;
+	pthread_mutex_lock(&hp->lock);
+	s = &hp->slots[slot];
+	if (s->state == HOTPLUG_SLOT_EJECTED) {
+		ret = -EALREADY;
+	} else if (s->state != HOTPLUG_SLOT_UNPLUG_PENDING) {
+		ret = -ENOENT;
+	} else {
+		/* PCID drops with the state: the guest no longer sees an eject request */
+		s->state = HOTPLUG_SLOT_IDLE;
+		s->done = NULL;
+		s->opaque = NULL;
+		hp_arm_timer(hp);
+		log_info(HP_PREFIX, "slot %u: eject request withdrawn", slot);
+	}
+	pthread_mutex_unlock(&hp->lock);
+	return ret;
+}
+
 int hotplug__notify_plug(struct hotplug *hp, unsigned int slot)
 {
 	struct hotplug_slot *s;

@@ -151,6 +151,14 @@ int hotplug__request_unplug(struct hotplug *hp, unsigned int slot, unsigned int 
  */
 int hotplug__notify_plug(struct hotplug *hp, unsigned int slot) __must_check;
 
+/*
+ * Withdraws the pending eject request of slot, as its deadline would
+ * (UNPLUG_PENDING -> IDLE; its done callback never runs): 0, or -EALREADY
+ * when the guest has ejected it already (the callback comes), -ENOENT when
+ * no request is pending, -EINVAL for a bad slot.
+ */
+int hotplug__withdraw_unplug(struct hotplug *hp, unsigned int slot);
+
 /* the board removed the ejected device of slot: EJECTED -> IDLE; -EINVAL otherwise */
 int hotplug__slot_removed(struct hotplug *hp, unsigned int slot);
 

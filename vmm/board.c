@@ -1403,9 +1403,16 @@ static int board_mig_unplug_vf(struct board_migration *m, struct board_mig_vf *v
 		board_event_device(b, "device-unplug-requested", v->id,
 				   json_pack("{s:i,s:s}", "timeout_ms", (int)m->unplug_timeout_ms,
 					     "reason", "migration"));
-		while (!e.done)
+		while (!e.done) {
+			/* migrate-cancel: the request is withdrawn unless the guest ejected already */
+			if (m->cancel && !hotplug__withdraw_unplug(b->hotplug, (unsigned int)slot)) {
+				snprintf(err, errlen, "cancelled (migrate-cancel) before the guest ejected %s: "
+					 "it stays in the guest", v->id);
+				return -ECANCELED;
+			}
 			if (evloop__run_once(&b->vm.loop, true) < 0)
 				break;
+		}
 		if (!e.done || e.result) {
 			rc = e.done ? e.result : -EIO;
 			snprintf(err, errlen, "the guest did not eject %s within %u ms: it stays in the "

@@ -338,6 +338,33 @@ Test(hotplug, deadline_withdraws_the_request)
 	cr_assert_eq(r2.result, 0);
 }
 
+/* migrate-cancel while the guest has not ejected: the request goes as a deadline's would */
+Test(hotplug, withdraw_before_the_eject)
+{
+	struct done_rec r = { 0 }, r2 = { 0 };
+
+	cr_assert_eq(hotplug__withdraw_unplug(hp, 6), -ENOENT, "nothing pending");
+	cr_assert_eq(hotplug__withdraw_unplug(hp, 40), -EINVAL);
+	cr_assert_eq(hotplug__request_unplug(hp, 6, 60000, done_cb, &r), 0);
+	cr_assert_eq(hotplug__request_unplug(hp, 9, 60000, done_cb, &r2), 0);
+	cr_assert_eq(hotplug__withdraw_unplug(hp, 6), 0);
+	cr_assert_eq(hotplug__slot_state(hp, 6), HOTPLUG_SLOT_IDLE);
+	cr_assert_eq(inl(REGS + HOTPLUG_PCID), 1u << 9, "only slot 9 still asks");
+	/* a late eject of slot 6 calls nobody */
+	vcpu_outl(REGS + HOTPLUG_B0EJ, 1u << 6);
+	evloop__run_once(&vm.loop, false);
+	cr_assert_eq(r.calls, 0, "a withdrawn request never completes");
+	cr_assert_eq(stats().bad_ejects, 1);
+	/* the guest ejected slot 9 already: too late to withdraw, its callback comes */
+	vcpu_outl(REGS + HOTPLUG_B0EJ, 1u << 9);
+	cr_assert_eq(hotplug__withdraw_unplug(hp, 9), -EALREADY);
+	loop_until(&r2, 2000);
+	cr_assert_eq(r2.calls, 1);
+	cr_assert_eq(r2.result, 0);
+	/* the slot can be asked again */
+	cr_assert_eq(hotplug__request_unplug(hp, 6, 5000, done_cb, &r), 0);
+}
+
 Test(hotplug, eject_without_request_is_ignored_and_counted)
 {
 	unsigned int i;
