@@ -214,7 +214,9 @@ lab_thread_cpu_ms() {
 lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 
 lab_iperf3_server() {
-	(iperf3 -s -1 -i 0.1 -f k --forceflush 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done) \
+	# $EPOCHREALTIME, not date(1): a fork per line (10 a second) falls
+	# behind in a busy L1, the pipe fills and iperf3 itself stalls
+	(iperf3 -s -1 -i 0.1 -f k --forceflush 2>&1 | while IFS= read -r l; do echo "$EPOCHREALTIME $l"; done) \
 		> "$1" &
 	LAB_SERVER_PID=$!
 }
