@@ -766,11 +766,14 @@ static int mig_read_records(struct mig_registry *r, struct mig_reader *rd,
 {
 	for (;;) {
 		uint8_t h[MIG_RECORD_HEADER_SIZE];
-		uint64_t off = rd->consumed, len;
+		uint64_t off, len;
 		uint32_t type, crc;
 		void *payload = NULL;
 		int rc;
 
+		if (ram && ram->idle)
+			ram->idle(ram->opaque, rd->consumed);
+		off = rd->consumed;
 		rc = mig__read_all(rd, h, sizeof(h));
 		if (rc)
 			return mig_read_error(r, rc, "a record header", off);

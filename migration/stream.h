@@ -147,6 +147,8 @@ struct mig_ram_sink {
 	 * file has no one to answer).
 	 */
 	int (*confirm)(void *opaque);
+	/* optional: runs between records (consumed: the stream's bytes so far) */
+	void (*idle)(void *opaque, uint64_t consumed);
 	void *opaque;
 };
 

@@ -307,6 +307,22 @@ int api__set_nested(struct api *api, const char *name)
 	return -ENOENT;
 }
 
+void api__hold(struct api *api, bool hold)
+{
+	if (!api)
+		return;
+	if (hold) {
+		api->in_handler++; /* as if a handler ran the loop: only nested commands go */
+		return;
+	}
+	if (api->in_handler)
+		api->in_handler--;
+	if (api->missed && !api->in_handler) {
+		api->missed = false;
+		evloop__call(api->loop, &api->rescan_call, api_rescan, api);
+	}
+}
+
 /* a request line that may be answered while another handler runs the loop */
 static bool api_line_nested(struct api *api, const char *line, size_t len)
 {

@@ -86,6 +86,12 @@ int api__register(struct api *api, const char *name, const char *help, api_cmd_f
  * (migrate-cancel, status). -ENOENT when name is not registered.
  */
 int api__set_nested(struct api *api, const char *name) __must_check;
+/*
+ * While held (a destination waiting for its migration), only the nested
+ * commands are answered, as while a handler runs the loop; the others wait
+ * and are answered, in order, once released. Calls nest; NULL api is a no-op.
+ */
+void api__hold(struct api *api, bool hold);
 /* sends an event to its subscribers; takes the reference to data (may be NULL) */
 void api__event(struct api *api, const char *name, json_t *data);
 /* clients connected now (tests, status) */

@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define BOARD_LOG "board"
@@ -1056,6 +1057,8 @@ static void board_op_abort(struct board *b)
 
 static json_t *board_mig_status(const struct board_migration *m);
 
+static json_t *board_incoming_status(const struct board_incoming *in);
+
 static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
@@ -1072,6 +1075,10 @@ static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err,
 			 "devices", (int)b->vm.devices.nr);
 	if (*ret && b->mig)
 		json_object_set_new(*ret, "migration", board_mig_status(b->mig));
+	if (*ret && b->incoming) {
+		json_object_set_new(*ret, "state", json_string("incoming"));
+		json_object_set_new(*ret, "incoming", board_incoming_status(b->incoming));
+	}
 	if (*ret && b->op)
 		json_object_set_new(*ret, "operation",
 				    json_pack("{s:s,s:s}", "command",
@@ -1281,7 +1288,7 @@ struct board_migration {
 	unsigned int nr_vfs;
 	json_t *plan;              /* --plan's reply being built */
 	bool cancel;               /* migrate-cancel asked: honoured at the next record or step */
-	char cancel_why[64];
+	char cancel_why[96];
 	enum mig_live_state state; /* for status */
 	/* pre-copy */
 	struct mig_writer w;
@@ -1734,6 +1741,9 @@ static int board_mig_pace(void *opaque, uint64_t written)
 		board_mig_event(m, false); /* round 0's progress; later rounds report as they end */
 	if (m->cancel)
 		snprintf(m->cancel_why, sizeof(m->cancel_why), "cancelled (migrate-cancel)");
+	else if (kvm__exiting(&m->b->vm))
+		snprintf(m->cancel_why, sizeof(m->cancel_why),
+			 "the VM is stopping (the guest powered off, or minivmm was told to quit)");
 	return kvm__exiting(&m->b->vm) || m->cancel ? -ECANCELED : 0;
 }
 
@@ -2334,18 +2344,110 @@ static void board_announce_call(void *opaque)
 /*
  * --incoming URI: the vCPUs, then the VM from the migration's stream; the
  * source gets one line back: loaded, or refused with the reason (it then
- * resumes the guest itself). The VMM thread waits here, before the loop runs.
+ * resumes the guest itself). The VMM thread runs the event loop while it
+ * waits for the source and between the stream's records, so that the
+ * control socket answers status (and only the nested commands: the others
+ * wait for the guest to run; api__hold). One listening socket takes every
+ * connection: plans (migrate --plan) are answered and it waits on.
  */
-#define BOARD_INCOMING_WAIT_MS (3600 * 1000)
+#define BOARD_INCOMING_WAIT_S 3600
 #define BOARD_INCOMING_GO_MS 30000
 #define BOARD_INCOMING_DRAIN_MS 30000
 
+struct board_incoming {
+	struct board *b;
+	const char *state;   /* "waiting", "receiving" */
+	uint64_t bytes;      /* of the stream being received */
+	unsigned int plans;  /* answered so far */
+	bool ready, timed_out;
+	struct evloop_watch lwatch, twatch;
+};
+
+static void board_incoming_flag(void *opaque, int res)
+{
+	(void)res;
+	*(bool *)opaque = true;
+}
+
+static void board_incoming_idle(void *opaque, uint64_t consumed)
+{
+	struct board_incoming *in = opaque;
+
+	in->bytes = consumed;
+	evloop__run_once(&in->b->vm.loop, false);
+}
+
+static json_t *board_incoming_status(const struct board_incoming *in)
+{
+	return json_pack("{s:s,s:I,s:i}", "state", in->state, "bytes", (json_int_t)in->bytes,
+			 "plans", (int)in->plans);
+}
+
+/* accepts connections on lfd until one brings a VM (not a plan); its fd, or -errno */
+static int board_incoming_receive(struct board *b, struct board_incoming *in, int lfd,
+				  const struct mig_uri *u, char *err, size_t errlen)
+{
+	char ack[MIG_ACK_MAX];
+	int fd, ret;
+
+	for (;;) {
+		bool plan = false;
+
+		in->state = "waiting";
+		while (!in->ready && !in->timed_out)
+			if (evloop__run_once(&b->vm.loop, true) < 0)
+				break;
+		if (!in->ready) {
+			snprintf(err, errlen, "no source connected within %d s", BOARD_INCOMING_WAIT_S);
+			return -ETIMEDOUT;
+		}
+		in->ready = false;
+		fd = migrate__accept_one(lfd, u, err, errlen);
+		if (fd == -EAGAIN || fd == -ECONNABORTED)
+			continue;
+		if (fd < 0)
+			return fd;
+		in->state = "receiving";
+		in->bytes = 0;
+		ret = snapshot__load_or_plan(&b->vm, fd, &plan, board_incoming_idle, in, err, errlen);
+		if (!plan) {
+			if (!ret)
+				return fd;
+			/*
+			 * Refused: the source may still be sending: take (and drop)
+			 * the rest, so that closing does not reset the connection
+			 * before it reads why.
+			 */
+			log_err(BOARD_LOG, "--incoming: refused: %s", err);
+			snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
+			if (!migrate__write_ack(fd, ack))
+				migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
+			close(fd);
+			err[0] = 0; /* said */
+			return ret;
+		}
+		/* a source's dry run: answered, and this VMM waits on for the real one */
+		in->plans++;
+		if (ret)
+			snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
+		else
+			snprintf(ack, sizeof(ack), "%s", MIG_ACK_PLAN_OK);
+		log_info(BOARD_LOG, "--incoming: a migration plan %s%s; waiting on", ret ? "refused: " :
+			 "would be accepted", ret ? err : "");
+		if (!migrate__write_ack(fd, ack) && ret)
+			migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
+		close(fd);
+	}
+}
+
 static int board_incoming(struct board *b)
 {
+	struct board_incoming in = { .b = b };
+	struct itimerspec its = { .it_value.tv_sec = BOARD_INCOMING_WAIT_S };
 	char err[512], ack[MIG_ACK_MAX];
 	struct mig_uri u;
 	struct timespec t0;
-	int fd, ret;
+	int lfd, tfd, fd, ret;
 
 	ret = mig__parse_uri(b->opts->incoming, &u, err, sizeof(err));
 	if (ret) {
@@ -2360,44 +2462,46 @@ static int board_incoming(struct board *b)
 			 "authenticated nor encrypted: whoever reaches it can hand this VMM a guest "
 			 "(listen on loopback behind a tunnel, or on a network only the hosts share)",
 			 b->opts->incoming);
-	log_info(BOARD_LOG, "waiting for a migration on %s", b->opts->incoming);
-	for (;;) {
-		bool plan = false;
-
-		fd = migrate__accept(&u, BOARD_INCOMING_WAIT_MS, err, sizeof(err));
-		if (fd < 0) {
-			log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
-			return fd;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ret = snapshot__load_or_plan(&b->vm, fd, &plan, err, sizeof(err));
-		if (!plan)
-			break;
-		/* a source's dry run: answered, and this VMM waits on for the real one */
-		if (ret)
-			snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
-		else
-			snprintf(ack, sizeof(ack), "%s", MIG_ACK_PLAN_OK);
-		log_info(BOARD_LOG, "--incoming: a migration plan %s%s; waiting on", ret ? "refused: " :
-			 "would be accepted", ret ? err : "");
-		if (!migrate__write_ack(fd, ack) && ret)
-			migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
-		close(fd);
+	lfd = migrate__listen(&u, err, sizeof(err));
+	if (lfd < 0) {
+		log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
+		return lfd;
 	}
-	if (ret) {
-		log_err(BOARD_LOG, "--incoming: refused: %s", err);
-		snprintf(ack, sizeof(ack), "%s %.400s", MIG_ACK_REFUSED, err);
-		/*
-		 * The source may still be sending: take (and drop) the rest, so
-		 * that closing does not reset the connection before it reads why.
-		 */
-		if (!migrate__write_ack(fd, ack))
-			migrate__drain(fd, BOARD_INCOMING_DRAIN_MS);
-		close(fd);
-		return ret;
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (tfd < 0) {
+		ret = -errno;
+		goto err_listen;
+	}
+	if (timerfd_settime(tfd, 0, &its, NULL)) {
+		ret = -errno;
+		goto err_timer;
+	}
+	ret = evloop__add_fd(&b->vm.loop, &in.lwatch, lfd, POLLIN, board_incoming_flag, &in.ready);
+	if (ret)
+		goto err_timer;
+	ret = evloop__add_fd(&b->vm.loop, &in.twatch, tfd, POLLIN, board_incoming_flag,
+			     &in.timed_out);
+	if (ret)
+		goto err_lwatch;
+	b->incoming = &in;
+	api__hold(b->api, true);
+	log_info(BOARD_LOG, "waiting for a migration on %s%s", b->opts->incoming,
+		 b->api ? " (the control socket answers status meanwhile)" : "");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = board_incoming_receive(b, &in, lfd, &u, err, sizeof(err));
+	evloop__del_fd(&b->vm.loop, &in.twatch);
+	evloop__del_fd(&b->vm.loop, &in.lwatch);
+	close(tfd);
+	migrate__unlisten(lfd, &u);
+	if (fd < 0) {
+		if (err[0])
+			log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
+		ret = fd;
+		goto out;
 	}
 	snprintf(ack, sizeof(ack), "%s", MIG_ACK_LOADED);
-	if (migrate__write_ack(fd, ack)) {
+	ret = migrate__write_ack(fd, ack);
+	if (ret) {
 		/* the source cannot know: it resumes the guest itself; this copy must not run */
 		log_err(BOARD_LOG, "--incoming: the source went away before the answer: not starting");
 		ret = -ECONNRESET;
@@ -2420,6 +2524,18 @@ static int board_incoming(struct board *b)
 		/* and its NICs tell the network where it is now, once it runs */
 		evloop__call(&b->vm.loop, &b->announce_call, board_announce_call, b);
 	}
+out:
+	b->incoming = NULL;
+	api__hold(b->api, false);
+	return ret;
+
+err_lwatch:
+	evloop__del_fd(&b->vm.loop, &in.lwatch);
+err_timer:
+	close(tfd);
+err_listen:
+	migrate__unlisten(lfd, &u);
+	log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, strerror(-ret));
 	return ret;
 }
 

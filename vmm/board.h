@@ -54,6 +54,7 @@ struct board {
 	struct board_standby_seen sb_seen[BOARD_MAX_STANDBY_SEEN];
 	struct board_op *op;                    /* device-add/device-del in progress, or NULL */
 	struct board_migration *mig;            /* a migration in progress (its handler runs), or NULL */
+	struct board_incoming *incoming;        /* --incoming: waiting or receiving, or NULL */
 	atomic_bool standby_queued;             /* standby_call is queued on the loop */
 	struct evloop_call standby_call;
 	struct evloop_call announce_call;       /* after an incoming migration (GUEST_ANNOUNCE) */

@@ -119,10 +119,10 @@ bool migrate__is_local(const struct mig_uri *u)
 	return local;
 }
 
-int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen)
+int migrate__listen(const struct mig_uri *u, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	int lfd, fd, ret, one = 1;
+	int lfd, ret, one = 1;
 
 	if (u->unix_socket) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -138,46 +138,69 @@ int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t e
 			close(lfd);
 			return ret;
 		}
-	} else {
-		ret = getaddrinfo(u->host, u->port, &hints, &ai);
-		if (ret) {
-			snprintf(err, errlen, "tcp:%s:%s: %s", u->host, u->port, gai_strerror(ret));
-			return -EADDRNOTAVAIL;
-		}
-		lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (lfd < 0) {
-			ret = -errno;
-			freeaddrinfo(ai);
-			return ret;
-		}
-		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
-			ret = -errno;
-			snprintf(err, errlen, "cannot listen on tcp:%s:%s: %s", u->host, u->port,
-				 strerror(-ret));
-			freeaddrinfo(ai);
-			close(lfd);
-			return ret;
-		}
-		freeaddrinfo(ai);
+		return lfd;
 	}
-	ret = migrate_wait(lfd, POLLIN, timeout_ms);
+	ret = getaddrinfo(u->host, u->port, &hints, &ai);
 	if (ret) {
-		snprintf(err, errlen, "no source connected within %d s", timeout_ms / 1000);
-		close(lfd);
-		if (u->unix_socket)
-			unlink(u->path);
+		snprintf(err, errlen, "tcp:%s:%s: %s", u->host, u->port, gai_strerror(ret));
+		return -EADDRNOTAVAIL;
+	}
+	lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0) {
+		ret = -errno;
+		freeaddrinfo(ai);
 		return ret;
 	}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot listen on tcp:%s:%s: %s", u->host, u->port,
+			 strerror(-ret));
+		freeaddrinfo(ai);
+		close(lfd);
+		return ret;
+	}
+	freeaddrinfo(ai);
+	return lfd;
+}
+
+int migrate__accept_one(int lfd, const struct mig_uri *u, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ret = fd < 0 ? -errno : fd;
+	if (fd < 0) {
+		fd = -errno;
+		snprintf(err, errlen, "accept: %s", strerror(-fd));
+		return fd;
+	}
+	if (!u->unix_socket)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+void migrate__unlisten(int lfd, const struct mig_uri *u)
+{
+	if (lfd < 0)
+		return;
 	close(lfd);
 	if (u->unix_socket)
 		unlink(u->path);
-	if (ret < 0)
-		snprintf(err, errlen, "accept: %s", strerror(-ret));
-	else if (!u->unix_socket)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen)
+{
+	int lfd, ret;
+
+	lfd = migrate__listen(u, err, errlen);
+	if (lfd < 0)
+		return lfd;
+	ret = migrate_wait(lfd, POLLIN, timeout_ms);
+	if (ret)
+		snprintf(err, errlen, "no source connected within %d s", timeout_ms / 1000);
+	else
+		ret = migrate__accept_one(lfd, u, err, errlen);
+	migrate__unlisten(lfd, u);
 	return ret;
 }
 

@@ -396,6 +396,8 @@ void snapshot__live_end(struct snapshot_live *s)
 struct snap_in {
 	struct vm *vm;
 	int fd;
+	void (*idle)(void *opaque, uint64_t consumed);
+	void *idle_opaque;
 };
 
 static int snap_ram_zero(void *opaque, uint64_t gpa, uint64_t len)
@@ -447,7 +449,7 @@ int snapshot__save_plan(struct vm *vm, int fd, char *err, size_t errlen)
 
 int snapshot__load(struct vm *vm, int fd, char *err, size_t errlen)
 {
-	return snapshot__load_or_plan(vm, fd, NULL, err, errlen);
+	return snapshot__load_or_plan(vm, fd, NULL, NULL, NULL, err, errlen);
 }
 
 /* a migration's confirm record: the machine passed its checks; the source may go on */
@@ -458,12 +460,22 @@ static int snap_confirm(void *opaque)
 	return in->fd < 0 ? 0 : migrate__write_ack(in->fd, MIG_ACK_READY);
 }
 
-int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
+static void snap_idle(void *opaque, uint64_t consumed)
+{
+	const struct snap_in *in = opaque;
+
+	in->idle(in->idle_opaque, consumed);
+}
+
+int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan,
+			   void (*idle)(void *opaque, uint64_t consumed), void *idle_opaque,
+			   char *err, size_t errlen)
 {
 	/* a connection (plan given) answers confirm records; a file has no one to answer */
-	struct snap_in in = { vm, plan ? fd : -1 };
+	struct snap_in in = { vm, plan ? fd : -1, idle, idle_opaque };
 	struct mig_ram_sink sink = { .load = snap_ram_load, .zero = snap_ram_zero,
-				     .confirm = snap_confirm, .opaque = &in };
+				     .confirm = snap_confirm, .idle = idle ? snap_idle : NULL,
+				     .opaque = &in };
 	struct mig_reader r;
 	int ret;
 

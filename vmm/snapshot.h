@@ -99,9 +99,12 @@ int snapshot__save_plan(struct vm *vm, int fd, char *err, size_t errlen) __must_
 /*
  * A migration's connection fd: snapshot__load, and a plan is checked
  * (nothing loaded) with *plan set; a confirm record is answered MVMM-READY
- * on fd once the sections before it passed their checks.
+ * on fd once the sections before it passed their checks. idle (may be NULL)
+ * runs between records (the destination serves its control socket then).
  */
-int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan, char *err, size_t errlen)
+int snapshot__load_or_plan(struct vm *vm, int fd, bool *plan,
+			   void (*idle)(void *opaque, uint64_t consumed), void *idle_opaque,
+			   char *err, size_t errlen)
 	__must_check;
 
 /* true when the 4 KiB page at p is all zero (pure) */

@@ -14,6 +14,7 @@
 #  - migrate-cancel during pre-copy (status answers meanwhile): ctl migrate
 #    exits 1 "rolled back while pre-copy: cancelled", the guest counts on at
 #    the source, the destination never runs it;
+#  - the waiting destination's control socket answers status ("incoming");
 #  - nobody listening: ctl exits 1 (failed while connecting), the guest runs on;
 #  - a bad address: ctl exits 1 (invalid-args);
 #  - the move is pre-copy: ctl shows the rounds and a converged summary;
@@ -59,6 +60,13 @@ ctl "$S" migrate "unix:$M" --plan
 	fail "migrate --plan to a smaller destination: exit $CST: $(cat "$WORK/ctl.out")"
 grep -q 'a migration plan refused: ' "$DST" || fail "the destination does not log the plan's refusal"
 kill -0 $dst 2>/dev/null || fail "the destination stopped after a plan"
+# the destination's control socket answers status while it waits
+ctl --json "$WORK/dst.sock" status
+[ $CST = 0 ] && python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))["return"]
+assert r["state"] == "incoming", r
+assert r["incoming"] == {"state": "waiting", "bytes": r["incoming"]["bytes"], "plans": 1}, r' "$WORK/ctl.out" ||
+	fail "the waiting destination's status: exit $CST: $(cat "$WORK/ctl.out")"
 ctl "$S" migrate "unix:$M"
 [ $CST = 1 ] && grep -Eq 'failed while connecting: the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
 	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
@@ -164,7 +172,7 @@ no_crash "$DST"
 # Mbit/s it once fell behind its own buffer and converged); after 4 rounds
 # that do not shrink, the guest stops for the rest. Every page must still
 # arrive (the guest checks them all).
-ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=500 ticks=2 burst=256")
+ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=1500 ticks=2 burst=256")
 start_src
 start_dst "${ARGS[@]}"
 ctl "$S" migrate "unix:$M" --bandwidth 50 --downtime 50
@@ -179,7 +187,7 @@ src_rc=$?
 set -e
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
 wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 180
-grep -q '^testdev: counter: PASS steps=500 ' "$DST" || fail "the fast-dirtying guest did not pass on the destination: $(grep 'counter:' "$DST")"
+grep -q '^testdev: counter: PASS steps=1500 ' "$DST" || fail "the fast-dirtying guest did not pass on the destination: $(grep 'counter:' "$DST")"
 set +e
 wait $dst
 dst_rc=$?

@@ -309,7 +309,7 @@ Test(stream, round_trip_tmpfile_with_ram)
 	struct mig_writer w;
 	struct mig_reader rd;
 	static uint8_t ram[3 * 4096], guest[3 * 4096];
-	struct mig_ram_sink sink;
+	struct mig_ram_sink sink = { 0 };
 	FILE *f = tmpfile();
 	int fd;
 
