@@ -99,6 +99,10 @@ struct vfio_pci {
 	enum vfio_reset_step last_reset;
 	struct vfio_counters cnt;
 	struct log_ratelimit rl;
+	/* plug to the guest's driver taking the VF (its first MSI-X enable after the plug) */
+	struct timespec t_plugged;
+	bool awaiting_driver;
+	double driver_ms;       /* -1: not yet (or not since the last plug) */
 };
 
 static struct vfio_pci *vfio_from_pci(struct pci_dev *d)
@@ -662,6 +666,16 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 		return ret;
 	}
 	vf->irq_mode = VFIO_IRQ_MSIX;
+	if (vf->awaiting_driver) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		vf->driver_ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
+				(double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
+		vf->awaiting_driver = false;
+		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
+			 vf->bdf, vf->driver_ms);
+	}
 	return 0;
 }
 
@@ -1224,6 +1238,9 @@ int vfio_pci__plug(struct vfio_pci *vf)
 		if (ret)
 			log_warn(vf->name, "INTx fallback not available: %s", strerror(-ret));
 	}
+	clock_gettime(CLOCK_MONOTONIC, &vf->t_plugged);
+	vf->awaiting_driver = vf->has_msix;
+	vf->driver_ms = -1;
 	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", vf->bdf,
 		 vf->pci.devfn >> 3, pci__cfg_rd16(&vf->pci, PCI_VENDOR_ID),
 		 pci__cfg_rd16(&vf->pci, PCI_DEVICE_ID), vf->group->id,
@@ -1238,6 +1255,8 @@ static void vfio_dev_describe(struct vmm_device *d, json_t *o)
 	struct vfio_pci_stats st;
 
 	json_object_set_new(o, "detail", json_string(vf->bdf));
+	/* plug to the guest's driver enabling MSI-X; null until it has */
+	json_object_set_new(o, "driver_ms", vf->driver_ms >= 0 ? json_real(vf->driver_ms) : json_null());
 	vfio_pci__stats(vf, &st);
 	json_object_set_new(o, "counters",
 			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "config_exits",
@@ -1289,6 +1308,7 @@ int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts 
 	vf->vm = vm;
 	vf->be = o->backend ? o->backend : vfio_backend__real();
 	vf->dev = -1;
+	vf->driver_ms = -1;
 	vf->intx_efd = vf->intx_resample = -1;
 	for (i = 0; i < VFIO_MSI_MAX; i++)
 		vf->msi_efd[i] = vf->msi_gsi[i] = -1;

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <unistd.h>
 
 #include "devices/vfio/iommu.h"
 #include "devices/vfio/pci.h"
+#include "vmm/device.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/msix.h"
@@ -304,7 +306,21 @@ Test(vfio_pci, msix_table_writes_become_routes_and_set_irqs)
 	v = 0x42;
 	mmio(b3 + 24, &v, 4, true);
 	cr_assert_eq(f.nr_irqs, 0, "nothing until MSI-X is enabled");
+	{
+		json_t *o = device__describe(vfio_pci__device(vf));
+
+		cr_assert(json_is_null(json_object_get(o, "driver_ms")), "no driver yet");
+		json_decref(o);
+	}
 	cfg_wr(0x52, 2, PCI_MSIX_FLAGS_ENABLE);
+	{
+		/* plug to the guest's driver enabling MSI-X: measured (docs/migration.md) */
+		json_t *o = device__describe(vfio_pci__device(vf));
+
+		cr_assert(json_is_real(json_object_get(o, "driver_ms")), "the driver took it");
+		cr_assert_geq(json_real_value(json_object_get(o, "driver_ms")), 0.0);
+		json_decref(o);
+	}
 	r = last_irqs();
 	cr_assert_eq(r->index, VFIO_PCI_MSIX_IRQ_INDEX);
 	cr_assert_eq(r->flags, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER);
