@@ -9,6 +9,7 @@
 #include "migration/stream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <libfdt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,15 @@ int mig__write_all(struct mig_writer *w, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+				int rc = w->wait ? w->wait(w->wait_opaque, w->fd) :
+					 poll(&pfd, 1, -1) < 0 && errno != EINTR ? -errno : 0;
+
+				if (rc)
+					return rc;
+				continue;
+			}
 			return -errno;
 		}
 		if (n == 0)

@@ -72,6 +72,13 @@ struct mig_writer {
 	size_t cap;
 	size_t max; /* MIG_IO_MEM: -ENOSPC past this many bytes */
 	uint64_t written;
+	/*
+	 * MIG_IO_FD, optional: called when a non-blocking fd cannot take more
+	 * (EAGAIN); returns once it can (0) or with -errno (the write fails).
+	 * Without it, the writer polls the fd.
+	 */
+	int (*wait)(void *opaque, int fd);
+	void *wait_opaque;
 };
 
 struct mig_reader {

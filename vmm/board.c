@@ -1630,6 +1630,44 @@ out:
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
 
+static void board_flag(void *opaque, int res)
+{
+	(void)res;
+	*(bool *)opaque = true;
+}
+
+/*
+ * The migration socket is full: serve the guest (and migrate-cancel) in the
+ * event loop until it takes more. -ECANCELED on a cancel or when the VM stops.
+ */
+static int board_mig_writable(void *opaque, int fd)
+{
+	struct board_migration *m = opaque;
+	struct evloop *l = &m->b->vm.loop;
+	struct evloop_watch w;
+	bool ready = false;
+	int rc = 0;
+
+	if (evloop__add_fd(l, &w, fd, POLLOUT, board_flag, &ready)) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+		return poll(&pfd, 1, 1000) < 0 && errno != EINTR ? -errno : 0;
+	}
+	while (!ready && !rc) {
+		if (m->cancel || kvm__exiting(&m->b->vm)) {
+			snprintf(m->cancel_why, sizeof(m->cancel_why), "%s",
+				 m->cancel ? "cancelled (migrate-cancel)" :
+				 "the VM is stopping (the guest powered off, or minivmm was told to quit)");
+			rc = -ECANCELED;
+			break;
+		}
+		if (evloop__run_once(l, true) < 0)
+			break;
+	}
+	evloop__del_fd(l, &w);
+	return rc;
+}
+
 /* the destination stopped reading: it may have said why before it did */
 static void board_mig_refusal(struct board_migration *m, int rc, char *err, size_t errlen)
 {
@@ -1655,6 +1693,14 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 	if (m->fd < 0)
 		return m->fd;
 	mig__writer_init_fd(&m->w, m->fd);
+	/*
+	 * A socket that cannot take more (a slow or busy link) must not stall
+	 * the guest's devices: the writer waits in the event loop instead.
+	 */
+	if (fcntl(m->fd, F_SETFL, fcntl(m->fd, F_GETFL) | O_NONBLOCK) == 0) {
+		m->w.wait = board_mig_writable;
+		m->w.wait_opaque = m;
+	}
 	m->writer_on = true;
 	/*
 	 * The header and the machine's configuration, then the destination's
@@ -1844,7 +1890,9 @@ static int board_mig_transfer(void *opaque, char *err, size_t errlen)
 
 	m->st = m->live.st;
 	clock_gettime(CLOCK_MONOTONIC, &m->t_sent);
-	if (rc)
+	if (rc == -ECANCELED && m->cancel_why[0])
+		snprintf(err, errlen, "%s", m->cancel_why);
+	else if (rc)
 		board_mig_refusal(m, rc, err, errlen);
 	return rc;
 }

@@ -224,7 +224,7 @@ int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len)
 		if (ret)
 			return ret;
 		r = recv(fd, ack + n, len - 1 - n, 0);
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)
 			return r < 0 ? -errno : -ECONNRESET;
@@ -252,6 +252,13 @@ int migrate__write_ack(int fd, const char *line)
 		w = send(fd, buf + off, len - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			int ret = migrate_wait(fd, POLLOUT, 10000);
+
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (w <= 0)
 			return w < 0 ? -errno : -EIO;
 		off += (size_t)w;

@@ -2,10 +2,12 @@
 /* migration/stream.c: framing, round trips and every corruption we can think of. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libfdt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "migration/stream.h"
@@ -972,4 +974,64 @@ Test(stream, confirm_comes_after_the_checks_and_before_the_ram)
 		assert_err("confirm record at offset 16 has a payload");
 	}
 	mig__writer_release(&w);
+}
+
+struct drain_ctx {
+	int peer;
+	unsigned int waits;
+	size_t drained;
+};
+
+/* the writer's wait hook: the reader takes what is there, as a destination would */
+static int drain_peer(void *opaque, int fd)
+{
+	struct drain_ctx *d = opaque;
+	uint8_t buf[65536];
+	ssize_t n;
+
+	(void)fd;
+	d->waits++;
+	while ((n = read(d->peer, buf, sizeof(buf))) > 0)
+		d->drained += (size_t)n;
+	return 0;
+}
+
+static int refuse_wait(void *opaque, int fd)
+{
+	(void)opaque;
+	(void)fd;
+	return -ECANCELED;
+}
+
+/* a non-blocking socket that fills up: the writer waits through its hook, never loses a byte */
+Test(stream, a_full_socket_waits_in_the_hook)
+{
+	static uint8_t big[1 << 20];
+	struct drain_ctx d = { 0 };
+	struct mig_writer w;
+	int sv[2], sz = 4096;
+	uint8_t buf[65536];
+	ssize_t n;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	cr_assert_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	cr_assert_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	memset(big, 0x5a, sizeof(big));
+	d.peer = sv[1];
+	mig__writer_init_fd(&w, sv[0]);
+	w.wait = drain_peer;
+	w.wait_opaque = &d;
+	cr_assert_eq(mig__write_all(&w, big, sizeof(big)), 0);
+	cr_assert_gt(d.waits, 0, "the socket filled up at least once");
+	while ((n = read(sv[1], buf, sizeof(buf))) > 0)
+		d.drained += (size_t)n;
+	cr_assert_eq(d.drained, sizeof(big));
+	cr_assert_eq(w.written, sizeof(big));
+
+	/* a hook that gives up fails the write with its error */
+	w.wait = refuse_wait;
+	cr_assert_eq(mig__write_all(&w, big, sizeof(big)), -ECANCELED);
+	close(sv[0]);
+	close(sv[1]);
 }
