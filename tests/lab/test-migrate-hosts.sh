@@ -183,6 +183,8 @@ b_run() {
 		vfail "[$V] b's VF0 never carried the stream (interrupts since the resume: $([ -n "$irq0" ] && echo $(($(vf_irqs) - irq0)) || echo none))"
 	if [ "$V" = minivmm ]; then
 		[ -n "$t_plug" ] && pass "[$V] b plugged its own VF0 ($vf): STANDBY was negotiated on a" || fail "[$V] b never plugged its VF"
+		# minivmm's own figure: plug to the guest's driver enabling the VF's MSI-X
+		lab_result mh_minivmm_driver_ms "$(tr -d '\r' < "$log" | sed -n 's/.*MSI-X on \([0-9]*\) ms after the plug.*/\1/p' | head -n1)"
 		grep -q 'the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$log" &&
 			pass "[$V] the guest announced itself from b (GUEST_ANNOUNCE)" || fail "[$V] no GUEST_ANNOUNCE acknowledgement on b"
 		crash=$(lab_crash_line "$log")
