@@ -1078,6 +1078,8 @@ static int board_cmd_status(void *opaque, json_t *args, json_t **ret, char *err,
 	if (*ret && b->incoming) {
 		json_object_set_new(*ret, "state", json_string("incoming"));
 		json_object_set_new(*ret, "incoming", board_incoming_status(b->incoming));
+	} else if (*ret && b->incoming_done) {
+		json_object_set(*ret, "incoming", b->incoming_done);
 	}
 	if (*ret && b->op)
 		json_object_set_new(*ret, "operation",
@@ -2567,6 +2569,10 @@ static int board_incoming(struct board *b)
 	close(fd);
 	if (!ret) {
 		log_info(BOARD_LOG, "migration received in %.0f ms", board_ms_since(&t0));
+		/* for status: the VFs' plug and driver figures are in devices (driver_ms) */
+		b->incoming_done = json_pack("{s:s,s:f,s:I,s:i}", "state", "done", "received_ms",
+					     board_ms_since(&t0), "bytes", (json_int_t)in.bytes,
+					     "plans", (int)in.plans);
 		/* the guest negotiated STANDBY at the source: this host's failover VFs go in */
 		board_standby_changed(b);
 		/* and its NICs tell the network where it is now, once it runs */
@@ -2761,6 +2767,8 @@ err_vm:
 
 void board__destroy(struct board *b)
 {
+	json_decref(b->incoming_done);
+	b->incoming_done = NULL;
 	kvm__vcpus_stop(&b->vm);
 	board_op_abort(b);
 	board_del_api(b);

@@ -55,6 +55,7 @@ struct board {
 	struct board_op *op;                    /* device-add/device-del in progress, or NULL */
 	struct board_migration *mig;            /* a migration in progress (its handler runs), or NULL */
 	struct board_incoming *incoming;        /* --incoming: waiting or receiving, or NULL */
+	json_t *incoming_done;                  /* --incoming: what status says once the guest runs */
 	atomic_bool standby_queued;             /* standby_call is queued on the loop */
 	struct evloop_call standby_call;
 	struct evloop_call announce_call;       /* after an incoming migration (GUEST_ANNOUNCE) */

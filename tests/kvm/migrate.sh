@@ -148,6 +148,14 @@ set -e
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
 grep -q 'migrated (the guest runs on the destination)' "$SRC" || fail "the source does not say it migrated"
 last=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+# the destination's status, once the guest runs there: the incoming migration's figures
+"$B" ctl --json "$WORK/dst.sock" status > "$WORK/dst-status.json" 2>&1 &&
+	python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))["return"]
+assert r["state"] in ("running", "paused"), r
+i = r["incoming"]
+assert i["state"] == "done" and i["received_ms"] > 0 and i["bytes"] > 0 and i["plans"] == 1, i' "$WORK/dst-status.json" ||
+	fail "the destination's status after the migration: $(cat "$WORK/dst-status.json")"
 wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 120
 set +e
 wait $dst
