@@ -807,10 +807,26 @@ static const struct mig_section_ops machine_ops = {
 	.save = machine_save, .load = machine_load, .check = machine_check,
 };
 
+/* registers the machine section on both sides; w: header, machine, [confirm,] one RAM page, end */
+static void machine_stream(struct mig_writer *w, struct machine *ms, struct machine *md, bool confirm)
+{
+	static uint8_t ram[4096];
+
+	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, ms), 0);
+	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, md), 0);
+	mig__writer_init_mem(w, 0);
+	cr_assert_eq(mig__stream_write_header(&src, w), 0);
+	cr_assert_eq(mig__stream_write_section(&src, w, mig__section_at(&src, 0)), 0);
+	if (confirm)
+		cr_assert_eq(mig__stream_write_confirm(&src, w), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, w, 0x1000, ram, sizeof(ram)), 0);
+	cr_assert_eq(mig__stream_write_end(&src, w), 0);
+}
+
 Test(stream, a_check_refuses_before_the_ram)
 {
 	struct machine ms = { .vcpus = 4 }, md = { .vcpus = 2 };
-	static uint8_t ram[4096], guest[3 * 4096];
+	static uint8_t guest[3 * 4096];
 	struct ram_ctx ctx = { guest, 0 };
 	struct mig_ram_sink sink = { .load = ram_load, .opaque = &ctx };
 	struct mig_writer w;
@@ -818,13 +834,7 @@ Test(stream, a_check_refuses_before_the_ram)
 	const uint8_t *buf;
 	size_t len;
 
-	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, &ms), 0);
-	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, &md), 0);
-	mig__writer_init_mem(&w, 0);
-	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
-	cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, 0)), 0);
-	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, ram, sizeof(ram)), 0);
-	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	machine_stream(&w, &ms, &md, false);
 	buf = mig__writer_data(&w, &len);
 
 	mig__reader_init_mem(&rd, buf, len);
@@ -911,7 +921,7 @@ static int count_confirm(void *opaque)
 Test(stream, confirm_comes_after_the_checks_and_before_the_ram)
 {
 	struct machine ms = { .vcpus = 4 }, md = { .vcpus = 4 };
-	static uint8_t ram[4096], guest[3 * 4096];
+	static uint8_t guest[3 * 4096];
 	struct ram_ctx ctx = { guest, 0 };
 	struct mig_ram_sink sink = { .load = ram_load, .confirm = count_confirm, .opaque = &ctx };
 	struct mig_ram_sink file = { .load = ram_load, .opaque = &ctx };
@@ -920,14 +930,7 @@ Test(stream, confirm_comes_after_the_checks_and_before_the_ram)
 	const uint8_t *buf;
 	size_t len;
 
-	cr_assert_eq(mig__section_register(&src, "machine", 0, 1, 1, &machine_ops, &ms), 0);
-	cr_assert_eq(mig__section_register(&dst, "machine", 0, 1, 1, &machine_ops, &md), 0);
-	mig__writer_init_mem(&w, 0);
-	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
-	cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, 0)), 0);
-	cr_assert_eq(mig__stream_write_confirm(&src, &w), 0);
-	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, ram, sizeof(ram)), 0);
-	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	machine_stream(&w, &ms, &md, true);
 	buf = mig__writer_data(&w, &len);
 
 	confirm_calls = 0;
