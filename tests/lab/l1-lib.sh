@@ -29,6 +29,9 @@
 #   lab_guest_verdict KIND LOG      after lab_guest_run: "ok", "env: WHY" or "fail: WHY"
 #   lab_guest_try NAME KIND LOG CMD...  lab_guest_run, again only on an "env:" verdict
 #   lab_vmm_hugepages PID SIZE      how guest RAM of SIZE MiB is mapped in PID (2 MiB?)
+#   lab_failover_net ADDR N TAP...  the failover tests' L1 network: N VFs of the
+#                                   PF on vfio-pci, the taps, br0 = { PF, taps }
+#                                   with the PF's MAC and ADDR (LAB_PF, LAB_VFS)
 #   lab_iperf3_server LOG           iperf3 -s for one test, every 0.1 s interval
 #                                   line stamped with L1's clock (pid in
 #                                   LAB_SERVER_PID)
@@ -122,6 +125,24 @@ lab_tap_create() {
 	[ -n "$br" ] && { ip link set "$tap" master "$br" || return 1; }
 	ip link set "$tap" up
 	echo "$tap"
+}
+
+lab_failover_net() {
+	local addr=$1 n=$2 i t
+	shift 2
+	LAB_PF=$(lab_pf) || return 1
+	lab_vfs_create "$LAB_PF" "$n" > /dev/null || return 1
+	LAB_VFS=()
+	for ((i = 0; i < n; i++)); do
+		LAB_VFS+=("$(lab_vf_pci "$LAB_PF" "$i")")
+		lab_vf_bind_vfio "${LAB_VFS[$i]}" > /dev/null || return 1
+	done
+	for t in "$@"; do
+		lab_tap_create "$t" > /dev/null || return 1
+	done
+	lab_bridge_create br0 "" "$LAB_PF" "$@" > /dev/null || return 1
+	ip link set br0 address "$(cat "/sys/class/net/$LAB_PF/address")"
+	ip addr add "$addr" dev br0
 }
 
 lab_host_create() {

@@ -45,19 +45,9 @@ pass() { echo "test-migrate-failover: ok: $*"; }
 
 [ -n "$B" ] && [ -x "$B" ] || { echo "test-migrate-failover: MINIVMM_BIN not set or not executable"; exit 1; }
 [ -c /dev/kvm ] || { echo "test-migrate-failover: no /dev/kvm in L1"; exit 1; }
-pf=$(lab_pf) || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
-lab_vfs_create "$pf" 2 > /dev/null || exit 1
-vf0=$(lab_vf_pci "$pf" 0)
-vf1=$(lab_vf_pci "$pf" 1)
-lab_vf_bind_vfio "$vf0" > /dev/null || exit 1
-lab_vf_bind_vfio "$vf1" > /dev/null || exit 1
-pfmac=$(cat "/sys/class/net/$pf/address")
-lab_tap_create tap0 > /dev/null || exit 1
-lab_tap_create tap1 > /dev/null || exit 1
-lab_bridge_create br0 "" "$pf" tap0 tap1 > /dev/null || exit 1
-ip link set br0 address "$pfmac"
-ip addr add 10.0.8.1/24 dev br0
+lab_failover_net 10.0.8.1/24 2 tap0 tap1 || exit 1
+pf=$LAB_PF vf0=${LAB_VFS[0]} vf1=${LAB_VFS[1]}
 ip link set lo up
 echo "test-migrate-failover: PF $pf and tap0, tap1 in br0 10.0.8.1; VF0 $vf0 (source), VF1 $vf1 (destination)"
 

@@ -33,7 +33,8 @@
 #  7. a guest that never ejects: `ctl migrate` fails after the unplug
 #     deadline (10 s); the VF stays and its pings go on answering.
 # Results: faults_<n>_* in results.txt (ctl's message, ticks until the VF
-# carried one again).
+# carried one again). A guest that triple-faults is run again once, as the
+# lab's policy says (loud, counted: faults_env_retries).
 # Environment: MINIVMM_BIN (required).
 set -u
 # shellcheck source=tests/lab/l1-lib.sh
@@ -56,19 +57,9 @@ say() { echo "test-migrate-faults: $*"; }
 
 [ -n "$B" ] && [ -x "$B" ] || { echo "test-migrate-faults: MINIVMM_BIN not set or not executable"; exit 1; }
 [ -c /dev/kvm ] || { echo "test-migrate-faults: no /dev/kvm in L1"; exit 1; }
-pf=$(lab_pf) || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
-lab_vfs_create "$pf" 2 > /dev/null || exit 1
-vf0=$(lab_vf_pci "$pf" 0)
-vf1=$(lab_vf_pci "$pf" 1)
-lab_vf_bind_vfio "$vf0" > /dev/null || exit 1
-lab_vf_bind_vfio "$vf1" > /dev/null || exit 1
-pfmac=$(cat "/sys/class/net/$pf/address")
-lab_tap_create tap0 > /dev/null || exit 1
-lab_tap_create tap1 > /dev/null || exit 1
-lab_bridge_create br0 "" "$pf" tap0 tap1 > /dev/null || exit 1
-ip link set br0 address "$pfmac"
-ip addr add 10.0.8.1/24 dev br0
+lab_failover_net 10.0.8.1/24 2 tap0 tap1 || exit 1
+pf=$LAB_PF vf0=${LAB_VFS[0]} vf1=${LAB_VFS[1]}
 say "PF $pf and tap0, tap1 in br0 10.0.8.1; VF0 $vf0 (source), VF1 $vf1 (destinations)"
 
 CTL_OUT=$OUT/ctl.out
@@ -259,10 +250,31 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); c, _ = s.accept(); time.sl
 	esac
 	return 0
 }
-LAB_GUEST_HOOK=drive1
-LAB_L2_TIMEOUT=700 lab_guest_run faults "$LAB_RESULTS/l2-mf-source.log" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
-	--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
-LAB_GUEST_HOOK=""
+# env_retry NAME LOG RC0: the lab's policy (docs/lab.md, "Guest runs"): an
+# L2 triple fault is the environment's, and the guest's run goes again, once,
+# loudly (its log kept, counted); what the failed try reported is dropped.
+# True when it should run again.
+env_tries=0
+env_retry() {
+	grep -q 'triple fault' "$2" || return 1
+	[ "$env_tries" -lt 1 ] || return 1
+	env_tries=$((env_tries + 1))
+	cp "$2" "$2.try$env_tries"
+	lab_result "faults_env_retry_$env_tries" "\"$1: L2 triple fault ($(grep -m1 'exception injected' "$2" | tr -d '\r' | sed 's/.*: exception/exception/'))\""
+	say "WARNING: [$1] the guest triple-faulted (environmental, docs/lab.md): its run goes again (log kept as $2.try$env_tries)"
+	kill "${dst_pid:-}" 2>/dev/null
+	rc=$3
+	return 0
+}
+rc0=$rc
+while :; do
+	fault=0 wait_name=""
+	LAB_GUEST_HOOK=drive1
+	LAB_L2_TIMEOUT=700 lab_guest_run faults "$LAB_RESULTS/l2-mf-source.log" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+		--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
+	LAB_GUEST_HOOK=""
+	[ "$fault" != 99 ] && env_retry guest1 "$LAB_RESULTS/l2-mf-source.log" "$rc0" || break
+done
 [ "$fault" = 99 ] || fail "guest 1: the faults stopped at $fault (wait_name=$wait_name)"
 [ "$LAB_GUEST_RC" = 0 ] && pass "guest 1's VMM exited 0 (ctl quit)" || fail "guest 1's VMM: exit $LAB_GUEST_RC ${LAB_GUEST_STOP:+(stopped: $LAB_GUEST_STOP)}"
 crash=$(lab_crash_line "$LAB_RESULTS/l2-mf-source.log")
@@ -311,10 +323,16 @@ assert d["vf0"]["failover"]["state"] == "plugged" and d["vf0"]["address"] != "-"
 	end_dst noeject
 	step=2
 }
-LAB_GUEST_HOOK=drive2
-LAB_L2_TIMEOUT=500 lab_guest_run noeject "$LAB_RESULTS/l2-mf-noeject.log" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
-	--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
-LAB_GUEST_HOOK=""
+rc0=$rc
+while :; do
+	step=0
+	LAB_GUEST_HOOK=drive2
+	LAB_L2_TIMEOUT=500 lab_guest_run noeject "$LAB_RESULTS/l2-mf-noeject.log" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+		--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
+	LAB_GUEST_HOOK=""
+	[ "$step" != 2 ] && env_retry guest2 "$LAB_RESULTS/l2-mf-noeject.log" "$rc0" || break
+done
+lab_result faults_env_retries "$env_tries"
 [ $step = 2 ] || fail "guest 2: stopped at step $step"
 verdict=$(lab_guest_verdict minivmm "$LAB_RESULTS/l2-mf-noeject.log")
 [ "$verdict" = ok ] || fail "guest 2: $verdict"
