@@ -1834,31 +1834,37 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 			else if (!m->bw_bps && secs > 0)
 				m->bw_bps = (double)MAX(sent, 1u) / secs;
 		}
-		if (m->rounds) {
-			stuck = pages >= m->last_pages ? stuck + 1 : 0;
-			m->last_pages = pages;
-			m->expected_ms = m->bw_bps > 0 ? (double)pages * 4096.0 / m->bw_bps * 1e3 : 0;
-			board_mig_event(m, true);
-			log_info(BOARD_LOG, "migration: pre-copy round %u: %llu dirty pages, %.0f Mbit/s, "
-				 "%.0f ms expected downtime", m->rounds, (unsigned long long)pages,
-				 m->bw_bps * 8 / 1e6, m->expected_ms);
-			if (m->expected_ms <= m->downtime_ms) {
-				m->converged = true;
-				break;
-			}
-			if (m->rounds >= BOARD_PRECOPY_MAX_ROUNDS || stuck >= BOARD_PRECOPY_STUCK_ROUNDS) {
-				log_warn(BOARD_LOG, "migration: the guest dirties %llu pages a round, faster "
-					 "than %.0f Mbit/s carries them within %u ms: the rest crosses with "
-					 "the guest paused (about %.0f ms)", (unsigned long long)pages,
-					 m->bw_bps * 8 / 1e6, m->downtime_ms, m->expected_ms);
-				break;
-			}
-		} else {
-			m->last_pages = pages;
-			board_mig_event(m, true);
+		if (!m->rounds)
 			log_info(BOARD_LOG, "migration: pre-copy round 0: %llu MiB of RAM in %.0f ms "
 				 "(%.0f Mbit/s)", (unsigned long long)((m->w.written - before) >> 20),
 				 board_ms_since(&tr), m->bw_bps * 8 / 1e6);
+		/*
+		 * What the pause would have to send now (the pages dirtied since
+		 * they were sent, taken from the logs): the decision uses the
+		 * real backlog, not the last round's size.
+		 */
+		rc = snapshot__live_pending(&m->live, &pages, err, errlen);
+		if (rc)
+			break;
+		stuck = m->rounds && pages >= m->last_pages ? stuck + 1 : 0;
+		m->last_pages = pages;
+		m->expected_ms = m->bw_bps > 0 ? (double)pages * 4096.0 / m->bw_bps * 1e3 : 0;
+		board_mig_event(m, true);
+		log_info(BOARD_LOG, "migration: after pre-copy round %u: %llu pages dirty, %.0f Mbit/s, "
+			 "%.0f ms expected downtime", m->rounds, (unsigned long long)pages,
+			 m->bw_bps * 8 / 1e6, m->expected_ms);
+		if (m->expected_ms <= m->downtime_ms) {
+			m->converged = true;
+			m->rounds++;
+			break;
+		}
+		if (m->rounds + 1 >= BOARD_PRECOPY_MAX_ROUNDS || stuck >= BOARD_PRECOPY_STUCK_ROUNDS) {
+			log_warn(BOARD_LOG, "migration: the guest dirties %llu pages a round, faster "
+				 "than %.0f Mbit/s carries them within %u ms: the rest crosses with "
+				 "the guest paused (about %.0f ms)", (unsigned long long)pages,
+				 m->bw_bps * 8 / 1e6, m->downtime_ms, m->expected_ms);
+			m->rounds++;
+			break;
 		}
 	}
 	m->precopy_ms = board_ms_since(&t0);

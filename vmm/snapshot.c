@@ -293,6 +293,24 @@ static uint64_t snap_popcount(const uint64_t *bits, uint64_t size)
 }
 
 /* harvests the dirty pages of every region and sends them */
+/* KVM's and minivmm's dirty logs, taken (cleared there) into the pending set s->bits */
+static int snap_harvest(struct snapshot_live *s, uint64_t *pending)
+{
+	struct vm *vm = s->vm;
+	unsigned int i;
+	int ret;
+
+	*pending = 0;
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		ret = kvm__dirty_log_get(vm, i, s->bits[i]); /* ORs into the pending bits */
+		if (ret)
+			return ret;
+		*pending += snap_popcount(s->bits[i], vm->mem.regions[i].size);
+	}
+	return 0;
+}
+
+/* harvests, then sends every pending page and empties the set; *pages: how many */
 static int snap_send_dirty(struct snapshot_live *s, const struct snapshot_pacer *p,
 			   uint64_t *pages)
 {
@@ -300,22 +318,21 @@ static int snap_send_dirty(struct snapshot_live *s, const struct snapshot_pacer 
 	unsigned int i;
 	int ret;
 
-	*pages = 0;
-	for (i = 0; i < vm->mem.nr_regions; i++) {
-		uint64_t size = vm->mem.regions[i].size;
-
-		memset(s->bits[i], 0, MEM_DIRTY_WORDS(size) * sizeof(uint64_t));
-		ret = kvm__dirty_log_get(vm, i, s->bits[i]);
-		if (ret)
-			return ret;
-	}
-	for (i = 0; i < vm->mem.nr_regions; i++) {
-		*pages += snap_popcount(s->bits[i], vm->mem.regions[i].size);
+	ret = snap_harvest(s, pages);
+	for (i = 0; i < vm->mem.nr_regions && !ret; i++) {
 		ret = snap_send_region(vm, s->w, i, s->bits[i], true, &s->st, p);
-		if (ret)
-			return ret;
+		memset(s->bits[i], 0, MEM_DIRTY_WORDS(vm->mem.regions[i].size) * sizeof(uint64_t));
 	}
-	return 0;
+	return ret;
+}
+
+int snapshot__live_pending(struct snapshot_live *s, uint64_t *pending, char *err, size_t errlen)
+{
+	int ret = snap_harvest(s, pending);
+
+	if (ret)
+		snprintf(err, errlen, "cannot read the dirty log: %s", strerror(-ret));
+	return ret;
 }
 
 int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *pacer,

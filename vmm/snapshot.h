@@ -55,9 +55,11 @@ struct snapshot_pacer {
  *   begin    header, the sections that check the destination (the machine),
  *            a confirm record (the caller then reads the destination's
  *            MVMM-READY or refusal), KVM's dirty log and minivmm's own on
- *   round    first: all of RAM (zero pages left out); then: the pages
- *            dirtied since the last round (zero ones as zero records);
- *            *pages says how many went
+ *   round    first: all of RAM (zero pages left out); then: the pending
+ *            pages (dirtied since they were last sent; zero ones as zero
+ *            records); *pages says how many went
+ *   pending  takes the dirty logs into the pending set without sending:
+ *            how many pages the next round (or the pause) has to send
  *   finish   (vCPUs paused by the caller) the devices pause, the last dirty
  *            pages, every other section, the end; the devices resume
  *   end      the dirty logs off, the writer released (always, after begin)
@@ -73,6 +75,8 @@ struct snapshot_live {
 };
 int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writer *w,
 			 char *err, size_t errlen) __must_check;
+int snapshot__live_pending(struct snapshot_live *s, uint64_t *pending, char *err, size_t errlen)
+	__must_check;
 int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *p,
 			 uint64_t *pages, char *err, size_t errlen) __must_check;
 int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, size_t errlen)
