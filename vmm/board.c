@@ -1817,7 +1817,8 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 	m->t_pace = t0;
 	m->t_event = t0;
 	m->pace_bytes = m->w.written;
-	rc = 0; /* the stream began in board_mig_connect */
+	/* the stream began in board_mig_connect; the VFs are out: log from here */
+	rc = snapshot__live_log_start(&m->live, err, errlen);
 	for (m->rounds = 0; !rc; m->rounds++) {
 		clock_gettime(CLOCK_MONOTONIC, &tr);
 		before = m->w.written;

@@ -269,12 +269,16 @@ int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writ
 	/* and it says whether it takes this machine before anything else happens */
 	if (!ret)
 		ret = mig__stream_write_confirm(&vm->mig, w);
-	if (ret) {
+	if (ret)
 		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
 					    strerror(-ret));
-		return ret;
-	}
-	ret = kvm__dirty_log_start(vm);
+	return ret;
+}
+
+int snapshot__live_log_start(struct snapshot_live *s, char *err, size_t errlen)
+{
+	int ret = kvm__dirty_log_start(s->vm);
+
 	if (ret) {
 		snprintf(err, errlen, "cannot log the guest's writes: %s", strerror(-ret));
 		return ret;

@@ -54,7 +54,9 @@ struct snapshot_pacer {
  * Pre-copy ("live") saving, docs/migration.md:
  *   begin    header, the sections that check the destination (the machine),
  *            a confirm record (the caller then reads the destination's
- *            MVMM-READY or refusal), KVM's dirty log and minivmm's own on
+ *            MVMM-READY or refusal)
+ *   log_start KVM's dirty log and minivmm's own on (after the devices that
+ *            cannot move left: a VF's DMA is not in any log), before round 0
  *   round    first: all of RAM (zero pages left out); then: the pending
  *            pages (dirtied since they were last sent; zero ones as zero
  *            records); *pages says how many went
@@ -75,6 +77,7 @@ struct snapshot_live {
 };
 int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writer *w,
 			 char *err, size_t errlen) __must_check;
+int snapshot__live_log_start(struct snapshot_live *s, char *err, size_t errlen) __must_check;
 int snapshot__live_pending(struct snapshot_live *s, uint64_t *pending, char *err, size_t errlen)
 	__must_check;
 int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *p,
