@@ -1632,6 +1632,7 @@ out:
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
 
+/* an evloop watch that only says it fired */
 static void board_flag(void *opaque, int res)
 {
 	(void)res;
@@ -1687,7 +1688,6 @@ static void board_mig_refusal(struct board_migration *m, int rc, char *err, size
 static int board_mig_connect(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
-
 	char ack[MIG_ACK_MAX];
 	int rc;
 
@@ -2420,12 +2420,6 @@ struct board_incoming {
 	struct evloop_watch lwatch, twatch;
 };
 
-static void board_incoming_flag(void *opaque, int res)
-{
-	(void)res;
-	*(bool *)opaque = true;
-}
-
 static void board_incoming_idle(void *opaque, uint64_t consumed)
 {
 	struct board_incoming *in = opaque;
@@ -2533,10 +2527,10 @@ static int board_incoming(struct board *b)
 		ret = -errno;
 		goto err_timer;
 	}
-	ret = evloop__add_fd(&b->vm.loop, &in.lwatch, lfd, POLLIN, board_incoming_flag, &in.ready);
+	ret = evloop__add_fd(&b->vm.loop, &in.lwatch, lfd, POLLIN, board_flag, &in.ready);
 	if (ret)
 		goto err_timer;
-	ret = evloop__add_fd(&b->vm.loop, &in.twatch, tfd, POLLIN, board_incoming_flag,
+	ret = evloop__add_fd(&b->vm.loop, &in.twatch, tfd, POLLIN, board_flag,
 			     &in.timed_out);
 	if (ret)
 		goto err_lwatch;
