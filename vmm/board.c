@@ -368,7 +368,7 @@ static int board_vf_mac_sync(const char *id, const char *bdf, const uint8_t mac[
  * administered MAC where the PF refuses that). Logs what it did; may block
  * (netlink).
  */
-static void board_vf_mac_clear(const char *id, const char *bdf)
+static void board_vf_mac_clear(const char *id, const char *bdf, const char *why)
 {
 	struct sriov_vf_config c = { .set_mac = true, .spoofchk = -1, .trust = -1 };
 	char ifname[64], msg[256] = "", err[256];
@@ -392,8 +392,8 @@ static void board_vf_mac_clear(const char *id, const char *bdf)
 			 idx, ifname, strerror(-ret), msg[0] ? ": " : "", msg);
 	else
 		log_info(id, "%s (VF %d of %s): the guest's MAC taken off it (now "
-			 "%02x:%02x:%02x:%02x:%02x:%02x)", bdf, idx, ifname, c.mac[0], c.mac[1],
-			 c.mac[2], c.mac[3], c.mac[4], c.mac[5]);
+			 "%02x:%02x:%02x:%02x:%02x:%02x): %s", bdf, idx, ifname, c.mac[0], c.mac[1],
+			 c.mac[2], c.mac[3], c.mac[4], c.mac[5], why);
 }
 
 /* builds a VF (not plugged when plug_later); may block: worker thread or boot */
@@ -433,6 +433,16 @@ static int board_add_vfs(struct board *b)
 				virtio_net__get_mac(pair, mac);
 				ret = board_vf_mac_sync(id, spec->bdf, mac, err, sizeof(err));
 			}
+			/*
+			 * A migration's destination: the MAC could be set (the VF is
+			 * reserved), but it goes on only right before the plug. Until
+			 * then this host's NIC must hand the guest's frames to the
+			 * PF, whose bridge takes them to the standby: a VF that has
+			 * the MAC and no driver yet would swallow them.
+			 */
+			if (!ret && o->incoming)
+				board_vf_mac_clear(id, spec->bdf, "until the guest runs here and it "
+						   "is plugged (the MAC could be set)");
 			if (ret) {
 				log_err(BOARD_LOG, "--vf %s,failover: %s", spec->bdf, err);
 				return ret;
@@ -447,6 +457,8 @@ static int board_add_vfs(struct board *b)
 
 			if (!fo)
 				return -ENOSPC;
+			snprintf(fo->bdf, sizeof(fo->bdf), "%s", spec->bdf);
+			fo->mac_at_plug = o->incoming != NULL;
 			log_info(id, "%s waits off the bus until %s's driver negotiates STANDBY",
 				 spec->bdf, fo->net_id);
 		}
@@ -517,6 +529,24 @@ static void board_failover_plug(struct board *b, struct board_failover *fo)
 
 	if (!vf)
 		return;
+	if (fo->mac_at_plug) {
+		struct virtio_net *n = virtio_net__from_device(device__find(&b->vm.devices, fo->net_id));
+		uint8_t mac[6];
+
+		/* netlink on the loop thread: one request, before the guest can probe the VF */
+		if (!n) {
+			log_err(fo->vf_id, "its standby %s is gone; it stays out", fo->net_id);
+			return;
+		}
+		virtio_net__get_mac(n, mac);
+		ret = board_vf_mac_sync(fo->vf_id, fo->bdf, mac, err, sizeof(err));
+		if (ret) {
+			log_err(fo->vf_id, "STANDBY negotiated on %s, but %s; it stays out", fo->net_id,
+				err);
+			return;
+		}
+		fo->mac_at_plug = false;
+	}
 	ret = vfio_pci__plug(vf);
 	if (!ret)
 		ret = board_announce(b, d, err, sizeof(err));
@@ -2151,7 +2181,8 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 	}
 	/* the source's VFs are released; none may keep the guest's MAC on this host */
 	for (unsigned int i = 0; i < m.nr_vfs; i++)
-		board_vf_mac_clear(m.vfs[i].id, m.vfs[i].bdf);
+		board_vf_mac_clear(m.vfs[i].id, m.vfs[i].bdf,
+				   "the guest runs on the destination");
 	log_info(BOARD_LOG, "migrated to %s: %llu bytes (%llu MiB of RAM) in %.0f ms, %.0f ms paused; "
 		 "pre-copy %u rounds, %s, %llu pages left for the pause", uri,
 		 (unsigned long long)m.st.bytes, (unsigned long long)(m.st.ram_bytes >> 20),

@@ -33,6 +33,8 @@ struct board_failover {
 	char vf_id[DEVICE_ID_LEN];
 	char net_id[DEVICE_ID_LEN];
 	bool plugged;        /* on the guest's bus (STANDBY was negotiated) */
+	bool mac_at_plug;    /* the standby's MAC goes on the VF right before the plug */
+	char bdf[32];        /* the VF's host address */
 	bool declined_said;  /* the "driver declined STANDBY" line was logged */
 };
 
