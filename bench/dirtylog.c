@@ -248,7 +248,9 @@ static int bench_run(bool ring, uint32_t mib, double secs, unsigned int interval
 	}
 	if (ioctl(b.vcpu, KVM_GET_REGS, &regs))
 		return -errno;
-	passes = (double)(uint32_t)regs.rax;
+	/* whole passes (eax), and how far into the current one (edi) */
+	passes = (double)(uint32_t)regs.rax +
+		 (double)((uint32_t)regs.rdi - BUF_START) / 4096.0 / (double)b.buf_pages;
 	printf("%-7s %8u MiB %10llu %10llu %9llu %10.3f %9.3f %14.0f %9llu\n", ring ? "ring" : "bitmap",
 	       mib, (unsigned long long)pages, (unsigned long long)entries, (unsigned long long)harvests,
 	       harvests ? h_sum / (double)harvests * 1e3 : 0.0, h_max * 1e3,
