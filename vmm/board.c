@@ -646,6 +646,15 @@ static void board_standby_call(void *opaque)
 	struct board *b = opaque;
 
 	atomic_store(&b->standby_queued, false);
+	/*
+	 * A migration's destination: the loaded NIC says STANDBY, but the
+	 * guest does not run here before the source's GO (the loop runs while
+	 * the stream arrives): its VFs go in then (board_incoming), not before,
+	 * or this host's NIC would take the guest's MAC from the standby
+	 * while the guest still runs on the source, or never comes.
+	 */
+	if (b->incoming)
+		return;
 	board_failover_sync(b);
 }
 
