@@ -429,32 +429,36 @@ static int board_add_vfs(struct board *b)
 			snprintf(id, sizeof(id), "vf%u", i);
 		if (spec->failover) {
 			ret = board_failover_pair(b, spec, &pair, err, sizeof(err));
-			if (!ret) {
-				virtio_net__get_mac(pair, mac);
-				ret = board_vf_mac_sync(id, spec->bdf, mac, err, sizeof(err));
-			}
-			/*
-			 * A migration's destination: the MAC could be set (the VF is
-			 * reserved), but it goes on only right before the plug. Until
-			 * then this host's NIC must hand the guest's frames to the
-			 * PF, whose bridge takes them to the standby: a VF that has
-			 * the MAC and no driver yet would swallow them.
-			 */
-			if (!ret && o->incoming)
-				board_vf_mac_clear(id, spec->bdf, "until the guest runs here and it "
-						   "is plugged (the MAC could be set)");
 			if (ret) {
 				log_err(BOARD_LOG, "--vf %s,failover: %s", spec->bdf, err);
 				return ret;
 			}
 		}
+		/* the VF first: only once it is ours may its MAC change */
 		ret = board_make_vf(b, spec->bdf, id, spec->failover, &vf);
 		if (ret)
 			return ret; /* board__build destroys the devices made so far */
 		if (spec->failover) {
-			struct board_failover *fo =
-				board_fo_add(b, id, virtio_net__device(pair)->id);
+			struct board_failover *fo;
 
+			virtio_net__get_mac(pair, mac);
+			ret = board_vf_mac_sync(id, spec->bdf, mac, err, sizeof(err));
+			if (ret) {
+				log_err(BOARD_LOG, "--vf %s,failover: %s", spec->bdf, err);
+				return ret;
+			}
+			/*
+			 * A migration's destination: the MAC could be set (the VF is
+			 * reserved), but it goes on only right before the plug, once
+			 * the guest runs here. Until then this host's NIC must hand
+			 * the guest's frames to the PF, whose bridge takes them to
+			 * the standby: a VF that has the MAC and no driver yet would
+			 * swallow them.
+			 */
+			if (o->incoming)
+				board_vf_mac_clear(id, spec->bdf, "until the guest runs here and it "
+						   "is plugged (the MAC could be set)");
+			fo = board_fo_add(b, id, virtio_net__device(pair)->id);
 			if (!fo)
 				return -ENOSPC;
 			snprintf(fo->bdf, sizeof(fo->bdf), "%s", spec->bdf);
@@ -724,6 +728,11 @@ static void board_add_vf_done(void *opaque)
 	json_t *ret_v;
 
 	if (ret) {
+		if (op->vf) { /* made, then its MAC could not be set */
+			device__remove(&b->vm.devices, vfio_pci__device(op->vf));
+			vfio_pci__destroy(op->vf);
+			op->vf = NULL;
+		}
 		api__complete(op->reply, ret, NULL, op->err);
 		board_op_end(b, op);
 		return;
@@ -779,15 +788,16 @@ static void *board_add_vf_worker(void *opaque)
 {
 	struct board_op *op = opaque;
 
-	op->rc = 0;
-	if (op->spec.failover)
+	/*
+	 * The VF first: only once it is ours (its group opened) may its MAC
+	 * change; a VF another VM holds keeps its MAC.
+	 */
+	op->rc = board_make_vf(op->b, op->spec.bdf, op->id, true, &op->vf);
+	if (op->rc)
+		snprintf(op->err, sizeof(op->err), "cannot assign %s: %s (minivmm's log says why)",
+			 op->spec.bdf, strerror(-op->rc));
+	else if (op->spec.failover)
 		op->rc = board_vf_mac_sync(op->id, op->spec.bdf, op->pair_mac, op->err, sizeof(op->err));
-	if (!op->rc) {
-		op->rc = board_make_vf(op->b, op->spec.bdf, op->id, true, &op->vf);
-		if (op->rc)
-			snprintf(op->err, sizeof(op->err), "cannot assign %s: %s (minivmm's log says why)",
-				 op->spec.bdf, strerror(-op->rc));
-	}
 	evloop__call(&op->b->vm.loop, &op->done_call, board_add_vf_done, op);
 	return NULL;
 }
@@ -1518,6 +1528,9 @@ static void board_mig_replug(void *opaque, char *err, size_t errlen)
 			continue;
 		}
 		v->removed = false;
+		/* its MAC is checked again right before the plug: the guest pairs by MAC */
+		snprintf(fo->bdf, sizeof(fo->bdf), "%s", v->bdf);
+		fo->mac_at_plug = true;
 		board_failover_sync(b); /* plugs it when the guest's driver has STANDBY */
 		log_info(v->id, "migration rolled back: %s %s", v->bdf,
 			 fo->plugged ? "plugged back" : "back, waiting for STANDBY");
