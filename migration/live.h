@@ -17,7 +17,9 @@
  *                                                                          +-> ROLLED_BACK (refused, EOF, timeout)
  *                                                                                          +-> ROLLED_BACK (GO not sent)
  *
- *   CONNECTING    connect to the destination (which listens with --incoming),
+ *   CONNECTING    connect to the destination (which listens with --incoming;
+ *                 a failed connect leaves nothing open: disconnect is not
+ *                 called for it),
  *                 which checks the machine's configuration and answers
  *                 MVMM-READY (its own VFs are held) or refuses: nothing has
  *                 changed on the source yet

@@ -1684,6 +1684,8 @@ out:
 	return rc == -ENOTSUP ? -EPERM : rc;
 }
 
+static void board_mig_disconnect(void *opaque);
+
 /* an evloop watch that only says it fired */
 static void board_flag(void *opaque, int res)
 {
@@ -1765,26 +1767,33 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 	rc = snapshot__live_begin(&m->live, &m->b->vm, &m->w, err, errlen);
 	if (rc) {
 		board_mig_refusal(m, rc, err, errlen);
-		return rc;
+		goto err_disconnect;
 	}
 	rc = migrate__read_ack(m->fd, BOARD_MIGRATE_CONNECT_MS, ack, sizeof(ack));
 	if (rc) {
 		snprintf(err, errlen, "no answer from the destination: %s",
 			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
-		return rc;
+		goto err_disconnect;
 	}
 	if (!strncmp(ack, MIG_ACK_REFUSED, strlen(MIG_ACK_REFUSED))) {
 		snprintf(err, errlen, "the destination refused the VM: %s",
 			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
-		return -EPERM;
+		rc = -EPERM;
+		goto err_disconnect;
 	}
 	if (strcmp(ack, MIG_ACK_READY)) {
 		snprintf(err, errlen, "the destination answered '%.80s', not %s (an older minivmm?)",
 			 ack, MIG_ACK_READY);
-		return -EPROTO;
+		rc = -EPROTO;
+		goto err_disconnect;
 	}
 	log_info(BOARD_LOG, "migration: the destination takes the VM (%s)", MIG_ACK_READY);
 	return 0;
+
+err_disconnect:
+	/* a failed connect leaves nothing open (migration/live.h): the destination sees it close */
+	board_mig_disconnect(m);
+	return rc;
 }
 
 #define BOARD_PRECOPY_MAX_ROUNDS 30
