@@ -580,3 +580,43 @@ Test(api, a_client_gone_before_its_deferred_reply)
 	json_decref(r);
 	close(other);
 }
+
+/* a destination waiting for its migration: only nested commands answer, the others wait, in order */
+Test(api, a_held_socket_answers_only_nested_commands)
+{
+	int a = client();
+	json_t *r;
+
+	cr_assert_eq(api__set_nested(api, "refuse"), 0);
+	api__hold(api, true);
+	say(a, "{\"id\":1,\"command\":\"echo\",\"args\":{\"value\":1}}\n{\"id\":2,\"command\":\"echo\"}\n");
+	pump(20);
+	cr_assert(silent(a), "a held socket does not answer echo");
+	cr_assert_eq(echo_calls, 0);
+	/* a nested command from another client is answered meanwhile */
+	{
+		int b = client();
+
+		say(b, "{\"id\":7,\"command\":\"refuse\"}\n");
+		r = hear(b);
+		cr_assert_eq(json_integer_value(json_object_get(r, "id")), 7);
+		json_decref(r);
+		close(b);
+	}
+	cr_assert(silent(a));
+	/* holds nest */
+	api__hold(api, true);
+	api__hold(api, false);
+	pump(20);
+	cr_assert(silent(a), "still held once");
+	api__hold(api, false);
+	r = hear(a);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 1, "answered once released, in order");
+	json_decref(r);
+	r = hear(a);
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2);
+	json_decref(r);
+	cr_assert_eq(echo_calls, 2);
+	api__hold(NULL, true); /* no socket: nothing to hold */
+	close(a);
+}
