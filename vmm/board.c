@@ -1695,34 +1695,33 @@ static void board_flag(void *opaque, int res)
 
 /*
  * The migration socket is full: serve the guest (and migrate-cancel) in the
- * event loop until it takes more. -ECANCELED on a cancel or when the VM stops.
+ * event loop until it takes more. The socket is polled beside the loop's
+ * own descriptor (a watch on a writable socket would fire on every ACK).
+ * -ECANCELED on a cancel or when the VM stops.
  */
 static int board_mig_writable(void *opaque, int fd)
 {
 	struct board_migration *m = opaque;
 	struct evloop *l = &m->b->vm.loop;
-	struct evloop_watch w;
-	bool ready = false;
-	int rc = 0;
 
-	if (evloop__add_fd(l, &w, fd, POLLOUT, board_flag, &ready)) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLOUT },
+				       { .fd = evloop__pollfd(l), .events = POLLIN } };
 
-		return poll(&pfd, 1, 1000) < 0 && errno != EINTR ? -errno : 0;
-	}
-	while (!ready && !rc) {
 		if (m->cancel || kvm__exiting(&m->b->vm)) {
 			snprintf(m->cancel_why, sizeof(m->cancel_why), "%s",
 				 m->cancel ? "cancelled (migrate-cancel)" :
 				 "the VM is stopping (the guest powered off, or minivmm was told to quit)");
-			rc = -ECANCELED;
-			break;
+			return -ECANCELED;
 		}
-		if (evloop__run_once(l, true) < 0)
-			break;
+		/* a bounded wait: an exit request does not always wake the loop */
+		if (poll(p, 2, 100) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].revents)
+			evloop__run_once(l, false);
+		if (p[0].revents)
+			return 0;
 	}
-	evloop__del_fd(l, &w);
-	return rc;
 }
 
 /* the destination stopped reading: it may have said why before it did */

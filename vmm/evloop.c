@@ -284,6 +284,11 @@ int evloop__run_once(struct evloop *l, bool wait)
 	return (int)n;
 }
 
+int evloop__pollfd(const struct evloop *l)
+{
+	return l->ring.ring_fd;
+}
+
 int evloop__run(struct evloop *l)
 {
 	int ret;

@@ -101,6 +101,12 @@ void evloop__call(struct evloop *l, struct evloop_call *c, void (*fn)(void *opaq
 
 /* run until evloop__stop(); returns the stop code */
 int evloop__run(struct evloop *l);
+/*
+ * A descriptor that polls readable (POLLIN) when the loop has completions
+ * to run: a caller that must also wait on another fd polls both, then
+ * runs evloop__run_once(l, false).
+ */
+int evloop__pollfd(const struct evloop *l);
 /* process what is ready without blocking (tests) */
 int evloop__run_once(struct evloop *l, bool wait);
 void evloop__stop(struct evloop *l, int code);
