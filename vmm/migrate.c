@@ -188,22 +188,6 @@ void migrate__unlisten(int lfd, const struct mig_uri *u)
 		unlink(u->path);
 }
 
-int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen)
-{
-	int lfd, ret;
-
-	lfd = migrate__listen(u, err, errlen);
-	if (lfd < 0)
-		return lfd;
-	ret = migrate_wait(lfd, POLLIN, timeout_ms);
-	if (ret)
-		snprintf(err, errlen, "no source connected within %d s", timeout_ms / 1000);
-	else
-		ret = migrate__accept_one(lfd, u, err, errlen);
-	migrate__unlisten(lfd, u);
-	return ret;
-}
-
 int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len)
 {
 	struct timespec t0, now;

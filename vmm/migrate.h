@@ -18,14 +18,12 @@
 int migrate__connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
 /* tcp:HOST:PORT whose HOST resolves only to loopback addresses (unix: counts as local) */
 bool migrate__is_local(const struct mig_uri *u);
-/* destination: listens on u, accepts one connection; its fd or -errno */
-int migrate__accept(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen) __must_check;
 /*
- * The same in three steps, for a destination that serves its control socket
- * while it waits and takes several connections (plans) on one socket:
- * listen (the listening fd, or -errno with err), accept_one when lfd is
- * readable (the connection, TCP_NODELAY for tcp), unlisten (closes lfd and
- * removes a unix socket's path).
+ * Destination, in three steps (it serves its control socket while it waits
+ * and takes several connections, plans, on one socket): listen (the
+ * listening fd, or -errno with err), accept_one when lfd is readable (the
+ * connection, TCP_NODELAY for tcp), unlisten (closes lfd and removes a unix
+ * socket's path).
  */
 int migrate__listen(const struct mig_uri *u, char *err, size_t errlen) __must_check;
 int migrate__accept_one(int lfd, const struct mig_uri *u, char *err, size_t errlen) __must_check;
