@@ -1699,14 +1699,16 @@ static void board_flag(void *opaque, int res)
  * own descriptor (a watch on a writable socket would fire on every ACK).
  * -ECANCELED on a cancel or when the VM stops.
  */
-static int board_mig_writable(void *opaque, int fd)
+static int board_mig_wait(struct board_migration *m, int fd, short events, int timeout_ms)
 {
-	struct board_migration *m = opaque;
 	struct evloop *l = &m->b->vm.loop;
+	struct timespec t0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLOUT },
+		struct pollfd p[2] = { { .fd = fd, .events = events },
 				       { .fd = evloop__pollfd(l), .events = POLLIN } };
+		double left = timeout_ms < 0 ? 100 : timeout_ms - board_ms_since(&t0);
 
 		if (m->cancel || kvm__exiting(&m->b->vm)) {
 			snprintf(m->cancel_why, sizeof(m->cancel_why), "%s",
@@ -1714,14 +1716,37 @@ static int board_mig_writable(void *opaque, int fd)
 				 "the VM is stopping (the guest powered off, or minivmm was told to quit)");
 			return -ECANCELED;
 		}
+		if (left <= 0)
+			return -ETIMEDOUT;
 		/* a bounded wait: an exit request does not always wake the loop */
-		if (poll(p, 2, 100) < 0 && errno != EINTR)
+		if (poll(p, 2, (int)MIN(left, 100.0) + 1) < 0 && errno != EINTR)
 			return -errno;
 		if (p[1].revents)
 			evloop__run_once(l, false);
 		if (p[0].revents)
 			return 0;
 	}
+}
+
+static int board_mig_writable(void *opaque, int fd)
+{
+	return board_mig_wait(opaque, fd, POLLOUT, -1);
+}
+
+/*
+ * The destination's answer (its word after the confirm record, its verdict
+ * after the stream): the loop runs meanwhile, so that the guest's devices
+ * (still running while connecting) and the control socket (status,
+ * migrate-cancel) are served however long the destination takes.
+ */
+static int board_mig_readable(void *opaque, int fd, int timeout_ms)
+{
+	return board_mig_wait(opaque, fd, POLLIN, timeout_ms);
+}
+
+static int board_mig_read_ack(struct board_migration *m, int timeout_ms, char *ack, size_t len)
+{
+	return migrate__read_ack_wait(m->fd, timeout_ms, ack, len, board_mig_readable, m);
 }
 
 /* the destination stopped reading: it may have said why before it did */
@@ -1768,7 +1793,11 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 		board_mig_refusal(m, rc, err, errlen);
 		goto err_disconnect;
 	}
-	rc = migrate__read_ack(m->fd, BOARD_MIGRATE_CONNECT_MS, ack, sizeof(ack));
+	rc = board_mig_read_ack(m, BOARD_MIGRATE_CONNECT_MS, ack, sizeof(ack));
+	if (rc == -ECANCELED) {
+		snprintf(err, errlen, "%s", m->cancel_why);
+		goto err_disconnect;
+	}
 	if (rc) {
 		snprintf(err, errlen, "no answer from the destination: %s",
 			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
@@ -1952,10 +1981,30 @@ static int board_mig_pause(void *opaque, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * after each record of the paused transfer: serve the control socket (a
+ * migrate-cancel, status) and stop at once on a cancel or a refusal. The
+ * devices are paused: the loop has nothing of theirs to run.
+ */
+static int board_mig_pace_paused(void *opaque, uint64_t written)
+{
+	struct board_migration *m = opaque;
+	struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
+
+	(void)written;
+	if (poll(&pfd, 1, 0) > 0)
+		return -EREMOTEIO;
+	evloop__run_once(&m->b->vm.loop, false);
+	if (m->cancel)
+		snprintf(m->cancel_why, sizeof(m->cancel_why), "cancelled (migrate-cancel)");
+	return m->cancel ? -ECANCELED : 0;
+}
+
 static int board_mig_transfer(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
-	int rc = snapshot__live_finish(&m->live, &m->final_pages, err, errlen);
+	struct snapshot_pacer pacer = { board_mig_pace_paused, m, NULL, NULL };
+	int rc = snapshot__live_finish(&m->live, &pacer, &m->final_pages, err, errlen);
 
 	m->st = m->live.st;
 	clock_gettime(CLOCK_MONOTONIC, &m->t_sent);
@@ -1971,8 +2020,15 @@ static int board_mig_await(void *opaque, char *ack, size_t acklen, char *err, si
 	struct board_migration *m = opaque;
 	int rc;
 
-	rc = migrate__read_ack(m->fd, BOARD_MIGRATE_ACK_MS, ack, acklen);
-	if (rc)
+	/*
+	 * The guest is paused and the destination loads: a cancel is still
+	 * honoured (the destination runs nothing before the GO), and status
+	 * answers meanwhile.
+	 */
+	rc = board_mig_read_ack(m, BOARD_MIGRATE_ACK_MS, ack, acklen);
+	if (rc == -ECANCELED)
+		snprintf(err, errlen, "%s", m->cancel_why);
+	else if (rc)
 		snprintf(err, errlen, "no answer from the destination: %s",
 			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
 	return rc;
@@ -2254,6 +2310,10 @@ static int board_cmd_migrate_cancel(void *opaque, json_t *args, json_t **ret, ch
 
 	if (!b->mig) {
 		snprintf(err, errlen, "no migration in progress");
+		return -EALREADY;
+	}
+	if (b->mig->state == MIG_LIVE_COMMITTING || b->mig->state == MIG_LIVE_COMPLETED) {
+		snprintf(err, errlen, "too late to cancel: the destination was told to run the guest");
 		return -EALREADY;
 	}
 	b->mig->cancel = true;

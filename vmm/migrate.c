@@ -188,7 +188,19 @@ void migrate__unlisten(int lfd, const struct mig_uri *u)
 		unlink(u->path);
 }
 
+static int migrate_wait_readable(void *opaque, int fd, int timeout_ms)
+{
+	(void)opaque;
+	return migrate_wait(fd, POLLIN, timeout_ms);
+}
+
 int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len)
+{
+	return migrate__read_ack_wait(fd, timeout_ms, ack, len, migrate_wait_readable, NULL);
+}
+
+int migrate__read_ack_wait(int fd, int timeout_ms, char *ack, size_t len,
+			   int (*wait)(void *opaque, int fd, int timeout_ms), void *opaque)
 {
 	struct timespec t0, now;
 	size_t n = 0;
@@ -204,10 +216,10 @@ int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len)
 		el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
 		if (el >= timeout_ms)
 			return -ETIMEDOUT;
-		ret = migrate_wait(fd, POLLIN, (int)(timeout_ms - el));
+		ret = wait(opaque, fd, (int)(timeout_ms - el));
 		if (ret)
 			return ret;
-		r = recv(fd, ack + n, len - 1 - n, 0);
+		r = recv(fd, ack + n, len - 1 - n, MSG_DONTWAIT);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)

@@ -31,6 +31,15 @@ void migrate__unlisten(int lfd, const struct mig_uri *u);
 /* source: the destination's answer line within timeout_ms; 0 or -errno (-ETIMEDOUT, -ECONNRESET) */
 int migrate__read_ack(int fd, int timeout_ms, char *ack, size_t len) __must_check;
 /*
+ * the same, waiting through wait(opaque, fd, timeout_ms) instead of a plain
+ * poll: it returns 0 once fd is readable, -ETIMEDOUT when timeout_ms passed,
+ * or another -errno that ends the read (a cancel). The source's VMM thread
+ * serves its event loop there while the destination takes its time.
+ */
+int migrate__read_ack_wait(int fd, int timeout_ms, char *ack, size_t len,
+			   int (*wait)(void *opaque, int fd, int timeout_ms), void *opaque)
+	__must_check;
+/*
  * destination, after a refusal: ends its side and reads (and drops) what
  * the source still sends, until it closes or timeout_ms pass, so that the
  * close does not reset the connection before the source read the answer

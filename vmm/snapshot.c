@@ -367,8 +367,12 @@ int snapshot__live_round(struct snapshot_live *s, bool first, const struct snaps
 	return ret;
 }
 
-int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, size_t errlen)
+int snapshot__live_finish(struct snapshot_live *s, const struct snapshot_pacer *pacer,
+			  uint64_t *pages, char *err, size_t errlen)
 {
+	/* nothing runs that could write the pages: no bounce copy needed */
+	struct snapshot_pacer pc = { pacer ? pacer->fn : NULL, pacer ? pacer->opaque : NULL, NULL,
+				     NULL };
 	struct vm *vm = s->vm;
 	const struct mig_section *sec;
 	int ret;
@@ -378,7 +382,7 @@ int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, s
 	if (ret)
 		return ret;
 	/* nothing writes guest memory now: the last dirty pages, then the state */
-	ret = snap_send_dirty(s, NULL, pages);
+	ret = snap_send_dirty(s, pc.fn ? &pc : NULL, pages);
 	mig_for_each_section(&vm->mig, sec) {
 		if (ret)
 			break;
@@ -387,6 +391,8 @@ int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, s
 		ret = mig__stream_write_section(&vm->mig, s->w, sec);
 		if (!ret)
 			s->st.sections++;
+		if (!ret && pc.fn)
+			ret = pc.fn(pc.opaque, s->w->written);
 	}
 	if (!ret)
 		ret = mig__stream_write_end(&vm->mig, s->w);

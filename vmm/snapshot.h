@@ -82,8 +82,13 @@ int snapshot__live_pending(struct snapshot_live *s, uint64_t *pending, char *err
 	__must_check;
 int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *p,
 			 uint64_t *pages, char *err, size_t errlen) __must_check;
-int snapshot__live_finish(struct snapshot_live *s, uint64_t *pages, char *err, size_t errlen)
-	__must_check;
+/*
+ * p, when given, is called after each record of the paused transfer (its
+ * bounce and scanned are not used): a non-zero return stops the transfer
+ * with that error (a cancel). The guest stays paused meanwhile.
+ */
+int snapshot__live_finish(struct snapshot_live *s, const struct snapshot_pacer *p,
+			  uint64_t *pages, char *err, size_t errlen) __must_check;
 void snapshot__live_end(struct snapshot_live *s);
 
 /*

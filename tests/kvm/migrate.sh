@@ -14,6 +14,9 @@
 #  - migrate-cancel during pre-copy (status answers meanwhile): ctl migrate
 #    exits 1 "rolled back while pre-copy: cancelled", the guest counts on at
 #    the source, the destination never runs it;
+#  - migrate-cancel while the source awaits the destination's verdict
+#    (tests/mig_cut_proxy.py --hold-verdict keeps it back): the same
+#    rollback, and the destination, closed before the GO, never runs it;
 #  - the waiting destination's control socket answers status ("incoming");
 #  - nobody listening: ctl exits 1 (failed while connecting), the guest runs on;
 #  - a bad address: ctl exits 1 (invalid-args);
@@ -111,6 +114,54 @@ grep -qx 'state: running' "$WORK/ctl.out" && ! grep -q '^migration:' "$WORK/ctl.
 	fail "the source after the cancel: $(cat "$WORK/ctl.out")"
 at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
 wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
+
+# --- migrate-cancel while the source awaits the destination's verdict ------------------
+# The proxy relays the whole stream and the destination's first word, but
+# keeps its verdict back: the source waits with the guest paused, answers
+# status, and takes the cancel at once. The destination, closed before the
+# GO, must not run the guest.
+start_dst --kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1
+P=$WORK/proxy.sock
+set +e
+python3 "$(dirname "$0")/../mig_cut_proxy.py" --hold-verdict "unix:$P" "unix:$M" >"$WORK/proxy.out" 2>&1 &
+proxy=$!
+set -e
+wait_in "$WORK/proxy.out" '^proxy: listening' 30
+set +e
+"$B" ctl "$S" migrate "unix:$P" >"$WORK/mig.out" 2>&1 &
+migctl=$!
+set -e
+for _ in $(seq 300); do
+	ctl "$S" status
+	grep -q '^migration: {"state": *"awaiting the destination"' "$WORK/ctl.out" && break
+	kill -0 $migctl 2>/dev/null || break
+	sleep 0.1
+done
+grep -q '^migration: {"state": *"awaiting the destination"' "$WORK/ctl.out" ||
+	fail "the source never awaited the held verdict: $(cat "$WORK/ctl.out"); ctl migrate: $(cat "$WORK/mig.out"); proxy: $(cat "$WORK/proxy.out")"
+grep -q "held back the destination's verdict" "$WORK/proxy.out" || fail "no verdict held back: $(cat "$WORK/proxy.out")"
+ctl "$S" migrate-cancel
+[ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel while awaiting: exit $CST: $(cat "$WORK/ctl.out")"
+set +e
+wait $migctl
+mrc=$?
+wait $proxy
+prc=$?
+wait $dst
+drc=$?
+set -e
+[ $mrc = 1 ] && grep -q 'rolled back while awaiting the destination: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
+	fail "the migration cancelled while awaiting the verdict: exit $mrc: $(cat "$WORK/mig.out")"
+[ $prc = 0 ] || fail "the proxy: exit $prc: $(cat "$WORK/proxy.out")"
+[ $drc != 0 ] || fail "the destination closed before the GO exited 0"
+grep -q '^testdev: counter' "$DST" && fail "the destination closed before the GO ran the guest: $(grep -a 'counter' "$DST" | head -3)"
+ctl "$S" status
+grep -qx 'state: running' "$WORK/ctl.out" && ! grep -q '^migration:' "$WORK/ctl.out" ||
+	fail "the source after the cancel while awaiting: $(cat "$WORK/ctl.out")"
+at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
+ctl "$S" migrate-cancel
+[ $CST = 1 ] && grep -q 'no migration in progress' "$WORK/ctl.out" || fail "migrate-cancel after the rollback: exit $CST: $(cat "$WORK/ctl.out")"
 
 # --- nobody listening, a bad address ---------------------------------------------------
 ctl "$S" migrate "unix:$WORK/nobody.sock"

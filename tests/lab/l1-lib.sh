@@ -253,6 +253,25 @@ lab_stall_ms() {
 		END { printf "%.0f\n", best * 1000 }' "$1"
 }
 
+# lab_stream_mbit FILE A B: the mean rate (Mbit/s) of an iperf3 server's
+# interval lines (stamped with $EPOCHREALTIME, as lab_stall_ms reads them)
+# whose stamps lie in [A, B]; "none" when no interval does. What the guest
+# asked of the network while something else happened (a migration).
+lab_stream_mbit() {
+	awk -v a="$2" -v b="$3" '
+		$0 ~ /bits\/sec/ && $0 !~ /sender|receiver/ {
+			t = $1 + 0; if (t < a || t > b) next
+			for (i = 2; i <= NF; i++) {
+				if ($i == "Bytes") bytes += $(i - 1)
+				else if ($i == "KBytes") bytes += $(i - 1) * 1024
+				else if ($i == "MBytes") bytes += $(i - 1) * 1048576
+				else if ($i == "GBytes") bytes += $(i - 1) * 1073741824
+				if ($i ~ /^[0-9.]+-[0-9.]+$/) { split($i, x, "-"); secs += x[2] - x[1] }
+			}
+		}
+		END { if (secs > 0) printf "%.1f\n", bytes * 8 / secs / 1e6; else print "none" }' "$1"
+}
+
 # --- running guests -----------------------------------------------------------
 # lab_guest_run NAME LOG CMD...: run CMD (a VMM) with its output in LOG, shown
 # on stdout prefixed "[NAME] ", until it exits. It is stopped (TERM, then

@@ -20,7 +20,7 @@
 #  4. the destination killed (SIGKILL) during pre-copy: exit 1, rolled back
 #     while pre-copy, VF0 plugged back.
 #  5. the connection cut while the device state crosses (the guest paused;
-#     tests/lab/mig_cut_proxy.py cuts halfway through the first device
+#     tests/mig_cut_proxy.py cuts halfway through the first device
 #     section): exit 1, rolled back while transferring, the guest resumes
 #     and VF0 is plugged back; the destination refuses the truncated stream
 #     and never runs the guest.
@@ -225,7 +225,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); c, _ = s.accept(); time.sl
 		;;
 	5)
 		start_dst cut --vf "$vf1,failover=on" || fail "[cut] the destination did not start"
-		python3 "$LAB_SRCDIR/tests/lab/mig_cut_proxy.py" $((PORT + 1)) 127.0.0.1 "$PORT" > "$OUT/proxy.out" 2>&1 &
+		python3 "$LAB_SRCDIR/tests/mig_cut_proxy.py" $((PORT + 1)) 127.0.0.1 "$PORT" > "$OUT/proxy.out" 2>&1 &
 		local proxy=$!
 		for _ in $(seq 100); do grep -q 'listening' "$OUT/proxy.out" && break; sleep 0.1; done
 		ctl "$S" migrate "tcp:127.0.0.1:$((PORT + 1))"

@@ -312,6 +312,9 @@ a_run() {
 	if [ -n "$t_mig" ]; then
 		lab_result "mh_${V}_stall_ms" "$(lab_stall_ms "$OUT/server-$V.log" "$t_mig" "$(awk -v t="$t_mig_end" 'BEGIN { printf "%.3f", t + 60 }')")"
 		lab_result "mh_${V}_stall_before_ms" "$(lab_stall_ms "$OUT/server-$V.log" "$t_stream" "$t_mig")"
+		# what the guest sent meanwhile: a guest whose stream stops dirties less, and its VMM sends fewer bytes
+		lab_result "mh_${V}_stream_mbit_before" "$(lab_stream_mbit "$OUT/server-$V.log" "$t_stream" "$t_mig")"
+		lab_result "mh_${V}_stream_mbit_during" "$(lab_stream_mbit "$OUT/server-$V.log" "$t_mig" "$t_mig_end")"
 	fi
 }
 
