@@ -6,9 +6,12 @@ set -euo pipefail
 pkgs=(
 	# build
 	gcc meson ninja-build pkg-config linux-libc-dev
-	liburing-dev libfdt-dev libext2fs-dev libmnl-dev libkmod-dev libjansson-dev
+	liburing-dev libfdt-dev libext2fs-dev libmnl-dev libkmod-dev libjansson-dev libgnutls28-dev
+	libseccomp-dev
 	# tests
 	libcriterion-dev acpica-tools e2fsprogs fdisk iproute2 python3 util-linux
+	# the libFuzzer harnesses (tests/fuzz, scripts/fuzz.sh): clang and its libFuzzer/ASan runtimes
+	clang libclang-rt-14-dev
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -3,7 +3,7 @@
 migration at a chosen point (tests/lab/test-migrate-faults.sh,
 tests/kvm/migrate.sh).
 
-    mig_cut_proxy.py [--hold-verdict] LISTEN DEST
+    mig_cut_proxy.py [--hold-verdict | --flip-at N | --close-at N] LISTEN DEST
 
 LISTEN is a TCP port on 127.0.0.1 or unix:PATH; DEST is HOST PORT or
 unix:PATH. It accepts one connection and relays it to DEST both ways,
@@ -22,6 +22,12 @@ and a payload).
   until it gives up or is cancelled. When the source closes, the proxy
   closes the destination's side (which has not had the GO). Exits 0 when
   it held a verdict back, 1 otherwise.
+- --flip-at N: relays both ways without reading the stream (it may be TLS),
+  but inverts the byte at offset N of what the source sends; then goes on
+  relaying until either side closes. Exits 0 when it flipped a byte, 1 when
+  the source sent fewer than N+1 bytes.
+- --close-at N: the same raw relay, but both connections are closed once N
+  bytes of the source's have been relayed (a truncated stream).
 
 Prints what it did on stdout.
 """
@@ -40,11 +46,70 @@ def parse_addr(words):
     return socket.AF_INET, ("127.0.0.1", int(words[0])), 1
 
 
+def flip_relay(c, d, at, close=False):
+    """raw relay both ways; the byte at offset `at` from the source inverted,
+    or (close) both sides closed after `at` bytes"""
+    flipped = []
+
+    def back():
+        try:
+            while True:
+                x = d.recv(65536)
+                if not x:
+                    break
+                c.sendall(x)
+        except OSError:
+            pass
+        for s in (c, d):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    threading.Thread(target=back, daemon=True).start()
+    off = 0
+    try:
+        while True:
+            x = c.recv(65536)
+            if not x:
+                break
+            if close and off + len(x) >= at:
+                d.sendall(x[:at - off])
+                off = at
+                flipped.append(at)
+                print("proxy: closing both sides at offset %d" % at, flush=True)
+                break
+            if not close and off <= at < off + len(x):
+                b = bytearray(x)
+                b[at - off] ^= 0xFF
+                x = bytes(b)
+                flipped.append(at)
+                print("proxy: inverted the byte at offset %d" % at, flush=True)
+            off += len(x)
+            d.sendall(x)
+    except OSError as e:
+        print("proxy: relay ended at offset %d (%s)" % (off, e), flush=True)
+    print("proxy: the source's side ended at offset %d" % off, flush=True)
+    for s in (c, d):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+    return 0 if flipped else 1
+
+
 def main(argv):
     hold = False
+    flip_at = None
+    close_at = False
     if argv and argv[0] == "--hold-verdict":
         hold = True
         argv = argv[1:]
+    elif len(argv) > 1 and argv[0] in ("--flip-at", "--close-at"):
+        flip_at = int(argv[1])
+        close_at = argv[0] == "--close-at"
+        argv = argv[2:]
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -59,6 +124,8 @@ def main(argv):
     c, _ = ls.accept()
     d = socket.socket(dfam)
     d.connect(daddr)
+    if flip_at is not None:
+        return flip_relay(c, d, flip_at, close_at)
     held = []
 
     def relay_back():

@@ -24,6 +24,8 @@
 #include "vmm/image.h"
 #include "vmm/log.h"
 #include "vmm/migrate.h"
+#include "vmm/migtls.h"
+#include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
@@ -509,6 +511,74 @@ static void board_event_device(struct board *b, const char *event, const char *i
 }
 
 /* announces a device now on the bus to the guest (ACPI hot-plug); 0 or -errno */
+/* --- plug to traffic: the VFs' host interrupt counts, polled while one waits ---- */
+
+#define BOARD_TRAFFIC_TICK_MS 100
+#define BOARD_TRAFFIC_IRQS 200           /* the interrupts that make "carrying traffic" */
+#define BOARD_TRAFFIC_TIMEOUT_MS 60000
+
+static int board_traffic_fn(struct vmm_device *d, void *opaque)
+{
+	struct vfio_pci *vf = vfio_pci__from_device(d);
+
+	if (vf && vfio_pci__traffic_poll(vf, BOARD_TRAFFIC_IRQS, BOARD_TRAFFIC_TIMEOUT_MS))
+		*(bool *)opaque = true;
+	return 0;
+}
+
+static void board_traffic_set(struct board *b, bool on)
+{
+	struct itimerspec its = { 0 };
+
+	if (on) {
+		its.it_value.tv_nsec = BOARD_TRAFFIC_TICK_MS * 1000000L;
+		its.it_interval.tv_nsec = BOARD_TRAFFIC_TICK_MS * 1000000L;
+	}
+	if (b->traffic_tfd >= 0 && !timerfd_settime(b->traffic_tfd, 0, &its, NULL))
+		b->traffic_watching = on;
+}
+
+static void board_traffic_tick(void *opaque, int res)
+{
+	struct board *b = opaque;
+	bool waiting = false;
+	uint64_t n;
+
+	(void)res;
+	if (read(b->traffic_tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	if (device__for_each(&b->vm.devices, board_traffic_fn, &waiting) || !waiting)
+		board_traffic_set(b, false);
+}
+
+/* after a VF's plug: watch for its traffic (the figure is a VF's traffic_ms in `devices`) */
+static void board_traffic_watch(struct board *b)
+{
+	if (b->traffic_tfd < 0) {
+		int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+		if (fd < 0)
+			return;
+		if (evloop__add_fd(&b->vm.loop, &b->traffic_watch, fd, POLLIN, board_traffic_tick, b)) {
+			close(fd);
+			return;
+		}
+		b->traffic_tfd = fd;
+	}
+	if (!b->traffic_watching)
+		board_traffic_set(b, true);
+}
+
+static void board_traffic_end(struct board *b)
+{
+	if (b->traffic_tfd < 0)
+		return;
+	evloop__del_fd(&b->vm.loop, &b->traffic_watch);
+	close(b->traffic_tfd);
+	b->traffic_tfd = -1;
+	b->traffic_watching = false;
+}
+
 static int board_announce(struct board *b, struct vmm_device *d, char *err, size_t errlen)
 {
 	int slot = device__pci_slot(&b->vm.devices, d->id), ret;
@@ -521,6 +591,8 @@ static int board_announce(struct board *b, struct vmm_device *d, char *err, size
 	if (ret)
 		snprintf(err, errlen, "cannot announce %s in slot %d: %s", d->id, slot,
 			 ret == -EBUSY ? "a removal of that slot is pending" : strerror(-ret));
+	else if (vfio_pci__from_device(d))
+		board_traffic_watch(b);
 	return ret;
 }
 
@@ -784,10 +856,18 @@ err_vf:
 	board_op_end(b, op);
 }
 
+/* a worker's first step; on failure (logged) the VMM thread's filter it inherited still holds */
+static void board_worker_confine(void)
+{
+	if (sandbox__enter(SANDBOX_WORKER))
+		log_warn(BOARD_LOG, "worker: under the VMM thread's seccomp filter only");
+}
+
 static void *board_add_vf_worker(void *opaque)
 {
 	struct board_op *op = opaque;
 
+	board_worker_confine();
 	/*
 	 * The VF first: only once it is ours (its group opened) may its MAC
 	 * change; a VF another VM holds keeps its MAC.
@@ -965,6 +1045,7 @@ static void *board_del_worker(void *opaque)
 {
 	struct board_op *op = opaque;
 
+	board_worker_confine();
 	op->dev->ops->destroy(op->dev);
 	evloop__call(&op->b->vm.loop, &op->done_call, board_del_done, op);
 	return NULL;
@@ -1384,6 +1465,7 @@ static void *board_bg_thread(void *opaque)
 {
 	struct board_bg *bg = opaque;
 
+	board_worker_confine();
 	bg->fn(bg);
 	atomic_store(&bg->done, true);
 	evloop__call(&bg->b->vm.loop, &bg->call, board_bg_woken, bg);
@@ -1699,6 +1781,27 @@ static void board_flag(void *opaque, int res)
  * own descriptor (a watch on a writable socket would fire on every ACK).
  * -ECANCELED on a cancel or when the VM stops.
  */
+/* a connected migration socket, wrapped in TLS when this VMM has credentials */
+static int board_mig_secure(struct board *b, int fd, bool server, const struct mig_uri *u,
+			    char *err, size_t errlen)
+{
+	if (!b->tls || fd < 0)
+		return fd;
+	return migtls__wrap(b->tls, fd, server, server || u->unix_socket ? NULL : u->host,
+			    BOARD_MIGRATE_CONNECT_MS, err, errlen);
+}
+
+/* err gets the TLS relay's reason, when it is what ended the connection fd */
+static void board_mig_tls_why(int fd, char *err, size_t errlen)
+{
+	char why[320];
+	size_t n = strlen(err);
+
+	if (fd < 0 || migtls__error(fd, why, sizeof(why)) || n + 1 >= errlen)
+		return;
+	snprintf(err + n, errlen - n, n ? " (%s)" : "%s", why);
+}
+
 static int board_mig_wait(struct board_migration *m, int fd, short events, int timeout_ms)
 {
 	struct evloop *l = &m->b->vm.loop;
@@ -1761,6 +1864,7 @@ static void board_mig_refusal(struct board_migration *m, int rc, char *err, size
 			 ack + strlen(MIG_ACK_REFUSED) + (ack[strlen(MIG_ACK_REFUSED)] == ' '));
 	else if (rc == -EREMOTEIO)
 		snprintf(err, errlen, "the destination closed the connection or answered out of turn");
+	board_mig_tls_why(m->fd, err, errlen);
 }
 
 static int board_mig_connect(void *opaque, char *err, size_t errlen)
@@ -1770,6 +1874,7 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 	int rc;
 
 	m->fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, errlen);
+	m->fd = board_mig_secure(m->b, m->fd, false, &m->uri, err, errlen);
 	if (m->fd < 0)
 		return m->fd;
 	mig__writer_init_fd(&m->w, m->fd);
@@ -1819,6 +1924,7 @@ static int board_mig_connect(void *opaque, char *err, size_t errlen)
 	return 0;
 
 err_disconnect:
+	board_mig_tls_why(m->fd, err, errlen);
 	/* a failed connect leaves nothing open (migration/live.h): the destination sees it close */
 	board_mig_disconnect(m);
 	return rc;
@@ -2031,6 +2137,8 @@ static int board_mig_await(void *opaque, char *ack, size_t acklen, char *err, si
 	else if (rc)
 		snprintf(err, errlen, "no answer from the destination: %s",
 			 rc == -ECONNRESET ? "it closed the connection" : strerror(-rc));
+	if (rc)
+		board_mig_tls_why(m->fd, err, errlen);
 	return rc;
 }
 
@@ -2176,6 +2284,7 @@ static int board_migrate_plan(struct board_migration *m, const char *uri, json_t
 	}
 	/* the destination checks this VM's configuration, and waits on */
 	fd = migrate__connect(&m->uri, BOARD_MIGRATE_CONNECT_MS, err, sizeof(err));
+	fd = board_mig_secure(b, fd, false, &m->uri, err, sizeof(err));
 	if (fd >= 0) {
 		rc = snapshot__save_plan(&b->vm, fd, err, sizeof(err));
 		if (!rc) {
@@ -2183,6 +2292,8 @@ static int board_migrate_plan(struct board_migration *m, const char *uri, json_t
 			if (rc)
 				snprintf(err, sizeof(err), "no answer: %s", strerror(-rc));
 		}
+		if (rc)
+			board_mig_tls_why(fd, err, sizeof(err));
 		close(fd);
 	} else {
 		rc = fd;
@@ -2363,7 +2474,13 @@ static int board_add_api(struct board *b)
 			return ret; /* board__build undoes it */
 	}
 	/* answered while a migration runs (it serves the loop between records) */
-	ret = api__set_nested(b->api, "migrate-cancel");
+	/*
+	 * quit as well: during a migration the source then rolls back ("the VM
+	 * is stopping") and exits; a waiting destination stops waiting
+	 */
+	ret = api__set_nested(b->api, "quit");
+	if (!ret)
+		ret = api__set_nested(b->api, "migrate-cancel");
 	if (!ret)
 		ret = api__set_nested(b->api, "status");
 	return ret;
@@ -2566,9 +2683,13 @@ static int board_incoming_receive(struct board *b, struct board_incoming *in, in
 		bool plan = false;
 
 		in->state = "waiting";
-		while (!in->ready && !in->timed_out)
+		while (!in->ready && !in->timed_out && !kvm__exiting(&b->vm))
 			if (evloop__run_once(&b->vm.loop, true) < 0)
 				break;
+		if (kvm__exiting(&b->vm)) {
+			snprintf(err, errlen, "told to quit (ctl quit) while waiting for a migration");
+			return -ECANCELED;
+		}
 		if (!in->ready) {
 			snprintf(err, errlen, "no source connected within %d s", BOARD_INCOMING_WAIT_S);
 			return -ETIMEDOUT;
@@ -2577,11 +2698,30 @@ static int board_incoming_receive(struct board *b, struct board_incoming *in, in
 		fd = migrate__accept_one(lfd, u, err, errlen);
 		if (fd == -EAGAIN || fd == -ECONNABORTED)
 			continue;
+		fd = board_mig_secure(b, fd, true, u, err, errlen);
 		if (fd < 0)
 			return fd;
 		in->state = "receiving";
 		in->bytes = 0;
 		ret = snapshot__load_or_plan(&b->vm, fd, &plan, board_incoming_idle, in, err, errlen);
+		if (!ret && kvm__exiting(&b->vm)) {
+			snprintf(err, errlen, "told to quit (ctl quit) while receiving the migration");
+			ret = -ECANCELED;
+		}
+		if (ret && b->tls && !migtls__authenticated(fd)) {
+			/*
+			 * Not a source that holds the key or a certificate: nothing
+			 * of it was read, and the wait goes on for the real one.
+			 */
+			err[0] = 0;
+			board_mig_tls_why(fd, err, errlen);
+			log_warn(BOARD_LOG, "--incoming: a connection refused before any stream: %s; "
+				 "waiting on", err);
+			close(fd);
+			continue;
+		}
+		if (ret)
+			board_mig_tls_why(fd, err, errlen);
 		if (!plan) {
 			if (!ret)
 				return fd;
@@ -2629,11 +2769,10 @@ static int board_incoming(struct board *b)
 	ret = board_make_vcpus(b);
 	if (ret)
 		return ret;
-	if (!migrate__is_local(&u))
-		log_warn(BOARD_LOG, "--incoming %s: the migration channel is plain TCP, neither "
-			 "authenticated nor encrypted: whoever reaches it can hand this VMM a guest "
-			 "(listen on loopback behind a tunnel, or on a network only the hosts share)",
-			 b->opts->incoming);
+	if (!b->tls && !migrate__is_local(&u))
+		log_warn(BOARD_LOG, "--incoming %s (--insecure-migration): the migration channel is "
+			 "plain TCP, neither authenticated nor encrypted: whoever reaches it can hand "
+			 "this VMM a guest", b->opts->incoming);
 	lfd = migrate__listen(&u, err, sizeof(err));
 	if (lfd < 0) {
 		log_err(BOARD_LOG, "--incoming %s: %s", b->opts->incoming, err);
@@ -2841,6 +2980,40 @@ static int board_check_ids(const struct options *o)
 	return 0;
 }
 
+/*
+ * The migration channel's credentials (--migration-psk, --migration-x509),
+ * and the rule that a destination listening on the network has them: an
+ * --incoming address that is not loopback (or a unix socket) without TLS is
+ * refused unless --insecure-migration says so.
+ */
+static int board_tls_setup(struct board *b, const struct options *o)
+{
+	char err[512];
+	int ret;
+
+	if (o->migration_psk || o->migration_x509) {
+		ret = migtls__creds_load(&b->tls, o->migration_psk, o->migration_x509, err,
+					 sizeof(err));
+		if (ret) {
+			log_err(BOARD_LOG, "%s", err);
+			return ret;
+		}
+		log_info(BOARD_LOG, "migration channel: %s", migtls__creds_describe(b->tls));
+	}
+	if (o->incoming && !b->tls && !o->insecure_migration) {
+		struct mig_uri u;
+
+		if (!mig__parse_uri(o->incoming, &u, err, sizeof(err)) && !migrate__is_local(&u)) {
+			log_err(BOARD_LOG, "--incoming %s: not a loopback address, and no TLS: give "
+				"--migration-psk FILE or --migration-x509 DIR (on both hosts), or "
+				"--insecure-migration to accept a plain TCP migration from whoever "
+				"reaches this address", o->incoming);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 int board__build(struct board *b, const struct options *o)
 {
 	unsigned int i;
@@ -2848,15 +3021,19 @@ int board__build(struct board *b, const struct options *o)
 
 	memset(b, 0, sizeof(*b));
 	b->opts = o;
+	b->traffic_tfd = -1;
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
 	clock_gettime(CLOCK_MONOTONIC, &b->started);
 	ret = board_check_ids(o);
 	if (ret)
 		return ret;
+	ret = board_tls_setup(b, o);
+	if (ret)
+		goto err_tls;
 	ret = kvm__vm_create(&b->vm, o->mem, o->hugepages, o->cpus);
 	if (ret)
-		return ret;
+		goto err_tls;
 	ret = board_place_mmio64(b);
 	if (!ret) {
 		ret = mig__section_register(&b->vm.mig, "machine", 0, BOARD_MACHINE_VERSION, 1,
@@ -2880,10 +3057,14 @@ int board__build(struct board *b, const struct options *o)
 	return 0;
 
 err_devices:
+	board_traffic_end(b);
 	board_del_api(b);
 	board_destroy_devices(b);
 err_vm:
 	kvm__vm_destroy(&b->vm);
+err_tls:
+	migtls__creds_free(b->tls);
+	b->tls = NULL;
 	return ret;
 }
 
@@ -2893,9 +3074,12 @@ void board__destroy(struct board *b)
 	b->incoming_done = NULL;
 	kvm__vcpus_stop(&b->vm);
 	board_op_abort(b);
+	board_traffic_end(b);
 	board_del_api(b);
 	board_destroy_devices(b);
 	kvm__vm_destroy(&b->vm);
+	migtls__creds_free(b->tls);
+	b->tls = NULL;
 }
 
 static int board_stats_fn(struct vmm_device *d, void *opaque)

@@ -45,6 +45,8 @@ struct board_standby_seen {
 	unsigned int negotiations;
 };
 
+struct migtls_creds;
+
 struct board {
 	struct vm vm;
 	const struct options *opts;
@@ -63,6 +65,11 @@ struct board {
 	struct evloop_call announce_call;       /* after an incoming migration (GUEST_ANNOUNCE) */
 	unsigned int nr_nets_made;              /* default MACs of NICs, in creation order */
 	struct timespec started;                /* CLOCK_MONOTONIC at board__build */
+	struct migtls_creds *tls;               /* the migration channel's TLS, or NULL (plain) */
+	/* plugged VFs' traffic watch (vfio_pci__traffic_poll), a 100 ms timer while one waits */
+	int traffic_tfd;
+	bool traffic_watching;
+	struct evloop_watch traffic_watch;
 };
 
 /* creates the VM and its devices and loads the kernel; 0 or -errno (already logged) */

@@ -6,6 +6,7 @@
 #include "vmm/ctl.h"
 #include "vmm/log.h"
 #include "vmm/options.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = main_signal };
 	struct options o;
 	char err[512];
-	int reason, ret;
+	int reason, ret, selftest = -1;
 
 	if (argc > 1 && (!strcmp(argv[1], "sriov") || !strcmp(argv[1], "doctor")))
 		return sriov_cli__main(argc - 1, argv + 1);
@@ -72,6 +73,11 @@ int main(int argc, char **argv)
 	}
 	log__set_level(o.verbosity < 0 ? LOG_ERR : o.verbosity == 0 ? LOG_WARN :
 		       o.verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+	if (o.seccomp_selftest && (selftest = sandbox__kind_from_name(o.seccomp_selftest)) < 0) {
+		fprintf(stderr, "minivmm: --seccomp-selftest '%s': vmm, vcpu or worker\n",
+			o.seccomp_selftest);
+		return 2;
+	}
 
 	ret = board__build(&main_board, &o);
 	if (ret) {
@@ -84,10 +90,28 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* seccomp (docs/security.md): filters built now, loaded by each thread after its set-up */
+	ret = o.no_seccomp ? 0 : sandbox__prepare();
+	if (ret) {
+		fprintf(stderr, "minivmm: seccomp: cannot build the filters: %s\n", strerror(-ret));
+		board__destroy(&main_board);
+		return 1;
+	}
+	sandbox__set_selftest(selftest);
+	if (o.no_seccomp)
+		log_warn("seccomp", "off (--no-seccomp): threads run without system call filters");
+	else
+		log_info("seccomp", "on: %u filters (vmm %u calls, vcpu %u, worker %u)",
+			 sandbox__nr_filters(), sandbox__nr_allowed(SANDBOX_VMM),
+			 sandbox__nr_allowed(SANDBOX_VCPU), sandbox__nr_allowed(SANDBOX_WORKER));
+
 	main_console_raw();
 	ret = kvm__vcpus_start(&main_board.vm);
+	if (!ret)
+		ret = sandbox__enter(SANDBOX_VMM);
 	if (ret) {
 		fprintf(stderr, "minivmm: cannot start vCPUs: %s\n", strerror(-ret));
+		kvm__vcpus_stop(&main_board.vm);
 		main_console_restore();
 		board__destroy(&main_board);
 		return 1;

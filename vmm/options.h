@@ -35,6 +35,8 @@ struct options {
 	unsigned int cpus;
 	bool hugepages;
 	bool readonly;
+	bool no_seccomp;          /* --no-seccomp: no system call filters */
+	const char *seccomp_selftest; /* hidden --seccomp-selftest=KIND, or NULL */
 	bool testdev;
 	int verbosity;          /* 0 normal, <0 quiet, >0 verbose */
 	const char *net[OPTIONS_MAX_NICS];
@@ -48,6 +50,9 @@ struct options {
 	const char *api;                   /* the control socket's path (--api), or NULL */
 	const char *restore;               /* --restore FILE: a snapshot to start from, or NULL */
 	const char *incoming;              /* --incoming URI: a migration to receive, or NULL */
+	const char *migration_psk;         /* --migration-psk FILE: TLS with a pre-shared key */
+	const char *migration_x509;        /* --migration-x509 DIR: TLS with certificates */
+	bool insecure_migration;           /* --incoming on the network without TLS, knowingly */
 };
 
 /* parses a size like 512M, 2G, 65536K, 1048576 (bytes); 0 or -EINVAL */

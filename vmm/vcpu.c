@@ -14,6 +14,7 @@
  */
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/sandbox.h"
 #include "vmm/sys.h"
 
 #include <errno.h>
@@ -273,10 +274,13 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
-	/* only the kick signal reaches vCPU threads */
+	/* only the kick signal reaches vCPU threads (and seccomp's SIGSYS reporter) */
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
+	sigdelset(&set, SIGSYS);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	if (sandbox__enter(SANDBOX_VCPU))
+		kvm__request_exit(v->vm, VM_EXIT_ERROR, 1);
 
 	while (!kvm__exiting(v->vm)) {
 		vcpu_pause_point(v);

@@ -17,6 +17,7 @@
 #include "vmm/sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -103,11 +104,99 @@ struct vfio_pci {
 	struct timespec t_plugged;
 	bool awaiting_driver;
 	double driver_ms;       /* -1: not yet (or not since the last plug) */
+	/* and to the VF carrying traffic (vfio_pci__traffic_poll) */
+	bool awaiting_traffic;
+	bool traffic_unknown;   /* the host's counts are not readable */
+	uint64_t irq_base;      /* the host's count at the driver's MSI-X enable */
+	double traffic_ms;      /* -1: not yet */
 };
 
 static struct vfio_pci *vfio_from_pci(struct pci_dev *d)
 {
 	return container_of(d, struct vfio_pci, pci);
+}
+
+int vfio_pci__sum_host_irqs(const char *text, const char *bdf, uint64_t *sum)
+{
+	char tag[40];
+	const char *line = text;
+	bool found = false;
+
+	snprintf(tag, sizeof(tag), "(%s)", bdf);
+	*sum = 0;
+	while (line && *line) {
+		const char *end = strchr(line, '\n'), *p;
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char buf[1024];
+
+		if (len < sizeof(buf)) {
+			memcpy(buf, line, len);
+			buf[len] = 0;
+			if (strstr(buf, "vfio-msix") && strstr(buf, tag) && (p = strchr(buf, ':'))) {
+				/* " 45:   12   34  IR-PCI-MSIX-... vfio-msix[0](BDF)": the counts */
+				char *q;
+
+				p++;
+				for (;;) {
+					unsigned long long v = strtoull(p, &q, 10);
+
+					if (q == p)
+						break;
+					*sum += v;
+					p = q;
+				}
+				found = true;
+			}
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return found ? 0 : -ENOENT;
+}
+
+/* the host's count of this VF's MSI-X interrupts; -errno when unknown */
+static int vfio_host_irqs(struct vfio_pci *vf, uint64_t *sum)
+{
+	static char text[256 * 1024]; /* the VMM thread's only */
+	size_t n = 0;
+	ssize_t r;
+	int fd = open("/proc/interrupts", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (n < sizeof(text) - 1 && (r = read(fd, text + n, sizeof(text) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	text[n] = 0;
+	return vfio_pci__sum_host_irqs(text, vf->bdf, sum);
+}
+
+bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int timeout_ms)
+{
+	struct timespec now;
+	uint64_t sum = 0;
+	double ms;
+
+	if (!vf->awaiting_traffic)
+		return vf->awaiting_driver; /* the driver's MSI-X enable starts the watch */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
+	     (double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
+	if (!vfio_host_irqs(vf, &sum) && sum - vf->irq_base >= irqs) {
+		vf->traffic_ms = ms;
+		vf->awaiting_traffic = false;
+		log_info(vf->name, "%s carries traffic: %llu interrupts, %.0f ms after the plug",
+			 vf->bdf, (unsigned long long)(sum - vf->irq_base), ms);
+		return false;
+	}
+	if (ms > timeout_ms) {
+		vf->awaiting_traffic = false;
+		log_info(vf->name, "%s: %llu interrupts in the %u s after the plug, fewer than %u: no "
+			 "traffic figure (idle, or its interrupts are posted and the host does not "
+			 "count them)", vf->bdf, (unsigned long long)(sum - vf->irq_base),
+			 timeout_ms / 1000, irqs);
+		return false;
+	}
+	return true;
 }
 
 /* ---- device I/O helpers ------------------------------------------------ */
@@ -675,6 +764,10 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 		vf->awaiting_driver = false;
 		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
 			 vf->bdf, vf->driver_ms);
+		/* from here, the host's count of its interrupts says when traffic flows */
+		vf->irq_base = 0;
+		vf->traffic_unknown = vfio_host_irqs(vf, &vf->irq_base) != 0;
+		vf->awaiting_traffic = !vf->traffic_unknown;
 	}
 	return 0;
 }
@@ -1241,6 +1334,8 @@ int vfio_pci__plug(struct vfio_pci *vf)
 	clock_gettime(CLOCK_MONOTONIC, &vf->t_plugged);
 	vf->awaiting_driver = vf->has_msix;
 	vf->driver_ms = -1;
+	vf->awaiting_traffic = false;
+	vf->traffic_ms = -1;
 	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", vf->bdf,
 		 vf->pci.devfn >> 3, pci__cfg_rd16(&vf->pci, PCI_VENDOR_ID),
 		 pci__cfg_rd16(&vf->pci, PCI_DEVICE_ID), vf->group->id,
@@ -1257,6 +1352,8 @@ static void vfio_dev_describe(struct vmm_device *d, json_t *o)
 	json_object_set_new(o, "detail", json_string(vf->bdf));
 	/* plug to the guest's driver enabling MSI-X; null until it has */
 	json_object_set_new(o, "driver_ms", vf->driver_ms >= 0 ? json_real(vf->driver_ms) : json_null());
+	/* plug to the VF carrying traffic (vfio_pci__traffic_poll); null until then, or unknown */
+	json_object_set_new(o, "traffic_ms", vf->traffic_ms >= 0 ? json_real(vf->traffic_ms) : json_null());
 	vfio_pci__stats(vf, &st);
 	json_object_set_new(o, "counters",
 			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "config_exits",
@@ -1309,6 +1406,7 @@ int vfio_pci__create(struct vm *vm, const char *bdf, const struct vfio_pci_opts 
 	vf->be = o->backend ? o->backend : vfio_backend__real();
 	vf->dev = -1;
 	vf->driver_ms = -1;
+	vf->traffic_ms = -1;
 	vf->intx_efd = vf->intx_resample = -1;
 	for (i = 0; i < VFIO_MSI_MAX; i++)
 		vf->msi_efd[i] = vf->msi_gsi[i] = -1;

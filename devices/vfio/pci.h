@@ -83,6 +83,22 @@ const char *vfio_pci__bdf(const struct vfio_pci *vf);
 void vfio_pci__destroy(struct vfio_pci *vf);
 
 void vfio_pci__stats(struct vfio_pci *vf, struct vfio_pci_stats *st);
+
+/*
+ * Plug to the VF carrying traffic, as the host sees it: from the guest's
+ * driver enabling MSI-X, the host's count of the VF's vfio-msix interrupts
+ * (/proc/interrupts) is watched; once it rose by `irqs`, traffic_ms is the
+ * time since the plug (`devices`, the log). Called about every 100 ms by the
+ * VMM thread while it returns true (still waiting); it stops waiting after
+ * timeout_ms. With posted interrupts the host counts none of them: the
+ * figure then stays null, and the log says why.
+ */
+bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int timeout_ms);
+/*
+ * The sum, over every CPU, of the "vfio-msix[N](BDF)" lines of a
+ * /proc/interrupts text for this BDF: 0, or -ENOENT when it has none.
+ */
+int vfio_pci__sum_host_irqs(const char *text, const char *bdf, uint64_t *sum);
 /*
  * Walks the capability list of a 256-byte config space copy with loop
  * protection (pointers dword aligned, inside 0x40..0xff, never revisited);

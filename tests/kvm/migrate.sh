@@ -14,6 +14,8 @@
 #  - migrate-cancel during pre-copy (status answers meanwhile): ctl migrate
 #    exits 1 "rolled back while pre-copy: cancelled", the guest counts on at
 #    the source, the destination never runs it;
+#  - migrate-cancel while connecting (a destination that accepts and never
+#    answers): the wait for its word ends at once, nothing changed;
 #  - migrate-cancel while the source awaits the destination's verdict
 #    (tests/mig_cut_proxy.py --hold-verdict keeps it back): the same
 #    rollback, and the destination, closed before the GO, never runs it;
@@ -139,7 +141,8 @@ for _ in $(seq 300); do
 done
 grep -q '^migration: {"state": *"awaiting the destination"' "$WORK/ctl.out" ||
 	fail "the source never awaited the held verdict: $(cat "$WORK/ctl.out"); ctl migrate: $(cat "$WORK/mig.out"); proxy: $(cat "$WORK/proxy.out")"
-grep -q "held back the destination's verdict" "$WORK/proxy.out" || fail "no verdict held back: $(cat "$WORK/proxy.out")"
+# the destination loads the stream meanwhile; its verdict comes and is kept back
+wait_in "$WORK/proxy.out" "held back the destination's verdict" 60
 ctl "$S" migrate-cancel
 [ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel while awaiting: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
@@ -162,6 +165,47 @@ at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
 wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
 ctl "$S" migrate-cancel
 [ $CST = 1 ] && grep -q 'no migration in progress' "$WORK/ctl.out" || fail "migrate-cancel after the rollback: exit $CST: $(cat "$WORK/ctl.out")"
+
+# --- migrate-cancel while connecting: a destination that accepts and never answers -------
+# The source waits (up to 10 s) for the destination's word with the loop
+# running; the cancel ends the wait (had it not, the failure would be the
+# destination's silence, "no answer from the destination"), nothing changed.
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+while c.recv(65536):
+    pass
+time.sleep(5)
+' "$WORK/mute.sock" >"$WORK/mute.out" 2>&1 &
+mute=$!
+wait_in "$WORK/mute.out" '^listening' 30
+set +e
+"$B" ctl "$S" migrate "unix:$WORK/mute.sock" >"$WORK/mig.out" 2>&1 &
+migctl=$!
+set -e
+wait_in "$WORK/mig.out" '^migrate: connecting$' 30
+sleep 0.5
+ctl "$S" status
+grep -q '^migration: {"state": *"connecting"' "$WORK/ctl.out" || fail "status while connecting: $(cat "$WORK/ctl.out")"
+ctl "$S" migrate-cancel
+[ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel while connecting: exit $CST: $(cat "$WORK/ctl.out")"
+set +e
+wait $migctl
+mrc=$?
+set -e
+[ $mrc = 1 ] && grep -q 'failed while connecting: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
+	fail "the migration cancelled while connecting: exit $mrc: $(cat "$WORK/mig.out")"
+kill $mute 2>/dev/null || true
+wait $mute 2>/dev/null || true
+ticks_on() {
+	local at
+	at=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+	wait_in "$SRC" "^testdev: counter step=$((at + 2)) " 30
+}
+ticks_on
 
 # --- nobody listening, a bad address ---------------------------------------------------
 ctl "$S" migrate "unix:$WORK/nobody.sock"

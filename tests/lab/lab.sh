@@ -21,7 +21,10 @@
 # L1 hangs or dies now and then (TCG; seen: in CI both L1 vCPUs silent for
 # 25 minutes while an L2 guest booted; here L1 reset silently, twice, while
 # an L2 guest started; QEMU's -d cpu_reset log, kept as
-# DIR/l1-qemu-debug.tryN.log, says whether that was a triple fault). A watchdog kills L1 when its console has been silent for
+# DIR/l1-qemu-debug.tryN.log, says whether that was a triple fault;
+# LAB_QEMU_DEBUG replaces cpu_reset with other -d items, e.g. int,cpu_reset
+# to log every exception of L1 and of its guests: the log stays in
+# DIR/.lab/qemu-debug.log). A watchdog kills L1 when its console has been silent for
 # LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
 # (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms, whether L1's
 # jiffies still advance, and the blocked tasks from SysRq w on the console).
@@ -365,7 +368,7 @@ run_l1() {
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs local,path="$results",mount_tag=lab,security_model=none,multidevs=remap "${pair[@]}" \
 		-display none -monitor unix:"$sock",server=on,wait=off \
-		-d cpu_reset -D "$meta/qemu-debug.log" \
+		-d "${LAB_QEMU_DEBUG:-cpu_reset}" -D "$meta/qemu-debug.log" \
 		-serial file:"$console" -no-reboot \
 		</dev/null >"$meta/qemu.log" 2>&1 &
 	qpid=$!

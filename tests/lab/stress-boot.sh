@@ -10,7 +10,12 @@
 # madvise or never; default: left as is), LAB_STRESS_HUGEPAGES=1 (minivmm
 # --hugepages, L1 reserves the pages), LAB_STRESS_CPUS (2), LAB_STRESS_NET=1
 # (virtio-net on a tap bridged to the PF, and the guest runs the lab's
-# net-test: ping and iperf3 both ways, as in test-boot-net.sh), MINIVMM_BIN.
+# net-test: ping and iperf3 both ways, as in test-boot-net.sh),
+# LAB_STRESS_KVMTRACE=1 (L1's KVM traces every exit of the guest, its NPT
+# faults and injected exceptions into ftrace's ring; tracing stops at a
+# shutdown exit, SVM exit code 0x7f, which is how an L2 triple fault reaches
+# L1, and the ring's last lines are kept as stress-N.kvmtrace: the guest RIP
+# of the fault and what came before it), MINIVMM_BIN.
 # Results: stress_ok, stress_triple_fault, stress_stall, stress_other in
 # $LAB_RESULTS/results.txt; each failed boot's console is kept.
 set -u
@@ -55,9 +60,28 @@ if [ "${LAB_STRESS_NET:-0}" = 1 ]; then
 	mnet=(--net "tap=tap0,mac=$MAC")
 fi
 lab_result stress_net "${LAB_STRESS_NET:-0}"
+T=/sys/kernel/tracing
+trace_on() {
+	[ "${LAB_STRESS_KVMTRACE:-0}" = 1 ] || return 0
+	echo 0 > $T/tracing_on
+	echo > $T/trace
+	echo 1 > $T/tracing_on
+}
+if [ "${LAB_STRESS_KVMTRACE:-0}" = 1 ]; then
+	[ -d $T/events ] || mount -t tracefs nodev $T || { echo "stress-boot: no tracefs in L1"; exit 1; }
+	echo 16384 > $T/buffer_size_kb
+	for e in kvm_exit kvm_page_fault kvm_inj_exception kvm_inj_virq kvm_pio kvm_mmio; do
+		echo 1 > "$T/events/kvm/$e/enable" || echo "stress-boot: no kvm:$e event"
+	done
+	# stop the ring at the shutdown exit (an L2 triple fault under SVM)
+	echo 'traceoff if exit_reason == 127' > $T/events/kvm/kvm_exit/trigger ||
+		echo "stress-boot: the traceoff trigger was refused"
+	lab_result stress_kvmtrace 1
+fi
 ok=0 triple=0 stall=0 other=0
 for i in $(seq 1 "$N"); do
 	log=$LAB_RESULTS/stress-$i.log
+	trace_on
 	if [ "$VMM" = qemu ]; then
 		timeout -k 5 240 qemu-system-x86_64 -enable-kvm -cpu host -m 384M -smp "$CPUS" \
 			-nodefaults -no-user-config -display none -no-reboot \
@@ -76,6 +100,12 @@ for i in $(seq 1 "$N"); do
 		what=ok; ok=$((ok + 1)); rm -f "$log"
 	elif grep -q 'triple fault\|guest reset' "$log" || { [ "$VMM" = qemu ] && [ "$st" = 0 ]; }; then
 		what=triple-fault; triple=$((triple + 1))
+		if [ "${LAB_STRESS_KVMTRACE:-0}" = 1 ]; then
+			echo 0 > $T/tracing_on
+			tail -n 4000 $T/trace > "$LAB_RESULTS/stress-$i.kvmtrace"
+			echo "stress-boot: boot $i: the shutdown exit in L1's KVM trace:"
+			grep -m3 'reason EXIT_SHUTDOWN\|exit_reason.*0x7f\|SHUTDOWN' "$LAB_RESULTS/stress-$i.kvmtrace" | sed 's/^/    /'
+		fi
 	elif [ "$st" = 124 ] || [ "$st" = 137 ]; then
 		what=stall; stall=$((stall + 1))
 	else

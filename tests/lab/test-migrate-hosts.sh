@@ -94,6 +94,10 @@ say "PF $pf ($pfmac) and tap0 in br0 $myip; VF0 $vf; guest.img from the shared c
 vf_irqs() { lab_irq_count "vfio-msix.*$vf"; }
 
 CMDLINE="console=ttyS0 root=/dev/vda lab.cmd=failover-test lab.ip=10.0.9.2/24 lab.server=10.0.9.1 lab.fo_secs=$SECS"
+# minivmm's channel between the hosts: TLS 1.3 with a pre-shared key (an
+# --incoming on the network without TLS is refused); the same test key on both
+PSK=$OUT/migration.psk
+echo "minivmm-lab:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" >"$PSK"
 # vmm_cmd V [--incoming PORT]: the VMM's command line in VMM_CMD
 vmm_cmd() {
 	if [ "$1" = qemu ]; then
@@ -112,7 +116,8 @@ vmm_cmd() {
 		ip link set "$pf" vf 0 mac "$MAC"
 	else
 		VMM_CMD=("$B" -v --api "$SOCK" --mem "${MEM}M" --cpus 2 --readonly
-			--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf,failover=on" -c "$CMDLINE" "$img")
+			--migration-psk "$PSK" --net "tap=tap0,mac=$MAC,failover=on" --vf "$vf,failover=on"
+			-c "$CMDLINE" "$img")
 		[ "${2:-}" = --incoming ] && VMM_CMD+=(--incoming "tcp:0.0.0.0:$3")
 		# minivmm must set it itself
 		ip link set "$pf" vf 0 mac "52:54:00:1a:$([ "$HOST" = a ] && echo a0 || echo b0):00"
@@ -185,6 +190,13 @@ b_run() {
 		[ -n "$t_plug" ] && pass "[$V] b plugged its own VF0 ($vf): STANDBY was negotiated on a" || fail "[$V] b never plugged its VF"
 		# minivmm's own figure: plug to the guest's driver enabling the VF's MSI-X
 		lab_result mh_minivmm_driver_ms "$(tr -d '\r' < "$log" | sed -n 's/.*MSI-X on \([0-9]*\) ms after the plug.*/\1/p' | head -n1)"
+		# and to the VF carrying traffic (its host interrupts, counted by minivmm itself)
+		traffic=$(tr -d '\r' < "$log" | sed -n 's/.*carries traffic: [0-9]* interrupts, \([0-9]*\) ms after the plug.*/\1/p' | head -n1)
+		lab_result mh_minivmm_traffic_ms "${traffic:-none}"
+		if [ $phase -ge 3 ]; then
+			[ -n "$traffic" ] && pass "[$V] minivmm saw its VF carry traffic ${traffic} ms after the plug" ||
+				fail "[$V] minivmm never reported its VF carrying traffic, though the lab saw it"
+		fi
 		grep -q 'the guest announced itself (GUEST_ANNOUNCE acknowledged)' "$log" &&
 			pass "[$V] the guest announced itself from b (GUEST_ANNOUNCE)" || fail "[$V] no GUEST_ANNOUNCE acknowledgement on b"
 		crash=$(lab_crash_line "$log")

@@ -639,3 +639,26 @@ Test(vfio_pci, dma_never_covers_the_mmio_hole)
 	kvm__vm_destroy(&big);
 	free(f2);
 }
+
+/* plug to traffic: the host's vfio-msix counts of one VF, summed over CPUs */
+Test(vfio_pci, host_irq_counts_of_one_vf)
+{
+	static const char text[] =
+		"           CPU0       CPU1       \n"
+		"  0:         45          0   IO-APIC   2-edge      timer\n"
+		" 40:        100         20  IR-PCI-MSIX-0000:00:12.0    0-edge      vfio-msix[0](0000:00:12.0)\n"
+		" 41:          3          4  IR-PCI-MSIX-0000:00:12.0    1-edge      vfio-msix[1](0000:00:12.0)\n"
+		" 42:        999        999  IR-PCI-MSIX-0000:00:12.1    0-edge      vfio-msix[0](0000:00:12.1)\n"
+		" 43:          7          0  IR-PCI-MSI-0000:00:02.0     0-edge      eth0\n"
+		"NMI:          0          0   Non-maskable interrupts\n";
+	uint64_t sum = 1;
+
+	cr_assert_eq(vfio_pci__sum_host_irqs(text, "0000:00:12.0", &sum), 0);
+	cr_assert_eq(sum, 127, "100 + 20 + 3 + 4, not the other VF's: %llu", (unsigned long long)sum);
+	cr_assert_eq(vfio_pci__sum_host_irqs(text, "0000:00:12.1", &sum), 0);
+	cr_assert_eq(sum, 1998);
+	cr_assert_eq(vfio_pci__sum_host_irqs(text, "0000:00:13.0", &sum), -ENOENT,
+		     "a VF without vectors on the host");
+	cr_assert_eq(sum, 0);
+	cr_assert_eq(vfio_pci__sum_host_irqs("", "0000:00:12.0", &sum), -ENOENT);
+}
