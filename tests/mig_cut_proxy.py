@@ -46,6 +46,17 @@ def parse_addr(words):
     return socket.AF_INET, ("127.0.0.1", int(words[0])), 1
 
 
+def close_all(*socks, keep_open=False):
+    """shuts both directions of each socket down (the peers see the end), and closes it"""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if not keep_open:
+            s.close()
+
+
 def flip_relay(c, d, at, close=False):
     """raw relay both ways; the byte at offset `at` from the source inverted,
     or (close) both sides closed after `at` bytes"""
@@ -60,11 +71,7 @@ def flip_relay(c, d, at, close=False):
                 c.sendall(x)
         except OSError:
             pass
-        for s in (c, d):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_all(c, d, keep_open=True)
 
     threading.Thread(target=back, daemon=True).start()
     off = 0
@@ -90,12 +97,7 @@ def flip_relay(c, d, at, close=False):
     except OSError as e:
         print("proxy: relay ended at offset %d (%s)" % (off, e), flush=True)
     print("proxy: the source's side ended at offset %d" % off, flush=True)
-    for s in (c, d):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        s.close()
+    close_all(c, d)
     return 0 if flipped else 1
 
 
@@ -176,12 +178,7 @@ def main(argv):
         return out
 
     def close_both():
-        for s in (c, d):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        close_all(c, d)
 
     seen_confirm = seen_ram = False
     sections = 0
