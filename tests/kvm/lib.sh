@@ -48,7 +48,8 @@ cleanup_work() {
 }
 trap cleanup_work EXIT
 
-# run_vmm SECONDS ARGS...: runs minivmm under timeout, output in $OUT, status in $RC
+# run_vmm SECONDS ARGS...: runs minivmm under timeout, output in $OUT, status in
+# $RC, its run time in seconds in $ELAPSED
 run_vmm() {
 	local secs=$1
 	shift
@@ -59,7 +60,8 @@ run_vmm() {
 	RC=$?
 	set -e
 	t1=$(date +%s.%N)
-	echo "minivmm exited with status $RC after $(awk "BEGIN{printf \"%.2f\", $t1-$t0}") s: $*"
+	ELAPSED=$(awk "BEGIN{printf \"%.2f\", $t1-$t0}")
+	echo "minivmm exited with status $RC after $ELAPSED s: $*"
 	grep -E '^testdev: ' "$OUT" | sed 's/^/  /' || true
 	[ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "minivmm timed out after $secs s"
 }
