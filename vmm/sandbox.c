@@ -23,6 +23,7 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <time.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
@@ -476,7 +477,23 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *ucv)
 	n = sandbox_cat(buf, n, sizeof(buf), name ? name : "?");
 	n = sandbox_cat(buf, n, sizeof(buf), " (nr ");
 	n = sandbox_cat_num(buf, n, sizeof(buf), nr);
-	n = sandbox_cat(buf, n, sizeof(buf), "): killing the process\n");
+	n = sandbox_cat(buf, n, sizeof(buf), ")");
+#ifdef __x86_64__
+	/* which file: what a missing call was for is then plain (the path is ours, mapped) */
+	if (nr == SYS_openat || nr == SYS_open) {
+		const greg_t *g = ((ucontext_t *)ucv)->uc_mcontext.gregs;
+		const char *path = (const char *)(uintptr_t)g[nr == SYS_openat ? REG_RSI : REG_RDI];
+		char p[96];
+		size_t i;
+
+		for (i = 0; path && i < sizeof(p) - 1 && path[i]; i++)
+			p[i] = path[i];
+		p[i] = 0;
+		n = sandbox_cat(buf, n, sizeof(buf), " of ");
+		n = sandbox_cat(buf, n, sizeof(buf), p);
+	}
+#endif
+	n = sandbox_cat(buf, n, sizeof(buf), ": killing the process\n");
 	if (syscall(SYS_write, STDERR_FILENO, buf, n) < 0)
 		buf[0] = 0;
 #ifdef __x86_64__
@@ -505,6 +522,14 @@ int sandbox__prepare(void)
 
 	if (sandbox_state.ready)
 		return 0;
+	/*
+	 * libc state that is set up lazily, on first use, by opening a file:
+	 * done here, before any filter, so that no filtered thread opens it.
+	 * The time zone: gmtime_r (the RTC's clock, on a vCPU thread) calls
+	 * tzset on its first use, which reads /etc/localtime (the lab's Linux
+	 * guest reading its CMOS clock died of it).
+	 */
+	tzset();
 	for (k = 0; k < SANDBOX_NR_KINDS; k++) {
 		scmp_filter_ctx ctx = sandbox_build((enum sandbox_kind)k, &ret);
 
