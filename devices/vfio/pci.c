@@ -104,10 +104,10 @@ struct vfio_pci {
 	struct timespec t_plugged;
 	bool awaiting_driver;
 	double driver_ms;       /* -1: not yet (or not since the last plug) */
-	/* and to the VF carrying traffic (vfio_pci__traffic_poll) */
+	/* and to the VF carrying traffic (vfio_pci__traffic_poll, on the VMM thread) */
+	bool traffic_armed;     /* atomic: set by the MSI-X enable (a vCPU thread) */
 	bool awaiting_traffic;
-	bool traffic_unknown;   /* the host's counts are not readable */
-	uint64_t irq_base;      /* the host's count at the driver's MSI-X enable */
+	uint64_t irq_base;      /* the host's count at the first poll after that enable */
 	double traffic_ms;      /* -1: not yet */
 };
 
@@ -176,8 +176,17 @@ bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int
 	uint64_t sum = 0;
 	double ms;
 
-	if (!vf->awaiting_traffic)
-		return vf->awaiting_driver; /* the driver's MSI-X enable starts the watch */
+	if (!vf->awaiting_traffic) {
+		/* the driver's MSI-X enable starts the watch: the base count now */
+		if (!__atomic_exchange_n(&vf->traffic_armed, false, __ATOMIC_ACQ_REL))
+			return __atomic_load_n(&vf->awaiting_driver, __ATOMIC_ACQUIRE);
+		if (vfio_host_irqs(vf, &vf->irq_base)) {
+			log_info(vf->name, "%s: no vfio-msix lines in /proc/interrupts: no traffic "
+				 "figure", vf->bdf);
+			return false;
+		}
+		vf->awaiting_traffic = true;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
 	     (double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
@@ -761,13 +770,15 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		vf->driver_ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
 				(double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
-		vf->awaiting_driver = false;
+		__atomic_store_n(&vf->awaiting_driver, false, __ATOMIC_RELEASE);
 		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
 			 vf->bdf, vf->driver_ms);
-		/* from here, the host's count of its interrupts says when traffic flows */
-		vf->irq_base = 0;
-		vf->traffic_unknown = vfio_host_irqs(vf, &vf->irq_base) != 0;
-		vf->awaiting_traffic = !vf->traffic_unknown;
+		/*
+		 * from here, the host's count of its interrupts says when traffic
+		 * flows: the VMM thread takes the base count at its next poll (a
+		 * vCPU thread opens no files: seccomp)
+		 */
+		__atomic_store_n(&vf->traffic_armed, true, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -1334,6 +1345,7 @@ int vfio_pci__plug(struct vfio_pci *vf)
 	clock_gettime(CLOCK_MONOTONIC, &vf->t_plugged);
 	vf->awaiting_driver = vf->has_msix;
 	vf->driver_ms = -1;
+	__atomic_store_n(&vf->traffic_armed, false, __ATOMIC_RELEASE);
 	vf->awaiting_traffic = false;
 	vf->traffic_ms = -1;
 	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", vf->bdf,
