@@ -78,7 +78,8 @@ static const char *const sandbox_vcpu[] = {
 	"faccessat2", "fcntl", "dup", "dup3", "eventfd2", "timerfd_settime",                  \
 	"timerfd_gettime", "io_uring_enter", "bind", "connect", "getsockname", "getsockopt", \
 	"setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "prlimit64", "getrlimit",  \
-	"uname", "getuid", "geteuid", "getgid", "getegid"
+	"uname", "getuid", "geteuid", "getgid", "getegid",                                   \
+	"capget" /* the memlock check: CAP_IPC_LOCK (devices/vfio/check.c) */
 
 static const char *const sandbox_worker[] = {
 	SANDBOX_HOST_IO,
