@@ -8,7 +8,8 @@
 # On each host: br0 = { the PF, tap0 } with the PF's MAC; a: 10.0.9.1,
 # b: 10.0.9.3. The guest (10.0.9.2, lab.cmd=failover-test) has a virtio-net
 # standby on tap0 and the host's VF0 as its primary (net_failover), and
-# keeps one iperf3 stream to L1 a's server for LAB_MH_SECS (100) seconds.
+# keeps one iperf3 stream to L1 a's server for LAB_MH_SECS (160) seconds
+# (long enough for a move over TLS on a slow, loaded lab: one took 103 s).
 #  a: boots the guest on its VF0; once the stream has run 10 s over the VF
 #     and b's destination waits, `ctl migrate tcp:10.0.9.3:4446`. Required:
 #     exit 0, the source exits 0 ("migrated") and takes the guest's MAC off
@@ -44,7 +45,7 @@ B=${MINIVMM_BIN:-}
 MAC=52:54:00:1a:00:90
 HOST=${LAB_HOST:-}
 PORT=4446
-SECS=${LAB_MH_SECS:-100}
+SECS=${LAB_MH_SECS:-160}
 IRQS=${LAB_MH_IRQS:-200}
 MEM=384
 VMMS=${LAB_MH_VMMS:-minivmm qemu}
