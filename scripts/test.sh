@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, builds (normal, ASan+UBSan and
 # ThreadSanitizer), and runs the three suites: unit (Criterion), kvm (tiny
-# guests on /dev/kvm) and lab (Linux guests in the nested lab). The unit and
+# guests on /dev/kvm) and lab (Linux guests in the nested lab), then the
+# fuzz suite (libFuzzer harnesses, clang build in build-fuzz). The unit and
 # kvm suites also run under ASan+UBSan, the kvm suite under ThreadSanitizer
 # (vCPU threads, event loop, devices; Criterion's own process arena cannot
 # start under TSan, so the unit suite does not run there). Tests that cannot run here exit 77 and say why;
@@ -49,12 +50,25 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	$(sanitizer_prefix build-tsan) meson test -C build-tsan --suite kvm --print-errorlogs || status=1
 echo "=== unit, kvm and lab suites (build)"
 meson test -C build --suite unit --suite kvm --suite lab --print-errorlogs || status=1
-# one closing line with the totals of the three runs. Under CI a skipped
+# the libFuzzer harnesses (tests/fuzz), about 20 s each over their corpus,
+# in a clang build of their own: a crash, leak or sanitizer report fails
+echo "=== fuzz suite (build-fuzz, clang + libFuzzer + ASan/UBSan)"
+if [ ! -f build-fuzz/build.ninja ]; then
+	CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled || status=1
+fi
+if [ -f build-fuzz/build.ninja ]; then
+	meson test -C build-fuzz --suite fuzz --print-errorlogs || status=1
+else
+	echo "test.sh: build-fuzz could not be set up with clang" >&2
+	status=1
+fi
+# one closing line with the totals of the four runs. Under CI a skipped
 # test is a failure (a host that lost /dev/kvm must not pass by skipping the
 # kvm suites), except the skips listed in ALLOWED_SKIPS with the reason they
 # must print: host limits that no test can work around, named here.
 skips_flag=""
 [ "${CI:-}" = true ] && skips_flag=--skips-fail
 python3 scripts/test-summary.py $skips_flag build-asan/meson-logs/testlog.json \
-	build-tsan/meson-logs/testlog.json build/meson-logs/testlog.json || status=1
+	build-tsan/meson-logs/testlog.json build/meson-logs/testlog.json \
+	build-fuzz/meson-logs/testlog.json || status=1
 exit $status

@@ -11,6 +11,7 @@
 #include "devices/pcisys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
@@ -124,6 +125,17 @@ int sriov_nl__build_getlink(void *buf, size_t len, int ifindex, uint32_t seq)
 	return (int)nlh->nlmsg_len;
 }
 
+/*
+ * The attributes of message nlh from payload offset off up to exactly its
+ * nlmsg_len. mnl_attr_for_each() stops at the aligned length instead, which
+ * lies past the message's last byte (and past the buffer it came in) when
+ * nlmsg_len is not a multiple of 4 (found by tests/fuzz/fuzz_netlink).
+ */
+#define nl_attr_for_each(a, nlh, off)                                                    \
+	for ((a) = mnl_nlmsg_get_payload_offset((nlh), (off));                           \
+	     mnl_attr_ok((a), (int)((const char *)(nlh) + (nlh)->nlmsg_len - (const char *)(a))); \
+	     (a) = mnl_attr_next(a))
+
 /* returns true when attribute a carries at least n payload bytes */
 static bool nl_attr_has(const struct nlattr *a, size_t n)
 {
@@ -203,7 +215,7 @@ int sriov_nl__parse_link(const struct nlmsghdr *nlh, struct sriov_link *out)
 		return -EINVAL;
 	ifm = mnl_nlmsg_get_payload(nlh);
 	out->ifindex = ifm->ifi_index;
-	mnl_attr_for_each(a, nlh, sizeof(*ifm)) {
+	nl_attr_for_each(a, nlh, sizeof(*ifm)) {
 		switch (mnl_attr_get_type(a)) {
 		case IFLA_IFNAME:
 			if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
@@ -246,21 +258,67 @@ int sriov_nl__parse_error(const struct nlmsghdr *nlh, char *msg, size_t msglen)
 	if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*err)))
 		return -EINVAL;
 	err = mnl_nlmsg_get_payload(nlh);
+	/* 0 or a -errno: anything else (INT_MIN cannot even be negated) is malformed */
+	if (err->error > 0 || err->error < -4095)
+		return -EINVAL;
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
 		return err->error;
 	/* TLVs follow the echoed request: its header only when capped */
 	off = sizeof(*err);
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+		/* an echoed length shorter than a header would wrap off around */
+		if (err->msg.nlmsg_len < sizeof(err->msg) || err->msg.nlmsg_len > nlh->nlmsg_len)
+			return err->error;
 		off += err->msg.nlmsg_len - sizeof(err->msg);
+	}
 	off = MNL_ALIGN(off);
 	if (mnl_nlmsg_size(off) > nlh->nlmsg_len)
 		return err->error;
-	mnl_attr_for_each(a, nlh, off) {
+	nl_attr_for_each(a, nlh, off) {
 		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
 		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
 			pcisys__msg_set(msg, msglen, "%s", mnl_attr_get_str(a));
 	}
 	return err->error;
+}
+
+/*
+ * One receive buffer of replies. mnl_nlmsg_ok() compares nlmsg_len as an int:
+ * a length with the top bit set passes it and mnl_nlmsg_next() then walks
+ * backwards out of the buffer, so the length is checked here as unsigned
+ * first (found by tests/fuzz/fuzz_netlink).
+ */
+int sriov_nl__parse_reply(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+			  struct sriov_link *link, char *msg, size_t msglen)
+{
+	const struct nlmsghdr *nlh;
+	int left, ret;
+
+	if (len > INT_MAX)
+		return -EINVAL;
+	left = (int)len;
+	for (nlh = buf; left >= (int)sizeof(*nlh) && nlh->nlmsg_len <= (uint32_t)left &&
+			mnl_nlmsg_ok(nlh, left);
+	     nlh = mnl_nlmsg_next(nlh, &left)) {
+		if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
+			continue;
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			char kmsg[256];
+
+			ret = sriov_nl__parse_error(nlh, kmsg, sizeof(kmsg));
+			if (ret)
+				pcisys__msg_set(msg, msglen, "%s%s%s", strerror(-ret),
+						kmsg[0] ? ": " : "", kmsg);
+			return ret;
+		}
+		if (nlh->nlmsg_type == RTM_NEWLINK && link) {
+			ret = sriov_nl__parse_link(nlh, link);
+			if (ret)
+				pcisys__msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
+			return ret;
+		}
+	}
+	return 1;
 }
 
 struct nl_conn {
@@ -325,36 +383,15 @@ static int nl_transact(struct nl_conn *c, size_t len, struct sriov_link *link, c
 		return ret;
 	}
 	for (;;) {
-		const struct nlmsghdr *nlh;
-		int left;
-
 		n = mnl_socket_recvfrom(c->sock, c->buf, NL_RECV_BUF);
 		if (n < 0) {
 			ret = -errno;
 			pcisys__msg_set(msg, msglen, "rtnetlink receive failed: %s", strerror(-ret));
 			return ret;
 		}
-		left = (int)n;
-		for (nlh = (const struct nlmsghdr *)c->buf; mnl_nlmsg_ok(nlh, left);
-		     nlh = mnl_nlmsg_next(nlh, &left)) {
-			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != c->portid)
-				continue;
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				char kmsg[256];
-
-				ret = sriov_nl__parse_error(nlh, kmsg, sizeof(kmsg));
-				if (ret)
-					pcisys__msg_set(msg, msglen, "%s%s%s", strerror(-ret),
-						   kmsg[0] ? ": " : "", kmsg);
-				return ret;
-			}
-			if (nlh->nlmsg_type == RTM_NEWLINK && link) {
-				ret = sriov_nl__parse_link(nlh, link);
-				if (ret)
-					pcisys__msg_set(msg, msglen, "malformed RTM_NEWLINK reply");
-				return ret;
-			}
-		}
+		ret = sriov_nl__parse_reply(c->buf, (size_t)n, seq, c->portid, link, msg, msglen);
+		if (ret != 1)
+			return ret;
 	}
 }
 

@@ -56,11 +56,22 @@ int sriov_nl__build_setlink(void *buf, size_t len, int ifindex,
 			    const struct sriov_vf_config *c, uint32_t seq);
 /* Builds RTM_GETLINK for ifindex asking for VF details; length or -ENOSPC */
 int sriov_nl__build_getlink(void *buf, size_t len, int ifindex, uint32_t seq);
-/* Parses an RTM_NEWLINK message; 0, or -EINVAL when malformed */
+/* Parses an RTM_NEWLINK message (nlmsg_len bytes, not a byte more, are
+ * read); 0, or -EINVAL when malformed */
 int sriov_nl__parse_link(const struct nlmsghdr *nlh, struct sriov_link *out);
 /* For an NLMSG_ERROR message: its error (0 for an ack) and the kernel's
  * extended-ack text, if any, in msg ("" otherwise). -EINVAL when malformed. */
 int sriov_nl__parse_error(const struct nlmsghdr *nlh, char *msg, size_t msglen);
+
+/*
+ * Walks one receive buffer of replies for request seq from the kernel to
+ * portid: 1 when none of them answers it yet (read on), else what the
+ * answer says: the NLMSG_ERROR's error (0 for an ack, msg gets the
+ * kernel's text) or the RTM_NEWLINK parsed into link (0 or -EINVAL).
+ * Messages whose length does not fit the buffer end the walk.
+ */
+int sriov_nl__parse_reply(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+			  struct sriov_link *link, char *msg, size_t msglen);
 
 /* Applies c to a VF of PF interface ifname; msg gets the kernel's message on failure */
 int sriov_nl__set_vf(const char *ifname, const struct sriov_vf_config *c, char *msg,

@@ -13,6 +13,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <limits.h>
 #include <sched.h>
 #include <sys/inotify.h>
 
@@ -458,6 +459,83 @@ Test(sriov, parse_error_with_extack)
 	e->error = 0;
 	cr_assert_eq(sriov_nl__parse_error(nlh, msg, sizeof(msg)), 0);
 	cr_assert_str_empty(msg);
+}
+
+/* found by tests/fuzz/fuzz_netlink (its corpus keeps the inputs) */
+Test(sriov, fuzz_reply_length_with_the_top_bit_set_ends_the_walk)
+{
+	/* nlmsg_len 0x89000f00: mnl_nlmsg_ok() takes it for a negative int and passes it */
+	static const uint8_t reply[16] = { 0x00, 0x0f, 0x00, 0x89, 0x89, 0x89, 0x89, 0x89,
+					   0x89, 0x89, 0x89, 0x89, 0x89, 0x00, 0x00, 0x00 };
+	static struct sriov_link link;
+	uint8_t *buf = malloc(sizeof(reply));
+
+	memcpy(buf, reply, sizeof(reply));
+	cr_assert_eq(sriov_nl__parse_reply(buf, sizeof(reply), 0x89898989, 0x89, &link, msg,
+					   sizeof(msg)), 1, "no answer in this buffer");
+	free(buf);
+}
+
+Test(sriov, fuzz_error_code_out_of_range_is_malformed)
+{
+	static uint8_t buf[512];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsgerr *e;
+
+	nlh->nlmsg_type = NLMSG_ERROR;
+	nlh->nlmsg_seq = 7;
+	e = mnl_nlmsg_put_extra_header(nlh, sizeof(*e));
+	e->error = INT_MIN; /* strerror(-error) would overflow */
+	cr_assert_eq(sriov_nl__parse_error(nlh, msg, sizeof(msg)), -EINVAL);
+	e->error = 5;
+	cr_assert_eq(sriov_nl__parse_error(nlh, msg, sizeof(msg)), -EINVAL);
+	cr_assert_eq(sriov_nl__parse_reply(buf, nlh->nlmsg_len, 7, 0, NULL, msg, sizeof(msg)),
+		     -EINVAL);
+	cr_assert_str_eq(msg, "Invalid argument");
+}
+
+/* found reading the code the fuzzer pointed at */
+Test(sriov, extack_with_a_short_echoed_header_is_not_misread)
+{
+	static uint8_t buf[512];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsgerr *e;
+
+	nlh->nlmsg_type = NLMSG_ERROR;
+	nlh->nlmsg_flags = NLM_F_ACK_TLVS; /* not capped: the whole request is echoed */
+	e = mnl_nlmsg_put_extra_header(nlh, sizeof(*e));
+	e->error = -EPERM;
+	/*
+	 * an echoed request shorter than its own header: the TLVs would start
+	 * 8 bytes back, inside the echoed header, whose seq and pid read as
+	 * an NLMSGERR_ATTR_MSG attribute "abc"
+	 */
+	e->msg.nlmsg_len = 8;
+	e->msg.nlmsg_seq = 0x00010008; /* nla_len 8, nla_type NLMSGERR_ATTR_MSG */
+	e->msg.nlmsg_pid = 0x00636261; /* "abc" */
+	cr_assert_eq(sriov_nl__parse_error(nlh, msg, sizeof(msg)), -EPERM);
+	cr_assert_str_empty(msg, "the echoed header was read as TLVs: '%s'", msg);
+}
+
+Test(sriov, fuzz_extack_past_an_unaligned_length_is_not_read)
+{
+	/*
+	 * nlmsg_len 41: the extended-ack attribute (8 bytes from offset 36)
+	 * ends past the message. What follows the message in the buffer would
+	 * complete it into a valid string if the walk went up to the aligned
+	 * length (44), as mnl_attr_for_each() does.
+	 */
+	static _Alignas(4) const uint8_t reply[48] = {
+		0x29, 0x00, 0x00, 0x00, 0x02, 0x00, 0x60, 0xff, 0xf6, 0x00, 0x00, 0x00,
+		0x00, 0x25, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00,
+		0x60, 0x25, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x08, 0x00, 0x01, 0x00, 0x31, 'x', 'y', 0x00,
+	};
+
+	cr_assert_eq(sriov_nl__parse_reply(reply, sizeof(reply), 0xf6, 0x2500, NULL, msg,
+					   sizeof(msg)), 0, "an ack");
+	cr_assert_eq(sriov_nl__parse_error((const struct nlmsghdr *)reply, msg, sizeof(msg)), 0);
+	cr_assert_str_empty(msg, "the text past nlmsg_len was read: '%s'", msg);
 }
 
 Test(sriov, real_rtnetlink_on_loopback)
