@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <unistd.h>
 
 static int log_level = LOG_INFO;
 static FILE *log_stream;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool log_console_mid; /* under log_lock: the guest's console is inside a line */
 
 static const char *const log_names[] = { "error", "warning", "info", "debug" };
 
@@ -44,10 +48,34 @@ void log__msg(int level, const char *prefix, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2; /* a longer message is cut */
 	line[n++] = '\n';
-	pthread_mutex_lock(&log_lock);
+	/*
+	 * And not inside a line of the guest's console either: wait (a bounded
+	 * while) for the one it is writing to end (log__console_write)
+	 */
+	for (m = 0;; m++) {
+		pthread_mutex_lock(&log_lock);
+		if (!log_console_mid || m >= LOG_CONSOLE_WAIT_MS)
+			break;
+		pthread_mutex_unlock(&log_lock);
+		usleep(1000);
+	}
 	fwrite(line, 1, (size_t)n, out);
 	fflush(out);
 	pthread_mutex_unlock(&log_lock);
+}
+
+ssize_t log__console_write(int fd, uint8_t b)
+{
+	ssize_t n;
+
+	pthread_mutex_lock(&log_lock);
+	do {
+		n = write(fd, &b, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n == 1)
+		log_console_mid = b != '\n';
+	pthread_mutex_unlock(&log_lock);
+	return n;
 }
 
 int log__ratelimit_ok(struct log_ratelimit *rl)

@@ -7,6 +7,7 @@
 #define MINIVMM_VMM_LOG_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -16,6 +17,16 @@ void log__set_level(int level);
 int log__get_level(void);
 /* where messages go (default stderr); used by tests to capture output */
 void log__set_stream(void *file /* FILE * */);
+
+/*
+ * The guest's console byte b to fd (the serial port's output), one write;
+ * n as write(2) returns it. The log and the console often share a file (a
+ * terminal, the lab's logs): a message logged while the guest is inside a
+ * line waits until that line ends, LOG_CONSOLE_WAIT_MS at most, so that it
+ * never splits a line of the guest's.
+ */
+#define LOG_CONSOLE_WAIT_MS 50
+ssize_t log__console_write(int fd, uint8_t b);
 
 void log__msg(int level, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
