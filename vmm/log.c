@@ -12,6 +12,9 @@ static int log_level = LOG_INFO;
 static FILE *log_stream;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool log_console_mid; /* under log_lock: the guest's console is inside a line */
+static unsigned int log_console_wait_ms = LOG_CONSOLE_WAIT_MS;
+
+void log__set_console_wait_ms(unsigned int ms) { log_console_wait_ms = ms; }
 
 static const char *const log_names[] = { "error", "warning", "info", "debug" };
 
@@ -54,7 +57,7 @@ void log__msg(int level, const char *prefix, const char *fmt, ...)
 	 */
 	for (m = 0;; m++) {
 		pthread_mutex_lock(&log_lock);
-		if (!log_console_mid || m >= LOG_CONSOLE_WAIT_MS)
+		if (!log_console_mid || (unsigned int)m >= log_console_wait_ms)
 			break;
 		pthread_mutex_unlock(&log_lock);
 		usleep(1000);

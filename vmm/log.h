@@ -25,8 +25,10 @@ void log__set_stream(void *file /* FILE * */);
  * line waits until that line ends, LOG_CONSOLE_WAIT_MS at most, so that it
  * never splits a line of the guest's.
  */
-#define LOG_CONSOLE_WAIT_MS 50
+#define LOG_CONSOLE_WAIT_MS 20 /* a guest paused mid-line delays a message this much */
 ssize_t log__console_write(int fd, uint8_t b);
+/* tests: another bound than LOG_CONSOLE_WAIT_MS */
+void log__set_console_wait_ms(unsigned int ms);
 
 void log__msg(int level, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
