@@ -104,4 +104,39 @@ static inline void fuzz_quiet(void)
 	log__set_level(LOG_WARN);
 }
 
+
+#ifdef MINIVMM_FUZZ_PCI_BARS
+#include "vmm/bus.h"
+#include "vmm/kvm.h"
+#include "vmm/pci.h"
+
+/*
+ * One guest access to a BAR of function d (fuzz_pci, fuzz_vfio_pci): the
+ * input picks the BAR, the offset, read or write and the value; an access
+ * of len bytes (buf holds 8), kept inside an active BAR and aligned, through
+ * the VM's port I/O or MMIO bus as a vCPU's would go.
+ */
+static inline void fuzz_bar_access(struct vm *vm, struct pci_dev *d, struct fuzz_in *in,
+				   uint8_t *buf, unsigned int len)
+{
+	int bar = fuzz_u8(in) % PCI_NUM_BARS;
+	uint64_t off = fuzz_u16(in);
+	bool wr = fuzz_u8(in) & 1;
+	uint64_t v = fuzz_u64(in);
+	struct pci_bar *b;
+
+	if (!d)
+		return;
+	b = &d->bars[bar];
+	if (!b->size || !b->active)
+		return;
+	memcpy(buf, &v, 8);
+	off = (off % b->size) & ~(uint64_t)(len - 1);
+	if (b->flags & PCI_BAR_F_IO)
+		(void)bus__dispatch(&vm->pio, b->addr + off, buf, len > 4 ? 4 : len, wr);
+	else
+		(void)bus__dispatch(&vm->mmio, b->addr + off, buf, len, wr);
+}
+#endif
+
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "devices/vfio/pci.h"
+#define MINIVMM_FUZZ_PCI_BARS
 #include "fuzz.h"
 #include "vfio_fake.h"
 #include "vmm/bus.h"
@@ -104,24 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 2: {
-			int bar = fuzz_u8(&in) % PCI_NUM_BARS;
-			uint64_t off = fuzz_u16(&in);
-			bool wr = fuzz_u8(&in) & 1;
-			uint64_t v = fuzz_u64(&in);
-			struct pci_bar *b;
-
-			if (!d)
-				break;
-			b = &d->bars[bar];
-			if (!b->size || !b->active)
-				break;
-			memcpy(buf, &v, 8);
-			off = (off % b->size) & ~(uint64_t)(len - 1);
-			if (b->flags & PCI_BAR_F_IO)
-				(void)bus__dispatch(&vm.pio, b->addr + off, buf, len > 4 ? 4 : len,
-						    wr);
-			else
-				(void)bus__dispatch(&vm.mmio, b->addr + off, buf, len, wr);
+			fuzz_bar_access(&vm, d, &in, buf, len);
 			break;
 		}
 		case 3:
