@@ -5,7 +5,8 @@
 #
 # Output ($MINIVMM_LAB_CACHE or /var/cache/minivmm-lab)/l1/:
 #   vmlinuz            Debian's generic kernel (linux-image-<ver>-amd64)
-#   initramfs.cpio.gz  busybox-static + 9p/virtio/overlay modules + /init
+#   initramfs.cpio.gz  busybox-static + 9p/virtio/virtio-console/overlay
+#                      modules + /init
 #   kver               the kernel version
 #
 # L1's /init mounts this machine's root filesystem (9p tag "hostroot",
@@ -14,6 +15,10 @@
 # read-write 9p share "lab" at /run/lab, a fresh tmpfs on /run, bind-mounts the extracted
 # kernel modules over /lib/modules, then chroots and runs
 # /run/lab/.lab/l1-run.sh (tests/lab/l1-run.sh) with bash. When that returns it powers L1 off.
+# L1 has two consoles: the kernel prints on ttyS0 (an emulated 16550), and
+# the script's output goes to hvc0 (a virtio console, tests/lab/lab.sh): a
+# stalled UART transmitter can then neither block the script nor hide its
+# output, and the heartbeat l1-run.sh writes to ttyS0 shows when one did.
 # Rebuilt only when an input changes.
 set -euo pipefail
 export LAB_LOG_PREFIX=build-l1
@@ -43,7 +48,7 @@ cp "$BUSYBOX" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 
 : > "$root/modules.order"
-for f in $(lab_mod_order "$KDIR" "$KVER" virtio_pci 9pnet_virtio 9p overlay); do
+for f in $(lab_mod_order "$KDIR" "$KVER" virtio_pci virtio_console 9pnet_virtio 9p overlay); do
 	cp "$KDIR/lib/modules/$KVER/$f" "$root/lib/modules/"
 	echo "$(basename "$f")" >> "$root/modules.order"
 done
@@ -73,6 +78,15 @@ while read -r m; do
 	insmod "/lib/modules/$m" || echo "lab-l1: insmod $m failed"
 done < /modules.order
 mkdir -p /host
+# the script's console: hvc0 (the virtio console) once its port shows up
+for _ in $(seq 50); do [ -c /dev/hvc0 ] && break; sleep 0.1; done
+if [ -c /dev/hvc0 ]; then
+	# fd 7 stays on ttyS0 (/dev/console) for l1-run.sh's heartbeat
+	exec 7>&1 > /dev/hvc0 2>&1
+	echo "lab-l1: the script's output goes to hvc0, uptime $(cut -d' ' -f1 /proc/uptime)s"
+else
+	echo "lab-l1: no /dev/hvc0: the script's output stays on ttyS0"
+fi
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /host ||
 	fail "cannot mount the hostroot 9p share"
 R=/newroot

@@ -9,6 +9,19 @@ export LAB_RESULTS=/run/lab
 export LAB_LIB=$meta/l1-lib.sh
 export TMPDIR=/tmp
 ip link set lo up
+# the heartbeat: L1's uptime on ttyS0 (fd 7, left open by L1's /init) every
+# 30 s. The script's output goes to hvc0, so lab.sh can tell an L1 whose UART
+# stopped transmitting (heartbeats end, the script goes on) from a stuck
+# script (its output ends, heartbeats go on)
+if [ -e /proc/self/fd/7 ]; then
+	(
+		while :; do
+			echo "lab-l1: heartbeat uptime=$(cut -d' ' -f1 /proc/uptime)" >&7
+			sleep 30
+		done
+	) &
+	exec 7>&-
+fi
 # two hosts (lab.sh --hosts 2): the directory both L1s share
 if [ -n "${LAB_PAIR:-}" ]; then
 	mkdir -p "$LAB_PAIR"

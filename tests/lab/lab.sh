@@ -11,8 +11,14 @@
 # "run" builds what is missing (cached), boots L1 (QEMU TCG, nested KVM,
 # intel-iommu, igb SR-IOV NIC) with this
 # machine's root filesystem as its userland and runs SCRIPT with bash inside
-# L1. L1's console is streamed with the prefix "[L1] " and saved to
-# DIR/l1-console.log. Inside L1, $LAB_RESULTS is DIR (a read-write 9p share):
+# L1. L1 has two consoles, both streamed with the prefix "[L1] ": the
+# script's output goes to a virtio console (hvc0), saved to
+# DIR/l1-console.log; the kernel prints on the serial port (ttyS0), saved to
+# DIR/l1-serial.log with a heartbeat line every 30 s (not streamed). A
+# serial port that stops transmitting (an emulated 16550 whose transmit
+# interrupt is lost blocks every writer to its tty) then neither blocks the
+# script nor hides its output, and lab.sh says when it happened: the serial
+# heartbeats end while the script's output goes on. Inside L1, $LAB_RESULTS is DIR (a read-write 9p share):
 # whatever the script writes there is here afterwards. Environment variables
 # named LAB_* and MINIVMM_* are passed into L1. The exit status is the
 # script's; 124 on timeout, 125 when L1 failed before the script ran.
@@ -27,7 +33,8 @@
 # DIR/.lab/qemu-debug.log). A watchdog kills L1 when its console has been silent for
 # LAB_L1_STALL seconds (300) and saves its vCPU state through QEMU's monitor
 # (DIR/l1-hang.tryN.txt, RIPs named from L1's kallsyms, whether L1's
-# jiffies still advance, and the blocked tasks from SysRq w on the console).
+# jiffies still advance, and the blocked tasks from SysRq 9 then w: L1 runs
+# with loglevel=3, which would keep SysRq w's task dump off the console).
 # When L1 is alive and idle (its clock runs, every vCPU in the idle loop, no
 # task blocked on 9p), L1 is not hung: the script (or a VMM it runs) is
 # stuck, and the run fails (status 1) without another boot. A hung L1, or one
@@ -90,7 +97,7 @@ prepare_meta() {
 	local results=$1 script=$2 host=$3 meta="$1/.lab" a v
 	shift 3
 	# a run starts from clean results: results.txt is appended to by the script
-	rm -rf "$meta" "$results/l1-console.log" "$results/results.txt"
+	rm -rf "$meta" "$results/l1-console.log" "$results/l1-serial.log" "$results/results.txt"
 	mkdir -p "$meta"
 	cp "$HERE/l1-run.sh" "$HERE/l1-lib.sh" "$meta/"
 	# the script's arguments, NUL-separated
@@ -175,7 +182,7 @@ do_run() {
 		fi
 		local f d
 		for d in "$results" "$results/host-b"; do
-			for f in l1-console.log results.txt; do
+			for f in l1-console.log l1-serial.log results.txt; do
 				[ -f "$d/$f" ] && mv "$d/$f" "$d/$f.try$try"
 			done
 		done
@@ -211,12 +218,14 @@ cleanup() {
 	qpid=""; tpid=""
 }
 
-# l1_hang_report SOCK SYMS: L1's vCPU state through QEMU's monitor (HMP),
-# RIPs named from SYMS (L1's /proc/kallsyms, saved by l1-run.sh)
+# l1_hang_report SOCK SYMS [nosysrq]: L1's vCPU and interrupt controller
+# state (PIC/IOAPIC, each CPU's local APIC: a vector stuck in service blocks
+# the lower ones) through QEMU's monitor (HMP), RIPs named from SYMS (L1's
+# /proc/kallsyms, saved by l1-run.sh); then SysRq 9 and w unless nosysrq
 l1_hang_report() {
-	python3 - "$1" "$2" <<'PY'
+	python3 - "$1" "$2" "${3:-}" <<'PY'
 import bisect, os, re, socket, sys, time
-sock, smap = sys.argv[1], sys.argv[2]
+sock, smap, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
 s.connect(sock)
@@ -236,7 +245,8 @@ def reply():
     return "\n".join(l for l in lines if l.strip() != "(qemu)")
 reply()
 rips = []
-for c in ("info status", "info cpus", "info registers -a"):
+for c in ("info status", "info cpus", "info registers -a", "info pic", "info irq",
+          "cpu 0", "info lapic", "cpu 1", "info lapic"):
     s.sendall(c.encode() + b"\n")
     r = reply()
     print("### " + c + "\n" + r)
@@ -262,9 +272,14 @@ if jiffies:
         if i == 0:
             time.sleep(3)
     print("### jiffies_64 %s %s" % tuple("?" if v is None else str(v) for v in vals))
-# the tasks blocked in L1 (SysRq w, onto L1's console)
-s.sendall(b"sendkey alt-sysrq-w\n")
-reply()
+# the tasks blocked in L1 (SysRq w, onto L1's serial console); SysRq 9 first:
+# at L1's loglevel=3 the task dump (KERN_INFO) would not reach the console
+if mode != "nosysrq":
+    s.sendall(b"sendkey alt-sysrq-9\n")
+    reply()
+    time.sleep(0.5)
+    s.sendall(b"sendkey alt-sysrq-w\n")
+    reply()
 if syms:
     addrs = [a for a, _ in syms]
     print("### RIPs by symbol (%s)" % smap)
@@ -277,7 +292,7 @@ PY
 }
 
 # l1_silence_kind REPORT CONSOLE: why L1 went silent, from the hang report
-# and the SysRq w dump on L1's console:
+# and the SysRq w dump on L1's serial console:
 #   clock  L1's jiffies did not advance (a lost timer: L1 hung)
 #   9p     a task is blocked in the 9p client (the lab's shared file systems)
 #   busy   a vCPU is outside L1's idle loop (a livelock such as read_hpet)
@@ -342,8 +357,9 @@ run_pair() {
 # when it was silent that long with every vCPU idle (the script is stuck)
 run_l1() {
 	local l1=$1 results=$2 secs=$3 try=$4 host=${5:-} meta="$2/.lab"
-	local console="$results/l1-console.log" stall=${LAB_L1_STALL:-300}
+	local console="$results/l1-console.log" serial="$results/l1-serial.log" stall=${LAB_L1_STALL:-300}
 	local sock rc size last_size=-1 last_t now hung=0 net pair=() tag="[L1] "
+	local ssize last_ssize=-1 last_st serial_warned=0 sstall=${LAB_L1_SERIAL_STALL:-120}
 	# the igb's wire: user networking alone, or for two hosts one segment
 	# (each L1 sends its frames to the other's dgram port on L0's loopback)
 	case "$host" in
@@ -357,6 +373,7 @@ run_l1() {
 	fi
 	sock=$(mktemp -u /tmp/lab-monitor.XXXXXX)
 	: > "$console"
+	: > "$serial"
 	rm -f "$meta/rc" "$meta/kallsyms" "$meta/qemu-debug.log"
 	timeout -k 10 "$secs" "$QEMU" \
 		-accel tcg,thread=${LAB_TCG_THREAD:-multi} -machine q35 -cpu max -smp 2 -m 2G \
@@ -369,18 +386,39 @@ run_l1() {
 		-virtfs local,path="$results",mount_tag=lab,security_model=none,multidevs=remap "${pair[@]}" \
 		-display none -monitor unix:"$sock",server=on,wait=off \
 		-d "${LAB_QEMU_DEBUG:-cpu_reset}" -D "$meta/qemu-debug.log" \
-		-serial file:"$console" -no-reboot \
+		-device virtio-serial-pci,id=l1vser -chardev file,id=l1hvc,path="$console" \
+		-device virtconsole,chardev=l1hvc,bus=l1vser.0 \
+		-serial file:"$serial" -no-reboot \
 		</dev/null >"$meta/qemu.log" 2>&1 &
 	qpid=$!
-	( tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | sed -u "s/^/$tag/" ) &
+	( tail -q -n +1 -F --pid="$qpid" "$serial" "$console" 2>/dev/null |
+		sed -u -e '/^lab-l1: heartbeat /d' -e "s/^/$tag/" ) &
 	tpid=$!
 	# the watchdog: L1 and the scripts print all along (guest consoles
 	# are streamed); a console silent for $stall seconds is a hung L1
-	last_t=$(date +%s)
+	# (until the script's console has its first line, L1's boot on the
+	# serial port counts)
+	last_t=$(date +%s) last_st=$last_t
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 2
 		now=$(date +%s)
 		size=$(stat -c %s "$console" 2>/dev/null || echo 0)
+		ssize=$(stat -c %s "$serial" 2>/dev/null || echo 0)
+		if [ "$ssize" != "$last_ssize" ]; then
+			last_ssize=$ssize last_st=$now
+		elif [ "$serial_warned" = 0 ] && [ "$size" != 0 ] && [ $((now - last_st)) -ge "$sstall" ] &&
+			[ $((now - last_t)) -lt 30 ]; then
+			serial_warned=1
+			say "WARNING: L1's serial console has been silent for ${sstall}s (no heartbeat) while the script's console goes on: L1's UART stopped transmitting (the lab's emulation); L1's interrupt state kept in l1-serial-stall.try$try.txt"
+			{
+				echo "L1 serial console silent since $(date -u -d "@$last_st" +%T) UTC (${sstall}s, no heartbeat);"
+				echo "the script's console (virtio, hvc0) last grew at $(date -u -d "@$last_t" +%T) UTC."
+				echo "last serial lines:"
+				tail -n 5 "$serial"
+				l1_hang_report "$sock" "$meta/kallsyms" nosysrq 2>&1
+			} > "$results/l1-serial-stall.try$try.txt"
+		fi
+		[ "$size" = 0 ] && size=s$ssize
 		if [ "$size" != "$last_size" ]; then
 			last_size=$size
 			last_t=$now
@@ -391,7 +429,7 @@ run_l1() {
 				"$results/l1-hang.try$try.txt" | grep -v '^### info registers' | sed 's/^/lab: /' >&2
 			hung=1
 			sleep 3 # the SysRq w dump reaches the console
-			case $(l1_silence_kind "$results/l1-hang.try$try.txt" "$console") in
+			case $(l1_silence_kind "$results/l1-hang.try$try.txt" "$serial") in
 			stuck)
 				say "L1 console silent for ${stall}s with L1 alive (idle vCPUs, its clock running) and no task blocked on 9p: the script (or a VMM it runs) is stuck"
 				hung=2 ;;

@@ -9,6 +9,10 @@
 # 2. A script that goes silent while L1 idles (sleep) is a stuck test, not a
 #    hung L1 (its jiffies advance, no task waits on 9p): the run fails with
 #    status 1 at once, without another L1 boot.
+# 3. L1's serial port stops transmitting (the script suspends ttyS0's output,
+#    TCOOFF, as a lost transmit interrupt would): the script, whose output
+#    goes to the virtio console, is not blocked and ends with status 0, and
+#    lab.sh warns that the serial heartbeats ended, with L1's interrupt state.
 #
 #   tests/lab/test-watchdog.sh RESULTS_DIR
 set -u
@@ -59,10 +63,34 @@ grep -q 'with L1 alive (idle vCPUs, its clock running) and no task blocked on 9p
 j=$(sed -n 's/^### jiffies_64 //p' "$res.idle/l1-hang.try1.txt" 2>/dev/null)
 [ -n "$j" ] && [ "${j% *}" != "${j#* }" ] && pass "idle L1: its jiffies advanced ($j)" ||
 	fail "idle L1: no advancing jiffies_64 in the report (${j:-none})"
-grep -q 'sysrq: Show Blocked State' "$res.idle/l1-console.log" 2>/dev/null &&
+grep -q 'sysrq: Show Blocked State' "$res.idle/l1-serial.log" 2>/dev/null &&
 	pass "idle L1: the blocked tasks were dumped (SysRq w)" || fail "idle L1: no SysRq w dump on the console"
 grep -qx 'lab_l1_retries=0' "$res.idle/results.txt" 2>/dev/null &&
 	pass "idle L1: not booted again (lab_l1_retries=0)" || fail "idle L1: results.txt lacks lab_l1_retries=0"
+# 3. the serial port stops transmitting
+cat > "$script" <<'EOF2'
+python3 -c 'import os, termios
+fd = os.open("/dev/ttyS0", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+termios.tcflow(fd, termios.TCOOFF)'
+echo "lab-watchdog: ttyS0's output suspended ($?)"
+for i in $(seq 45); do echo "lab-watchdog: still printing $i"; sleep 2; done
+echo "lab-watchdog: done"
+EOF2
+rm -rf "$res.serial"
+LAB_L1_STALL=60 LAB_L1_SERIAL_STALL=40 LAB_L1_TRIES=1 \
+	"$HERE/lab.sh" run --timeout 400 --results "$res.serial" "$script" > "$res.serial.log" 2>&1
+st=$?
+cat "$res.serial.log"
+[ "$st" = 0 ] && pass "stalled serial port: the script ran to its end (status 0)" ||
+	fail "stalled serial port: status $st, expected 0"
+grep -q "lab-watchdog: ttyS0's output suspended (0)" "$res.serial/l1-console.log" 2>/dev/null &&
+	grep -q 'lab-watchdog: done' "$res.serial/l1-console.log" &&
+	pass "stalled serial port: the script's whole output is on the virtio console" ||
+	fail "stalled serial port: the script's output is incomplete in l1-console.log"
+grep -q "WARNING: L1's serial console has been silent for 40s" "$res.serial.log" &&
+	pass "stalled serial port: lab.sh said so" || fail "stalled serial port: no warning from lab.sh"
+grep -q '^### info lapic' "$res.serial/l1-serial-stall.try1.txt" 2>/dev/null &&
+	pass "stalled serial port: L1's interrupt state kept" || fail "stalled serial port: no l1-serial-stall.try1.txt with the local APICs"
 if pgrep -f "results $res" >/dev/null 2>&1 || pgrep -f "path=$res,mount_tag=lab" >/dev/null 2>&1; then
 	fail "a QEMU of this run is still running"
 else
