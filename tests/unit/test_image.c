@@ -816,3 +816,101 @@ Test(image, random_bytes)
 		free(junk);
 	}
 }
+
+/* the number of extents debugfs lists for file fsfile in image rel */
+static int extents_of(const char *rel, const char *fsfile)
+{
+	char cmd[1024];
+	char line[512];
+	int n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'ex %s' '%s' 2>/dev/null", fsfile, tpath(rel));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while (fgets(line, sizeof(line), p))
+		if (strstr(line, " - ") && !strstr(line, "Level"))
+			n++;
+	pclose(p);
+	return n;
+}
+
+/* file data is read run by run of contiguous blocks: a kernel scattered over
+ * the free blocks left between other files reads back whole */
+Test(image, fragmented_kernel)
+{
+	struct image_boot_files f;
+	size_t klen = 600 * 1024 + 123, ilen;
+	void *k, *i;
+	int n;
+
+	need_tool("debugfs", "e2fsprogs");
+	ilen = 50 * 1024 + 1;
+	i = put("root/boot/initrd.img", ilen, 2);
+	link_("vmlinuz-6.1.0-test", "root/boot/vmlinuz");
+	for (n = 0; n < 200; n++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "root/fill/f%03d", n);
+		free(put(rel, 4096, (uint32_t)n + 10));
+	}
+	k = put("kernel.src", klen, 1);
+	mkfs("disk.img", 16, "-b 4096");
+	/* every other filler goes: one-block holes for the kernel to land in */
+	sh("for n in $(seq 0 2 199); do printf 'rm /fill/f%%03d\\n' $n; done > '%s'", tpath("cmds"));
+	sh("printf 'cd /boot\\nwrite %s vmlinuz-6.1.0-test\\n' >> '%s'", tpath("kernel.src"),
+	   tpath("cmds"));
+	sh("debugfs -w -f '%s' '%s' >/dev/null 2>&1", tpath("cmds"), tpath("disk.img"));
+	n = extents_of("disk.img", "/boot/vmlinuz-6.1.0-test");
+	cr_assert_gt(n, 20, "the kernel is in %d extents: not fragmented, the test tests nothing", n);
+	cr_assert_eq(load("disk.img", &f), 0, "log: %s", logged());
+	check_loaded(&f, k, klen, i, ilen);
+	image__boot_files_free(&f);
+	free(k);
+	free(i);
+}
+
+/* holes read as zeros, and a block map (ext2, 1 KiB blocks: direct, indirect
+ * and double indirect blocks) reads like extents */
+Test(image, sparse_kernel_and_ext2_block_maps)
+{
+	struct image_boot_files f;
+	size_t klen = 2 * 1024 * 1024 + 77, ilen;
+	uint8_t *k;
+	void *i, *part;
+	FILE *fp;
+	struct stat st;
+
+	ilen = 1000;
+	i = put("root/boot/initrd.img", ilen, 2);
+	/* data, a hole of 1 MiB, data, and a hole up to the end */
+	k = calloc(1, klen);
+	cr_assert_not_null(k);
+	part = pattern(300 * 1024, 1);
+	memcpy(k, part, 300 * 1024);
+	memcpy(k + 300 * 1024 + 1024 * 1024, part, 200 * 1024);
+	free(part);
+	fp = fopen(tpath("root/boot/vmlinuz"), "wb");
+	cr_assert_not_null(fp);
+	cr_assert_eq(fwrite(k, 1, 300 * 1024, fp), 300 * 1024);
+	cr_assert_eq(fseek(fp, 1024 * 1024, SEEK_CUR), 0);
+	cr_assert_eq(fwrite(k + 300 * 1024 + 1024 * 1024, 1, 200 * 1024, fp), 200 * 1024);
+	fclose(fp);
+	cr_assert_eq(truncate(tpath("root/boot/vmlinuz"), (off_t)klen), 0);
+	cr_assert_eq(stat(tpath("root/boot/vmlinuz"), &st), 0);
+	cr_assert_lt((uint64_t)st.st_blocks * 512, klen, "the source file is not sparse");
+
+	mkfs("ext4.img", 16, "");
+	cr_assert_eq(load("ext4.img", &f), 0, "log: %s", logged());
+	check_loaded(&f, k, klen, i, ilen);
+	image__boot_files_free(&f);
+
+	sh("mke2fs -q -F -t ext2 -b 1024 -d '%s/root' '%s' 16M >/dev/null 2>&1", tmp,
+	   tpath("ext2.img"));
+	cr_assert_eq(load("ext2.img", &f), 0, "log: %s", logged());
+	check_loaded(&f, k, klen, i, ilen);
+	cr_assert(strstr(logged(), "ext2 filesystem"), "log: %s", logged());
+	image__boot_files_free(&f);
+	free(k);
+	free(i);
+}
