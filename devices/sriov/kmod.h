@@ -13,7 +13,7 @@
  * Loads module (or alias) name and what it depends on; 0 when it is loaded
  * afterwards (already loaded included), -errno with a sentence in msg
  * otherwise (-ENOENT: no such module for the running kernel, -EPERM: not
- * root, -EACCES: blacklisted).
+ * root, -EACCES: blacklisted, -ENOSYS: libkmod.so.2 cannot be opened).
  */
 int sriov__load_module(const char *name, char *msg, size_t msglen);
 

@@ -6,6 +6,7 @@
  * the `sriov` command line and its argument errors.
  */
 #include "devices/hosttool/cli.h"
+#include "devices/sriov/kmod.h"
 #include "devices/sriov/netlink.h"
 #include "devices/sriov/sysfs.h"
 #include "fake_sysfs.h"
@@ -674,4 +675,21 @@ Test(sriov, cli_show_set_bind_unbind)
 	cr_assert_eq(RUN("sriov", "--sysfs-root", F.root, "reset", "03:17.0"), 1);
 	cr_assert(strstr(err_buf, "no PCI device 0000:03:17.0"), "%s", err_buf);
 	cr_assert_str_eq(fk_read(&F, "bus/pci/devices/0000:03:10.0/driver_override"), "vfio-pci");
+}
+
+/*
+ * libkmod is opened on first use (dlopen, devices/sriov/kmod.c): its symbols
+ * resolve and a module that does not exist is reported as such (or, on a
+ * host without a module index, as that), never as a missing libkmod.
+ */
+Test(sriov, load_module_opens_libkmod)
+{
+	char why[512] = "";
+	int ret = sriov__load_module("minivmm-no-such-module", why, sizeof(why));
+
+	cr_assert(ret == -ENOENT || ret == -ENOMEM, "ret %d: %s", ret, why);
+	cr_assert(strstr(why, "minivmm-no-such-module"), "msg: %s", why);
+	cr_assert_null(strstr(why, "libkmod.so.2"), "msg: %s", why);
+	/* the second call takes the library already open */
+	cr_assert_eq(sriov__load_module("minivmm-no-such-module", why, sizeof(why)), ret);
 }
