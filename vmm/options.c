@@ -25,6 +25,7 @@ enum {
 	OPT_MIG_PSK,
 	OPT_MIG_X509,
 	OPT_MIG_INSECURE,
+	OPT_DECOMPRESS,
 };
 
 static const struct option options_long[] = {
@@ -36,6 +37,7 @@ static const struct option options_long[] = {
 	{ "net", required_argument, NULL, 'n' },
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "readonly", no_argument, NULL, OPT_READONLY },
+	{ "decompress", required_argument, NULL, OPT_DECOMPRESS },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	/* hidden: the kvm suite's check that each thread kind's filter kills (docs/security.md) */
 	{ "seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST },
@@ -75,6 +77,11 @@ void options__usage(void *file, const char *prog)
 		"                        (the tap is created when absent); repeatable, %d at most\n"
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"
+		"      --decompress guest|host\n"
+		"                        who decompresses a bzImage's kernel: the guest's own\n"
+		"                        decompressor (default; keeps the guest's KASLR), or\n"
+		"                        minivmm, which boots the kernel's ELF directly (faster\n"
+		"                        boot, no KASLR: the kernel runs at its link address)\n"
 		"      --no-seccomp      run without the per-thread system call filters (debugging)\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
 		"      --vf DDDD:BB:DD.F[,failover=on|MAC][,id=NAME]\n"
@@ -373,6 +380,16 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 			break;
 		case OPT_MIG_INSECURE: o->insecure_migration = true; break;
 		case OPT_READONLY: o->readonly = true; break;
+		case OPT_DECOMPRESS:
+			if (!strcmp(optarg, "host")) {
+				o->decompress_host = true;
+			} else if (!strcmp(optarg, "guest")) {
+				o->decompress_host = false;
+			} else {
+				snprintf(err, errlen, "--decompress: 'guest' or 'host', not '%s'", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 		case OPT_SECCOMP_SELFTEST: o->seccomp_selftest = optarg; break;
 		case OPT_TESTDEV: o->testdev = true; break;

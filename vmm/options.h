@@ -35,6 +35,7 @@ struct options {
 	unsigned int cpus;
 	bool hugepages;
 	bool readonly;
+	bool decompress_host;     /* --decompress host: minivmm unpacks a bzImage's kernel */
 	bool no_seccomp;          /* --no-seccomp: no system call filters */
 	const char *seccomp_selftest; /* hidden --seccomp-selftest=KIND, or NULL */
 	bool testdev;

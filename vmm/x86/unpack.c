@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The bzImage payload decompressor behind --decompress host (unpack.h).
+ * Every field of the image is untrusted: offsets and lengths are checked
+ * against the file, the output is bounded before it is allocated, and the
+ * decompressed size must be the one the image appends.
+ */
+#include "vmm/x86/unpack.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <lzma.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "vmm/log.h"
+
+#define UNPACK_LOG "boot"
+
+#define SETUP_SECTS_OFF 0x1f1
+#define INIT_SIZE_OFF 0x260
+#define PAYLOAD_OFFSET_OFF 0x248
+#define PAYLOAD_LENGTH_OFF 0x24c
+#define VERSION_OFF 0x206
+#define HDRS_OFF 0x202
+#define HDRS_MAGIC 0x53726448U
+#define PAYLOAD_MIN_VERSION 0x0208
+
+static uint32_t unpack_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int unpack_xz(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	lzma_ret r;
+
+	/* the kernel's xz uses CRC32 or none, and a dictionary of a few MiB */
+	if (lzma_stream_decoder(&s, 256 * MiB, 0) != LZMA_OK)
+		return -ENOMEM;
+	s.next_in = in;
+	s.avail_in = inlen;
+	s.next_out = out;
+	s.avail_out = outlen;
+	r = lzma_code(&s, LZMA_FINISH);
+	lzma_end(&s);
+	if (r != LZMA_STREAM_END || s.avail_out)
+		return r == LZMA_MEM_ERROR ? -ENOMEM : -EINVAL;
+	return 0;
+}
+
+static int unpack_gzip(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+	z_stream z;
+	int r;
+
+	if (inlen > UINT32_MAX || outlen > UINT32_MAX)
+		return -EFBIG;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+		return -ENOMEM;
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)inlen;
+	z.next_out = out;
+	z.avail_out = (uInt)outlen;
+	r = inflate(&z, Z_FINISH);
+	inflateEnd(&z);
+	if (r != Z_STREAM_END || z.avail_out)
+		return r == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
+	return 0;
+}
+
+static int unpack_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_inBuffer ib = { in, inlen, 0 };
+	ZSTD_outBuffer ob = { out, outlen, 0 };
+	size_t r;
+
+	if (!d)
+		return -ENOMEM;
+	/* the kernel's zstd window is at most 8 MiB (zstd22 -22 --ultra caps it) */
+	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27);
+	r = ZSTD_decompressStream(d, &ob, &ib);
+	ZSTD_freeDCtx(d);
+	if (ZSTD_isError(r) || r != 0 || ob.pos != outlen)
+		return -EINVAL;
+	return 0;
+}
+
+int x86_unpack__bzimage(const void *kernel, size_t klen, void **out, size_t *out_len,
+			const char **format)
+{
+	static const struct {
+		const char *name;
+		uint8_t magic[6];
+		size_t mlen;
+		int (*fn)(const uint8_t *, size_t, uint8_t *, size_t);
+	} fmts[] = {
+		{ "gzip", { 0x1f, 0x8b }, 2, unpack_gzip },
+		{ "xz", { 0xfd, '7', 'z', 'X', 'Z', 0 }, 6, unpack_xz },
+		{ "zstd", { 0x28, 0xb5, 0x2f, 0xfd }, 4, unpack_zstd },
+		{ "bzip2", { 'B', 'Z', 'h' }, 3, NULL },
+		{ "lzma", { 0x5d, 0, 0 }, 3, NULL },
+		{ "lzo", { 0x89, 'L', 'Z', 'O' }, 4, NULL },
+		{ "lz4", { 0x02, 0x21, 0x4c, 0x18 }, 4, NULL },
+	};
+	const uint8_t *k = kernel, *p;
+	uint64_t setup_size, poff, plen, size, init_size;
+	unsigned int i;
+	uint8_t *buf;
+	int ret;
+
+	*out = NULL;
+	*out_len = 0;
+	*format = "?";
+	if (klen < INIT_SIZE_OFF + 4 || unpack_le32(k + HDRS_OFF) != HDRS_MAGIC)
+		return -ENOEXEC;
+	if ((uint16_t)(k[VERSION_OFF] | k[VERSION_OFF + 1] << 8) < PAYLOAD_MIN_VERSION) {
+		log_err(UNPACK_LOG, "--decompress host: boot protocol older than 2.08 has no payload fields");
+		return -ENOEXEC;
+	}
+	setup_size = ((uint64_t)(k[SETUP_SECTS_OFF] ? k[SETUP_SECTS_OFF] : 4) + 1) * 512;
+	poff = unpack_le32(k + PAYLOAD_OFFSET_OFF);
+	plen = unpack_le32(k + PAYLOAD_LENGTH_OFF);
+	init_size = unpack_le32(k + INIT_SIZE_OFF);
+	if (plen < 8 || setup_size + poff > klen || plen > klen - setup_size - poff) {
+		log_err(UNPACK_LOG, "--decompress host: payload [0x%llx+0x%llx] lies outside the %zu-byte bzImage",
+			(unsigned long long)(setup_size + poff), (unsigned long long)plen, klen);
+		return -EINVAL;
+	}
+	p = k + setup_size + poff;
+	for (i = 0; i < ARRAY_SIZE(fmts); i++)
+		if (!memcmp(p, fmts[i].magic, fmts[i].mlen))
+			break;
+	if (i == ARRAY_SIZE(fmts)) {
+		log_err(UNPACK_LOG, "--decompress host: the payload's compression is not recognised (%02x %02x %02x %02x)",
+			p[0], p[1], p[2], p[3]);
+		return -EOPNOTSUPP;
+	}
+	*format = fmts[i].name;
+	if (!fmts[i].fn) {
+		log_err(UNPACK_LOG, "--decompress host: %s-compressed kernels are not supported (gzip, xz and zstd are): use --decompress guest",
+			fmts[i].name);
+		return -EOPNOTSUPP;
+	}
+	size = unpack_le32(p + plen - 4); /* the size the build appended */
+	if (size < sizeof(Elf64_Ehdr) || size > X86_UNPACK_MAX || (init_size && size > init_size)) {
+		log_err(UNPACK_LOG, "--decompress host: decompressed size %llu is out of bounds (init_size %llu, limit %llu MiB)",
+			(unsigned long long)size, (unsigned long long)init_size,
+			(unsigned long long)(X86_UNPACK_MAX / MiB));
+		return -EFBIG;
+	}
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	ret = fmts[i].fn(p, plen - 4, buf, size);
+	if (ret) {
+		log_err(UNPACK_LOG, "--decompress host: the %s payload does not decompress to its %llu bytes%s",
+			fmts[i].name, (unsigned long long)size, ret == -ENOMEM ? " (out of memory)" : " (damaged)");
+		goto err_free;
+	}
+	if (memcmp(buf, ELFMAG, SELFMAG)) {
+		log_err(UNPACK_LOG, "--decompress host: the decompressed payload is not an ELF file");
+		ret = -ENOEXEC;
+		goto err_free;
+	}
+	*out = buf;
+	*out_len = size;
+	return 0;
+
+err_free:
+	free(buf);
+	return ret;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Decompressing a bzImage's kernel on the host (--decompress host).
+ *
+ * A bzImage's protected-mode part carries the kernel's vmlinux ELF
+ * compressed (setup header fields payload_offset and payload_length, boot
+ * protocol 2.08 and later) with its decompressed size appended as four
+ * little-endian bytes; after the ELF come the relocations the kernel's own
+ * decompressor applies for KASLR. Booting that ELF directly at its 64-bit
+ * entry (as Firecracker boots a vmlinux) skips the guest's decompression,
+ * and with it the guest's KASLR: the kernel runs at its link-time address.
+ *
+ * Formats: gzip (zlib), xz (liblzma), zstd (libzstd); the others (bzip2,
+ * lzma, lzo, lz4) are refused with their name.
+ */
+#ifndef MINIVMM_VMM_X86_UNPACK_H
+#define MINIVMM_VMM_X86_UNPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vmm/util.h"
+
+/* the decompressed kernel may be this large at most (and no larger than the
+ * setup header's init_size, the RAM the kernel says it needs to boot) */
+#define X86_UNPACK_MAX (512 * MiB)
+
+/*
+ * Decompresses the payload of bzImage k (klen bytes) into a malloc'd buffer
+ * (*out, *out_len: the ELF and what follows it); *format names the
+ * compression ("xz"). Returns 0, -ENOEXEC (not a bzImage with a payload, or
+ * a payload that is not an ELF), -EOPNOTSUPP (a compression not built in),
+ * -EINVAL (damaged: sizes, stream errors, a size other than the appended
+ * one), -EFBIG (over the bounds above) or -ENOMEM.
+ */
+int x86_unpack__bzimage(const void *k, size_t klen, void **out, size_t *out_len,
+			const char **format) __must_check;
+
+#endif
