@@ -193,3 +193,18 @@ Test(options, vf_failover)
 		     -EINVAL);
 	cr_assert(strstr(err, "failover given twice"), "%s", err);
 }
+
+Test(options, decompress)
+{
+	struct options o;
+	char err[256];
+
+	cr_assert_eq(parse(&o, err, 2, "guest.img"), 0);
+	cr_assert_not(o.decompress_host, "the guest decompresses by default (KASLR kept)");
+	cr_assert_eq(parse(&o, err, 4, "--decompress", "host", "guest.img"), 0);
+	cr_assert(o.decompress_host);
+	cr_assert_eq(parse(&o, err, 6, "--decompress", "host", "--decompress", "guest", "guest.img"), 0);
+	cr_assert_not(o.decompress_host);
+	cr_assert_eq(parse(&o, err, 4, "--decompress", "both", "guest.img"), -EINVAL);
+	cr_assert(strstr(err, "--decompress") && strstr(err, "'both'"), "%s", err);
+}

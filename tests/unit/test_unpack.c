@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmm/x86/unpack.c (--decompress host): synthetic bzImages whose payload is a
+ * small ELF compressed with gzip, xz and zstd, each damaged in the ways an
+ * image can be; and, where the host has one, a real distribution kernel.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <lzma.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "vmm/x86/unpack.h"
+
+#define SETUP_SECTS 4
+#define PAYLOAD_OFF 0x300 /* from the start of the protected-mode part */
+#define ELF_LEN (48 * 1024 + 17)
+
+static uint8_t *elf_image(void)
+{
+	uint8_t *e = malloc(ELF_LEN);
+
+	cr_assert_not_null(e);
+	for (size_t i = 0; i < ELF_LEN; i++)
+		e[i] = (uint8_t)(i * 7 + (i >> 9)); /* compressible, not trivial */
+	memcpy(e, ELFMAG, SELFMAG);
+	return e;
+}
+
+static size_t compress_gzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	z_stream z = { 0 };
+
+	cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+	deflateEnd(&z);
+	return cap - z.avail_out;
+}
+
+static size_t compress_xz(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	size_t pos = 0;
+
+	cr_assert_eq(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, in, len, out, &pos, cap),
+		     LZMA_OK);
+	return pos;
+}
+
+/* with a content checksum, as the kernel build's zstd command writes it (a
+ * frame without one decompresses damaged bytes without noticing) */
+static size_t compress_zstd(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t r;
+
+	cr_assert_not_null(c);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 19);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+	r = ZSTD_compress2(c, out, cap, in, len);
+	ZSTD_freeCCtx(c);
+	cr_assert(!ZSTD_isError(r));
+	return r;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/*
+ * A bzImage: setup (header fields the unpacker reads), then PAYLOAD_OFF
+ * bytes, then the payload with size_append's four bytes; *klen its length
+ */
+static uint8_t *bzimage(const uint8_t *payload, size_t plen, uint32_t appended,
+			uint32_t init_size, size_t *klen)
+{
+	size_t setup = (SETUP_SECTS + 1) * 512, len = setup + PAYLOAD_OFF + plen + 4;
+	uint8_t *k = calloc(1, len);
+
+	cr_assert_not_null(k);
+	k[0x1f1] = SETUP_SECTS;
+	memcpy(k + 0x202, "HdrS", 4);
+	k[0x206] = 0x0f;
+	k[0x207] = 0x02;
+	put32(k + 0x248, PAYLOAD_OFF);
+	put32(k + 0x24c, (uint32_t)plen + 4);
+	put32(k + 0x260, init_size);
+	memcpy(k + setup + PAYLOAD_OFF, payload, plen);
+	put32(k + setup + PAYLOAD_OFF + plen, appended);
+	*klen = len;
+	return k;
+}
+
+typedef size_t (*compress_fn)(const uint8_t *, size_t, uint8_t *, size_t);
+
+static void roundtrip(const char *name, compress_fn fn)
+{
+	uint8_t *e = elf_image(), *c = malloc(2 * ELF_LEN), *k;
+	size_t clen = fn(e, ELF_LEN, c, 2 * ELF_LEN), klen, out_len = 1;
+	const char *fmt = NULL;
+	void *out = (void *)1;
+
+	k = bzimage(c, clen, ELF_LEN, 4 * ELF_LEN, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), 0, "%s", name);
+	cr_assert_str_eq(fmt, name);
+	cr_assert_eq(out_len, ELF_LEN);
+	cr_assert(!memcmp(out, e, ELF_LEN), "%s: bytes differ", name);
+	free(out);
+
+	/* the appended size is not what the stream holds */
+	free(k);
+	k = bzimage(c, clen, ELF_LEN + 1, 4 * ELF_LEN, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL, "%s", name);
+	cr_assert_null(out);
+	free(k);
+	k = bzimage(c, clen, ELF_LEN - 1, 4 * ELF_LEN, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL, "%s", name);
+
+	/* more than the kernel's own init_size */
+	free(k);
+	k = bzimage(c, clen, ELF_LEN, ELF_LEN - 1, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EFBIG, "%s", name);
+
+	/* the stream cut short, and damaged in its middle */
+	free(k);
+	k = bzimage(c, clen / 2, ELF_LEN, 4 * ELF_LEN, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL, "%s", name);
+	free(k);
+	c[clen / 2] ^= 0x55;
+	c[clen / 2 + 1] ^= 0xaa;
+	k = bzimage(c, clen, ELF_LEN, 4 * ELF_LEN, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL, "%s", name);
+	cr_assert_null(out);
+	free(k);
+	free(c);
+	free(e);
+}
+
+Test(unpack, gzip) { roundtrip("gzip", compress_gzip); }
+Test(unpack, xz) { roundtrip("xz", compress_xz); }
+Test(unpack, zstd) { roundtrip("zstd", compress_zstd); }
+
+Test(unpack, refused_images)
+{
+	uint8_t *e = elf_image(), *c = malloc(2 * ELF_LEN), *k;
+	size_t clen = compress_xz(e, ELF_LEN, c, 2 * ELF_LEN), klen, out_len;
+	const char *fmt;
+	void *out;
+
+	/* not a bzImage */
+	cr_assert_eq(x86_unpack__bzimage(e, ELF_LEN, &out, &out_len, &fmt), -ENOEXEC);
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, 0x100, &out, &out_len, &fmt), -ENOEXEC);
+	/* protocol 2.07: no payload fields */
+	k[0x206] = 0x07;
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -ENOEXEC);
+	k[0x206] = 0x0f;
+	/* init_size 0 (old kernels): only the 512 MiB bound applies */
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), 0);
+	free(out);
+	/* a payload beyond the file, and one whose length wraps */
+	put32(k + 0x24c, (uint32_t)clen + 5);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL);
+	put32(k + 0x248, 0xffffff00u);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EINVAL);
+	put32(k + 0x248, PAYLOAD_OFF);
+	put32(k + 0x24c, (uint32_t)clen + 4);
+	/* a size over the bound */
+	put32(k + (SETUP_SECTS + 1) * 512 + PAYLOAD_OFF + clen, 0xfffffff0u);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EFBIG);
+	free(k);
+
+	/* bzip2 and lz4 are named and refused; unknown bytes are refused */
+	memcpy(c, "BZh9", 4);
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EOPNOTSUPP);
+	cr_assert_str_eq(fmt, "bzip2");
+	free(k);
+	memcpy(c, "\x02\x21\x4c\x18", 4);
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EOPNOTSUPP);
+	cr_assert_str_eq(fmt, "lz4");
+	free(k);
+	memset(c, 0x42, 8);
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -EOPNOTSUPP);
+	free(k);
+
+	/* a payload that decompresses to something other than an ELF file */
+	e[0] = 'X';
+	clen = compress_gzip(e, ELF_LEN, c, 2 * ELF_LEN);
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), -ENOEXEC);
+	cr_assert_null(out);
+	free(k);
+	free(c);
+	free(e);
+}
+
+/* a distribution kernel from this host's /boot, or the lab's cache */
+Test(unpack, real_kernel)
+{
+	static const char *const dirs[] = { "/boot", "/var/cache/minivmm-lab/guest" };
+	char path[512] = "";
+	const char *fmt;
+	void *out;
+	size_t out_len, klen;
+	uint8_t *k;
+	FILE *f;
+	long sz;
+
+	for (unsigned int i = 0; i < 2 && !path[0]; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)))
+			if (!strncmp(de->d_name, "vmlinuz", 7)) {
+				snprintf(path, sizeof(path), "%s/%s", dirs[i], de->d_name);
+				break;
+			}
+		if (d)
+			closedir(d);
+	}
+	if (!path[0])
+		cr_skip_test("no /boot/vmlinuz* nor a lab guest kernel on this host");
+	f = fopen(path, "rb");
+	if (!f)
+		cr_skip_test("%s: cannot be read", path);
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	k = malloc((size_t)sz);
+	cr_assert_not_null(k);
+	cr_assert_eq(fread(k, 1, (size_t)sz, f), (size_t)sz);
+	fclose(f);
+	klen = (size_t)sz;
+	cr_assert_eq(x86_unpack__bzimage(k, klen, &out, &out_len, &fmt), 0, "%s", path);
+	cr_assert_gt(out_len, klen, "%s: %s payload of %zu bytes -> %zu", path, fmt, klen, out_len);
+	cr_assert(!memcmp(out, ELFMAG, SELFMAG));
+	cr_assert_eq(((Elf64_Ehdr *)out)->e_machine, EM_X86_64);
+	cr_log_info("%s: %s, %zu -> %zu bytes", path, fmt, klen, out_len);
+	free(out);
+	free(k);
+}
