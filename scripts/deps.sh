@@ -7,7 +7,7 @@ pkgs=(
 	# build
 	gcc meson ninja-build pkg-config linux-libc-dev
 	liburing-dev libfdt-dev libext2fs-dev libmnl-dev libkmod-dev libjansson-dev libgnutls28-dev
-	libseccomp-dev zlib1g-dev liblzma-dev libzstd-dev
+	libseccomp-dev zlib1g-dev liblzma-dev libzstd-dev nettle-dev
 	# tests
 	libcriterion-dev acpica-tools e2fsprogs fdisk iproute2 python3 util-linux
 	# the libFuzzer harnesses (tests/fuzz, scripts/fuzz.sh): clang and its libFuzzer/ASan runtimes

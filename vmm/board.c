@@ -2498,10 +2498,11 @@ static void board_del_api(struct board *b)
  * its payload (vmm/x86/unpack.h); an ELF kernel is left as it is. The guest
  * then boots without its decompressor, and without KASLR.
  */
-static int board_unpack_kernel(struct image_boot_files *files)
+static int board_unpack_kernel(struct image_boot_files *files, const char *cache)
 {
 	struct timespec t0, t1;
 	const char *fmt;
+	bool hit = false;
 	void *elf;
 	size_t len;
 	int ret;
@@ -2511,13 +2512,23 @@ static int board_unpack_kernel(struct image_boot_files *files)
 		return 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = x86_unpack__bzimage(files->kernel, files->kernel_len, &elf, &len, &fmt);
+	if (cache)
+		ret = x86_unpack__cached(files->kernel, files->kernel_len, cache, &elf, &len, &fmt,
+					 &hit);
+	else
+		ret = x86_unpack__bzimage(files->kernel, files->kernel_len, &elf, &len, &fmt);
 	if (ret)
 		return ret;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info(BOARD_LOG, "--decompress host: the bzImage's %s payload decompressed on the host: %zu KiB to %zu KiB in %lld ms; the guest boots its ELF directly, without KASLR",
-		 fmt, files->kernel_len / 1024, len / 1024,
-		 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	if (hit)
+		log_info(BOARD_LOG, "--decompress host: the bzImage's kernel read from --kernel-cache %s: %zu KiB in %lld ms; the guest boots its ELF directly, without KASLR",
+			 cache, len / 1024,
+			 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	else
+		log_info(BOARD_LOG, "--decompress host: the bzImage's %s payload decompressed on the host: %zu KiB to %zu KiB in %lld ms%s; the guest boots its ELF directly, without KASLR",
+			 fmt, files->kernel_len / 1024, len / 1024,
+			 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
+			 cache ? ", kept in --kernel-cache" : "");
 	free(files->kernel);
 	files->kernel = elf;
 	files->kernel_len = len;
@@ -2632,7 +2643,7 @@ static int board_load(struct board *b)
 	if (ret)
 		goto out;
 	if (o->decompress_host) {
-		ret = board_unpack_kernel(&files);
+		ret = board_unpack_kernel(&files, o->kernel_cache);
 		if (ret)
 			goto out;
 	}

@@ -26,6 +26,7 @@ enum {
 	OPT_MIG_X509,
 	OPT_MIG_INSECURE,
 	OPT_DECOMPRESS,
+	OPT_KERNEL_CACHE,
 };
 
 static const struct option options_long[] = {
@@ -38,6 +39,7 @@ static const struct option options_long[] = {
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "decompress", required_argument, NULL, OPT_DECOMPRESS },
+	{ "kernel-cache", required_argument, NULL, OPT_KERNEL_CACHE },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	/* hidden: the kvm suite's check that each thread kind's filter kills (docs/security.md) */
 	{ "seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST },
@@ -82,6 +84,9 @@ void options__usage(void *file, const char *prog)
 		"                        decompressor (default; keeps the guest's KASLR), or\n"
 		"                        minivmm, which boots the kernel's ELF directly (faster\n"
 		"                        boot, no KASLR: the kernel runs at its link address)\n"
+		"      --kernel-cache DIR\n"
+		"                        with --decompress host: keep each decompressed kernel\n"
+		"                        in DIR (yours, not group/other-writable) and reuse it\n"
 		"      --no-seccomp      run without the per-thread system call filters (debugging)\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
 		"      --vf DDDD:BB:DD.F[,failover=on|MAC][,id=NAME]\n"
@@ -390,6 +395,7 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 				return -EINVAL;
 			}
 			break;
+		case OPT_KERNEL_CACHE: o->kernel_cache = optarg; break;
 		case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 		case OPT_SECCOMP_SELFTEST: o->seccomp_selftest = optarg; break;
 		case OPT_TESTDEV: o->testdev = true; break;
@@ -445,5 +451,8 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 				   "one%s", "");
 	if (o->hugepages && (o->mem & ((2ULL << 20) - 1)))
 		return options_err(err, errlen, "--hugepages needs --mem in multiples of 2M%s", "");
+	if (o->kernel_cache && !o->decompress_host)
+		return options_err(err, errlen, "--kernel-cache needs --decompress host (the cache "
+				   "holds kernels minivmm decompressed)%s", "");
 	return 0;
 }

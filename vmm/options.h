@@ -36,6 +36,7 @@ struct options {
 	bool hugepages;
 	bool readonly;
 	bool decompress_host;     /* --decompress host: minivmm unpacks a bzImage's kernel */
+	const char *kernel_cache; /* --kernel-cache DIR, or NULL */
 	bool no_seccomp;          /* --no-seccomp: no system call filters */
 	const char *seccomp_selftest; /* hidden --seccomp-selftest=KIND, or NULL */
 	bool testdev;

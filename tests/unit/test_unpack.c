@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -253,4 +255,70 @@ Test(unpack, real_kernel)
 	cr_log_info("%s: %s, %zu -> %zu bytes", path, fmt, klen, out_len);
 	free(out);
 	free(k);
+}
+
+/* --kernel-cache: a miss decompresses and keeps the ELF under the bzImage's
+ * SHA-256, a hit reads it back, a damaged entry is replaced, and a directory
+ * others can write is refused */
+Test(unpack, cache)
+{
+	uint8_t *e = elf_image(), *c = malloc(2 * ELF_LEN), *k;
+	size_t clen = compress_xz(e, ELF_LEN, c, 2 * ELF_LEN), klen, out_len;
+	char dir[] = "/tmp/minivmm-kcache-XXXXXX", cmd[256], entry[512] = "";
+	const char *fmt;
+	bool hit = true;
+	void *out;
+	FILE *p;
+
+	cr_assert_not_null(mkdtemp(dir));
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert_not(hit);
+	cr_assert_str_eq(fmt, "xz");
+	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
+	free(out);
+
+	/* the entry is named by the SHA-256 of the bzImage (sha256sum agrees) */
+	FILE *kf = fopen("/tmp/minivmm-kcache-k", "wb");
+	cr_assert_not_null(kf);
+	cr_assert_eq(fwrite(k, 1, klen, kf), klen);
+	fclose(kf);
+	p = popen("sha256sum /tmp/minivmm-kcache-k | cut -c1-64", "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(cmd, sizeof(cmd), p));
+	pclose(p);
+	unlink("/tmp/minivmm-kcache-k");
+	cmd[64] = 0;
+	snprintf(entry, sizeof(entry), "%s/%s.elf", dir, cmd);
+	cr_assert_eq(access(entry, R_OK), 0, "no %s", entry);
+
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert(hit);
+	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
+	free(out);
+
+	/* a damaged entry (not an ELF file) is decompressed again and replaced */
+	kf = fopen(entry, "r+b");
+	cr_assert_not_null(kf);
+	fputs("junk", kf);
+	fclose(kf);
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert_not(hit);
+	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
+	free(out);
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert(hit);
+	free(out);
+
+	/* a directory the group or others can write, and no directory at all */
+	cr_assert_eq(chmod(dir, 0770), 0);
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), -EPERM);
+	cr_assert_null(out);
+	cr_assert_eq(x86_unpack__cached(k, klen, entry, &out, &out_len, &fmt, &hit), -ENOTDIR);
+	cr_assert_eq(chmod(dir, 0700), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	free(k);
+	free(c);
+	free(e);
 }

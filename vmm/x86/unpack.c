@@ -9,9 +9,14 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lzma.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -175,4 +180,140 @@ int x86_unpack__bzimage(const void *kernel, size_t klen, void **out, size_t *out
 err_free:
 	free(buf);
 	return ret;
+}
+
+/* reads the whole of fd (size bytes) into buf */
+static int unpack_read_all(int fd, uint8_t *buf, size_t size)
+{
+	for (size_t done = 0; done < size;) {
+		ssize_t r = pread(fd, buf + done, size - done, (off_t)done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static int unpack_write_all(int fd, const uint8_t *buf, size_t size)
+{
+	for (size_t done = 0; done < size;) {
+		ssize_t r = write(fd, buf + done, size - done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/* the cached ELF at path, when it is there and sane; -ENOENT when absent */
+static int unpack_cache_read(const char *path, void **out, size_t *out_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), ret;
+	struct stat st;
+	uint8_t *buf;
+
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(Elf64_Ehdr) ||
+	    (uint64_t)st.st_size > X86_UNPACK_MAX) {
+		close(fd);
+		return -EINVAL;
+	}
+	buf = malloc((size_t)st.st_size);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ret = unpack_read_all(fd, buf, (size_t)st.st_size);
+	close(fd);
+	if (!ret && memcmp(buf, ELFMAG, SELFMAG))
+		ret = -EINVAL;
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*out = buf;
+	*out_len = (size_t)st.st_size;
+	return 0;
+}
+
+/* writes buf to path through a temporary file and a rename */
+static int unpack_cache_write(const char *dir, const char *path, const void *buf, size_t len)
+{
+	char tmp[4096];
+	int fd, ret;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.minivmm-kernel-XXXXXX", dir) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = unpack_write_all(fd, buf, len);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, size_t *out_len,
+		       const char **format, bool *hit)
+{
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	struct sha256_ctx sha;
+	char path[4096];
+	struct stat st;
+	size_t n;
+	int ret;
+
+	*out = NULL;
+	*out_len = 0;
+	*format = "?";
+	*hit = false;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		log_err(UNPACK_LOG, "--kernel-cache %s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		log_err(UNPACK_LOG, "--kernel-cache %s: must belong to this user and not be writable by group or others (whoever writes there picks the guest's kernel)",
+			dir);
+		return -EPERM;
+	}
+	sha256_init(&sha);
+	sha256_update(&sha, klen, k);
+	sha256_digest(&sha, sizeof(digest), digest);
+	n = (size_t)snprintf(path, sizeof(path), "%s/", dir);
+	for (unsigned int i = 0; i < sizeof(digest) && n < sizeof(path); i++)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "%02x", digest[i]);
+	if (n + 5 >= sizeof(path))
+		return -ENAMETOOLONG;
+	strcat(path, ".elf");
+
+	ret = unpack_cache_read(path, out, out_len);
+	if (!ret) {
+		*hit = true;
+		*format = "cached";
+		return 0;
+	}
+	if (ret != -ENOENT)
+		log_warn(UNPACK_LOG, "--kernel-cache: %s is unusable (%s): decompressing again", path,
+			 strerror(-ret));
+	ret = x86_unpack__bzimage(k, klen, out, out_len, format);
+	if (ret)
+		return ret;
+	ret = unpack_cache_write(dir, path, *out, *out_len);
+	if (ret)
+		log_warn(UNPACK_LOG, "--kernel-cache: cannot keep the kernel in %s: %s", dir,
+			 strerror(-ret));
+	return 0;
 }

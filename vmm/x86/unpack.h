@@ -16,6 +16,7 @@
 #ifndef MINIVMM_VMM_X86_UNPACK_H
 #define MINIVMM_VMM_X86_UNPACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "vmm/util.h"
@@ -34,5 +35,17 @@
  */
 int x86_unpack__bzimage(const void *k, size_t klen, void **out, size_t *out_len,
 			const char **format) __must_check;
+
+/*
+ * The same through a cache directory (--kernel-cache DIR): the result is
+ * kept as DIR/<SHA-256 of the bzImage>.elf, written to a temporary file and
+ * renamed, so a later boot of the same kernel reads it instead of
+ * decompressing. dir must exist, belong to this user and not be writable by
+ * group or others (-EPERM otherwise: anyone who can write there chooses the
+ * guest's kernel). *hit says whether the cache had it. A cache that cannot
+ * be written is logged and the boot goes on.
+ */
+int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, size_t *out_len,
+		       const char **format, bool *hit) __must_check;
 
 #endif
