@@ -316,6 +316,14 @@ Test(unpack, cache)
 	cr_assert_null(out);
 	cr_assert_eq(x86_unpack__cached(k, klen, entry, &out, &out_len, &fmt, &hit), -ENOTDIR);
 	cr_assert_eq(chmod(dir, 0700), 0);
+	/* a missing directory is created, private */
+	snprintf(cmd, sizeof(cmd), "%s/sub", dir);
+	cr_assert_eq(x86_unpack__cached(k, klen, cmd, &out, &out_len, &fmt, &hit), 0);
+	cr_assert_not(hit);
+	free(out);
+	struct stat st;
+	cr_assert_eq(stat(cmd, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0700);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 	free(k);

@@ -280,6 +280,8 @@ int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, 
 	*out_len = 0;
 	*format = "?";
 	*hit = false;
+	if (stat(dir, &st) && errno == ENOENT && !mkdir(dir, 0700))
+		log_info(UNPACK_LOG, "--kernel-cache: created %s", dir);
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
 		log_err(UNPACK_LOG, "--kernel-cache %s: not a directory", dir);
 		return -ENOTDIR;

@@ -40,8 +40,8 @@ int x86_unpack__bzimage(const void *k, size_t klen, void **out, size_t *out_len,
  * The same through a cache directory (--kernel-cache DIR): the result is
  * kept as DIR/<SHA-256 of the bzImage>.elf, written to a temporary file and
  * renamed, so a later boot of the same kernel reads it instead of
- * decompressing. dir must exist, belong to this user and not be writable by
- * group or others (-EPERM otherwise: anyone who can write there chooses the
+ * decompressing. dir is created (mode 0700) when missing; it must belong to
+ * this user and not be writable by group or others (-EPERM otherwise: anyone who can write there chooses the
  * guest's kernel). *hit says whether the cache had it. A cache that cannot
  * be written is logged and the boot goes on.
  */
