@@ -386,7 +386,11 @@ static void vpci_common_write(struct virtio_dev *vd, uint32_t off, uint32_t len,
 	if (!vq)
 		return;
 	if (off == VIRTIO_PCI_COMMON_Q_MSIX) {
+		uint16_t old = vd->vq_vector[q];
+
 		vd->vq_vector[q] = vpci_vector_ok(vd, (uint16_t)v) ? (uint16_t)v : MSIX_NO_VECTOR;
+		if (vd->active && old != vd->vq_vector[q] && vd->ops->queue_vector)
+			vd->ops->queue_vector(vd, q);
 		return;
 	}
 	if (vq->ready) {

@@ -71,6 +71,12 @@ struct virtio_dev_ops {
 	bool (*busy)(struct virtio_dev *vd);
 	/* queue q was kicked (event loop thread) */
 	void (*queue_notify)(struct virtio_dev *vd, uint16_t q);
+	/*
+	 * optional: the driver gave live queue q another MSI-X vector (a vCPU
+	 * thread): a device that handed the vector's eventfd to someone else
+	 * (vhost) follows; queue work, do not act here
+	 */
+	void (*queue_vector)(struct virtio_dev *vd, uint16_t q);
 };
 
 struct virtio_dev {

@@ -774,3 +774,27 @@ Test(vhost_net, failing_teardown_breaks_the_device_not_the_vmm, .init = dev_setu
 	fk.fail_req = 0;
 	d->ops->resume(d);
 }
+
+Test(vhost_net, a_new_vector_gets_vhost_a_new_call_eventfd, .init = dev_setup,
+     .fini = dev_teardown)
+{
+	activate(true);
+	forget();
+	fk.vring_base[0] = 2;
+	fk.vring_base[1] = 5;
+	put16(used_gpa(0) + 2, 2);
+	put16(used_gpa(1) + 2, 5);
+	/* the driver moves the live rx queue to vector 2, as the transport reports it */
+	cr_assert_not_null(vd->ops->queue_vector);
+	vd->vq_vector[VIRTIO_NET_RXQ] = 2;
+	vd->ops->queue_vector(vd, VIRTIO_NET_RXQ);
+	cr_assert_eq(fk.nrecs, 0, "nothing on the vCPU thread");
+	cr_assert_geq(evloop__run_once(&vm.loop, false), 0);
+	cr_assert_eq(count(VHOST_GET_VRING_BASE), 2, "the rings came back");
+	cr_assert_eq(count(VHOST_NET_SET_BACKEND), 4, "and went to vhost again");
+	cr_assert_eq(last(VHOST_SET_VRING_CALL, 0)->val, msix__vector_eventfd(&vd->msix, 2),
+		     "ring 0 now calls vector 2's eventfd");
+	cr_assert_eq(last(VHOST_SET_VRING_BASE, 0)->val, 2, "from where vhost stopped");
+	cr_assert_eq(last(VHOST_SET_VRING_BASE, 1)->val, 5);
+	cr_assert(virtio_net__rings_offloaded(net));
+}

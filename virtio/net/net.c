@@ -459,6 +459,17 @@ static void net_rings_release(struct virtio_net *n, bool carry)
 	}
 }
 
+/* the call eventfds the backend has are no longer the queues' vectors' */
+static bool net_calls_changed(struct virtio_net *n)
+{
+	uint16_t q;
+
+	for (q = 0; q < NET_BACKEND_RINGS; q++)
+		if (n->rings.q[q].call_fd != net_call_fd(n, q))
+			return true;
+	return false;
+}
+
 static void net_frames_start(struct virtio_net *n)
 {
 	int ret = n->be->ops->start(n->be, &net_be_cbs, n);
@@ -482,6 +493,12 @@ static void net_reconcile(struct virtio_net *n)
 	if (!net_active(n) || n->paused)
 		return;
 	if (net_want_rings(n)) {
+		if (n->rings_owned && net_calls_changed(n)) {
+			/* a queue's vector changed: the backend signals the new one's eventfd */
+			net_rings_release(n, true);
+			if (n->broken)
+				return;
+		}
 		if (n->rings_owned)
 			return;
 		if (n->tx_inflight)
@@ -1033,6 +1050,8 @@ static void net_ctl_event(void *opaque, int res)
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 
+static void net_queue_vector(struct virtio_dev *vd, uint16_t q);
+
 static const struct virtio_dev_ops net_ops = {
     .features = net_features,
     .cfg_read = net_cfg_read,
@@ -1041,6 +1060,7 @@ static const struct virtio_dev_ops net_ops = {
     .reset = net_reset,
     .busy = net_busy,
     .queue_notify = net_queue_notify,
+    .queue_vector = net_queue_vector,
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -1159,6 +1179,18 @@ static int net_msix_enable(struct msix *m, bool on, void *opaque)
 	if (sys__eventfd_signal(n->ctl_efd) < 0)
 		log_err_rl(&n->rl, n->name, "cannot wake the event loop");
 	return 0;
+}
+
+/* a live queue's vector changed (vCPU thread, vdev.lock held): the event loop follows */
+static void net_queue_vector(struct virtio_dev *vd, uint16_t q)
+{
+	struct virtio_net *n = to_net(vd);
+
+	if (!n->can_own_rings || q >= NET_BACKEND_RINGS)
+		return;
+	atomic_store(&n->recheck, true);
+	if (sys__eventfd_signal(n->ctl_efd) < 0)
+		log_err_rl(&n->rl, n->name, "cannot wake the event loop");
 }
 
 static const struct msix_passthrough_ops net_msix_pt_ops = {
