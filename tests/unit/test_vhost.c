@@ -798,3 +798,36 @@ Test(vhost_net, a_new_vector_gets_vhost_a_new_call_eventfd, .init = dev_setup,
 	cr_assert_eq(last(VHOST_SET_VRING_BASE, 1)->val, 5);
 	cr_assert(virtio_net__rings_offloaded(net));
 }
+
+Test(vhost_net, a_reset_transmit_in_flight_delays_the_hand_over, .init = dev_setup,
+     .fini = dev_teardown)
+{
+	struct vmm_device *d = virtio_net__device(net);
+	uint8_t *desc;
+	uint64_t a = BUF_GPA;
+	uint32_t len = 80;
+	uint16_t flags = 0, next = 0, head = 0;
+
+	/* the device walks the rings (dirty tracking) and a transmit is in flight */
+	activate(true);
+	cr_assert_eq(d->ops->track_dirty(d, true), 0);
+	desc = hva(RING_GPA(1), 16);
+	memcpy(desc, &a, 8);
+	memcpy(desc + 8, &len, 4);
+	memcpy(desc + 12, &flags, 2);
+	memcpy(desc + 14, &next, 2);
+	put16(RING_GPA(1) + 16 * QSIZE + 4, head);
+	put16(RING_GPA(1) + 16 * QSIZE + 2, 1);
+	vd->ops->queue_notify(vd, VIRTIO_NET_TXQ);
+	cr_assert_eq(tapf.ntx, 1);
+	cr_assert_eq(d->ops->track_dirty(d, false), 0);
+	/* the driver resets and comes back before that transmit completed */
+	vd->ops->reset(vd);
+	forget();
+	activate(true);
+	cr_assert_eq(fk.nrecs, 0, "vhost waits: the old transmit still reads guest memory");
+	cr_assert_not(virtio_net__rings_offloaded(net));
+	tapf.cbs->tx_done(tapf.opaque, tapf.token, 80);
+	assert_setup_sequence(0, 0);
+	cr_assert(virtio_net__rings_offloaded(net));
+}

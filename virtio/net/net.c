@@ -651,8 +651,6 @@ static void net_tx_done_locked(struct virtio_net *n, uint32_t token, int res)
 	}
 	virtio_pci__notify_queue(&n->vdev, VIRTIO_NET_TXQ);
 	net_tx_process(n);
-	if (!n->tx_inflight && n->can_own_rings && !n->rings_owned)
-		net_reconcile(n); /* the rings may go to the backend now */
 }
 
 /* ---- receive ---------------------------------------------------------- */
@@ -834,6 +832,9 @@ static void net_tx_done(void *opaque, uint32_t token, int res)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	net_tx_done_locked(n, token, res);
+	/* the last transmit of ours (this activation's or a reset one's): the rings may go now */
+	if (!n->tx_inflight && n->can_own_rings && !n->rings_owned)
+		net_reconcile(n);
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 
