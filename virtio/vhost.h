@@ -69,6 +69,6 @@ int vhost__vring_start(struct vhost *v, const struct guest_mem *m,
 /* the kernel signals call_fd (-1: nothing) from now on: a vector changed */
 int vhost__vring_set_call(struct vhost *v, unsigned int index, int call_fd) __must_check;
 /* GET_VRING_BASE into *base, then KICK and CALL unbound; 0 or the first -errno */
-int vhost__vring_stop(struct vhost *v, unsigned int index, uint16_t *base);
+int vhost__vring_stop(struct vhost *v, unsigned int index, uint16_t *base) __must_check;
 
 #endif
