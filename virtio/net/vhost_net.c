@@ -157,7 +157,8 @@ err_backend:
 			log_err(vn->prefix, "ring %u: cannot take the tap back from vhost-net", j);
 err_rings:
 	while (i--)
-		(void)vhost__vring_stop(&vn->vh, i, &base);
+		if (vhost__vring_stop(&vn->vh, i, &base))
+			log_err(vn->prefix, "ring %u: cannot unbind it from vhost-net", i);
 err:
 	log_err(vn->prefix, "vhost-net does not take the rings: %s", strerror(-ret));
 	return ret;
