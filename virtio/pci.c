@@ -386,7 +386,11 @@ static void vpci_common_write(struct virtio_dev *vd, uint32_t off, uint32_t len,
 	if (!vq)
 		return;
 	if (off == VIRTIO_PCI_COMMON_Q_MSIX) {
+		uint16_t old = vd->vq_vector[q];
+
 		vd->vq_vector[q] = vpci_vector_ok(vd, (uint16_t)v) ? (uint16_t)v : MSIX_NO_VECTOR;
+		if (vd->active && old != vd->vq_vector[q] && vd->ops->queue_vector)
+			vd->ops->queue_vector(vd, q);
 		return;
 	}
 	if (vq->ready) {
@@ -443,17 +447,72 @@ static void vpci_kick_fn(void *opaque, int res)
 	vpci_do_kick(vd, ctx->q);
 }
 
+/* the eventfd queue q's notifications signal (vd->lock held, or the BAR callbacks) */
+static int vpci_kick_target(const struct virtio_dev *vd, uint16_t q)
+{
+	return vd->kick_redirect[q] >= 0 ? vd->kick_redirect[q] : vd->kick_fd[q];
+}
+
 /* a notify write that reached userspace (no ioeventfd registered for it) */
 static void vpci_notify_write(struct virtio_dev *vd, uint16_t q)
 {
+	int redirect;
+
 	if (q >= vd->nr_queues)
 		return;
+	pthread_mutex_lock(&vd->lock);
+	redirect = vd->kick_redirect[q];
+	pthread_mutex_unlock(&vd->lock);
+	if (redirect >= 0) {
+		sys__eventfd_signal(redirect);
+		return;
+	}
 	if (vd->vm->irq.vm_fd >= 0 && vd->kick_fd[q] >= 0) {
 		/* hand it to the event loop like an ioeventfd would */
 		sys__eventfd_signal(vd->kick_fd[q]);
 		return;
 	}
 	vpci_do_kick(vd, q);
+}
+
+static uint32_t vpci_ioeventfd_len(struct virtio_dev *vd);
+
+int virtio_pci__redirect_kick(struct virtio_dev *vd, uint16_t q, int fd)
+{
+	uint64_t addr;
+	int from, to, ret = 0;
+
+	if (q >= vd->nr_queues)
+		return -EINVAL;
+	pthread_mutex_lock(&vd->lock);
+	from = vpci_kick_target(vd, q);
+	to = fd >= 0 ? fd : vd->kick_fd[q];
+	if (from != to && vd->kick_ioeventfd[q]) {
+		/* the same address and match: one ioeventfd at a time */
+		uint32_t elen = vpci_ioeventfd_len(vd);
+
+		addr = vd->bar_addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT;
+		ret = irq__ioeventfd(&vd->vm->irq, addr, elen, -1, false, from, false);
+		if (!ret) {
+			ret = irq__ioeventfd(&vd->vm->irq, addr, elen, -1, false, to, true);
+			if (ret && irq__ioeventfd(&vd->vm->irq, addr, elen, -1, false, from, true)) {
+				log_err_rl(&vd->rl, vd->pci.name,
+					   "queue %u: no ioeventfd any more, kicks go through the VMM", q);
+				vd->kick_ioeventfd[q] = false;
+			}
+		}
+	}
+	if (!ret)
+		vd->kick_redirect[q] = fd >= 0 ? fd : -1;
+	pthread_mutex_unlock(&vd->lock);
+	if (ret) {
+		log_err_rl(&vd->rl, vd->pci.name, "queue %u: cannot move its ioeventfd: %s", q,
+			   strerror(-ret));
+		return ret;
+	}
+	if (from != to)
+		sys__eventfd_signal(to);
+	return 0;
 }
 
 /* ---- BAR accesses ---------------------------------------------------------- */
@@ -548,14 +607,16 @@ static int vpci_bar_map(struct pci_dev *d, int bar, uint64_t addr)
 		return 0;
 	elen = vpci_ioeventfd_len(vd);
 	for (q = 0; q < vd->nr_queues; q++) {
+		pthread_mutex_lock(&vd->lock);
 		ret = irq__ioeventfd(&vd->vm->irq, addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT,
-				     elen, -1, false, vd->kick_fd[q], true);
+				     elen, -1, false, vpci_kick_target(vd, q), true);
 		/* without it, notify writes exit to us and are forwarded to the loop */
 		if (ret)
 			log_warn_rl(&vd->rl, d->name,
 				    "queue %u: no ioeventfd (%s), kicks go through the VMM", q,
 				    strerror(-ret));
 		vd->kick_ioeventfd[q] = !ret;
+		pthread_mutex_unlock(&vd->lock);
 	}
 	return 0;
 }
@@ -571,13 +632,14 @@ static int vpci_bar_unmap(struct pci_dev *d, int bar, uint64_t addr)
 	if (vd->vm->irq.vm_fd >= 0) {
 		elen = vpci_ioeventfd_len(vd);
 		for (q = 0; q < vd->nr_queues; q++) {
-			if (!vd->kick_ioeventfd[q])
-				continue;
-			if (irq__ioeventfd(&vd->vm->irq,
+			pthread_mutex_lock(&vd->lock);
+			if (vd->kick_ioeventfd[q] &&
+			    irq__ioeventfd(&vd->vm->irq,
 					   addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT,
-					   elen, -1, false, vd->kick_fd[q], false))
+					   elen, -1, false, vpci_kick_target(vd, q), false))
 				log_warn_rl(&vd->rl, d->name, "queue %u: cannot remove ioeventfd", q);
 			vd->kick_ioeventfd[q] = false;
+			pthread_mutex_unlock(&vd->lock);
 		}
 	}
 	/* not under vd->lock: deregistration waits for running handlers, which take it */
@@ -711,6 +773,7 @@ int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uin
 	vd->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
 	for (q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		vd->kick_fd[q] = -1;
+		vd->kick_redirect[q] = -1;
 		vd->vq_vector[q] = MSIX_NO_VECTOR;
 	}
 	for (q = 0; q < nr_queues; q++) {

@@ -71,6 +71,12 @@ struct virtio_dev_ops {
 	bool (*busy)(struct virtio_dev *vd);
 	/* queue q was kicked (event loop thread) */
 	void (*queue_notify)(struct virtio_dev *vd, uint16_t q);
+	/*
+	 * optional: the driver gave live queue q another MSI-X vector (a vCPU
+	 * thread): a device that handed the vector's eventfd to someone else
+	 * (vhost) follows; queue work, do not act here
+	 */
+	void (*queue_vector)(struct virtio_dev *vd, uint16_t q);
 };
 
 struct virtio_dev {
@@ -100,7 +106,8 @@ struct virtio_dev {
 	int kick_fd[VIRTIO_MAX_QUEUES];
 	struct evloop_watch kick_watch[VIRTIO_MAX_QUEUES];
 	struct virtio_kick_ctx kick_ctx[VIRTIO_MAX_QUEUES];
-	bool kick_ioeventfd[VIRTIO_MAX_QUEUES]; /* KVM signals kick_fd[q] itself */
+	bool kick_ioeventfd[VIRTIO_MAX_QUEUES]; /* KVM signals the kick eventfd itself */
+	int kick_redirect[VIRTIO_MAX_QUEUES]; /* -1, or the eventfd kicks go to instead of kick_fd */
 	bool registered;           /* on the PCI bus */
 	uint8_t cfg_cap_off;       /* VIRTIO_PCI_CAP_PCI_CFG capability in config space */
 	uint64_t bar_addr;         /* where the BAR is decoded now, 0 when not */
@@ -129,6 +136,15 @@ void virtio_pci__destroy(struct virtio_dev *vd);
  */
 int virtio_pci__save(struct virtio_dev *vd, void *fdt) __must_check;
 int virtio_pci__load(struct virtio_dev *vd, const void *fdt, int node) __must_check;
+
+/*
+ * Queue q's notifications go to the eventfd fd instead of the transport's
+ * own (a backend that polls it itself: vhost), through the same ioeventfd,
+ * now and after BAR moves; fd < 0 gives them back. Either way the new
+ * target is signalled once, so that whoever owns the ring now looks at it.
+ * Event loop thread; 0 or -errno (nothing changed).
+ */
+int virtio_pci__redirect_kick(struct virtio_dev *vd, uint16_t q, int fd) __must_check;
 
 /* signal the used-buffer interrupt for queue q (respects EVENT_IDX suppression) */
 void virtio_pci__notify_queue(struct virtio_dev *vd, uint16_t q);

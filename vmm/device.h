@@ -50,6 +50,15 @@ struct vmm_device_ops {
 	 */
 	int (*pause)(struct vmm_device *d);
 	void (*resume)(struct vmm_device *d);
+	/*
+	 * A migration's dirty tracking starts (on) or ends, on the VMM
+	 * thread with the guest running. A device whose writes into guest
+	 * memory neither KVM's dirty log nor mem__mark_dirty would see (a
+	 * vhost backend writing the rings from the kernel) makes them visible
+	 * before it returns (docs/migration.md). Optional; 0 or -errno (the
+	 * migration then fails).
+	 */
+	int (*track_dirty)(struct vmm_device *d, bool on);
 	/* one log line of counters (-v, at exit). Optional. */
 	void (*log_stats)(struct vmm_device *d);
 	/*

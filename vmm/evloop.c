@@ -150,15 +150,10 @@ static bool evloop_on_loop_thread(struct evloop *l)
 	return pthread_equal(pthread_self(), l->loop_thread);
 }
 
-int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
+/* submit the removal of w's poll (its last completion clears armed) */
+static void evloop_poll_remove(struct evloop *l, struct evloop_watch *w)
 {
 	struct io_uring_sqe *sqe;
-
-	if (!w->active)
-		return -ENOENT;
-	pthread_mutex_lock(&l->cq_lock);
-	w->active = false;
-	pthread_mutex_unlock(&l->cq_lock);
 
 	pthread_mutex_lock(&l->sq_lock);
 	sqe = evloop_sqe_locked(l);
@@ -168,6 +163,37 @@ int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
 		io_uring_submit(&l->ring);
 	}
 	pthread_mutex_unlock(&l->sq_lock);
+}
+
+int evloop__watch_enable(struct evloop *l, struct evloop_watch *w, bool on)
+{
+	bool armed;
+
+	pthread_mutex_lock(&l->cq_lock);
+	if (w->active == on) {
+		pthread_mutex_unlock(&l->cq_lock);
+		return 0;
+	}
+	w->active = on;
+	armed = w->armed;
+	pthread_mutex_unlock(&l->cq_lock);
+	if (!on) {
+		if (armed)
+			evloop_poll_remove(l, w);
+		return 0;
+	}
+	/* still armed: the removal's last completion sees active and re-arms */
+	return armed ? 0 : evloop_arm(l, w);
+}
+
+int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
+{
+	if (!w->active && !w->armed)
+		return -ENOENT;
+	pthread_mutex_lock(&l->cq_lock);
+	w->active = false;
+	pthread_mutex_unlock(&l->cq_lock);
+	evloop_poll_remove(l, w);
 
 	/* wait for the poll's last completion so that w may be freed */
 	if (evloop_on_loop_thread(l)) {

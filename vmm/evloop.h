@@ -83,6 +83,14 @@ void evloop__destroy(struct evloop *l);
 int evloop__add_fd(struct evloop *l, struct evloop_watch *w, int fd, uint32_t events,
 		   evloop_fd_fn fn, void *opaque) __must_check;
 int evloop__del_fd(struct evloop *l, struct evloop_watch *w);
+/*
+ * Silence a watch (on = false) or wake it again, on the loop thread, without
+ * waiting: off takes its poll out of the ring (no wake-up of the loop per
+ * event any more) and returns at once; on re-arms it (or lets the poll's
+ * last completion re-arm it). w stays the caller's until evloop__del_fd,
+ * which also accepts a silenced watch. 0 or -errno.
+ */
+int evloop__watch_enable(struct evloop *l, struct evloop_watch *w, bool on);
 
 /*
  * An SQE whose completion calls op->fn(op->opaque, res) on the loop thread.

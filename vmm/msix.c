@@ -367,6 +367,18 @@ int msix__vector_fd(struct msix *m, uint16_t v)
 	return fd;
 }
 
+int msix__vector_eventfd(struct msix *m, uint16_t v)
+{
+	int fd;
+
+	if (v >= m->nr)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	fd = m->pt_ops ? m->vec[v].efd : -1;
+	pthread_mutex_unlock(&m->lock);
+	return fd;
+}
+
 int msix__notify(struct msix *m, uint16_t v)
 {
 	struct msix_vector *vec;
@@ -375,7 +387,11 @@ int msix__notify(struct msix *m, uint16_t v)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	vec = &m->vec[v];
-	if (msix_vec_masked(m, vec))
+	if (m->pt_ops && vec->efd >= 0) {
+		/* the irqfd is attached only while the vector is live */
+		vec->count++;
+		sys__eventfd_signal(vec->efd);
+	} else if (msix_vec_masked(m, vec))
 		vec->pending = true;
 	else
 		msix_fire(m, vec);

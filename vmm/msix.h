@@ -110,8 +110,17 @@ bool msix__enabled(const struct msix *m);
 /* the eventfd of vector v for devices that signal it themselves (irqfd path), or -1 */
 int msix__vector_fd(struct msix *m, uint16_t v);
 /*
+ * Passthrough mode: the eventfd of vector v whether or not it is live now
+ * (every vector has one, and it stays the same for the vector's life): what
+ * a producer outside the VMM (vhost's call fd) is given. -1 otherwise.
+ */
+int msix__vector_eventfd(struct msix *m, uint16_t v);
+/*
  * Deliver vector v: signal its eventfd, or set its pending bit when the
- * vector or function is masked. Returns 0, or -EINVAL for a bad vector.
+ * vector or function is masked. In passthrough mode the eventfd is always
+ * signalled: a masked vector's irqfd is detached, so the event waits there
+ * (and shows in the PBA) until the unmask. Returns 0, or -EINVAL for a bad
+ * vector.
  */
 int msix__notify(struct msix *m, uint16_t v);
 

@@ -76,6 +76,8 @@ void options__usage(void *file, const char *prog)
 		"  -p, --cpus N          number of vCPUs (default 1, at most %d)\n"
 		"  -n, --net OPTS        virtio-net NIC: tap=NAME[,mac=52:54:00:xx:xx:xx][,id=NAME]\n"
 		"                        [,failover=on] (offer VIRTIO_NET_F_STANDBY)\n"
+		"                        [,vhost=on|off] (the kernel's vhost-net moves the frames;\n"
+		"                        default: on when /dev/vhost-net opens, else userspace)\n"
 		"                        (the tap is created when absent); repeatable, %d at most\n"
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"

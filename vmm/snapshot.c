@@ -4,6 +4,7 @@
 #include "migration/stream.h"
 #include "vmm/device.h"
 #include "vmm/kvm.h"
+#include "vmm/log.h"
 #include "vmm/migrate.h"
 
 #include <errno.h>
@@ -275,12 +276,47 @@ int snapshot__live_begin(struct snapshot_live *s, struct vm *vm, struct mig_writ
 	return ret;
 }
 
+/*
+ * Devices hear that dirty tracking starts or ends (vmm/device.h track_dirty:
+ * a vhost backend's writes must become visible); on: up to the first
+ * failure, which is returned after the ones before it heard "off" again.
+ */
+static int snap_track_dirty_all(struct vm *vm, bool on, char *err, size_t errlen)
+{
+	struct vmm_device *d, *e;
+	int ret;
+
+	for (d = vm->devices.first; d; d = d->next) {
+		if (!d->ops || !d->ops->track_dirty)
+			continue;
+		ret = d->ops->track_dirty(d, on);
+		if (!ret || !on) {
+			if (ret)
+				log_err("snapshot", "%s: dirty tracking off: %s", d->id, strerror(-ret));
+			continue;
+		}
+		snprintf(err, errlen, "%s (%s) cannot have its writes logged: %s", d->id, d->kind,
+			 strerror(-ret));
+		for (e = vm->devices.first; e && e != d; e = e->next)
+			if (e->ops && e->ops->track_dirty)
+				(void)e->ops->track_dirty(e, false);
+		return ret;
+	}
+	return 0;
+}
+
 int snapshot__live_log_start(struct snapshot_live *s, char *err, size_t errlen)
 {
 	int ret = kvm__dirty_log_start(s->vm);
 
 	if (ret) {
 		snprintf(err, errlen, "cannot log the guest's writes: %s", strerror(-ret));
+		return ret;
+	}
+	/* before the first round reads any page: what a device wrote until now is in it */
+	ret = snap_track_dirty_all(s->vm, true, err, errlen);
+	if (ret) {
+		kvm__dirty_log_stop(s->vm);
 		return ret;
 	}
 	s->logging = true;
@@ -408,8 +444,10 @@ void snapshot__live_end(struct snapshot_live *s)
 {
 	unsigned int i;
 
-	if (s->logging)
+	if (s->logging) {
+		(void)snap_track_dirty_all(s->vm, false, NULL, 0);
 		kvm__dirty_log_stop(s->vm);
+	}
 	s->logging = false;
 	for (i = 0; i < MEM_MAX_REGIONS; i++) {
 		free(s->bits[i]);

@@ -10,9 +10,23 @@
 #include <string.h>
 #include <unistd.h>
 
+static const struct sys_fake *sys_fake;
+
+void sys__set_fake(const struct sys_fake *fake)
+{
+	sys_fake = fake;
+}
+
 int sys__open_raw(const char *path, int flags)
 {
-	int fd = open(path, flags | O_CLOEXEC);
+	int fd;
+
+	if (sys_fake && sys_fake->open) {
+		fd = sys_fake->open(sys_fake->opaque, path, flags | O_CLOEXEC);
+		if (fd != SYS_FAKE_PASS)
+			return fd;
+	}
+	fd = open(path, flags | O_CLOEXEC);
 
 	return fd < 0 ? -errno : fd;
 }
@@ -30,6 +44,12 @@ int sys__close(int fd)
 {
 	if (fd < 0)
 		return 0;
+	if (sys_fake && sys_fake->close) {
+		int ret = sys_fake->close(sys_fake->opaque, fd);
+
+		if (ret != SYS_FAKE_PASS)
+			return ret;
+	}
 	return close(fd) ? -errno : 0;
 }
 
@@ -39,7 +59,14 @@ int sys__close(int fd)
  */
 int sys__ioctl_raw(int fd, unsigned long req, void *arg)
 {
-	int ret = ioctl(fd, req, arg);
+	int ret;
+
+	if (sys_fake && sys_fake->ioctl) {
+		ret = sys_fake->ioctl(sys_fake->opaque, fd, req, arg);
+		if (ret != SYS_FAKE_PASS)
+			return ret;
+	}
+	ret = ioctl(fd, req, arg);
 
 	return ret < 0 ? -errno : ret;
 }

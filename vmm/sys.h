@@ -26,6 +26,22 @@ int sys__eventfd(unsigned int initval) __must_check;
 int sys__eventfd_signal(int fd);
 int sys__eventfd_drain(int fd);
 
+/*
+ * A fake for unit tests: while set, open/ioctl/close go to it first; a hook
+ * that returns SYS_FAKE_PASS lets the real call happen (so a test fakes
+ * only its own paths and fds, e.g. /dev/vhost-net). Eventfds stay real.
+ * Not thread-safe against calls in flight: set it before the code under test runs.
+ */
+#define SYS_FAKE_PASS (-0x7fff)
+struct sys_fake {
+	int (*open)(void *opaque, const char *path, int flags);
+	int (*ioctl)(void *opaque, int fd, unsigned long req, void *arg);
+	int (*close)(void *opaque, int fd);
+	void *opaque;
+};
+/* NULL: back to the real system calls */
+void sys__set_fake(const struct sys_fake *fake);
+
 /* read/write whole buffers, retrying on EINTR and short counts */
 ssize_t sys__pread_full(int fd, void *buf, size_t len, off_t off) __must_check;
 ssize_t sys__pwrite_full(int fd, const void *buf, size_t len, off_t off) __must_check;

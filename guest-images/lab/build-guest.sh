@@ -28,7 +28,9 @@
 #                        against lab.server), nic-test (several NICs picked
 #                        by MAC, see lab.nic), failover-test (a
 #                        net_failover pair under one long stream, see the
-#                        script), shell (a shell on the console), none, or
+#                        script), reload-test (nic-test, then the virtio_net
+#                        driver unloaded and loaded again, then nic-test
+#                        again), shell (a shell on the console), none, or
 #                        a script /etc/lab/cmd/<name>
 #   lab.iperf_time=5     iperf3 seconds per direction
 #   lab.nic=MAC,IP/LEN,PEER[,SECS]  (nic-test; repeatable) the NIC with MAC
@@ -483,6 +485,41 @@ done
 exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/nic-test"
+
+cat > "$rfs/etc/lab/cmd/reload-test" <<'CMD'
+#!/bin/sh
+# nic-test (lab.nic=...), then the guest's virtio_net driver is unloaded
+# (the device is reset) and loaded again (a new DRIVER_OK), then nic-test
+# again over the new interface:
+#   LAB-RELOAD begin
+#   LAB-RELOAD rmmod=STATUS insmod=STATUS
+#   LAB-RELOAD end
+# (both nic-test runs print their own LAB-* lines, the second after
+# "LAB-RELOAD end")
+rc=0
+/etc/lab/cmd/nic-test || rc=1
+echo "LAB-RELOAD begin"
+rmmod virtio_net
+rm_st=$?
+i=0
+while ls /sys/bus/virtio/drivers/virtio_net/virtio* > /dev/null 2>&1 && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+ins_st=0
+while read -r m; do
+	case "$m" in
+	*/virtio_net.ko*) insmod "$m" || ins_st=$? ;;
+	*) [ -d "/sys/module/$(basename "${m%%.ko*}")" ] || insmod "$m" ;;
+	esac
+done < /etc/lab/mods/net
+echo "LAB-RELOAD rmmod=$rm_st insmod=$ins_st"
+[ "$rm_st" = 0 ] && [ "$ins_st" = 0 ] || rc=1
+echo "LAB-RELOAD end"
+/etc/lab/cmd/nic-test || rc=1
+exit $rc
+CMD
+chmod 755 "$rfs/etc/lab/cmd/reload-test"
 
 cat > "$rfs/sbin/init" <<'INIT'
 #!/bin/sh

@@ -34,7 +34,7 @@ RLOG=$WORK/responder.log
 ip netns exec "$NS" python3 "$(dirname "$0")/net_responder.py" "$TAP" 70 >"$RLOG" 2>&1 &
 RESP_PID=$!
 
-run_vmm 75 ip netns exec "$NS" "$MINIVMM_BIN" --kernel "$TINY_VIRTIONET" --testdev --mem 64M \
+run_vmm 75 ip netns exec "$NS" "$MINIVMM_BIN" -v --kernel "$TINY_VIRTIONET" --testdev --mem 64M \
 	--net "tap=$TAP,mac=$MAC"
 kill "$RESP_PID" 2>/dev/null || true
 wait "$RESP_PID" 2>/dev/null || true
@@ -52,4 +52,19 @@ expect_line '^rx_pong=1$'
 expect_line '^msix_rx_irqs=[1-9][0-9]*$'
 expect_line '^virtionet PASS$'
 expect_rc 0
+
+# the backend and why: this host's kernel may lack /dev/vhost-net
+if [ -c /dev/vhost-net ]; then
+	grep -q 'net0: vhost-net backend' "$OUT" || fail "no 'net0: vhost-net backend' in the log"
+else
+	grep -q 'net0: userspace backend (/dev/vhost-net: ' "$OUT" ||
+		fail "no 'net0: userspace backend (/dev/vhost-net: ...)' in the log"
+	# vhost=on without /dev/vhost-net: a clear start-up error, no guest run
+	run_vmm 20 ip netns exec "$NS" "$MINIVMM_BIN" --kernel "$TINY_VIRTIONET" --testdev --mem 64M \
+		--net "tap=$TAP,mac=$MAC,vhost=on"
+	[ "$RC" -ne 0 ] || fail "vhost=on without /dev/vhost-net started"
+	grep -q 'net0: error: vhost=on, but /dev/vhost-net: ' "$OUT" ||
+		fail "vhost=on without /dev/vhost-net: no clear error: $(head -c 600 "$OUT")"
+	no_line 'virtionet PASS'
+fi
 echo "PASS"

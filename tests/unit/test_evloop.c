@@ -257,3 +257,43 @@ Test(evloop, calls_from_another_thread_run_on_the_loop_in_order)
 	cr_assert_eq(cs.order[10], 63, "the call queued by call 5 runs after those queued before it");
 	evloop__destroy(&l);
 }
+
+Test(evloop, silenced_watch_does_not_fire_and_wakes_again)
+{
+	struct evloop l;
+	struct evloop_watch w;
+	struct hit h = { 0 };
+	int efd = sys__eventfd(0), i;
+
+	h.fd = efd;
+	cr_assert_eq(evloop__init(&l, 16), 0);
+	cr_assert_eq(evloop__add_fd(&l, &w, efd, POLLIN, hit_fn, &h), 0);
+	cr_assert_eq(evloop__watch_enable(&l, &w, false), 0);
+	for (i = 0; i < 10 && w.armed; i++)
+		cr_assert_geq(evloop__run_once(&l, false), 0);
+	cr_assert_not(w.armed, "silenced: its poll left the ring");
+	cr_assert_eq(sys__eventfd_signal(efd), 0);
+	cr_assert_geq(evloop__run_once(&l, false), 0);
+	cr_assert_eq(h.calls, 0, "a silenced watch never fires");
+	cr_assert_eq(evloop__watch_enable(&l, &w, true), 0);
+	for (i = 0; i < 10 && !h.calls; i++)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert_eq(h.calls, 1, "woken: the pending event fires");
+	/* off and on again before the removal completed: still one live poll */
+	cr_assert_eq(evloop__watch_enable(&l, &w, false), 0);
+	cr_assert_eq(evloop__watch_enable(&l, &w, true), 0);
+	for (i = 0; i < 5; i++)
+		cr_assert_geq(evloop__run_once(&l, false), 0);
+	cr_assert(w.armed);
+	cr_assert_eq(sys__eventfd_signal(efd), 0);
+	for (i = 0; i < 10 && h.calls < 2; i++)
+		cr_assert_geq(evloop__run_once(&l, true), 0);
+	cr_assert_eq(h.calls, 2);
+	/* del_fd takes a silenced watch too */
+	cr_assert_eq(evloop__watch_enable(&l, &w, false), 0);
+	cr_assert_eq(evloop__del_fd(&l, &w), 0);
+	cr_assert_not(w.armed);
+	cr_assert_eq(evloop__del_fd(&l, &w), -ENOENT);
+	evloop__destroy(&l);
+	close(efd);
+}

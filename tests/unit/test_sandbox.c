@@ -9,6 +9,8 @@
 #include "vmm/sandbox.h"
 
 #include <criterion/criterion.h>
+#include <linux/vhost.h>
+#include <sys/ioctl.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -200,4 +202,31 @@ Test(sandbox, loaded_filter_allows_and_kills, .timeout = 30)
 	cr_assert_eq(in_child(SANDBOX_VCPU, call_socket, out, sizeof(out)), SIGSYS, "%s", out);
 	cr_assert(strstr(out, "minivmm: seccomp: thread vcpu made a forbidden system call socket (nr 41)"),
 		  "%s", out);
+}
+
+/* the vhost-net set-up requests, on a bad fd: EBADF when the filter lets them through */
+static int call_vhost_ioctls(void)
+{
+	static const unsigned long reqs[] = {
+		VHOST_SET_OWNER, VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE,
+		VHOST_SET_VRING_NUM, VHOST_SET_VRING_ADDR, VHOST_SET_VRING_BASE,
+		VHOST_GET_VRING_BASE, VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL,
+		VHOST_NET_SET_BACKEND,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		if (ioctl(-1, reqs[i], NULL) != -1 || errno != EBADF)
+			return 7;
+	return 0;
+}
+
+Test(sandbox, vhost_setup_on_the_vmm_thread_only, .timeout = 30)
+{
+	char out[512];
+
+	/* the VMM thread hands the rings to vhost at DRIVER_OK and takes them back */
+	cr_assert_eq(in_child(SANDBOX_VMM, call_vhost_ioctls, out, sizeof(out)), 0, "%s", out);
+	/* a vCPU only records the driver's writes: no vhost request there */
+	cr_assert_eq(in_child(SANDBOX_VCPU, call_vhost_ioctls, out, sizeof(out)), SIGSYS, "%s", out);
 }

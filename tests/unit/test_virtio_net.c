@@ -79,6 +79,19 @@ Test(net_opts, failover)
 	cr_assert_not(cfg.failover, "off unless asked");
 }
 
+Test(net_opts, vhost)
+{
+	struct virtio_net_config cfg;
+	char err[256];
+
+	cr_assert_eq(parse("tap=tap0", &cfg, err), 0, "%s", err);
+	cr_assert_eq(cfg.vhost, VIRTIO_NET_VHOST_AUTO, "not given: vhost-net when it opens");
+	cr_assert_eq(parse("tap=tap0,mac=52:54:00:12:34:56,vhost=on", &cfg, err), 0, "%s", err);
+	cr_assert_eq(cfg.vhost, VIRTIO_NET_VHOST_ON);
+	cr_assert_eq(parse("vhost=off,tap=tap0", &cfg, err), 0, "%s", err);
+	cr_assert_eq(cfg.vhost, VIRTIO_NET_VHOST_OFF);
+}
+
 Test(net_opts, tap_only_keeps_name)
 {
 	struct virtio_net_config cfg = {0};
@@ -139,7 +152,9 @@ Test(net_opts, bad_keys_and_values)
 	expect_err("tap=t,id=a/b", "contains '/'");
 	expect_err("tap=t,id=abcdefghijklmnop", "1 to 15 characters");
 	expect_err("tap=t,id=a,id=b", "'id' given twice");
-	expect_err("tap=t,speed=10", "expected tap, mac, id or failover");
+	expect_err("tap=t,speed=10", "expected tap, mac, id, failover or vhost");
+	expect_err("tap=t,vhost=yes", "vhost='yes': on or off");
+	expect_err("tap=t,vhost=on,vhost=off", "'vhost' given twice");
 	expect_err("tap=t,failover=yes", "failover='yes': on or off");
 	expect_err("tap=t,failover=on,failover=off", "'failover' given twice");
 }

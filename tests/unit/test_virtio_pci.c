@@ -29,7 +29,7 @@
 
 struct dummy {
 	struct virtio_dev vd;
-	int activated, resets, notifies[NQ];
+	int activated, resets, notifies[NQ], vector_changes[NQ];
 	int activate_ret;
 	uint8_t cfg[8];
 };
@@ -70,7 +70,14 @@ static void dummy_notify(struct virtio_dev *vd, uint16_t q)
 	dev.notifies[q]++;
 }
 
+static void dummy_queue_vector(struct virtio_dev *vd, uint16_t q)
+{
+	cr_assert_lt(q, NQ);
+	dev.vector_changes[q]++;
+}
+
 static const struct virtio_dev_ops dummy_ops = {
+	.queue_vector = dummy_queue_vector,
 	.features = dummy_features,
 	.cfg_read = dummy_cfg_read,
 	.cfg_write = dummy_cfg_write,
@@ -359,6 +366,46 @@ Test(virtio_pci, kick_eventfd_runs_on_the_event_loop)
 		evloop__run_once(&vm.loop, true);
 	cr_assert_eq(dev.notifies[1], 1);
 	cr_assert_eq(dev.notifies[0], 0);
+}
+
+Test(virtio_pci, kicks_redirected_to_another_eventfd)
+{
+	int efd = sys__eventfd(0), i;
+
+	cr_assert_geq(efd, 0);
+	driver_ok();
+	cr_assert_eq(virtio_pci__redirect_kick(&dev.vd, 1, efd), 0);
+	cr_assert_eq(sys__eventfd_drain(efd), 1, "the new owner is told to look at the ring");
+	mm_wr(VIRTIO_PCI_NOTIFY_OFF + 1 * 4, 2, 1);
+	cr_assert_eq(sys__eventfd_drain(efd), 1, "a kick of queue 1 goes to the new eventfd");
+	cr_assert_eq(dev.notifies[1], 0, "not to the device");
+	mm_wr(VIRTIO_PCI_NOTIFY_OFF + 0 * 4, 2, 0);
+	cr_assert_eq(dev.notifies[0], 1, "other queues are unchanged");
+	/* given back: the transport's own eventfd is signalled once, then kicks are the device's */
+	cr_assert_eq(virtio_pci__redirect_kick(&dev.vd, 1, -1), 0);
+	for (i = 0; i < 10 && !dev.notifies[1]; i++)
+		evloop__run_once(&vm.loop, true);
+	cr_assert_eq(dev.notifies[1], 1);
+	mm_wr(VIRTIO_PCI_NOTIFY_OFF + 1 * 4, 2, 1);
+	cr_assert_eq(dev.notifies[1], 2);
+	cr_assert_eq(sys__eventfd_drain(efd), 0);
+	cr_assert_eq(virtio_pci__redirect_kick(&dev.vd, NQ, efd), -EINVAL);
+	close(efd);
+}
+
+Test(virtio_pci, a_live_queue_vector_change_is_reported)
+{
+	mm_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	mm_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+	cr_assert_eq(dev.vector_changes[1], 0, "not before DRIVER_OK");
+	driver_ok();
+	mm_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	mm_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+	cr_assert_eq(dev.vector_changes[1], 0, "the same vector: no change");
+	mm_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
+	cr_assert_eq(dev.vector_changes[1], 1);
+	cr_assert_eq(dev.vd.vq_vector[1], 2);
+	cr_assert_eq(dev.vector_changes[0], 0);
 }
 
 Test(virtio_pci, no_notify_before_driver_ok)
@@ -724,6 +771,41 @@ Test(virtio_pci_kvm, ioeventfds_follow_the_bar)
 	pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND, (uint8_t *)&cmd, 2,
 			true);
 	cr_assert(dev.vd.kick_ioeventfd[0]);
+
+	/*
+	 * queue 1's kicks moved to another eventfd (vhost's): KVM holds the new
+	 * one at the notify address and no longer the old one, also across a
+	 * BAR decode off and on; and back
+	 */
+	{
+		uint64_t a = dev.vd.bar_addr + VIRTIO_PCI_NOTIFY_OFF + 4;
+		uint32_t elen = kvm__check_cap(&kvm_vm, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0 ? 0 : 2;
+		int efd = sys__eventfd(0);
+
+		cr_assert_geq(efd, 0);
+		cr_assert_eq(virtio_pci__redirect_kick(&dev.vd, 1, efd), 0);
+		/* KVM holds the new eventfd there: it can be taken off (and is put back) */
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, efd, false), 0);
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, efd, true), 0);
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, dev.vd.kick_fd[1], false),
+			     -ENOENT, "and not the old one");
+		cmd = 0;
+		pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND,
+				(uint8_t *)&cmd, 2, true);
+		cmd = PCI_COMMAND_MEMORY;
+		pci__cfg_access(&kvm_vm.pci, 0, (uint8_t)dev.vd.pci.devfn, PCI_COMMAND,
+				(uint8_t *)&cmd, 2, true);
+		a = dev.vd.bar_addr + VIRTIO_PCI_NOTIFY_OFF + 4;
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, efd, false), 0,
+			     "the BAR came back with the redirected eventfd");
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, efd, true), 0);
+		cr_assert_eq(virtio_pci__redirect_kick(&dev.vd, 1, -1), 0);
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, efd, false), -ENOENT);
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, dev.vd.kick_fd[1], false),
+			     0, "the transport's own eventfd is back");
+		cr_assert_eq(irq__ioeventfd(&kvm_vm.irq, a, elen, -1, false, dev.vd.kick_fd[1], true), 0);
+		close(efd);
+	}
 
 	virtio_pci__destroy(&dev.vd);
 	kvm__vm_destroy(&kvm_vm);

@@ -27,6 +27,20 @@
  * tx() returns 0 when queued, -EBUSY when the backend cannot take more now
  * (the device retries after its next tx_done, or at the next kick), or
  * another -errno for a frame that was not sent (no tx_done follows).
+ *
+ * Ring-owning backends (vhost-net): a backend whose host side can walk the
+ * guest's rings itself sets rings_start/rings_stop (and offer_mask). It
+ * still implements the frame ops on the same host side (the same tap), and
+ * the device picks one of the two ways for each stretch of an activation:
+ * it hands the rings over (rings_start) whenever it may (DRIVER_OK, MSI-X
+ * on, not paused, no migration's dirty tracking, no transmit of its own in
+ * flight) and walks them itself with start()/tx()/... otherwise. The two
+ * never overlap: rings_start() only while the frame side is stopped, and
+ * start() only after rings_stop(). What the rings' owner consumed carries
+ * over: the device passes each ring's last avail index in, rings_stop()
+ * passes it back, and the used index is the one in guest memory. The
+ * control queue always stays with the device. The device never asks which
+ * kind of backend it has: it only looks at whether rings_start is set.
  */
 #ifndef MINIVMM_VIRTIO_NET_BACKEND_H
 #define MINIVMM_VIRTIO_NET_BACKEND_H
@@ -36,6 +50,23 @@
 #include <sys/uio.h>
 
 struct net_backend;
+struct guest_mem;
+
+#define NET_BACKEND_RINGS 2 /* receive (0) and transmit (1) */
+
+struct net_ring {
+	uint16_t size;
+	uint16_t last_avail_idx; /* in: where to start; rings_stop: where it stopped */
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	int call_fd;             /* in: signalled for used buffers (an MSI-X vector's irqfd), -1: none */
+	int kick_fd;             /* out: the eventfd the backend polls; the device routes the queue's kicks there */
+};
+
+struct net_rings {
+	const struct guest_mem *mem;
+	uint64_t features;       /* negotiated with the driver */
+	struct net_ring q[NET_BACKEND_RINGS];
+};
 
 struct net_backend_cbs {
 	/* a received frame (header first); 0 consumed, -ENOBUFS keep it and pause */
@@ -69,11 +100,29 @@ struct net_backend_ops {
 	 * when the event loop no longer runs, or on its thread.
 	 */
 	void (*destroy)(struct net_backend *b);
+
+	/* ---- ring-owning backends only (NULL otherwise); see above ---- */
+	/*
+	 * The feature bits (the device's and the transport's) the backend can
+	 * carry: the device offers only these. Bits it has no say on are set.
+	 */
+	uint64_t (*offer_mask)(struct net_backend *b);
+	/*
+	 * Take the rings: fills each ring's kick_fd. 0, or -errno with
+	 * everything undone (the device then walks the rings itself).
+	 */
+	int (*rings_start)(struct net_backend *b, struct net_rings *r);
+	/*
+	 * Give them back: fills each ring's last_avail_idx. Every ring is
+	 * stopped even on an error; 0, or the first -errno (the indices are
+	 * then unknown).
+	 */
+	int (*rings_stop)(struct net_backend *b, struct net_rings *r);
 };
 
 struct net_backend {
 	const struct net_backend_ops *ops;
-	const char *kind; /* "tap", "vhost" */
+	const char *kind; /* "tap", "vhost-net" */
 };
 
 #endif

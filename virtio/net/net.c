@@ -13,6 +13,7 @@
 #include "virtio/net/net.h"
 
 #include <ctype.h>
+#include <endian.h>
 #include <errno.h>
 #include <linux/virtio_config.h>
 #include <poll.h>
@@ -28,6 +29,7 @@
 
 #include "migration/section.h"
 #include "virtio/net/tap.h"
+#include "virtio/net/vhost_net.h"
 #include "virtio/pci.h"
 #include "virtio/queue.h"
 #include "vmm/kvm.h"
@@ -104,6 +106,7 @@ struct virtio_net {
 	/* written by activate/reset (any thread), read by the event loop */
 	atomic_bool want_active;
 	atomic_uint gen;
+	atomic_bool recheck;       /* MSI-X was switched on or off: who walks the rings? */
 	int ctl_efd;
 	struct evloop_watch ctl_watch;
 	bool ctl_watching;
@@ -111,7 +114,18 @@ struct virtio_net {
 	/* event loop thread only */
 	bool paused;           /* a snapshot: no ring processing, frames held in the backend */
 	unsigned int seen_gen; /* the generation net_sync() last acted on */
-	bool running;	       /* backend started for seen_gen */
+	bool running;	       /* the backend's frame side started for seen_gen */
+	/*
+	 * Ring-owning backends (virtio/net/backend.h): the backend holds the
+	 * receive and transmit rings now (read by net_busy under vdev.lock);
+	 * why it may not (a migration's dirty tracking; a failed hand-over,
+	 * until the next activation).
+	 */
+	bool can_own_rings;
+	bool rings_owned;
+	bool track_dirty;
+	bool rings_failed;
+	struct net_rings rings;
 	bool broken;
 	unsigned int hdr_len;
 	bool mrg_rxbuf;
@@ -191,7 +205,7 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 {
 	const char *name = cfg->name;
 	const char *p = opts;
-	bool seen_tap = false, seen_mac = false, seen_failover = false;
+	bool seen_tap = false, seen_mac = false, seen_failover = false, seen_vhost = false;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->name = name;
@@ -269,6 +283,16 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 				cfg->failover = true;
 			else if (!(vlen == 3 && !memcmp(val, "off", 3)))
 				return net_opt_err(err, errlen, "failover='%.*s': on or off", (int)vlen, val);
+		} else if (klen == 5 && !memcmp(p, "vhost", 5)) {
+			if (seen_vhost)
+				return net_opt_err(err, errlen, "option 'vhost' given twice");
+			seen_vhost = true;
+			if (vlen == 2 && !memcmp(val, "on", 2))
+				cfg->vhost = VIRTIO_NET_VHOST_ON;
+			else if (vlen == 3 && !memcmp(val, "off", 3))
+				cfg->vhost = VIRTIO_NET_VHOST_OFF;
+			else
+				return net_opt_err(err, errlen, "vhost='%.*s': on or off", (int)vlen, val);
 		} else if (klen == 2 && !memcmp(p, "id", 2)) {
 			char why[128];
 
@@ -280,7 +304,7 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 			cfg->id[vlen] = '\0';
 		} else {
 			return net_opt_err(err, errlen,
-					   "unknown option '%.*s' (expected tap, mac, id or failover)", (int)klen,
+					   "unknown option '%.*s' (expected tap, mac, id, failover or vhost)", (int)klen,
 					   p);
 		}
 		p = *end ? end + 1 : end;
@@ -295,12 +319,16 @@ int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char
 
 /* ---- state ------------------------------------------------------------ */
 
+static void net_rings_release(struct virtio_net *n, bool carry);
+
 static void net_stop_backend(struct virtio_net *n)
 {
 	if (n->running) {
 		n->be->ops->stop(n->be);
 		n->running = false;
 	}
+	if (n->rings_owned)
+		net_rings_release(n, false);
 }
 
 static void net_broken(struct virtio_net *n, const char *fmt, ...)
@@ -325,7 +353,183 @@ static bool net_live(struct virtio_net *n)
 	return n->running && !n->paused && !n->broken && atomic_load(&n->gen) == n->seen_gen;
 }
 
+/* the driver's activation net_sync() acted on is the current one, and it works */
+static bool net_active(struct virtio_net *n)
+{
+	return atomic_load(&n->want_active) && !n->broken && atomic_load(&n->gen) == n->seen_gen;
+}
+
 static const struct net_backend_cbs net_be_cbs;
+static void net_tx_process(struct virtio_net *n);
+
+/* ---- handing the rings to a ring-owning backend (vdev.lock held) --------- */
+
+/*
+ * The backend may hold the rings: it can, nothing forbids it now, and both
+ * rings are live. MSI-X must be on: the rings' call eventfds are the
+ * vectors' irqfds (without MSI-X, the device raises INTx itself).
+ */
+static bool net_want_rings(struct virtio_net *n)
+{
+	return n->can_own_rings && !n->track_dirty && !n->rings_failed && !n->paused &&
+	       msix__enabled(&n->vdev.msix) && n->vdev.vq[VIRTIO_NET_RXQ].ready &&
+	       n->vdev.vq[VIRTIO_NET_TXQ].ready;
+}
+
+/* the vector's eventfd for queue q (the irqfd KVM injects from), -1 for none */
+static int net_call_fd(struct virtio_net *n, uint16_t q)
+{
+	uint16_t v = n->vdev.vq_vector[q];
+
+	return v == MSIX_NO_VECTOR ? -1 : msix__vector_eventfd(&n->vdev.msix, v);
+}
+
+/* the frame side is stopped and nothing of ours is in flight: hand the rings over */
+static int net_rings_take(struct virtio_net *n)
+{
+	struct net_rings *r = &n->rings;
+	uint16_t q;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->mem = &n->vm->mem;
+	r->features = n->vdev.guest_features;
+	for (q = 0; q < NET_BACKEND_RINGS; q++) {
+		const struct virtq *vq = &n->vdev.vq[q];
+
+		r->q[q].size = vq->size;
+		r->q[q].last_avail_idx = vq->last_avail_idx;
+		r->q[q].desc_gpa = vq->desc_gpa;
+		r->q[q].avail_gpa = vq->avail_gpa;
+		r->q[q].used_gpa = vq->used_gpa;
+		r->q[q].call_fd = net_call_fd(n, q);
+		r->q[q].kick_fd = -1;
+	}
+	ret = n->be->ops->rings_start(n->be, r);
+	if (ret)
+		return ret;
+	for (q = 0; q < NET_BACKEND_RINGS; q++) {
+		ret = virtio_pci__redirect_kick(&n->vdev, q, r->q[q].kick_fd);
+		if (ret)
+			break;
+	}
+	n->rings_owned = true;
+	if (ret) {
+		net_rings_release(n, true);
+		return ret;
+	}
+	return 0;
+}
+
+/*
+ * Take the rings back: the kicks come to the event loop again, the backend
+ * stops. With carry (the activation goes on, in userspace or saved), each
+ * queue resumes where the backend stopped: its last avail index from the
+ * backend, its used index from the ring in guest memory.
+ */
+static void net_rings_release(struct virtio_net *n, bool carry)
+{
+	struct net_rings *r = &n->rings;
+	uint16_t q, used;
+	int ret;
+
+	for (q = 0; q < NET_BACKEND_RINGS; q++)
+		if (virtio_pci__redirect_kick(&n->vdev, q, -1))
+			log_err(n->name, "queue %u: its kicks still go to the %s backend", q,
+				n->be->kind);
+	ret = n->be->ops->rings_stop(n->be, r);
+	n->rings_owned = false;
+	if (!carry)
+		return;
+	if (ret) {
+		net_broken(n, "the %s backend does not give the rings back: %s", n->be->kind,
+			   strerror(-ret));
+		return;
+	}
+	for (q = 0; q < NET_BACKEND_RINGS; q++) {
+		struct virtq *vq = &n->vdev.vq[q];
+
+		if (mem__read(&n->vm->mem, vq->used_gpa + 2, &used, sizeof(used))) {
+			net_broken(n, "queue %u: used ring outside RAM", q);
+			return;
+		}
+		vq->last_avail_idx = r->q[q].last_avail_idx;
+		vq->used_idx = le16toh(used);
+		vq->signalled_used_valid = false;
+	}
+}
+
+/* the call eventfds the backend has are no longer the queues' vectors' */
+static bool net_calls_changed(struct virtio_net *n)
+{
+	uint16_t q;
+
+	for (q = 0; q < NET_BACKEND_RINGS; q++)
+		if (n->rings.q[q].call_fd != net_call_fd(n, q))
+			return true;
+	return false;
+}
+
+static void net_frames_start(struct virtio_net *n)
+{
+	int ret = n->be->ops->start(n->be, &net_be_cbs, n);
+
+	if (ret < 0) {
+		net_broken(n, "backend %s does not start: %s", n->be->kind, strerror(-ret));
+		return;
+	}
+	n->running = true;
+}
+
+/*
+ * Who walks the rings of the running activation: the backend when it may
+ * (net_want_rings), the device otherwise. Called whenever one of the
+ * reasons may have changed; switches keep the rings' indices.
+ */
+static void net_reconcile(struct virtio_net *n)
+{
+	bool was_running = n->running;
+
+	if (!net_active(n) || n->paused)
+		return;
+	if (net_want_rings(n)) {
+		if (n->rings_owned && net_calls_changed(n)) {
+			/* a queue's vector changed: the backend signals the new one's eventfd */
+			net_rings_release(n, true);
+			if (n->broken)
+				return;
+		}
+		if (n->rings_owned)
+			return;
+		if (n->tx_inflight)
+			return; /* again at the last tx_done */
+		if (n->running) {
+			n->be->ops->stop(n->be);
+			n->running = false;
+		}
+		if (!net_rings_take(n)) {
+			log_info(n->name, "the %s backend moves the frames", n->be->kind);
+			return;
+		}
+		n->rings_failed = true; /* until the driver activates the device again */
+		log_err(n->name, "the device walks its rings itself (the %s backend cannot)",
+			n->be->kind);
+	} else if (n->rings_owned) {
+		net_rings_release(n, true);
+		if (n->broken)
+			return;
+		log_info(n->name, "the device walks its rings itself (%s)",
+			 n->track_dirty ? "dirty tracking" : "MSI-X off");
+	}
+	if (n->running)
+		return;
+	net_frames_start(n);
+	if (!n->running || was_running)
+		return;
+	/* what the driver queued while nobody looked */
+	n->be->ops->rx_resume(n->be);
+	net_tx_process(n);
+}
 
 /* act on activate/reset requests (event loop thread) */
 static void net_sync(struct virtio_net *n)
@@ -339,6 +543,7 @@ static void net_sync(struct virtio_net *n)
 	n->seen_gen = gen;
 	net_stop_backend(n);
 	n->broken = false;
+	n->rings_failed = false;
 	if (!atomic_load(&n->want_active))
 		return;
 
@@ -349,13 +554,11 @@ static void net_sync(struct virtio_net *n)
 	ret = n->be->ops->set_vnet_hdr_len(n->be, n->hdr_len);
 	if (ret >= 0)
 		ret = n->be->ops->set_offloads(n->be, f);
-	if (ret >= 0)
-		ret = n->be->ops->start(n->be, &net_be_cbs, n);
 	if (ret < 0) {
 		net_broken(n, "backend %s does not start: %s", n->be->kind, strerror(-ret));
 		return;
 	}
-	n->running = true;
+	net_reconcile(n);
 }
 
 /* ---- transmit --------------------------------------------------------- */
@@ -629,6 +832,9 @@ static void net_tx_done(void *opaque, uint32_t token, int res)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	net_tx_done_locked(n, token, res);
+	/* the last transmit of ours (this activation's or a reset one's): the rings may go now */
+	if (!n->tx_inflight && n->can_own_rings && !n->rings_owned)
+		net_reconcile(n);
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 
@@ -724,10 +930,14 @@ static void net_reset(struct virtio_dev *vd)
 	net_request(n, false);
 }
 
-/* vdev.lock held: a transmit in flight still reads the old chain's buffers */
+/*
+ * vdev.lock held: a transmit in flight still reads the old chain's buffers;
+ * a backend holding the rings still walks them until the event loop takes
+ * them back
+ */
 static bool net_busy(struct virtio_dev *vd)
 {
-	return to_net(vd)->tx_inflight > 0;
+	return to_net(vd)->tx_inflight > 0 || to_net(vd)->rings_owned;
 }
 
 /*
@@ -806,14 +1016,18 @@ static void net_queue_notify(struct virtio_dev *vd, uint16_t qi)
 	struct virtio_net *n = to_net(vd);
 
 	net_sync(n);
+	if (qi == VIRTIO_NET_CTRLQ) {
+		/* the control queue is always the device's, whoever has the others */
+		if (net_active(n) && !n->paused)
+			net_ctrl_process(n);
+		return;
+	}
 	if (!net_live(n))
 		return;
 	if (qi == VIRTIO_NET_RXQ)
 		n->be->ops->rx_resume(n->be);
 	else if (qi == VIRTIO_NET_TXQ)
 		net_tx_process(n);
-	else if (qi == VIRTIO_NET_CTRLQ)
-		net_ctrl_process(n);
 	else
 		log_err_rl(&n->rl, n->name, "kick on queue %u, which does not exist", qi);
 }
@@ -827,6 +1041,8 @@ static void net_ctl_event(void *opaque, int res)
 	sys__eventfd_drain(n->ctl_efd);
 	pthread_mutex_lock(&n->vdev.lock);
 	net_sync(n);
+	if (atomic_exchange(&n->recheck, false))
+		net_reconcile(n);
 	if (net_live(n)) {
 		/* buffers the driver queued before DRIVER_OK, without a kick we saw */
 		n->be->ops->rx_resume(n->be);
@@ -834,6 +1050,8 @@ static void net_ctl_event(void *opaque, int res)
 	}
 	pthread_mutex_unlock(&n->vdev.lock);
 }
+
+static void net_queue_vector(struct virtio_dev *vd, uint16_t q);
 
 static const struct virtio_dev_ops net_ops = {
     .features = net_features,
@@ -843,6 +1061,7 @@ static const struct virtio_dev_ops net_ops = {
     .reset = net_reset,
     .busy = net_busy,
     .queue_notify = net_queue_notify,
+    .queue_vector = net_queue_vector,
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -884,6 +1103,9 @@ static int net_dev_pause(struct vmm_device *d)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	n->paused = true;
+	/* the rings come back with their indices, for the state that is saved next */
+	if (n->rings_owned)
+		net_rings_release(n, true);
 	pthread_mutex_unlock(&n->vdev.lock);
 	/* transmits already handed to the backend complete into the used ring */
 	for (i = 0; i < NET_PAUSE_DRAIN_MS && n->tx_inflight; i++) {
@@ -895,6 +1117,7 @@ static int net_dev_pause(struct vmm_device *d)
 		log_err(n->name, "pause: %u transmits still in flight", n->tx_inflight);
 		pthread_mutex_lock(&n->vdev.lock);
 		n->paused = false;
+		net_reconcile(n);
 		pthread_mutex_unlock(&n->vdev.lock);
 		return -EBUSY;
 	}
@@ -907,12 +1130,73 @@ static void net_dev_resume(struct vmm_device *d)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	n->paused = false;
+	net_reconcile(n); /* the rings back to the backend, or the frame side on */
 	if (net_live(n) && n->vdev.vq[VIRTIO_NET_TXQ].ready)
 		net_tx_process(n); /* what the driver queued meanwhile */
 	pthread_mutex_unlock(&n->vdev.lock);
 	if (n->running)
 		n->be->ops->rx_resume(n->be);
 }
+
+/*
+ * A migration's dirty tracking (docs/migration.md): what a ring-owning
+ * backend writes into guest memory neither KVM's dirty log nor
+ * mem__mark_dirty sees, so while tracking is on the device walks the rings
+ * itself (and marks what it writes); the rings go back to the backend
+ * when it ends.
+ */
+static int net_dev_track_dirty(struct vmm_device *d, bool on)
+{
+	struct virtio_net *n = container_of(d, struct virtio_net, dev);
+	int ret = 0;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	n->track_dirty = on;
+	net_reconcile(n);
+	if (on && n->rings_owned)
+		ret = -EIO;
+	pthread_mutex_unlock(&n->vdev.lock);
+	return ret;
+}
+
+bool virtio_net__rings_offloaded(struct virtio_net *n)
+{
+	bool owned;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	owned = n->rings_owned;
+	pthread_mutex_unlock(&n->vdev.lock);
+	return owned;
+}
+
+/* MSI-X on or off (vCPU thread, the MSI-X lock held): the event loop rechecks */
+static int net_msix_enable(struct msix *m, bool on, void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	(void)m;
+	(void)on;
+	atomic_store(&n->recheck, true);
+	if (sys__eventfd_signal(n->ctl_efd) < 0)
+		log_err_rl(&n->rl, n->name, "cannot wake the event loop");
+	return 0;
+}
+
+/* a live queue's vector changed (vCPU thread, vdev.lock held): the event loop follows */
+static void net_queue_vector(struct virtio_dev *vd, uint16_t q)
+{
+	struct virtio_net *n = to_net(vd);
+
+	if (!n->can_own_rings || q >= NET_BACKEND_RINGS)
+		return;
+	atomic_store(&n->recheck, true);
+	if (sys__eventfd_signal(n->ctl_efd) < 0)
+		log_err_rl(&n->rl, n->name, "cannot wake the event loop");
+}
+
+static const struct msix_passthrough_ops net_msix_pt_ops = {
+	.enable = net_msix_enable,
+};
 
 static int net_state_save(void *opaque, void *fdt)
 {
@@ -980,9 +1264,9 @@ static void net_dev_describe(struct vmm_device *d, json_t *o)
 	unsigned int nego;
 	char detail[96];
 
-	snprintf(detail, sizeof(detail), "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x%s", n->tap,
+	snprintf(detail, sizeof(detail), "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x%s%s", n->tap,
 		 n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5],
-		 n->failover ? ",failover=on" : "");
+		 n->failover ? ",failover=on" : "", n->can_own_rings ? ",vhost=on" : "");
 	json_object_set_new(o, "detail", json_string(detail));
 	sb = virtio_net__standby(n, &nego);
 	if (sb != VIRTIO_NET_STANDBY_OFF)
@@ -1010,6 +1294,7 @@ static const struct vmm_device_ops net_dev_ops = {
 	.describe = net_dev_describe,
 	.pause = net_dev_pause,
 	.resume = net_dev_resume,
+	.track_dirty = net_dev_track_dirty,
 	.log_stats = net_dev_log_stats,
 	.destroy = net_dev_destroy,
 };
@@ -1073,6 +1358,17 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
 		log_err(n->name, "virtio-pci init: %s", strerror(-ret));
 		goto err_unwatch;
 	}
+	if (be->ops->offer_mask)
+		n->vdev.host_features &= be->ops->offer_mask(be);
+	if (be->ops->rings_start) {
+		/* the rings' call eventfds are the vectors' irqfds (net_call_fd) */
+		n->can_own_rings = true;
+		ret = msix__set_passthrough(&n->vdev.msix, &net_msix_pt_ops, n);
+		if (ret < 0) {
+			log_err(n->name, "MSI-X eventfds: %s", strerror(-ret));
+			goto err_pci;
+		}
+	}
 	ret = virtio_pci__register(&n->vdev);
 	if (ret < 0) {
 		log_err(n->name, "PCI registration: %s", strerror(-ret));
@@ -1113,6 +1409,37 @@ err_be:
 	return ret;
 }
 
+/*
+ * vhost-net on the tap *be when cfg says so or when it can (auto); *be is
+ * the backend to use. Only vhost=on and no vhost-net is an error (the tap
+ * is freed then).
+ */
+static int net_pick_backend(const char *prefix, const struct virtio_net_config *cfg,
+			    struct net_backend **be)
+{
+	const char *path = cfg->vhost_path ? cfg->vhost_path : VHOST_NET_DEV;
+	struct net_backend *vn;
+	int ret;
+
+	if (cfg->vhost == VIRTIO_NET_VHOST_OFF) {
+		log_info(prefix, "userspace backend (vhost=off)");
+		return 0;
+	}
+	ret = vhost_net__wrap(prefix, path, *be, tap__fd(*be), &vn);
+	if (!ret) {
+		log_info(prefix, "vhost-net backend");
+		*be = vn;
+		return 0;
+	}
+	if (cfg->vhost == VIRTIO_NET_VHOST_ON) {
+		log_err(prefix, "vhost=on, but %s: %s", path, strerror(-ret));
+		(*be)->ops->destroy(*be);
+		return ret;
+	}
+	log_info(prefix, "userspace backend (%s: %s)", path, strerror(-ret));
+	return 0;
+}
+
 int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg, struct virtio_net **out)
 {
 	const char *prefix = cfg->name ? cfg->name : "virtio-net";
@@ -1126,6 +1453,9 @@ int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg, struc
 		return -EINVAL;
 	}
 	ret = tap__create(&vm->loop, prefix, tap, &be);
+	if (ret < 0)
+		return ret;
+	ret = net_pick_backend(prefix, cfg, &be);
 	if (ret < 0)
 		return ret;
 	ret = virtio_net__create_with_backend(vm, cfg, be, &n);

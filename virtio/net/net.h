@@ -41,6 +41,13 @@ struct virtio_net;
 #define VIRTIO_NET_CTRLQ 2 /* the control queue (VIRTIO_NET_F_CTRL_VQ): ANNOUNCE_ACK only */
 #define VIRTIO_NET_IFNAMSIZ 16 /* IFNAMSIZ, without <net/if.h> */
 
+/* vhost=: the kernel's vhost-net moves the frames (virtio/net/vhost_net.h) */
+enum virtio_net_vhost {
+	VIRTIO_NET_VHOST_AUTO, /* not given: vhost-net when /dev/vhost-net opens, else userspace */
+	VIRTIO_NET_VHOST_ON,   /* vhost=on: vhost-net or the NIC is not created */
+	VIRTIO_NET_VHOST_OFF,  /* vhost=off: userspace */
+};
+
 struct virtio_net_config {
 	const char *name; /* log prefix, e.g. "virtio-net0" (NULL: "virtio-net") */
 	const char *tap;  /* tap interface name */
@@ -49,6 +56,8 @@ struct virtio_net_config {
 	char tap_buf[VIRTIO_NET_IFNAMSIZ]; /* storage virtio_net__parse_opts() points tap at */
 	char id[OPTIONS_ID_LEN]; /* id=NAME (the control socket's device id), "" when not given */
 	bool failover;           /* failover=on: offer VIRTIO_NET_F_STANDBY (net_failover) */
+	enum virtio_net_vhost vhost;
+	const char *vhost_path;  /* NULL: /dev/vhost-net (tests point it elsewhere) */
 	/*
 	 * Optional: called when the STANDBY state changes, on the vCPU thread
 	 * that wrote the device status, with the transport's lock held: queue
@@ -81,17 +90,25 @@ struct virtio_net_stats {
 };
 
 /*
- * Parses "tap=NAME[,mac=52:54:00:12:34:56]" into *cfg (every field but name is
+ * Parses "tap=NAME[,mac=52:54:00:12:34:56][,id=NAME][,failover=on|off][,vhost=on|off]" into *cfg (every field but name is
  * reset; cfg->tap points at cfg->tap_buf, so re-point it after copying cfg).
  * Returns 0, or -EINVAL with a message naming the bad key or value in err.
  */
 int virtio_net__parse_opts(const char *opts, struct virtio_net_config *cfg, char *err,
 			   size_t errlen) __must_check;
 
-/* opens the tap and registers the device on the VM's PCI bus */
+/*
+ * opens the tap (and /dev/vhost-net, as cfg->vhost says; the log says which
+ * backend and why) and registers the device on the VM's PCI bus
+ */
 int virtio_net__create(struct vm *vm, const struct virtio_net_config *cfg,
 		       struct virtio_net **out) __must_check;
-/* the same on a given backend; the device owns it from then on, also on failure */
+/*
+ * the same on a given backend; the device owns it from then on, also on
+ * failure. A ring-owning backend (rings_start set) switches the device's
+ * MSI-X to passthrough delivery: each vector's eventfd is its irqfd, given
+ * to the backend as the rings' call eventfd.
+ */
 int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_config *cfg,
 				    struct net_backend *be, struct virtio_net **out) __must_check;
 /*
@@ -99,6 +116,12 @@ int virtio_net__create_with_backend(struct vm *vm, const struct virtio_net_confi
  * device-del once the guest ejected the NIC): it drains the backend's I/O.
  */
 void virtio_net__destroy(struct virtio_net *n);
+
+/*
+ * true while the backend owns the rings (vhost-net moving frames without
+ * the VMM); the event loop thread, or once it stopped (tests, stats)
+ */
+bool virtio_net__rings_offloaded(struct virtio_net *n);
 
 /* counters so far (exact once the event loop stopped) */
 void virtio_net__get_stats(const struct virtio_net *n, struct virtio_net_stats *s);

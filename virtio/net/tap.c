@@ -240,7 +240,14 @@ static int tap_start(struct net_backend *b, const struct net_backend_cbs *cbs, v
 
 	t->cbs = cbs;
 	t->opaque = opaque;
-	if (!t->watching) {
+	if (t->watching) {
+		/* silenced at the last stop() */
+		ret = evloop__watch_enable(t->loop, &t->watch, true);
+		if (ret < 0) {
+			log_err(t->prefix, "tap %s: cannot watch: %s", t->ifname, strerror(-ret));
+			return ret;
+		}
+	} else {
 		ret = evloop__add_fd(t->loop, &t->watch, t->fd, POLLIN, tap_poll_event, t);
 		if (ret < 0) {
 			log_err(t->prefix, "tap %s: cannot watch: %s", t->ifname, strerror(-ret));
@@ -261,6 +268,12 @@ static void tap_stop(struct net_backend *b)
 	t->started = false;
 	t->paused = false;
 	t->held_len = 0;
+	/*
+	 * no wake-up of the loop per frame while stopped: another reader of
+	 * the tap (vhost-net) may be moving them now
+	 */
+	if (t->watching && evloop__watch_enable(t->loop, &t->watch, false))
+		log_err_rl(&t->rl, t->prefix, "tap %s: cannot silence its watch", t->ifname);
 }
 
 static void tap_rx_resume(struct net_backend *b)
