@@ -52,7 +52,7 @@ set -u
 MODE=full
 [ "${1:-}" = --quick ] && MODE=quick
 if [ $MODE = quick ]; then
-	RUNS=2 SECS=3 UDP_RUNS=1 UDP_SECS=3 LAT_SECS=3 IDLE_SECS=3 BOOTS=0
+	RUNS=2 SECS=3 UDP_RUNS=1 UDP_SECS=2 LAT_SECS=2 IDLE_SECS=2 BOOTS=0
 else
 	RUNS=5 SECS=10 UDP_RUNS=3 UDP_SECS=5 LAT_SECS=10 IDLE_SECS=5 BOOTS=3
 fi
@@ -127,28 +127,42 @@ say "mode $MODE: PF $pf, VF $vf; VMMs $VMMS; paths $PATHS; TCP ${RUNS}x${SECS}s,
 
 # cpu_ticks STATFILE: utime + stime of a /proc stat file
 cpu_ticks() { sed 's/.*) //' "$1" 2>/dev/null | awk '{ print $12 + $13 }'; }
-# the vhost worker threads of VMM PID: kernel threads "vhost-PID" (Linux
-# < 6.4) or threads of PID itself named vhost-* (later kernels)
-vhost_stats() {
-	local pid=$1 p n=0 t=0 c
-	for p in /proc/[0-9]*; do
-		[ "$(cat "$p/comm" 2>/dev/null)" = "vhost-$pid" ] || continue
-		n=$((n + 1)) t=$((t + $(cpu_ticks "$p/stat")))
+# vhost_find PID: the vhost worker threads of VMM PID, as /proc paths in
+# VHOST_TASKS: kernel threads "vhost-PID" (Linux < 6.4) or threads of PID
+# itself named vhost-* (later kernels). Looked up once per boot, when the
+# guest serves (its driver has started the device by then): a walk of
+# /proc per snapshot costs seconds in L1.
+VHOST_TASKS=()
+vhost_find() {
+	local pid=$1 p c
+	VHOST_TASKS=()
+	for p in /proc/[0-9]* /proc/"$pid"/task/*; do
+		c=""
+		read -r c < "$p/comm" 2>/dev/null
+		case $c in "vhost-$pid") VHOST_TASKS+=("$p") ;; vhost-*) [[ $p == /proc/$pid/task/* ]] && VHOST_TASKS+=("$p") ;; esac
 	done
-	for p in /proc/"$pid"/task/*; do
-		c=$(cat "$p/comm" 2>/dev/null)
-		case $c in vhost-*) n=$((n + 1)) t=$((t + $(cpu_ticks "$p/stat"))) ;; esac
+}
+vhost_stats() {
+	local p n=0 t=0
+	for p in "${VHOST_TASKS[@]}"; do
+		n=$((n + 1)) t=$((t + $(cpu_ticks "$p/stat")))
 	done
 	echo "vhost_threads=$n cpu_vhost=$t"
 }
-# snap LABEL PID DEV: one line of counters (CPU in clock ticks of HZ)
+# snap LABEL PID DEV: one line of counters (CPU in clock ticks of HZ):
+# cpu_vcpu and cpu_other sum the live threads (vCPU threads and the others:
+# a difference of the process total and the vCPU threads read a moment
+# apart can go negative); cpu_total is the process's, exited threads included
 snap() {
-	local pid=$2 dev=$3 vc=0 t c
+	local pid=$2 dev=$3 vc=0 other=0 t c n
 	for t in /proc/"$pid"/task/*; do
-		c=$(cat "$t/comm" 2>/dev/null)
-		[[ $c =~ ^(vcpu[0-9]+|CPU\ [0-9]+/KVM)$ ]] && vc=$((vc + $(cpu_ticks "$t/stat")))
+		c=""
+		read -r c < "$t/comm" 2>/dev/null
+		n=$(cpu_ticks "$t/stat")
+		[ -n "$n" ] || continue
+		if [[ $c =~ ^(vcpu[0-9]+|CPU\ [0-9]+/KVM)$ ]]; then vc=$((vc + n)); else other=$((other + n)); fi
 	done
-	echo "$1 t=$(lab_now) hz=$HZ cpu_total=$(cpu_ticks "/proc/$pid/stat") cpu_vcpu=$vc $(vhost_stats "$pid") $(lab_kvm_stats) rx_packets=$(cat "/sys/class/net/$dev/statistics/rx_packets") tx_packets=$(cat "/sys/class/net/$dev/statistics/tx_packets")"
+	echo "$1 t=$(lab_now) hz=$HZ cpu_total=$(cpu_ticks "/proc/$pid/stat") cpu_vcpu=$vc cpu_other=$other $(vhost_stats) $(lab_kvm_stats) rx_packets=$(cat "/sys/class/net/$dev/statistics/rx_packets") tx_packets=$(cat "/sys/class/net/$dev/statistics/tx_packets")"
 }
 # mem PID: RSS and PSS (kB) of the whole VMM and of its guest RAM mappings
 # (those of at least MEM MiB), its CPU time at this moment
@@ -172,7 +186,8 @@ mem() {
 measure() {
 	local dir=$1 pid=$2 dev=$3 gip=$4 r w
 	local W=$dir/windows.txt
-	say "$(basename "$dir"): measuring (idle ${IDLE_SECS}s, TCP, UDP 64 B, latency)"
+	vhost_find "$pid"
+	say "$(basename "$dir"): measuring (idle ${IDLE_SECS}s, TCP, UDP 64 B, latency); vhost threads: ${#VHOST_TASKS[@]}"
 	snap idle-begin "$pid" "$dev" >> "$W"
 	sleep "$IDLE_SECS"
 	snap idle-end "$pid" "$dev" >> "$W"
