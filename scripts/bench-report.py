@@ -674,7 +674,7 @@ def render_plots(j, out):
     groups, s = [], {v: [] for v in VMMS}
     for p in PATHS:
         for k, t in (("lat_p50_us", "p50"), ("lat_p99_us", "p99")):
-            groups.append("%s\n%s" % (short[p], t))
+            groups.append("%s\n%s" % (short[p].replace("virtio ", ""), t))
             for v in VMMS:
                 s[v].append(net.get(v, {}).get(p, {}).get(k))
     bars(axs[2], groups, [(VMM_NAMES[v], s[v]) for v in VMMS], "round trip latency", "µs")
@@ -714,6 +714,11 @@ def render(args):
         print("bench-report: %s is not a %s file" % (args.json, SCHEMA), file=sys.stderr)
         return 1
     os.makedirs(args.out, exist_ok=True)
+    dest = os.path.join(args.out, "bench.json")
+    if not os.path.exists(dest) or not os.path.samefile(args.json, dest):
+        with open(dest, "w") as f:  # the folder holds its JSON too
+            json.dump(j, f, indent=1, ensure_ascii=False)
+            f.write("\n")
     plots = render_plots(j, args.out)
     md = render_md(j, plots)
     with open(os.path.join(args.out, "bench.md"), "w") as f:
@@ -750,6 +755,19 @@ def check_dir(d):
                 bad.append("bench.json: null at %s" % where)
     for part in ("net", "boot", "migration"):
         walk(j.get(part), part)
+    # every cell of the tables present
+    for v in VMMS:
+        for p in PATHS:
+            for k, *_ in NET_ROWS:
+                if not isinstance(j.get("net", {}).get(v, {}).get(p, {}).get(k), dict):
+                    bad.append("bench.json: no net.%s.%s.%s" % (v, p, k))
+        for k, *_ in MIG_ROWS:
+            if not isinstance(j.get("migration", {}).get(v, {}).get(k), dict):
+                bad.append("bench.json: no migration.%s.%s" % (v, k))
+    for v in BOOT_VMMS:
+        for k, *_ in BOOT_ROWS:
+            if not isinstance(j.get("boot", {}).get(v, {}).get(k), dict):
+                bad.append("bench.json: no boot.%s.%s" % (v, k))
     md = open(os.path.join(d, "bench.md")).read()
     notes = set(re.findall(r"^- \(([a-z]+)\) \S", md, re.M))
     rows = 0

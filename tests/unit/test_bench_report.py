@@ -111,7 +111,9 @@ try:
     out2 = os.path.join(tmp, "broken")
     os.makedirs(out2)
     md2 = render(broken, out2)
-    expect("missing from the JSON" in md2, "a metric missing from the JSON shows as an explained gap")
+    expect("missing from the JSON" in md2, "a metric missing from the JSON shows as a gap in the table")
+    expect(any("no net.minivmm.vf.tcp_tx_mbps" in p for p in br.check_dir(out2)),
+           "check: a metric missing from the JSON is refused")
     broken["boot"]["minivmm"]["to_ready_s"] = {"na": ""}
     with open(os.path.join(out2, "bench.json"), "w") as f:
         json.dump(broken, f)
