@@ -197,7 +197,7 @@ measure() {
 			# tx: guest to L1 (the guest's iperf3 server sends: -R)
 			timeout $((SECS + 30)) iperf3 -c "$gip" -t "$SECS" -J $([ $w = tx ] && echo -R) \
 				> "$dir/tcp-$w-$r.json" 2> "$dir/tcp-$w-$r.err"
-			say "$(basename "$dir"): TCP $w run $r: $(sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' "$dir/tcp-$w-$r.json" | tail -n1) bit/s"
+			say "$(basename "$dir"): TCP $w run $r: $(sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' "$dir/tcp-$w-$r.json" | tail -n1 | awk '{ printf "%.0f", $1 / 1e6 }') Mbit/s"
 		done
 	done
 	snap tcp-end "$pid" "$dev" >> "$W"
