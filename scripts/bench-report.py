@@ -533,8 +533,9 @@ def render_md(j, plots):
     lab = j.get("lab", {})
     L.append("# minivmm benchmark: %s run" % j.get("mode", "?"))
     L.append("")
-    L.append("Started %s, finished %s; %s; L1 kernel %s; iperf3 %s." % (
+    L.append("Started %s, finished %s; %s (source %s); %s; L1 kernel %s; iperf3 %s." % (
         lab.get("started", "?"), lab.get("finished", "? (the lab run did not finish)"),
+        lab.get("minivmm_version", "minivmm"), lab.get("source", "not recorded"),
         lab.get("qemu_version", "QEMU ?"), lab.get("l1_kernel", "?"), lab.get("iperf3_version", "?")))
     L.append("TCP: %s run(s) of %s s each way; UDP 64 B: %s run(s) of %s s each way; latency: %s s; "
              "guest: 512 MiB, 2 vCPUs, the same guest.img for every VMM." % (

@@ -96,6 +96,8 @@ meta boots "$BOOTS"
 meta mem_mib "$MEM"
 meta l1_kernel "$(uname -r)"
 meta qemu_version "$(qemu-system-x86_64 --version | head -n1)"
+meta minivmm_version "$("$B" --version 2>&1 | head -n1)"
+meta source "$(git -C "$LAB_SRCDIR" describe --always --dirty 2>/dev/null || echo unknown)"
 meta iperf3_version "$(iperf3 --version 2>&1 | head -n1)"
 meta started "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 MINIVMM_VHOST=0
