@@ -139,6 +139,18 @@ def num(d, k):
         return None
 
 
+def thread_ticks(snap):
+    """threads=TID:v|o:TICKS,... -> {tid: (kind, ticks)}, None without it"""
+    if "threads" not in snap:
+        return None
+    out = {}
+    for item in snap["threads"].split(","):
+        f = item.split(":")
+        if len(f) == 3 and f[2].isdigit():
+            out[f[0]] = (f[1], int(f[2]))
+    return out
+
+
 def window_figures(win, path):
     """per-window figures: packets, VMM/vhost/vCPU CPU ms, exits to the VMM"""
     b, e = win
@@ -151,14 +163,28 @@ def window_figures(win, path):
         d[k] = None if x is None or y is None else y - x
     out["secs"] = d["t"]
     out["packets"] = None if d["rx_packets"] is None or d["tx_packets"] is None else d["rx_packets"] + d["tx_packets"]
-    if d["cpu_other"] is not None:
+    tb, te = thread_ticks(b), thread_ticks(e)
+    if tb is not None and te is not None:
+        # per thread: what each thread alive at the end used since the
+        # beginning (a thread that exited in the window is not counted)
+        dv = do = 0
+        for tid, (kind, ticks) in te.items():
+            x = ticks - tb.get(tid, (kind, 0))[1]
+            if kind == "v":
+                dv += x
+            else:
+                do += x
+        out["vmm_cpu_ms"] = do * 1000 / hz
+        out["vcpu_cpu_ms"] = dv * 1000 / hz
+    elif d["cpu_other"] is not None and d["cpu_other"] >= 0:
         # the live threads other than vCPUs, summed in one snapshot
         out["vmm_cpu_ms"] = d["cpu_other"] * 1000 / hz
     elif d["cpu_total"] is not None and d["cpu_vcpu"] is not None:
         out["vmm_cpu_ms"] = max(0.0, d["cpu_total"] - d["cpu_vcpu"]) * 1000 / hz
     else:
         out["vmm_cpu_ms"] = None
-    out["vcpu_cpu_ms"] = None if d["cpu_vcpu"] is None else d["cpu_vcpu"] * 1000 / hz
+    if "vcpu_cpu_ms" not in out:
+        out["vcpu_cpu_ms"] = None if d["cpu_vcpu"] is None else d["cpu_vcpu"] * 1000 / hz
     threads = num(e, "vhost_threads")
     out["vhost_threads"] = threads
     out["vhost_cpu_ms"] = None if d["cpu_vhost"] is None else d["cpu_vhost"] * 1000 / hz

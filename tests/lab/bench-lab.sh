@@ -152,19 +152,23 @@ vhost_stats() {
 	echo "vhost_threads=$n cpu_vhost=$t"
 }
 # snap LABEL PID DEV: one line of counters (CPU in clock ticks of HZ):
-# cpu_vcpu and cpu_other sum the live threads (vCPU threads and the others:
-# a difference of the process total and the vCPU threads read a moment
-# apart can go negative); cpu_total is the process's, exited threads included
+# cpu_total is the process's (exited threads included), cpu_vcpu and
+# cpu_other sum its live vCPU and other threads, and threads= lists each
+# live thread as TID:v|o:TICKS. A window's CPU is taken per thread from
+# that list (bench-report.py): neither the total minus the vCPU threads
+# (read a moment apart) nor a sum over live threads (a thread that exits
+# takes its time with it) can be trusted not to go backwards.
 snap() {
-	local pid=$2 dev=$3 vc=0 other=0 t c n
+	local pid=$2 dev=$3 vc=0 other=0 t c n k list=""
 	for t in /proc/"$pid"/task/*; do
 		c=""
 		read -r c < "$t/comm" 2>/dev/null
 		n=$(cpu_ticks "$t/stat")
 		[ -n "$n" ] || continue
-		if [[ $c =~ ^(vcpu[0-9]+|CPU\ [0-9]+/KVM)$ ]]; then vc=$((vc + n)); else other=$((other + n)); fi
+		if [[ $c =~ ^(vcpu[0-9]+|CPU\ [0-9]+/KVM)$ ]]; then vc=$((vc + n)) k=v; else other=$((other + n)) k=o; fi
+		list="$list${list:+,}${t##*/}:$k:$n"
 	done
-	echo "$1 t=$(lab_now) hz=$HZ cpu_total=$(cpu_ticks "/proc/$pid/stat") cpu_vcpu=$vc cpu_other=$other $(vhost_stats) $(lab_kvm_stats) rx_packets=$(cat "/sys/class/net/$dev/statistics/rx_packets") tx_packets=$(cat "/sys/class/net/$dev/statistics/tx_packets")"
+	echo "$1 t=$(lab_now) hz=$HZ cpu_total=$(cpu_ticks "/proc/$pid/stat") cpu_vcpu=$vc cpu_other=$other threads=$list $(vhost_stats) $(lab_kvm_stats) rx_packets=$(cat "/sys/class/net/$dev/statistics/rx_packets") tx_packets=$(cat "/sys/class/net/$dev/statistics/tx_packets")"
 }
 # mem PID: RSS and PSS (kB) of the whole VMM and of its guest RAM mappings
 # (those of at least MEM MiB), its CPU time at this moment
