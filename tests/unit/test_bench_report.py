@@ -153,6 +153,18 @@ try:
     expect("mh_qemu_stall_ms" in j4["migration"]["qemu"]["stall_ms"].get("na", ""),
            "migration: a key missing from results.txt is named in its n/a")
 
+    # --- a window's CPU per thread: a thread that exits does not take time back
+    b = br.parse_fields("tcp-begin t=10 hz=100 cpu_total=300 cpu_vcpu=200 cpu_other=100 "
+                        "threads=1:o:40,2:v:100,3:v:100,4:o:60 uexits=5 exits=50 rx_packets=0 tx_packets=0")
+    e = br.parse_fields("tcp-end t=20 hz=100 cpu_total=420 cpu_vcpu=300 cpu_other=45 "
+                        "threads=1:o:45,2:v:150,3:v:150 uexits=5 exits=150 rx_packets=600 tx_packets=400")
+    w = br.window_figures((b, e), "user")
+    expect(w["vmm_cpu_ms"] == 50 and w["vcpu_cpu_ms"] == 1000 and w["packets"] == 1000,
+           "per-thread window: VMM 50 ms, vCPUs 1000 ms though thread 4 exited (%s)" % w)
+    del b["threads"], e["threads"]
+    w = br.window_figures((b, e), "user")
+    expect(w["vmm_cpu_ms"] == 200, "without the thread list: the total minus the vCPUs, never negative (%s)" % w)
+
     # --- a lab run that recorded nothing -------------------------------------
     empty = os.path.join(tmp, "empty-lab")
     os.makedirs(empty)
