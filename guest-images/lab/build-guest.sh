@@ -17,7 +17,9 @@
 #                       eth0, prints "LAB-GUEST-READY", runs the lab command,
 #                       prints "LAB-GUEST-RC=<status>" and powers off
 #   /lib/modules/<ver>  those modules + depmod output
-#   /bin/busybox, /usr/bin/iperf3 (+ its shared libraries)
+#   /bin/busybox, /usr/bin/iperf3 (+ its shared libraries), and
+#   /usr/bin/sockperf when the host has it (Debian's sockperf; the bench's
+#   latency figures, scripts/bench.sh)
 #   /etc/lab/defaults   defaults for the kernel parameters below
 #
 # Kernel parameters read by /sbin/init (all optional):
@@ -49,10 +51,12 @@ OUT="$LAB_CACHE/guest"
 mkdir -p "$OUT"
 BUSYBOX=/bin/busybox
 IPERF3=$(command -v iperf3) || lab_die "install iperf3 (guest-images/lab/setup-host.sh)"
+# optional: the bench's latency tool (without it the bench falls back to ping)
+SOCKPERF=$(command -v sockperf || true)
 ldd "$BUSYBOX" >/dev/null 2>&1 && lab_die "$BUSYBOX is not static: install busybox-static"
 MKE2FS=$(PATH=$PATH:/sbin:/usr/sbin command -v mke2fs) || lab_die "install e2fsprogs"
 
-stamp=$(lab_stamp_hash "$0" "$LAB_RECIPES/common.sh" "$KVER" "$BUSYBOX" "$IPERF3")
+stamp=$(lab_stamp_hash "$0" "$LAB_RECIPES/common.sh" "$KVER" "$BUSYBOX" "$IPERF3" "${SOCKPERF:-no-sockperf}")
 if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$stamp" ] && [ -f "$OUT/guest.img" ]; then
 	lab_log "up to date ($KVER)"
 	echo "$OUT/guest.img"
@@ -125,11 +129,13 @@ for a in $("$BUSYBOX" --list-full); do
 done
 ln -sf /bin/busybox "$rfs/sbin/init.busybox"
 rm -f "$rfs/sbin/init"
-# iperf3 and its shared libraries
-cp "$IPERF3" "$rfs/usr/bin/iperf3"
-ldd "$IPERF3" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
-	mkdir -p "$rfs$(dirname "$lib")"
-	cp -L "$lib" "$rfs$lib"
+# iperf3 (and sockperf when the host has it) with their shared libraries
+for bin in "$IPERF3" $SOCKPERF; do
+	cp "$bin" "$rfs/usr/bin/$(basename "$bin")"
+	ldd "$bin" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+		mkdir -p "$rfs$(dirname "$lib")"
+		cp -L "$lib" "$rfs$lib"
+	done
 done
 [ -e /lib64/ld-linux-x86-64.so.2 ] && cp -L /lib64/ld-linux-x86-64.so.2 "$rfs/lib64/"
 
@@ -520,6 +526,52 @@ echo "LAB-RELOAD end"
 exit $rc
 CMD
 chmod 755 "$rfs/etc/lab/cmd/reload-test"
+
+cat > "$rfs/etc/lab/cmd/bench-serve" <<'CMD'
+#!/bin/sh
+# The bench's guest side (scripts/bench.sh, tests/lab/bench-lab.sh): L1 is
+# the client of every measurement, the guest only serves.
+#   lab.nic=MAC,IP/LEN,PEER   the NIC (picked by MAC) gets IP and must reach
+#                             PEER (L1) before serving
+# Starts iperf3 -s and, when the image has it, sockperf's UDP server on
+# IP:11111, prints
+#   LAB-BENCH-SERVING if=IF driver=DRV ip=ADDR sockperf=yes|no uptime=S
+# and then prints nothing (a console line is a VM exit: it would count in
+# the figures) until a TCP connection to port 5999 (L1: echo stop >
+# /dev/tcp/ADDR/5999) tells it to stop; exits 0.
+spec=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.nic=//p' | head -n1)
+[ -n "$spec" ] || { echo "LAB-BENCH FAIL no lab.nic= parameter"; exit 2; }
+mac=$(echo "$spec" | cut -d, -f1) ip=$(echo "$spec" | cut -d, -f2) peer=$(echo "$spec" | cut -d, -f3)
+i=0
+ifn=""
+while [ -z "$ifn" ] && [ $i -lt 300 ]; do
+	for n in /sys/class/net/*; do
+		[ "$(cat "$n/address")" = "$mac" ] && ifn=$(basename "$n")
+	done
+	[ -n "$ifn" ] || { sleep 0.2; i=$((i + 1)); }
+done
+[ -n "$ifn" ] || { echo "LAB-BENCH FAIL mac=$mac: no interface"; ls /sys/class/net; exit 1; }
+ip addr add "$ip" dev "$ifn"
+ip link set "$ifn" up
+i=0
+until ping -I "$ifn" -c 1 -W 1 "$peer" > /dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -lt 60 ] || { echo "LAB-BENCH FAIL if=$ifn: no answer from $peer"; exit 1; }
+done
+addr=${ip%/*}
+iperf3 -s -B "$addr" -D
+sp=no
+if command -v sockperf > /dev/null 2>&1; then
+	sockperf server -i "$addr" -p 11111 > /dev/null 2>&1 &
+	sp=yes
+fi
+sleep 1
+echo "LAB-BENCH-SERVING if=$ifn driver=$(basename "$(readlink "/sys/class/net/$ifn/device/driver")") ip=$addr sockperf=$sp uptime=$(cut -d' ' -f1 /proc/uptime)"
+nc -l -p 5999 > /dev/null
+echo "LAB-BENCH-STOP uptime=$(cut -d' ' -f1 /proc/uptime)"
+exit 0
+CMD
+chmod 755 "$rfs/etc/lab/cmd/bench-serve"
 
 cat > "$rfs/sbin/init" <<'INIT'
 #!/bin/sh

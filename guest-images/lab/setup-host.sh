@@ -11,8 +11,9 @@ BACKPORTS_LIST=/etc/apt/sources.list.d/minivmm-lab-backports.list
 BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
 # qemu-system-x86 must come from bookworm-backports (>= 10: igb with SR-IOV).
 QEMU_MIN_MAJOR=10
+# sockperf: the bench's latency figures (scripts/bench.sh; copied into guest.img)
 PKGS=(busybox-static e2fsprogs cpio kmod iperf3 tcpdump iproute2 python3 procps
-      coreutils util-linux pciutils ethtool)
+      coreutils util-linux pciutils ethtool sockperf)
 
 log() { echo "setup-host: $*"; }
 
