@@ -266,7 +266,8 @@ def collect_net(run, vmm, path, meta, mode):
             "not run (%s)" % st if st else
             "the lab run recorded no outcome for this boot (it ended while the boot ran)")
         if st == "failed":
-            why = "boot failed: %s" % why
+            why = "boot failed: %s%s" % (why.rstrip(": "), (" (the console's last line: %s)" % run["last_line"])
+                                         if run.get("last_line") else "")
         for k, *_ in NET_ROWS:
             rows[k] = na(why)
         return rows
