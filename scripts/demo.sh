@@ -20,8 +20,39 @@ tests/lab/lab.sh run --timeout 1700 --results "$PWD/lab-results/demo-boot-net" \
 	tests/lab/test-boot-net.sh || status=1
 tests/lab/lab.sh run --timeout 1300 --results "$PWD/lab-results/demo-vf" \
 	tests/lab/test-vf.sh || status=1
-for r in lab-results/demo-boot-net lab-results/demo-vf; do
-	echo "== $r/results.txt"
-	cat "$r/results.txt" 2>/dev/null || echo "(none)"
-done
+# the figures as one table (every key stays in the results.txt files)
+python3 - lab-results/demo-boot-net/results.txt lab-results/demo-vf/results.txt <<'PY'
+import sys
+r = {}
+for path in sys.argv[1:]:
+    try:
+        for line in open(path):
+            k, _, v = line.strip().partition("=")
+            r.setdefault(k, v)
+    except OSError:
+        pass
+def g(k):
+    return r.get(k) or "n/a"
+def ratio(a, b):
+    try:
+        return "%.2f" % (float(r[a]) / float(r[b]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return "n/a"
+rows = [
+    ("exec to guest ready, s", "minivmm_boot_s", "qemu_boot_s"),
+    ("exec to guest ready, --decompress host (cached), s", "minivmm_direct_boot_s", "qemu_boot_s"),
+    ("virtio-net TCP guest to L1, Mbit/s", "minivmm_iperf3_tx_mbps", "qemu_iperf3_tx_mbps"),
+    ("virtio-net TCP L1 to guest, Mbit/s", "minivmm_iperf3_rx_mbps", "qemu_iperf3_rx_mbps"),
+    ("VF TCP guest to L1, Mbit/s", "vf_iperf3_tx_mbps", None),
+    ("VF TCP L1 to guest, Mbit/s", "vf_iperf3_rx_mbps", None),
+    ("exits to minivmm per 1000 packets over the idle rate, VF", "vf_vmm_exits_per_1000_packets_over_idle", None),
+    ("exits to minivmm per 1000 packets over the idle rate, virtio-net", "virtio_vmm_exits_per_1000_packets_over_idle", None),
+]
+print("| figure (nested lab: compare within the run) | minivmm | QEMU | minivmm / QEMU |")
+print("| --- | ---: | ---: | ---: |")
+for name, m, q in rows:
+    print("| %s | %s | %s | %s |" % (name, g(m), g(q) if q else "-", ratio(m, q) if q else "-"))
+PY
+echo "every figure: lab-results/demo-boot-net/results.txt, lab-results/demo-vf/results.txt"
+echo "the full comparison with QEMU (each path, latency, CPU per packet, memory; a table and plots): bash scripts/bench.sh --quick, docs/benchmarks.md"
 exit $status
