@@ -14,6 +14,7 @@
 #include "vmm/image.h"
 #include "migration/stream.h" /* mig__crc32: the one CRC-32 of the tree */
 #include "vmm/log.h"
+#include "vmm/sys.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -591,17 +592,12 @@ static int image_read_data(struct image_fs *ifs, ext2_ino_t ino, struct ext2_ino
 				(unsigned long long)(p0 + run - 1), (unsigned long long)fs_blocks);
 			return -EINVAL;
 		} else {
-			for (uint64_t done = 0; done < len;) {
-				ssize_t r = pread(ifs->fd, (char *)buf + off + done, len - done,
-						  (off_t)(ifs->base + p0 * bs + done));
+			ssize_t r = sys__pread_full(ifs->fd, (char *)buf + off, len,
+						    (off_t)(ifs->base + p0 * bs));
 
-				if (r < 0 && errno == EINTR)
-					continue;
-				if (r <= 0) {
-					e = r < 0 ? (errcode_t)errno : EXT2_ET_SHORT_READ;
-					goto err;
-				}
-				done += (uint64_t)r;
+			if (r < 0 || (uint64_t)r != len) {
+				e = r < 0 ? (errcode_t)-r : EXT2_ET_SHORT_READ;
+				goto err;
 			}
 		}
 		lblk += run;

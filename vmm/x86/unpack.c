@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "vmm/log.h"
+#include "vmm/sys.h"
 
 #define UNPACK_LOG "boot"
 
@@ -182,35 +183,6 @@ err_free:
 	return ret;
 }
 
-/* reads the whole of fd (size bytes) into buf */
-static int unpack_read_all(int fd, uint8_t *buf, size_t size)
-{
-	for (size_t done = 0; done < size;) {
-		ssize_t r = pread(fd, buf + done, size - done, (off_t)done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int unpack_write_all(int fd, const uint8_t *buf, size_t size)
-{
-	for (size_t done = 0; done < size;) {
-		ssize_t r = write(fd, buf + done, size - done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
 /* the cached ELF at path, when it is there and sane; -ENOENT when absent */
 static int unpack_cache_read(const char *path, void **out, size_t *out_len)
 {
@@ -230,7 +202,8 @@ static int unpack_cache_read(const char *path, void **out, size_t *out_len)
 		close(fd);
 		return -ENOMEM;
 	}
-	ret = unpack_read_all(fd, buf, (size_t)st.st_size);
+	ret = (int)sys__pread_full(fd, buf, (size_t)st.st_size, 0);
+	ret = ret < 0 ? ret : ret == st.st_size ? 0 : -EIO;
 	close(fd);
 	if (!ret && memcmp(buf, ELFMAG, SELFMAG))
 		ret = -EINVAL;
@@ -254,7 +227,8 @@ static int unpack_cache_write(const char *dir, const char *path, const void *buf
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = unpack_write_all(fd, buf, len);
+	ret = (int)sys__pwrite_full(fd, buf, len, 0);
+	ret = ret < 0 ? ret : (size_t)ret == len ? 0 : -EIO;
 	if (!ret && fsync(fd))
 		ret = -errno;
 	if (close(fd) && !ret)
