@@ -30,7 +30,9 @@ if [ -n "${LAB_PAIR:-}" ]; then
 fi
 # L1's text symbols, for lab.sh's report when L1 hangs (Debian's System.map
 # is a stub)
-(grep -E '^[0-9a-f]+ [tTwW] |^[0-9a-f]+ [dDbB] jiffies_64$' /proc/kallsyms > "$meta/kallsyms" 2>/dev/null) &
+# (written whole, then renamed: lab.sh waits for it)
+(grep -E '^[0-9a-f]+ [tTwW] |^[0-9a-f]+ [dDbB] jiffies_64$' /proc/kallsyms > "$meta/kallsyms.tmp" 2>/dev/null &&
+	mv "$meta/kallsyms.tmp" "$meta/kallsyms") &
 # SysRq for lab.sh's hang report (show blocked tasks: 'w')
 echo 1 > /proc/sys/kernel/sysrq
 # no udev in L1: load drivers for the PCI devices present (igb, ...) and

@@ -358,7 +358,7 @@ run_pair() {
 run_l1() {
 	local l1=$1 results=$2 secs=$3 try=$4 host=${5:-} meta="$2/.lab"
 	local console="$results/l1-console.log" serial="$results/l1-serial.log" stall=${LAB_L1_STALL:-300}
-	local sock rc size last_size=-1 last_t now hung=0 net pair=() tag="[L1] "
+	local sock rc size i last_size=-1 last_t now hung=0 net pair=() tag="[L1] "
 	local ssize last_ssize=-1 last_st serial_warned=0 sstall=${LAB_L1_SERIAL_STALL:-120}
 	# the igb's wire: user networking alone, or for two hosts one segment
 	# (each L1 sends its frames to the other's dgram port on L0's loopback)
@@ -424,6 +424,12 @@ run_l1() {
 			last_t=$now
 		elif [ $((now - last_t)) -ge "$stall" ] && [ ! -f "$meta/rc" ]; then
 			say "L1 console silent for ${stall}s: L1 hung; its state goes to l1-hang.try$try.txt"
+			# L1's symbols (l1-run.sh writes them in the background: a
+			# script silent from its start can beat that under TCG)
+			for ((i = 0; i < 30; i++)); do
+				[ -f "$meta/kallsyms" ] && break
+				sleep 1
+			done
 			l1_hang_report "$sock" "$meta/kallsyms" > "$results/l1-hang.try$try.txt" 2>&1
 			sed -n '/^### info status/,/^### info registers/p;/^### RIPs/,$p' \
 				"$results/l1-hang.try$try.txt" | grep -v '^### info registers' | sed 's/^/lab: /' >&2
