@@ -114,14 +114,9 @@ VHOST_DEV=0
 [ -c /dev/vhost-net ] && VHOST_DEV=1
 meta vhost_net_dev "$VHOST_DEV"
 
-pf=$(lab_pf) || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
-lab_vfs_create "$pf" 2 > /dev/null || exit 1
-vf=$(lab_vf_pci "$pf" 0)
-lab_vf_bind_vfio "$vf" > /dev/null || exit 1
-ip addr add 10.0.4.1/24 dev "$pf"
-lab_tap_create tap0 > /dev/null || exit 1
-ip addr add 10.0.5.1/24 dev tap0
+lab_vf_tap_net || exit 1
+pf=$LAB_PF vf=$LAB_VF
 lab_kvm_stats > /dev/null # installs the exit counter
 meta pf "$pf"
 meta vf "$vf"

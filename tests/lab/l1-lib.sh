@@ -29,6 +29,10 @@
 #   lab_guest_verdict KIND LOG      after lab_guest_run: "ok", "env: WHY" or "fail: WHY"
 #   lab_guest_try NAME KIND LOG CMD...  lab_guest_run, again only on an "env:" verdict
 #   lab_vmm_hugepages PID SIZE      how guest RAM of SIZE MiB is mapped in PID (2 MiB?)
+#   lab_vf_tap_net                  the stream test's and the bench's L1 network:
+#                                   2 VFs of the PF, VF 0 on vfio-pci, the PF at
+#                                   10.0.4.1/24, tap0 at 10.0.5.1/24 (sets
+#                                   LAB_PF, LAB_VF)
 #   lab_failover_net ADDR N TAP...  the failover tests' L1 network: N VFs of the
 #                                   PF on vfio-pci, the taps, br0 = { PF, taps }
 #                                   with the PF's MAC and ADDR (LAB_PF, LAB_VFS)
@@ -125,6 +129,16 @@ lab_tap_create() {
 	[ -n "$br" ] && { ip link set "$tap" master "$br" || return 1; }
 	ip link set "$tap" up
 	echo "$tap"
+}
+
+lab_vf_tap_net() {
+	LAB_PF=$(lab_pf) || return 1
+	lab_vfs_create "$LAB_PF" 2 > /dev/null || return 1
+	LAB_VF=$(lab_vf_pci "$LAB_PF" 0) || return 1
+	lab_vf_bind_vfio "$LAB_VF" > /dev/null || return 1
+	ip addr add 10.0.4.1/24 dev "$LAB_PF" || return 1
+	lab_tap_create tap0 > /dev/null || return 1
+	ip addr add 10.0.5.1/24 dev tap0
 }
 
 lab_failover_net() {

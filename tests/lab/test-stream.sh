@@ -49,14 +49,9 @@ case " $VMMS " in
 *" minivmm "*) [ -n "${MINIVMM_BIN:-}" ] && [ -x "$MINIVMM_BIN" ] ||
 	{ echo "test-stream: MINIVMM_BIN not set or not executable"; exit 1; } ;;
 esac
-pf=$(lab_pf) || exit 1
 img=$(lab_guest_img /tmp/guest.img) || exit 1
-lab_vfs_create "$pf" 2 > /dev/null || exit 1
-vf=$(lab_vf_pci "$pf" 0)
-lab_vf_bind_vfio "$vf" > /dev/null || exit 1
-ip addr add 10.0.4.1/24 dev "$pf"
-lab_tap_create tap0 > /dev/null || exit 1
-ip addr add 10.0.5.1/24 dev tap0
+lab_vf_tap_net || exit 1
+pf=$LAB_PF vf=$LAB_VF
 iperf_pid="" cap_pid=""
 iperf3_restart() {
 	[ -n "$iperf_pid" ] && { kill "$iperf_pid" 2>/dev/null; wait "$iperf_pid" 2>/dev/null; }
