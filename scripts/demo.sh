@@ -39,8 +39,8 @@ def ratio(a, b):
     except (KeyError, ValueError, ZeroDivisionError):
         return "n/a"
 rows = [
-    ("exec to guest ready, s", "minivmm_boot_s", "qemu_boot_s"),
-    ("exec to guest ready, --decompress host (cached), s", "minivmm_direct_boot_s", "qemu_boot_s"),
+    ("exec to guest ready (default: kernel decompressed by minivmm, cached), s", "minivmm_boot_s", "qemu_boot_s"),
+    ("exec to guest ready, --decompress guest, s", "minivmm_guestdec_boot_s", "qemu_boot_s"),
     ("virtio-net TCP guest to L1, Mbit/s", "minivmm_iperf3_tx_mbps", "qemu_iperf3_tx_mbps"),
     ("virtio-net TCP L1 to guest, Mbit/s", "minivmm_iperf3_rx_mbps", "qemu_iperf3_rx_mbps"),
     ("VF TCP guest to L1, Mbit/s", "vf_iperf3_tx_mbps", None),

@@ -2494,38 +2494,97 @@ static void board_del_api(struct board *b)
 }
 
 /*
+ * The setup header fields KASLR needs from a bzImage (boot protocol 2.10 and
+ * later: kernel_alignment, relocatable_kernel, init_size), and two random
+ * numbers for its slots. *have says whether the kernel can move at all.
+ */
+#define BOARD_BZ_ALIGN_OFF 0x230
+#define BOARD_BZ_RELOCATABLE_OFF 0x234
+#define BOARD_BZ_INIT_SIZE_OFF 0x260
+#define BOARD_BZ_VERSION_OFF 0x206
+static int board_kaslr_params(const uint8_t *k, size_t len, struct x86_boot_kaslr *ka, bool *have)
+{
+	uint16_t version;
+	uint32_t v;
+
+	*have = false;
+	memset(ka, 0, sizeof(*ka));
+	if (len < BOARD_BZ_INIT_SIZE_OFF + 4)
+		return 0; /* not a bzImage: x86_unpack__bzimage says so */
+	memcpy(&version, k + BOARD_BZ_VERSION_OFF, 2);
+	if (version < 0x020a || !k[BOARD_BZ_RELOCATABLE_OFF]) {
+		log_info(BOARD_LOG, "--decompress host: the kernel is not relocatable (protocol %u.%02u): it runs where it was linked, without KASLR",
+			 version >> 8, version & 0xff);
+		return 0;
+	}
+	memcpy(&v, k + BOARD_BZ_ALIGN_OFF, 4);
+	ka->align = v;
+	memcpy(&v, k + BOARD_BZ_INIT_SIZE_OFF, 4);
+	ka->init_size = v;
+	if (getrandom(ka->rnd, sizeof(ka->rnd), 0) != (ssize_t)sizeof(ka->rnd)) {
+		log_err(BOARD_LOG, "--decompress host: no random numbers for KASLR (getrandom failed)");
+		return -EIO;
+	}
+	*have = true;
+	return 0;
+}
+
+/*
  * --decompress host: replaces a bzImage in files with the kernel's ELF from
  * its payload (vmm/x86/unpack.h); an ELF kernel is left as it is. The guest
- * then boots without its decompressor, and without KASLR.
+ * then boots without its decompressor; *kaslr gets what minivmm needs to do
+ * the decompressor's KASLR in its place (vmm/x86/kaslr.h), *have_kaslr says
+ * whether it applies (a relocatable bzImage).
  */
-static int board_unpack_kernel(struct image_boot_files *files, const char *cache)
+static int board_unpack_kernel(struct image_boot_files *files, const struct options *o,
+			       struct x86_boot_kaslr *kaslr, bool *have_kaslr)
 {
+	const char *fmt, *cache = o->kernel_cache;
+	char defcache[4096];
 	struct timespec t0, t1;
-	const char *fmt;
 	bool hit = false;
 	void *elf;
 	size_t len;
 	int ret;
 
+	*have_kaslr = false;
 	if (files->kernel_len >= 4 && !memcmp(files->kernel, "\177ELF", 4)) {
-		log_info(BOARD_LOG, "--decompress host: the kernel is an ELF file already");
+		log_info(BOARD_LOG, "--decompress host: the kernel is an ELF file already (booted where it was linked: no KASLR)");
 		return 0;
 	}
+	ret = board_kaslr_params(files->kernel, files->kernel_len, kaslr, have_kaslr);
+	if (ret)
+		return ret;
+	/* the default cache is a convenience: when it cannot be used, the boot goes on without */
+	if (!cache && !o->no_kernel_cache) {
+		ret = x86_unpack__default_cache(defcache, sizeof(defcache));
+		if (ret)
+			log_warn(BOARD_LOG, "--decompress host: no default --kernel-cache (%s): decompressing without one",
+				 strerror(-ret));
+		else
+			cache = defcache;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (cache)
+	if (cache) {
 		ret = x86_unpack__cached(files->kernel, files->kernel_len, cache, &elf, &len, &fmt,
 					 &hit);
-	else
+		if ((ret == -EPERM || ret == -ENOTDIR) && cache == defcache) {
+			log_warn(BOARD_LOG, "--decompress host: the default --kernel-cache %s is unusable: decompressing without it",
+				 cache);
+			cache = NULL;
+		}
+	}
+	if (!cache)
 		ret = x86_unpack__bzimage(files->kernel, files->kernel_len, &elf, &len, &fmt);
 	if (ret)
 		return ret;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (hit)
-		log_info(BOARD_LOG, "--decompress host: the bzImage's kernel read from --kernel-cache %s: %zu KiB in %lld ms; the guest boots its ELF directly, without KASLR",
+		log_info(BOARD_LOG, "--decompress host: the bzImage's kernel read from --kernel-cache %s: %zu KiB in %lld ms; the guest boots its ELF directly",
 			 cache, len / 1024,
 			 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	else
-		log_info(BOARD_LOG, "--decompress host: the bzImage's %s payload decompressed on the host: %zu KiB to %zu KiB in %lld ms%s; the guest boots its ELF directly, without KASLR",
+		log_info(BOARD_LOG, "--decompress host: the bzImage's %s payload decompressed on the host: %zu KiB to %zu KiB in %lld ms%s; the guest boots its ELF directly",
 			 fmt, files->kernel_len / 1024, len / 1024,
 			 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
 			 cache ? ", kept in --kernel-cache" : "");
@@ -2619,9 +2678,11 @@ static int board_load(struct board *b)
 		.hotplug_port = b->hotplug ? X86_HOTPLUG_PORT : 0,
 		.gpe0_port = b->hotplug ? X86_GPE0_PORT : 0,
 	};
+	struct x86_boot_kaslr kaslr;
 	struct x86_boot_info bi;
+	bool have_kaslr = false;
 	uint64_t rsdp;
-		int ret;
+	int ret;
 
 	memset(&files, 0, sizeof(files));
 	ret = x86_acpi__build(&b->vm.mem, &acpi, &rsdp);
@@ -2643,13 +2704,13 @@ static int board_load(struct board *b)
 	if (ret)
 		goto out;
 	if (o->decompress_host) {
-		ret = board_unpack_kernel(&files, o->kernel_cache);
+		ret = board_unpack_kernel(&files, o, &kaslr, &have_kaslr);
 		if (ret)
 			goto out;
 	}
 	ret = x86_boot__load(&b->vm.mem, files.kernel, files.kernel_len, files.initrd,
 			     files.initrd_len, o->cmdline ? o->cmdline : OPTIONS_DEFAULT_CMDLINE,
-			     rsdp, &bi);
+			     rsdp, have_kaslr ? &kaslr : NULL, &bi);
 	if (ret) {
 		log_err(BOARD_LOG, "cannot load kernel %s: %s",
 			o->kernel ? o->kernel : files.kernel_path, strerror(-ret));

@@ -81,14 +81,15 @@ void options__usage(void *file, const char *prog)
 		"                        (the tap is created when absent); repeatable, %d at most\n"
 		"      --hugepages       back guest RAM with 2 MiB hugepages\n"
 		"      --readonly        attach IMAGE read-only\n"
-		"      --decompress guest|host\n"
-		"                        who decompresses a bzImage's kernel: the guest's own\n"
-		"                        decompressor (default; keeps the guest's KASLR), or\n"
-		"                        minivmm, which boots the kernel's ELF directly (faster\n"
-		"                        boot, no KASLR: the kernel runs at its link address)\n"
-		"      --kernel-cache DIR\n"
-		"                        with --decompress host: keep each decompressed kernel\n"
-		"                        in DIR (yours, not group/other-writable) and reuse it\n"
+		"      --decompress host|guest\n"
+		"                        who decompresses a bzImage's kernel: minivmm (default),\n"
+		"                        which boots the kernel's ELF directly and does its KASLR\n"
+		"                        in the guest's place, or the guest's own decompressor\n"
+		"      --kernel-cache DIR|off\n"
+		"                        where minivmm keeps decompressed kernels for later boots\n"
+		"                        (yours, not group/other-writable; the newest few kept);\n"
+		"                        default /var/cache/minivmm/kernels as root, else\n"
+		"                        $XDG_CACHE_HOME/minivmm/kernels; off: none\n"
 		"      --no-seccomp      run without the per-thread system call filters (debugging)\n"
 		"      --testdev         add the test device (ports 0x500-0x50b) used by test guests\n"
 		"      --vf DDDD:BB:DD.F[,failover=on|MAC][,id=NAME]\n"
@@ -323,6 +324,7 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 	memset(o, 0, sizeof(*o));
 	o->mem = OPTIONS_DEFAULT_MEM;
 	o->cpus = 1;
+	o->decompress_host = true;
 	optind = 0; /* full re-initialisation (glibc), so tests can parse repeatedly */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":k:i:c:m:p:n:vqhV", options_long, NULL)) != -1) {
@@ -397,7 +399,12 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 				return -EINVAL;
 			}
 			break;
-		case OPT_KERNEL_CACHE: o->kernel_cache = optarg; break;
+		case OPT_KERNEL_CACHE:
+			if (!*optarg)
+				return options_err(err, errlen, "--kernel-cache needs a directory, or 'off'%s", "");
+			o->kernel_cache = strcmp(optarg, "off") ? optarg : NULL;
+			o->no_kernel_cache = !strcmp(optarg, "off");
+			break;
 		case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 		case OPT_SECCOMP_SELFTEST: o->seccomp_selftest = optarg; break;
 		case OPT_TESTDEV: o->testdev = true; break;
@@ -453,7 +460,7 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 				   "one%s", "");
 	if (o->hugepages && (o->mem & ((2ULL << 20) - 1)))
 		return options_err(err, errlen, "--hugepages needs --mem in multiples of 2M%s", "");
-	if (o->kernel_cache && !o->decompress_host)
+	if ((o->kernel_cache || o->no_kernel_cache) && !o->decompress_host)
 		return options_err(err, errlen, "--kernel-cache needs --decompress host (the cache "
 				   "holds kernels minivmm decompressed)%s", "");
 	return 0;

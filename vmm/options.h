@@ -35,8 +35,9 @@ struct options {
 	unsigned int cpus;
 	bool hugepages;
 	bool readonly;
-	bool decompress_host;     /* --decompress host: minivmm unpacks a bzImage's kernel */
-	const char *kernel_cache; /* --kernel-cache DIR, or NULL */
+	bool decompress_host;     /* --decompress host (default): minivmm unpacks a bzImage's kernel */
+	const char *kernel_cache; /* --kernel-cache DIR, or NULL: the default one (x86_unpack__default_cache) */
+	bool no_kernel_cache;     /* --kernel-cache off */
 	bool no_seccomp;          /* --no-seccomp: no system call filters */
 	const char *seccomp_selftest; /* hidden --seccomp-selftest=KIND, or NULL */
 	bool testdev;

@@ -624,6 +624,8 @@ if [ -n "$LAB_IP" ]; then
 	fi
 fi
 echo "LAB-GUEST-READY uptime=$(cut -d' ' -f1 /proc/uptime) ip=${LAB_IP:-none} mac=$(cat /sys/class/net/eth0/address 2>/dev/null)"
+# where the kernel runs (KASLR): _text's virtual address, the physical start of its code
+echo "LAB-KASLR text=$(awk '$3 == "_text" { print $1; exit }' /proc/kallsyms) code=$(awk '/Kernel code/ { sub(/^ */, ""); sub(/-.*/, ""); print; exit }' /proc/iomem)"
 case "$LAB_CMD" in
 none) rc=0 ;;
 shell) setsid cttyhack sh; rc=$? ;;

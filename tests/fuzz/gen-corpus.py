@@ -275,6 +275,31 @@ def api():
     seed('api', 'errors', b'\x01\x02' + b'\n'.join(bad) + b'\npartial line')
 
 
+def boot():
+    # fuzz_boot.c's layout: rnd[2], flags, align, init_size, then the kernel:
+    # a kernel-shaped ELF (one PT_LOAD at 16 MiB, linked at
+    # 0xffffffff81000000, section headers at the end) with its KASLR
+    # relocation table after it (vmm/x86/kaslr.h)
+    load, vbase, text = 16 << 20, 0xffffffff81000000, 0x2000
+    data, shoff, nsh = 0x1000, 0x1000 + 0x2000, 2
+    eh = (b'\x7fELF' + bytes([2, 1, 1]) + bytes(9) + u16(2) + u16(62) + u32(1) + u64(load) +
+          u64(64) + u64(shoff) + u32(0) + u16(64) + u16(56) + u16(1) + u16(64) + u16(nsh) + u16(0))
+    ph = u32(1) + u32(5) + u64(data) + u64(vbase) + u64(load) + u64(text) + u64(0x8000) + u64(0x200000)
+    img = bytearray(shoff + 64 * nsh)
+    img[0:len(eh)] = eh
+    img[64:64 + len(ph)] = ph
+    for i in range(4):
+        img[data + 0x100 + 8 * i:data + 0x104 + 8 * i] = u32(vbase + 0x40 + i)
+        img[data + 0x300 + 8 * i:data + 0x308 + 8 * i] = u64(vbase + 0x80 + i)
+    tab = (u32(0) + b''.join(u32(vbase + 0x300 + 8 * i) for i in range(4)) + u32(0) +
+           u32(vbase + 0x200) + u32(0) + b''.join(u32(vbase + 0x100 + 8 * i) for i in range(4)))
+    hdr = u64(12345) + u64(678) + u8(1) + u32(0x200000) + u32(0x40000)
+    seed('boot', 'elf-kaslr', hdr + bytes(img) + tab)
+    seed('boot', 'elf-kaslr-initrd', u64(7) + u64(9) + u8(3) + u32(0x200000) + u32(0x40000) + bytes(img) + tab)
+    seed('boot', 'elf-nokaslr', u64(7) + u64(9) + u8(5) + u32(0x200000) + u32(0x40000) + bytes(img) + tab)
+    seed('boot', 'elf-notable', hdr + bytes(img))
+
+
 def migration():
     exe = os.path.join(BUILD, 'tests', 'fuzz', 'fuzz_migration')
     if not os.access(exe, os.X_OK):
@@ -285,5 +310,5 @@ def migration():
     subprocess.run([exe], env=dict(os.environ, MINIVMM_FUZZ_SEEDS=d), check=True)
 
 
-for gen in (virtq, virtio_net, virtio_blk, pci, vfio_pci, netlink, image, api, migration):
+for gen in (virtq, virtio_net, virtio_blk, pci, vfio_pci, netlink, image, api, boot, migration):
     gen()

@@ -155,7 +155,7 @@ Test(bzimage, loads, .init = ram_setup, .fini = ram_teardown)
 	struct boot_params *p;
 
 	memset(initrd, 0x5a, sizeof(initrd));
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), cmdline, 0xE0000, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), cmdline, 0xE0000, NULL, &bi), 0);
 	cr_assert_eq(bi.entry, 0x100200, "64-bit entry at load address + 0x200");
 	cr_assert_eq(bi.boot_params_gpa, 0x7000);
 	cr_assert_eq(bi.cmdline_gpa, 0x20000);
@@ -195,7 +195,7 @@ Test(bzimage, initrd_below_initrd_addr_max, .init = ram_setup, .fini = ram_teard
 
 	b.h->initrd_addr_max = 0x01ffffff;
 	b.h->version = 0x020c; /* 2.12: no acpi_rsdp_addr */
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0xE0000, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0xE0000, NULL, &bi), 0);
 	cr_assert_eq(bi.initrd_gpa, 32 * MiB - 4 * 4096);
 	cr_assert_eq(bp()->hdr.ramdisk_image, 32 * MiB - 4 * 4096);
 	cr_assert_eq(bp()->acpi_rsdp_addr, 0, "RSDP only for protocol 2.14+");
@@ -210,7 +210,7 @@ Test(bzimage, fixed_kernel_at_pref_address, .init = ram_setup, .fini = ram_teard
 
 	b.h->relocatable_kernel = 0;
 	b.h->pref_address = 0x200000;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, "x", 0, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, "x", 0, NULL, &bi), 0);
 	cr_assert_eq(bi.entry, 0x200200);
 	cr_assert(!memcmp(ram + 0x200000, b.img + (SETUP_SECTS + 1) * 512, PAYLOAD));
 	free(b.img);
@@ -225,44 +225,44 @@ Test(bzimage, rejects_bad_images, .init = ram_setup, .fini = ram_teardown)
 	uint8_t initrd[16];
 
 	memset(junk, 0x90, sizeof(junk));
-	cr_assert_eq(x86_boot__load(&mem, junk, sizeof(junk), NULL, 0, NULL, 0, &bi), -ENOEXEC);
-	cr_assert_eq(x86_boot__load(&mem, junk, 10, NULL, 0, NULL, 0, &bi), -ENOEXEC);
-	cr_assert_eq(x86_boot__load(&mem, b.img, 0, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, junk, sizeof(junk), NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, junk, 10, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, 0, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 
 	/* truncated inside the setup header, the setup code, the payload */
-	cr_assert_eq(x86_boot__load(&mem, b.img, 0x230, NULL, 0, NULL, 0, &bi), -EINVAL);
-	cr_assert_eq(x86_boot__load(&mem, b.img, 0x400, NULL, 0, NULL, 0, &bi), -EINVAL);
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len - 16, NULL, 0, NULL, 0, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&mem, b.img, 0x230, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&mem, b.img, 0x400, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len - 16, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
 	/* header length byte pointing past the end of the file */
 	b.h->jump = 0xffeb;
-	cr_assert_eq(x86_boot__load(&mem, b.img, 0x280, NULL, 0, NULL, 0, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&mem, b.img, 0x280, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
 	free(b.img);
 
 	b = make_bzimage();
 	b.h->version = 0x0205;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 	b.h->version = 0x020a;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 	free(b.img);
 
 	b = make_bzimage();
 	b.h->xloadflags = 0;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 	free(b.img);
 
 	b = make_bzimage();
 	b.h->loadflags = 0;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 	free(b.img);
 
 	b = make_bzimage();
 	b.h->boot_flag = 0;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOEXEC);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOEXEC);
 	free(b.img);
 
 	b = make_bzimage();
 	b.h->kernel_alignment = 0x3000;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
 	free(b.img);
 
 	/* command line longer than cmdline_size */
@@ -270,23 +270,23 @@ Test(bzimage, rejects_bad_images, .init = ram_setup, .fini = ram_teardown)
 	b.h->cmdline_size = 16;
 	memset(longcmd, 'a', sizeof(longcmd));
 	longcmd[sizeof(longcmd) - 1] = 0;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, longcmd, 0, &bi), -E2BIG);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, longcmd, 0, NULL, &bi), -E2BIG);
 	longcmd[16] = 0;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, longcmd, 0, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, longcmd, 0, NULL, &bi), 0);
 	free(b.img);
 
 	/* the kernel's init_size does not fit in RAM */
 	b = make_bzimage();
 	b.h->init_size = 0x4000000;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, &bi), -ENOMEM);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, NULL, 0, NULL, 0, NULL, &bi), -ENOMEM);
 	free(b.img);
 
 	/* initrd must stay above the kernel's footprint */
 	b = make_bzimage();
 	b.h->initrd_addr_max = 0x013fffff; /* 20 MiB: kernel runs at 16 MiB + 4 MiB */
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0, &bi), -ENOMEM);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0, NULL, &bi), -ENOMEM);
 	b.h->initrd_addr_max = 0x0140ffff;
-	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, b.img, b.len, initrd, sizeof(initrd), NULL, 0, NULL, &bi), 0);
 	cr_assert_eq(bi.initrd_gpa, 0x1400000 + 0xf000);
 	free(b.img);
 }
@@ -354,7 +354,7 @@ Test(elf, loads_segments_and_bss, .init = ram_setup, .fini = ram_teardown)
 
 	memset(ram + 0x100000, 0xcc, 8192);
 	memset(initrd, 0x77, sizeof(initrd));
-	cr_assert_eq(x86_boot__load(&mem, img, len, initrd, sizeof(initrd), "test=1", 0xE0000, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, img, len, initrd, sizeof(initrd), "test=1", 0xE0000, NULL, &bi), 0);
 	cr_assert(bi.elf);
 	cr_assert_eq(bi.entry, 0x100010);
 	cr_assert_eq(bi.boot_params_gpa, 0x7000);
@@ -389,7 +389,7 @@ static int load_elf_with(const struct elf_seg *segs, unsigned int n, uint64_t en
 
 	if (patch)
 		patch(img, &len);
-	ret = x86_boot__load(&mem, img, len, NULL, 0, NULL, 0, &bi);
+	ret = x86_boot__load(&mem, img, len, NULL, 0, NULL, 0, NULL, &bi);
 	free(img);
 	return ret;
 }
@@ -458,9 +458,9 @@ Test(boot, rejects_ram_without_low_memory)
 	uint8_t *img = make_elf(ok, 1, 0x100000, &len);
 
 	cr_assert_eq(mem__init_from_buffer(&m, buf, 1 * MiB, 2 * MiB), 0);
-	cr_assert_eq(x86_boot__load(&m, img, len, NULL, 0, NULL, 0, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&m, img, len, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
 	cr_assert_eq(mem__init_from_buffer(&m, buf, 0, 1 * MiB), 0);
-	cr_assert_eq(x86_boot__load(&m, img, len, NULL, 0, NULL, 0, &bi), -EINVAL);
+	cr_assert_eq(x86_boot__load(&m, img, len, NULL, 0, NULL, 0, NULL, &bi), -EINVAL);
 	free(img);
 	free(buf);
 }
@@ -565,7 +565,7 @@ Test(boot_kvm, tiny_elf_guest_runs, .init = ram_setup, .fini = ram_teardown, .ti
 	memcpy(img + sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr), code, sizeof(code));
 	data = 0xfeedf00d;
 	memcpy(img + sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr) + sizeof(code), &data, 4);
-	cr_assert_eq(x86_boot__load(&mem, img, len, NULL, 0, "hello", 0, &bi), 0);
+	cr_assert_eq(x86_boot__load(&mem, img, len, NULL, 0, "hello", 0, NULL, &bi), 0);
 	free(img);
 
 	cr_assert_eq(x86_cpu__setup(kvm, vcpu, 0, 1), 0);

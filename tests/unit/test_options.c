@@ -200,9 +200,19 @@ Test(options, decompress)
 	char err[256];
 
 	cr_assert_eq(parse(&o, err, 2, "guest.img"), 0);
-	cr_assert_not(o.decompress_host, "the guest decompresses by default (KASLR kept)");
+	cr_assert(o.decompress_host, "minivmm decompresses by default (and does the KASLR)");
+	cr_assert(!o.kernel_cache && !o.no_kernel_cache, "the default cache");
+	cr_assert_eq(parse(&o, err, 4, "--decompress", "guest", "guest.img"), 0);
+	cr_assert_not(o.decompress_host);
 	cr_assert_eq(parse(&o, err, 4, "--decompress", "host", "guest.img"), 0);
 	cr_assert(o.decompress_host);
+	cr_assert_eq(parse(&o, err, 4, "--kernel-cache", "/k", "guest.img"), 0);
+	cr_assert_str_eq(o.kernel_cache, "/k");
+	cr_assert_eq(parse(&o, err, 4, "--kernel-cache", "off", "guest.img"), 0);
+	cr_assert(!o.kernel_cache && o.no_kernel_cache);
+	cr_assert_eq(parse(&o, err, 4, "--kernel-cache", "", "guest.img"), -EINVAL);
+	cr_assert_eq(parse(&o, err, 6, "--decompress", "guest", "--kernel-cache", "off", "guest.img"), -EINVAL,
+		     "no cache to turn off when the guest decompresses");
 	cr_assert_eq(parse(&o, err, 6, "--decompress", "host", "--decompress", "guest", "guest.img"), 0);
 	cr_assert_not(o.decompress_host);
 	cr_assert_eq(parse(&o, err, 4, "--decompress", "both", "guest.img"), -EINVAL);

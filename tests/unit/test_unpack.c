@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "vmm/x86/kaslr.h"
 #include "vmm/x86/unpack.h"
 
 #define SETUP_SECTS 4
@@ -253,6 +255,39 @@ Test(unpack, real_kernel)
 	cr_assert(!memcmp(out, ELFMAG, SELFMAG));
 	cr_assert_eq(((Elf64_Ehdr *)out)->e_machine, EM_X86_64);
 	cr_log_info("%s: %s, %zu -> %zu bytes", path, fmt, klen, out_len);
+	/* its KASLR relocation table (vmm/x86/kaslr.h): found right after the
+	 * ELF, every entry inside the image as it is laid out from its
+	 * link-time physical address */
+	struct x86_kaslr_relocs r;
+	int ret = x86_kaslr__find_relocs(out, out_len, &r);
+
+	cr_assert(ret == 0 || ret == -ENOENT, "%s: relocation table: %s", path, strerror(-ret));
+	if (!ret) {
+		const Elf64_Ehdr *eh = out;
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)((uint8_t *)out + eh->e_phoff);
+		uint64_t load = UINT64_MAX, end = 0;
+		uint8_t *img;
+
+		for (unsigned int i = 0; i < eh->e_phnum; i++)
+			if (ph[i].p_type == PT_LOAD) {
+				load = MIN(load, ph[i].p_paddr);
+				end = MAX(end, ph[i].p_paddr + ph[i].p_filesz);
+			}
+		cr_assert(load != UINT64_MAX && end - load < X86_UNPACK_MAX);
+		img = calloc(1, end - load);
+		cr_assert_not_null(img);
+		for (unsigned int i = 0; i < eh->e_phnum; i++)
+			if (ph[i].p_type == PT_LOAD)
+				memcpy(img + ph[i].p_paddr - load, (uint8_t *)out + ph[i].p_offset,
+				       ph[i].p_filesz);
+		cr_assert_gt(r.n64 + r.n32, 1000, "%s: %zu + %zu + %zu relocations", path, r.n64,
+			     r.ninv32, r.n32);
+		cr_assert_eq(x86_kaslr__apply(img, end - load, load, 64 * MiB, &r), 0,
+			     "%s: every relocation inside the image", path);
+		cr_log_info("%s: %zu 64-bit, %zu inverse 32-bit, %zu 32-bit relocations", path, r.n64,
+			    r.ninv32, r.n32);
+		free(img);
+	}
 	free(out);
 	free(k);
 }
@@ -324,6 +359,72 @@ Test(unpack, cache)
 	struct stat st;
 	cr_assert_eq(stat(cmd, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0700);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	free(k);
+	free(c);
+	free(e);
+}
+
+/* the cache keeps the X86_UNPACK_CACHE_KEEP most recently used kernels */
+Test(unpack, cache_keeps_the_newest)
+{
+	uint8_t *e = elf_image(), *c = malloc(2 * ELF_LEN), *k;
+	size_t clen = compress_xz(e, ELF_LEN, c, 2 * ELF_LEN), klen, out_len;
+	char dir[] = "/tmp/minivmm-kcache-XXXXXX", path[512], cmd[600];
+	struct timespec ts[2] = { { 0 } };
+	const char *fmt;
+	unsigned int i, n = 0, old = 0;
+	struct dirent *de;
+	bool hit;
+	void *out;
+	DIR *d;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* six older entries, 1000 s apart (entry 5 the newest), and a stranger */
+	for (i = 0; i < 6; i++) {
+		snprintf(path, sizeof(path), "%s/%064x.elf", dir, i);
+		FILE *f = fopen(path, "wb");
+		cr_assert_not_null(f);
+		fputs("\177ELF", f);
+		fclose(f);
+		ts[0].tv_sec = ts[1].tv_sec = 1000000 + i * 1000;
+		cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+	}
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	fclose(fopen(path, "w"));
+	/* entry 0, the oldest, is used: it becomes the newest of them */
+	snprintf(path, sizeof(path), "%s/%064x.elf", dir, 0);
+	ts[0].tv_sec = ts[1].tv_sec = 1000000 + 9000;
+	cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+
+	k = bzimage(c, clen, ELF_LEN, 0, &klen);
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert_not(hit);
+	free(out);
+	d = opendir(dir);
+	cr_assert_not_null(d);
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 68)
+			continue;
+		n++;
+		for (i = 1; i < 4; i++) {
+			snprintf(path, sizeof(path), "%064x.elf", i);
+			if (!strcmp(de->d_name, path))
+				old++;
+		}
+	}
+	closedir(d);
+	cr_assert_eq(n, X86_UNPACK_CACHE_KEEP, "%u entries left", n);
+	cr_assert_eq(old, 0, "entries 1-3, the least recently used, are gone");
+	snprintf(path, sizeof(path), "%s/%064x.elf", dir, 0);
+	cr_assert_eq(access(path, F_OK), 0, "entry 0 was used lately: kept");
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	cr_assert_eq(access(path, F_OK), 0, "what is not a cache entry stays");
+	/* a hit marks the entry used */
+	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
+	cr_assert(hit);
+	free(out);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 	free(k);

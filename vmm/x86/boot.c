@@ -17,6 +17,7 @@
 #include "vmm/log.h"
 #include "vmm/pci.h"
 #include "vmm/sys.h"
+#include "vmm/x86/kaslr.h"
 
 #define BOOT_PREFIX "boot"
 
@@ -292,12 +293,67 @@ static void boot_elf_phdr(const uint8_t *k, const Elf64_Ehdr *eh, unsigned int i
 	memcpy(ph, k + eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
 }
 
+/* the span of an ELF kernel's PT_LOAD segments (phdrs already bounded by the file) */
+struct boot_elf_span {
+	uint64_t load;     /* the lowest p_paddr: the link-time physical address */
+	uint64_t mem_end;  /* the highest p_paddr + p_memsz */
+	uint64_t file_end; /* the highest p_paddr + p_filesz */
+};
+
+static void boot_elf_span(const uint8_t *k, const Elf64_Ehdr *eh, struct boot_elf_span *sp)
+{
+	Elf64_Phdr ph;
+	unsigned int i;
+
+	sp->load = UINT64_MAX;
+	sp->mem_end = sp->file_end = 0;
+	for (i = 0; i < eh->e_phnum; i++) {
+		boot_elf_phdr(k, eh, i, &ph);
+		if (ph.p_type != PT_LOAD || !ph.p_memsz)
+			continue;
+		sp->load = MIN(sp->load, ph.p_paddr);
+		/* sums checked by the caller's validation */
+		sp->mem_end = MAX(sp->mem_end, ph.p_paddr + ph.p_memsz);
+		sp->file_end = MAX(sp->file_end, ph.p_paddr + ph.p_filesz);
+	}
+}
+
+/*
+ * KASLR for an ELF kernel (kaslr.h): the physical address, below the initrd
+ * that goes at the top of low RAM (limit), and the virtual offset. Sets
+ * *phys_delta and bi's figures; the relocations are applied after the copy.
+ */
+static void boot_kaslr_choose(const struct x86_boot_kaslr *ka, const struct boot_elf_span *sp,
+			      uint64_t limit, uint64_t *phys_delta, uint64_t *virt_delta,
+			      struct x86_boot_info *bi)
+{
+	uint64_t align = MAX(ka->align, X86_KASLR_MIN_ALIGN);
+	uint64_t need = MAX(sp->mem_end - sp->load, ka->init_size), at;
+
+	*phys_delta = *virt_delta = 0;
+	if (!IS_ALIGNED(sp->load, X86_KASLR_MIN_ALIGN) || (align & (align - 1))) {
+		log_warn(BOOT_PREFIX, "KASLR: the kernel's load address 0x%llx or alignment 0x%llx is not one it can move by: it runs where it was linked",
+			 (unsigned long long)sp->load, (unsigned long long)ka->align);
+		return;
+	}
+	at = x86_kaslr__slot(sp->load, limit, need, align, ka->rnd[0], &bi->kaslr_phys_slots);
+	if (at != UINT64_MAX)
+		*phys_delta = at - sp->load;
+	at = x86_kaslr__slot(sp->load, X86_KASLR_IMAGE_SIZE, need, align, ka->rnd[1],
+			     &bi->kaslr_virt_slots);
+	if (at != UINT64_MAX)
+		*virt_delta = at - sp->load;
+}
+
 static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, const void *initrd,
 			 size_t ilen, const char *cmdline, uint64_t rsdp_gpa,
-			 struct x86_boot_info *bi, struct boot_params *bp)
+			 const struct x86_boot_kaslr *kaslr, struct x86_boot_info *bi,
+			 struct boot_params *bp)
 {
-	uint64_t phend, end, initrd_gpa = 0;
-	bool entry_ok = false;
+	uint64_t phend, end, initrd_gpa = 0, top, limit, phys_delta = 0, virt_delta = 0;
+	struct x86_kaslr_relocs relocs;
+	struct boot_elf_span span;
+	bool entry_ok = false, relocs_ok = false;
 	unsigned int i, nload = 0;
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph;
@@ -332,7 +388,7 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 		return -EINVAL;
 	}
 
-	/* validate every segment before copying any */
+	/* the file's own bounds first: sizes, overflow */
 	for (i = 0; i < eh.e_phnum; i++) {
 		boot_elf_phdr(k, &eh, i, &ph);
 		if (ph.p_type != PT_LOAD || !ph.p_memsz)
@@ -345,25 +401,59 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 			log_err(BOOT_PREFIX, "ELF segment %u: data beyond the end of the file", i);
 			return -EINVAL;
 		}
-		if (add_overflows(ph.p_paddr, ph.p_memsz, &end) ||
-		    !mem__is_ram(m, ph.p_paddr, ph.p_memsz)) {
+		if (add_overflows(ph.p_paddr, ph.p_memsz, &end) || end > MEM_LOW_END) {
 			log_err(BOOT_PREFIX, "ELF segment %u [0x%llx+0x%llx] is outside guest RAM", i,
 				(unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
 			return -EINVAL;
 		}
-		if (boot_hits_low_structures(ph.p_paddr, ph.p_memsz)) {
-			log_err(BOOT_PREFIX,
-				"ELF segment %u [0x%llx+0x%llx] overlaps the boot structures below 1 MiB",
-				i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
-			return -EINVAL;
-		}
-		if (eh.e_entry >= ph.p_paddr && eh.e_entry < end)
-			entry_ok = true;
 		nload++;
 	}
 	if (!nload) {
 		log_err(BOOT_PREFIX, "ELF kernel has no loadable segment");
 		return -ENOEXEC;
+	}
+	boot_elf_span(k, &eh, &span);
+
+	/* the initrd goes at the top of low RAM; a moved kernel stays below it */
+	top = MIN(boot_low_ram_end(m), MEM_LOW_END);
+	limit = ilen && ilen < top ? ALIGN_DOWN(top - ilen, 4096ULL) : top;
+	if (kaslr && x86_kaslr__disabled(cmdline)) {
+		log_info(BOOT_PREFIX, "KASLR: off (nokaslr on the command line)");
+		kaslr = NULL;
+	}
+	if (kaslr) {
+		ret = x86_kaslr__find_relocs(k, klen, &relocs);
+		if (!ret)
+			relocs_ok = true;
+		else
+			log_warn(BOOT_PREFIX, "KASLR: %s: the kernel keeps its link-time virtual address (its physical address is still chosen at random)",
+				 ret == -ENOENT ? "the kernel has no relocation table (built without RANDOMIZE_BASE)"
+						: "the relocation table after the ELF is malformed");
+		boot_kaslr_choose(kaslr, &span, limit, &phys_delta, &virt_delta, bi);
+		if (!relocs_ok)
+			virt_delta = 0;
+	}
+
+	/* then every segment where it will go, before copying any */
+	for (i = 0; i < eh.e_phnum; i++) {
+		boot_elf_phdr(k, &eh, i, &ph);
+		if (ph.p_type != PT_LOAD || !ph.p_memsz)
+			continue;
+		if (!mem__is_ram(m, ph.p_paddr + phys_delta, ph.p_memsz)) {
+			log_err(BOOT_PREFIX, "ELF segment %u [0x%llx+0x%llx] is outside guest RAM", i,
+				(unsigned long long)(ph.p_paddr + phys_delta),
+				(unsigned long long)ph.p_memsz);
+			return -EINVAL;
+		}
+		if (boot_hits_low_structures(ph.p_paddr + phys_delta, ph.p_memsz)) {
+			log_err(BOOT_PREFIX,
+				"ELF segment %u [0x%llx+0x%llx] overlaps the boot structures below 1 MiB",
+				i, (unsigned long long)(ph.p_paddr + phys_delta),
+				(unsigned long long)ph.p_memsz);
+			return -EINVAL;
+		}
+		if (eh.e_entry >= ph.p_paddr && eh.e_entry < ph.p_paddr + ph.p_memsz)
+			entry_ok = true;
 	}
 	if (!entry_ok) {
 		log_err(BOOT_PREFIX, "ELF entry 0x%llx is not inside a loaded segment",
@@ -381,23 +471,31 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 		boot_elf_phdr(k, &eh, i, &ph);
 		if (ph.p_type != PT_LOAD || !ph.p_memsz)
 			continue;
-		dst = mem__gpa_to_hva(m, ph.p_paddr, ph.p_memsz);
+		dst = mem__gpa_to_hva(m, ph.p_paddr + phys_delta, ph.p_memsz);
 		if (!dst)
 			return -EINVAL;
 		memcpy(dst, k + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
+	if (virt_delta) {
+		uint64_t ilen_img = span.file_end - span.load;
+		uint8_t *img = mem__gpa_to_hva(m, span.load + phys_delta, ilen_img);
+
+		if (!img || x86_kaslr__apply(img, ilen_img, span.load, virt_delta, &relocs)) {
+			log_err(BOOT_PREFIX, "KASLR: a relocation of the kernel points outside its image (%zu + %zu + %zu entries)",
+				relocs.n32, relocs.ninv32, relocs.n64);
+			return -EINVAL;
+		}
+	}
 
 	if (ilen) {
-		uint64_t top = MIN(boot_low_ram_end(m), MEM_LOW_END);
-
 		ret = boot_place_initrd(m, initrd, ilen, top, X86_BOOT_HIMEM_START, &initrd_gpa);
 		if (ret)
 			return ret;
 		for (i = 0; i < eh.e_phnum; i++) {
 			boot_elf_phdr(k, &eh, i, &ph);
 			if (ph.p_type == PT_LOAD && ph.p_memsz &&
-			    ranges_overlap(initrd_gpa, ilen, ph.p_paddr, ph.p_memsz)) {
+			    ranges_overlap(initrd_gpa, ilen, ph.p_paddr + phys_delta, ph.p_memsz)) {
 				log_err(BOOT_PREFIX, "initrd at 0x%llx would overlap ELF segment %u",
 					(unsigned long long)initrd_gpa, i);
 				return -ENOMEM;
@@ -410,6 +508,9 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 	bp->hdr.version = 0x020f;
 	bp->hdr.type_of_loader = 0xff;
 	bp->hdr.loadflags = LOADED_HIGH | CAN_USE_HEAP;
+	/* what the decompressor says when it ran KASLR: the kernel then randomizes its memory regions too */
+	if (kaslr)
+		bp->hdr.loadflags |= KASLR_FLAG;
 	bp->hdr.heap_end_ptr = BOOT_HEAP_END;
 	bp->hdr.xloadflags = XLF_KERNEL_64;
 	bp->hdr.cmd_line_ptr = (uint32_t)X86_BOOT_CMDLINE_GPA;
@@ -420,17 +521,26 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 	bp->acpi_rsdp_addr = rsdp_gpa;
 	boot_fill_e820(m, bp);
 
-	bi->entry = eh.e_entry;
+	bi->entry = eh.e_entry + phys_delta;
 	bi->initrd_gpa = initrd_gpa;
 	bi->initrd_size = ilen;
 	bi->elf = true;
-	log_info(BOOT_PREFIX, "ELF kernel: %u segments, entry 0x%llx", nload,
-		 (unsigned long long)eh.e_entry);
+	bi->kaslr_phys_delta = phys_delta;
+	bi->kaslr_virt_delta = virt_delta;
+	log_info(BOOT_PREFIX, "ELF kernel: %u segments%s", nload,
+		 kaslr ? (virt_delta || phys_delta ? ", KASLR: moved by minivmm"
+						   : ", KASLR: no room to move it")
+		       : "");
+	log_debug(BOOT_PREFIX, "ELF kernel: entry 0x%llx, physical +0x%llx (of %llu slots), virtual +0x%llx (of %llu slots)",
+		  (unsigned long long)bi->entry, (unsigned long long)phys_delta,
+		  (unsigned long long)bi->kaslr_phys_slots, (unsigned long long)virt_delta,
+		  (unsigned long long)bi->kaslr_virt_slots);
 	return 0;
 }
 
 int x86_boot__load(struct guest_mem *m, const void *kernel, size_t klen, const void *initrd,
-		   size_t ilen, const char *cmdline, uint64_t rsdp_gpa, struct x86_boot_info *bi)
+		   size_t ilen, const char *cmdline, uint64_t rsdp_gpa,
+		   const struct x86_boot_kaslr *kaslr, struct x86_boot_info *bi)
 {
 	const uint8_t *k = kernel;
 	struct boot_params *bp;
@@ -449,7 +559,7 @@ int x86_boot__load(struct guest_mem *m, const void *kernel, size_t klen, const v
 		return -ENOMEM;
 
 	if (klen >= SELFMAG && !memcmp(k, ELFMAG, SELFMAG)) {
-		ret = boot_load_elf(m, k, klen, initrd, ilen, cmdline, rsdp_gpa, bi, bp);
+		ret = boot_load_elf(m, k, klen, initrd, ilen, cmdline, rsdp_gpa, kaslr, bi, bp);
 	} else if (klen >= SETUP_HDRS_OFF + 4 &&
 		   (memcpy(&magic, k + SETUP_HDRS_OFF, 4), magic == HDRS_MAGIC)) {
 		ret = boot_load_bzimage(m, k, klen, initrd, ilen, cmdline, rsdp_gpa, bi, bp);

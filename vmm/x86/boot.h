@@ -53,19 +53,35 @@ struct x86_boot_info {
 	uint64_t initrd_gpa, initrd_size;
 	uint64_t cmdline_gpa;
 	bool elf;
+	/* an ELF kernel moved by KASLR: where it runs (0 and 0: its link-time addresses) */
+	uint64_t kaslr_phys_delta, kaslr_virt_delta;
+	uint64_t kaslr_phys_slots, kaslr_virt_slots;
+};
+
+/*
+ * KASLR for an ELF kernel that came out of a bzImage (--decompress host;
+ * vmm/x86/kaslr.h): the bzImage's setup header fields, and the randomness.
+ */
+struct x86_boot_kaslr {
+	uint64_t align;     /* kernel_alignment: CONFIG_PHYSICAL_ALIGN */
+	uint64_t init_size; /* init_size: the RAM the kernel needs from its start */
+	uint64_t rnd[2];    /* random numbers: the physical slot, the virtual slot */
 };
 
 /*
  * Loads a bzImage (boot protocol >= 2.12 with XLF_KERNEL_64) or an ELF64
  * ET_EXEC x86-64 image, the initrd (may be NULL/0) and the command line (may
  * be NULL), and builds boot_params at X86_BOOT_PARAMS_GPA with the e820 map;
- * rsdp_gpa (0 = none) goes into boot_params.acpi_rsdp_addr. Returns 0,
- * -ENOEXEC (not a kernel we can boot), -EINVAL (malformed/truncated image or
- * arguments), -E2BIG (command line too long) or -ENOMEM (does not fit in RAM).
+ * rsdp_gpa (0 = none) goes into boot_params.acpi_rsdp_addr. kaslr (may be
+ * NULL: none) randomizes an ELF kernel's physical and virtual addresses, as
+ * the bzImage's decompressor would have, unless the command line says
+ * nokaslr; a bzImage randomizes itself. Returns 0, -ENOEXEC (not a kernel we
+ * can boot), -EINVAL (malformed/truncated image or arguments), -E2BIG
+ * (command line too long) or -ENOMEM (does not fit in RAM).
  */
 int x86_boot__load(struct guest_mem *m, const void *kernel, size_t klen, const void *initrd,
 		   size_t ilen, const char *cmdline, uint64_t rsdp_gpa,
-		   struct x86_boot_info *bi) __must_check;
+		   const struct x86_boot_kaslr *kaslr, struct x86_boot_info *bi) __must_check;
 
 /* the e820 map for m (sorted, non-overlapping); returns the number of entries written */
 size_t x86_boot__build_e820(const struct guest_mem *m, struct boot_e820_entry *out, size_t max);

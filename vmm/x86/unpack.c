@@ -9,6 +9,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <lzma.h>
 #include <nettle/sha2.h>
@@ -240,6 +241,93 @@ static int unpack_cache_write(const char *dir, const char *path, const void *buf
 	return ret;
 }
 
+int x86_unpack__default_cache(char *buf, size_t len)
+{
+	const char *home, *xdg;
+	char *p;
+	int n;
+
+	if (geteuid() == 0) {
+		n = snprintf(buf, len, "/var/cache/minivmm/kernels");
+	} else if ((xdg = getenv("XDG_CACHE_HOME")) && xdg[0] == '/') {
+		n = snprintf(buf, len, "%s/minivmm/kernels", xdg);
+	} else if ((home = getenv("HOME")) && home[0] == '/') {
+		n = snprintf(buf, len, "%s/.cache/minivmm/kernels", home);
+	} else {
+		return -ENOENT;
+	}
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	/* the parents, one by one (the leaf is x86_unpack__cached's) */
+	for (p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST) {
+			int ret = -errno;
+
+			*p = '/';
+			return ret;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* a cache entry's name: 64 hex digits and ".elf" */
+static bool unpack_cache_name(const char *n)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
+			return false;
+	return !strcmp(n + 64, ".elf");
+}
+
+/* removes all but the X86_UNPACK_CACHE_KEEP most recently used entries of dir */
+static void unpack_cache_prune(const char *dir)
+{
+	struct {
+		char name[72];
+		struct timespec t;
+	} keep[X86_UNPACK_CACHE_KEEP + 1];
+	unsigned int n = 0, i, j, seen = 0;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!unpack_cache_name(e->d_name) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		seen++;
+		/* insert by mtime, newest first; what falls off the end goes */
+		for (i = 0; i < n; i++)
+			if (st.st_mtim.tv_sec > keep[i].t.tv_sec ||
+			    (st.st_mtim.tv_sec == keep[i].t.tv_sec &&
+			     st.st_mtim.tv_nsec > keep[i].t.tv_nsec))
+				break;
+		if (i == X86_UNPACK_CACHE_KEEP) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (n == X86_UNPACK_CACHE_KEEP) {
+			unlinkat(dirfd(d), keep[n - 1].name, 0);
+			n--;
+		}
+		for (j = n; j > i; j--)
+			keep[j] = keep[j - 1];
+		memcpy(keep[i].name, e->d_name, 69); /* 64 + ".elf" + NUL: unpack_cache_name */
+		keep[i].t = st.st_mtim;
+		n++;
+	}
+	closedir(d);
+	if (seen > n)
+		log_info(UNPACK_LOG, "--kernel-cache %s: %u older kernel(s) removed (%d are kept)", dir,
+			 seen - n, X86_UNPACK_CACHE_KEEP);
+}
+
 int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, size_t *out_len,
 		       const char **format, bool *hit)
 {
@@ -279,6 +367,7 @@ int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, 
 	if (!ret) {
 		*hit = true;
 		*format = "cached";
+		utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW); /* used: the last to go */
 		return 0;
 	}
 	if (ret != -ENOENT)
@@ -291,5 +380,7 @@ int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, 
 	if (ret)
 		log_warn(UNPACK_LOG, "--kernel-cache: cannot keep the kernel in %s: %s", dir,
 			 strerror(-ret));
+	else
+		unpack_cache_prune(dir);
 	return 0;
 }

@@ -7,8 +7,8 @@
  * protocol 2.08 and later) with its decompressed size appended as four
  * little-endian bytes; after the ELF come the relocations the kernel's own
  * decompressor applies for KASLR. Booting that ELF directly at its 64-bit
- * entry (as Firecracker boots a vmlinux) skips the guest's decompression,
- * and with it the guest's KASLR: the kernel runs at its link-time address.
+ * entry (as Firecracker boots a vmlinux) skips the guest's decompression;
+ * minivmm then does the decompressor's KASLR itself (vmm/x86/kaslr.h).
  *
  * Formats: gzip (zlib), xz (liblzma), zstd (libzstd); the others (bzip2,
  * lzma, lzo, lz4) are refused with their name.
@@ -36,14 +36,27 @@
 int x86_unpack__bzimage(const void *k, size_t klen, void **out, size_t *out_len,
 			const char **format) __must_check;
 
+/* a cache directory keeps this many kernels, the most recently used */
+#define X86_UNPACK_CACHE_KEEP 4
+
+/*
+ * The default cache directory into buf: /var/cache/minivmm/kernels for
+ * root, else $XDG_CACHE_HOME (or ~/.cache)/minivmm/kernels; its parents are
+ * created (0700) when missing. Returns 0, or -errno (no home, too long,
+ * a parent that cannot be made).
+ */
+int x86_unpack__default_cache(char *buf, size_t len) __must_check;
+
 /*
  * The same through a cache directory (--kernel-cache DIR): the result is
  * kept as DIR/<SHA-256 of the bzImage>.elf, written to a temporary file and
  * renamed, so a later boot of the same kernel reads it instead of
  * decompressing. dir is created (mode 0700) when missing; it must belong to
  * this user and not be writable by group or others (-EPERM otherwise: anyone who can write there chooses the
- * guest's kernel). *hit says whether the cache had it. A cache that cannot
- * be written is logged and the boot goes on.
+ * guest's kernel; -ENOTDIR when it is not a directory). *hit says whether
+ * the cache had it. A cache that cannot be written is logged and the boot
+ * goes on. A hit is marked as used (its mtime); after a new entry, only the
+ * X86_UNPACK_CACHE_KEEP most recently used stay.
  */
 int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, size_t *out_len,
 		       const char **format, bool *hit) __must_check;
