@@ -2705,6 +2705,14 @@ static int board_load(struct board *b)
 		goto out;
 	if (o->decompress_host) {
 		ret = board_unpack_kernel(&files, o, &kaslr, &have_kaslr);
+		/* by default, a kernel minivmm cannot unpack boots as it is: its
+		 * own decompressor runs in the guest; asked for, it is an error */
+		if (ret && ret != -ENOMEM && !o->decompress_given) {
+			log_warn(BOARD_LOG, "the kernel's bzImage could not be decompressed on the host (%s): the guest's decompressor runs instead (--decompress guest)",
+				 strerror(-ret));
+			have_kaslr = false;
+			ret = 0;
+		}
 		if (ret)
 			goto out;
 	}

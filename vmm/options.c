@@ -390,6 +390,7 @@ int options__parse(int argc, char **argv, struct options *o, char *err, size_t e
 		case OPT_MIG_INSECURE: o->insecure_migration = true; break;
 		case OPT_READONLY: o->readonly = true; break;
 		case OPT_DECOMPRESS:
+			o->decompress_given = true;
 			if (!strcmp(optarg, "host")) {
 				o->decompress_host = true;
 			} else if (!strcmp(optarg, "guest")) {

@@ -38,6 +38,7 @@ struct options {
 	bool decompress_host;     /* --decompress host (default): minivmm unpacks a bzImage's kernel */
 	const char *kernel_cache; /* --kernel-cache DIR, or NULL: the default one (x86_unpack__default_cache) */
 	bool no_kernel_cache;     /* --kernel-cache off */
+	bool decompress_given;    /* --decompress was on the command line (not the default) */
 	bool no_seccomp;          /* --no-seccomp: no system call filters */
 	const char *seccomp_selftest; /* hidden --seccomp-selftest=KIND, or NULL */
 	bool testdev;

@@ -202,10 +202,11 @@ Test(options, decompress)
 	cr_assert_eq(parse(&o, err, 2, "guest.img"), 0);
 	cr_assert(o.decompress_host, "minivmm decompresses by default (and does the KASLR)");
 	cr_assert(!o.kernel_cache && !o.no_kernel_cache, "the default cache");
+	cr_assert_not(o.decompress_given, "by default: a kernel minivmm cannot unpack boots as it is");
 	cr_assert_eq(parse(&o, err, 4, "--decompress", "guest", "guest.img"), 0);
 	cr_assert_not(o.decompress_host);
 	cr_assert_eq(parse(&o, err, 4, "--decompress", "host", "guest.img"), 0);
-	cr_assert(o.decompress_host);
+	cr_assert(o.decompress_host && o.decompress_given, "asked for: an unpack failure is an error");
 	cr_assert_eq(parse(&o, err, 4, "--kernel-cache", "/k", "guest.img"), 0);
 	cr_assert_str_eq(o.kernel_cache, "/k");
 	cr_assert_eq(parse(&o, err, 4, "--kernel-cache", "off", "guest.img"), 0);
