@@ -7,12 +7,15 @@
 #include <errno.h>
 #include <fcntl.h>
 /*
- * GnuTLS initializes itself from a library constructor in every process that
- * links it, TLS or not (p11-kit's modules loaded, about 750 KiB of resident
- * memory in a VMM that never migrates). minivmm opts out and initializes it
- * with the first credentials (migtls__creds_load), released with the last.
+ * GnuTLS is opened with the first credentials (migtls__creds_load: at start,
+ * before the sandbox), not linked: linked, it and its libraries (p11-kit,
+ * libtasn1, libidn2, libunistring, hogweed, gmp, libffi) cost about 2.3 MiB
+ * of resident memory in every VMM process, and most never migrate over TLS.
+ * The build still checks its headers through pkg-config. gnutls_free and
+ * gnutls_malloc are the C library's free and malloc (GnuTLS 3.7 has no
+ * other allocator), so this file calls those directly.
  */
-#define GNUTLS_SKIP_GLOBAL_INIT
+#include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,7 +44,7 @@ struct migtls_creds {
 	gnutls_psk_client_credentials_t psk_cli;
 	gnutls_psk_server_credentials_t psk_srv;
 	gnutls_certificate_credentials_t x509;
-	bool gnutls_up; /* gnutls_global_init() done for these credentials */
+	bool gnutls_up; /* gt.gnutls_global_init() done for these credentials */
 	char desc[320];
 };
 
@@ -69,6 +72,60 @@ struct migtls_relay {
 
 static pthread_mutex_t migtls_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct migtls_relay *migtls_relays;
+
+#define MIGTLS_GNUTLS_SONAME "libgnutls.so.30"
+#define MIGTLS_GNUTLS_FNS(X) \
+	X(gnutls_bye) X(gnutls_certificate_allocate_credentials) \
+	X(gnutls_certificate_free_credentials) X(gnutls_certificate_server_set_request) \
+	X(gnutls_certificate_set_x509_key_file) X(gnutls_certificate_set_x509_trust_file) \
+	X(gnutls_certificate_verification_status_print) X(gnutls_credentials_set) \
+	X(gnutls_deinit) X(gnutls_error_is_fatal) X(gnutls_global_deinit) \
+	X(gnutls_global_init) X(gnutls_handshake) X(gnutls_init) X(gnutls_priority_set_direct) \
+	X(gnutls_psk_allocate_client_credentials) X(gnutls_psk_allocate_server_credentials) \
+	X(gnutls_psk_free_client_credentials) X(gnutls_psk_free_server_credentials) \
+	X(gnutls_psk_set_client_credentials) X(gnutls_psk_set_server_credentials_function) \
+	X(gnutls_record_check_pending) X(gnutls_record_get_direction) X(gnutls_record_recv) \
+	X(gnutls_record_send) X(gnutls_server_name_set) X(gnutls_session_get_desc) \
+	X(gnutls_session_get_ptr) X(gnutls_session_get_verify_cert_status) \
+	X(gnutls_session_set_ptr) X(gnutls_session_set_verify_cert) X(gnutls_strerror) \
+	X(gnutls_transport_set_int2)
+
+/* GnuTLS's functions, from dlopen (migtls_gnutls_open) */
+static struct {
+#define MIGTLS_FN(f) __typeof__(f) *f;
+	MIGTLS_GNUTLS_FNS(MIGTLS_FN)
+#undef MIGTLS_FN
+	char why[256];
+	bool ok;
+} gt;
+
+static pthread_once_t migtls_gnutls_once = PTHREAD_ONCE_INIT;
+
+static void migtls_gnutls_open(void)
+{
+	void *h = dlopen(MIGTLS_GNUTLS_SONAME, RTLD_NOW | RTLD_LOCAL);
+	const char *miss = NULL;
+
+	if (!h) {
+		snprintf(gt.why, sizeof(gt.why), "cannot open %s (install libgnutls30): %s",
+			 MIGTLS_GNUTLS_SONAME, dlerror());
+		return;
+	}
+#define MIGTLS_FN(f)                                  \
+	do {                                          \
+		*(void **)&gt.f = dlsym(h, #f);       \
+		if (!gt.f && !miss)                   \
+			miss = #f;                    \
+	} while (0);
+	MIGTLS_GNUTLS_FNS(MIGTLS_FN)
+#undef MIGTLS_FN
+	if (miss) {
+		snprintf(gt.why, sizeof(gt.why), "%s has no %s", MIGTLS_GNUTLS_SONAME, miss);
+		dlclose(h);
+		return;
+	}
+	gt.ok = true; /* h stays open for the life of the process */
+}
 
 /* ---- credentials ---------------------------------------------------------------- */
 
@@ -133,11 +190,11 @@ static int migtls_load_psk(struct migtls_creds *c, const char *file, char *err, 
 /* the server's lookup: only our one identity has a key */
 static int migtls_psk_lookup(gnutls_session_t s, const char *username, gnutls_datum_t *key)
 {
-	const struct migtls_creds *c = gnutls_session_get_ptr(s);
+	const struct migtls_creds *c = gt.gnutls_session_get_ptr(s);
 
 	if (!c || strcmp(username, c->identity))
 		return -1;
-	key->data = gnutls_malloc(c->key_len);
+	key->data = malloc(c->key_len);
 	if (!key->data)
 		return -1;
 	memcpy(key->data, c->key, c->key_len);
@@ -156,12 +213,17 @@ int migtls__creds_load(struct migtls_creds **out, const char *psk_file, const ch
 		snprintf(err, errlen, "give one of --migration-psk and --migration-x509");
 		return -EINVAL;
 	}
+	pthread_once(&migtls_gnutls_once, migtls_gnutls_open);
+	if (!gt.ok) {
+		snprintf(err, errlen, "TLS for migration: %s", gt.why);
+		return -ENOENT;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	ret = gnutls_global_init();
+	ret = gt.gnutls_global_init();
 	if (ret < 0) {
-		snprintf(err, errlen, "GnuTLS does not initialize: %s", gnutls_strerror(ret));
+		snprintf(err, errlen, "GnuTLS does not initialize: %s", gt.gnutls_strerror(ret));
 		free(c);
 		return -EIO;
 	}
@@ -175,20 +237,20 @@ int migtls__creds_load(struct migtls_creds **out, const char *psk_file, const ch
 			goto err_free;
 		key.data = c->key;
 		key.size = (unsigned int)c->key_len;
-		if (gnutls_psk_allocate_client_credentials(&c->psk_cli) ||
-		    gnutls_psk_allocate_server_credentials(&c->psk_srv)) {
+		if (gt.gnutls_psk_allocate_client_credentials(&c->psk_cli) ||
+		    gt.gnutls_psk_allocate_server_credentials(&c->psk_srv)) {
 			ret = -ENOMEM;
 			snprintf(err, errlen, "--migration-psk: out of memory");
 			goto err_free;
 		}
-		ret = gnutls_psk_set_client_credentials(c->psk_cli, c->identity, &key,
+		ret = gt.gnutls_psk_set_client_credentials(c->psk_cli, c->identity, &key,
 							GNUTLS_PSK_KEY_RAW);
 		if (ret < 0) {
-			snprintf(err, errlen, "--migration-psk %s: %s", psk_file, gnutls_strerror(ret));
+			snprintf(err, errlen, "--migration-psk %s: %s", psk_file, gt.gnutls_strerror(ret));
 			ret = -EINVAL;
 			goto err_free;
 		}
-		gnutls_psk_set_server_credentials_function(c->psk_srv, migtls_psk_lookup);
+		gt.gnutls_psk_set_server_credentials_function(c->psk_srv, migtls_psk_lookup);
 		snprintf(c->desc, sizeof(c->desc), "TLS 1.3 with the pre-shared key of identity '%s'",
 			 c->identity);
 	} else {
@@ -197,22 +259,22 @@ int migtls__creds_load(struct migtls_creds **out, const char *psk_file, const ch
 		snprintf(ca, sizeof(ca), "%s/ca.pem", x509_dir);
 		snprintf(cert, sizeof(cert), "%s/cert.pem", x509_dir);
 		snprintf(key, sizeof(key), "%s/key.pem", x509_dir);
-		if (gnutls_certificate_allocate_credentials(&c->x509)) {
+		if (gt.gnutls_certificate_allocate_credentials(&c->x509)) {
 			ret = -ENOMEM;
 			snprintf(err, errlen, "--migration-x509: out of memory");
 			goto err_free;
 		}
-		ret = gnutls_certificate_set_x509_trust_file(c->x509, ca, GNUTLS_X509_FMT_PEM);
+		ret = gt.gnutls_certificate_set_x509_trust_file(c->x509, ca, GNUTLS_X509_FMT_PEM);
 		if (ret <= 0) {
 			snprintf(err, errlen, "--migration-x509 %s: no authority read from %s%s%s", x509_dir,
-				 ca, ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
+				 ca, ret < 0 ? ": " : "", ret < 0 ? gt.gnutls_strerror(ret) : "");
 			ret = -EINVAL;
 			goto err_free;
 		}
-		ret = gnutls_certificate_set_x509_key_file(c->x509, cert, key, GNUTLS_X509_FMT_PEM);
+		ret = gt.gnutls_certificate_set_x509_key_file(c->x509, cert, key, GNUTLS_X509_FMT_PEM);
 		if (ret < 0) {
 			snprintf(err, errlen, "--migration-x509 %s: %s and %s: %s", x509_dir, cert, key,
-				 gnutls_strerror(ret));
+				 gt.gnutls_strerror(ret));
 			ret = -EINVAL;
 			goto err_free;
 		}
@@ -232,14 +294,14 @@ void migtls__creds_free(struct migtls_creds *c)
 	if (!c)
 		return;
 	if (c->psk_cli)
-		gnutls_psk_free_client_credentials(c->psk_cli);
+		gt.gnutls_psk_free_client_credentials(c->psk_cli);
 	if (c->psk_srv)
-		gnutls_psk_free_server_credentials(c->psk_srv);
+		gt.gnutls_psk_free_server_credentials(c->psk_srv);
 	if (c->x509)
-		gnutls_certificate_free_credentials(c->x509);
+		gt.gnutls_certificate_free_credentials(c->x509);
 	explicit_bzero(c->key, sizeof(c->key));
 	if (c->gnutls_up)
-		gnutls_global_deinit();
+		gt.gnutls_global_deinit();
 	free(c);
 }
 
@@ -304,29 +366,29 @@ static int migtls_handshake(struct migtls_relay *r)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		ret = gnutls_handshake(r->s);
+		ret = gt.gnutls_handshake(r->s);
 		if (ret == GNUTLS_E_SUCCESS)
 			break;
-		if (gnutls_error_is_fatal(ret)) {
+		if (gt.gnutls_error_is_fatal(ret)) {
 			char reason[256];
 
-			snprintf(reason, sizeof(reason), "%s%s", gnutls_strerror(ret),
+			snprintf(reason, sizeof(reason), "%s%s", gt.gnutls_strerror(ret),
 				 r->c->psk ? " (do both hosts have the same --migration-psk?)" : "");
 			migtls_fail(r, "TLS handshake failed", reason);
 			if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
 				gnutls_datum_t why;
-				unsigned int status = gnutls_session_get_verify_cert_status(r->s);
+				unsigned int status = gt.gnutls_session_get_verify_cert_status(r->s);
 
-				if (!gnutls_certificate_verification_status_print(
+				if (!gt.gnutls_certificate_verification_status_print(
 					    status, GNUTLS_CRT_X509, &why, 0)) {
 					log_err(MIGTLS_LOG, "%s: the peer's certificate: %s", r->peer,
 						why.data);
-					gnutls_free(why.data);
+					free(why.data);
 				}
 			}
 			return -EACCES;
 		}
-		ret = migtls_wait(r, gnutls_record_get_direction(r->s) ? POLLOUT : POLLIN, &t0,
+		ret = migtls_wait(r, gt.gnutls_record_get_direction(r->s) ? POLLOUT : POLLIN, &t0,
 				  r->timeout_ms);
 		if (ret == -ETIMEDOUT) {
 			migtls_fail(r, "TLS handshake failed", "no answer in time");
@@ -341,10 +403,10 @@ static int migtls_handshake(struct migtls_relay *r)
 	r->authenticated = true;
 	pthread_mutex_unlock(&migtls_lock);
 	{
-		char *d = gnutls_session_get_desc(r->s);
+		char *d = gt.gnutls_session_get_desc(r->s);
 
 		log_info(MIGTLS_LOG, "%s %s: %s", r->server ? "from" : "to", r->peer, d ? d : "TLS");
-		gnutls_free(d);
+		free(d);
 	}
 	return 0;
 }
@@ -355,7 +417,7 @@ static int migtls_send(struct migtls_relay *r, const uint8_t *buf, size_t len)
 	size_t off = 0;
 
 	while (off < len) {
-		ssize_t n = gnutls_record_send(r->s, buf + off, len - off);
+		ssize_t n = gt.gnutls_record_send(r->s, buf + off, len - off);
 
 		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
 			int ret = migtls_wait(r, POLLOUT, NULL, -1);
@@ -365,7 +427,7 @@ static int migtls_send(struct migtls_relay *r, const uint8_t *buf, size_t len)
 			continue;
 		}
 		if (n < 0) {
-			migtls_fail(r, "TLS send failed", gnutls_strerror((int)n));
+			migtls_fail(r, "TLS send failed", gt.gnutls_strerror((int)n));
 			return -EIO;
 		}
 		off += (size_t)n;
@@ -402,7 +464,7 @@ static void migtls_relay_loop(struct migtls_relay *r, uint8_t *buf)
 		ssize_t n;
 
 		/* records GnuTLS has read already do not show on the socket */
-		if (!peer_open || !gnutls_record_check_pending(r->s)) {
+		if (!peer_open || !gt.gnutls_record_check_pending(r->s)) {
 			if (poll(p, peer_open ? 2 : 1, -1) < 0) {
 				if (errno == EINTR)
 					continue;
@@ -420,7 +482,7 @@ static void migtls_relay_loop(struct migtls_relay *r, uint8_t *buf)
 				return;
 		}
 		if (peer_open && p[1].revents) {
-			n = gnutls_record_recv(r->s, buf, MIGTLS_BUF);
+			n = gt.gnutls_record_recv(r->s, buf, MIGTLS_BUF);
 			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 				continue;
 			if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
@@ -434,7 +496,7 @@ static void migtls_relay_loop(struct migtls_relay *r, uint8_t *buf)
 			}
 			if (n < 0) {
 				migtls_fail(r, "TLS: the peer's data did not authenticate or could not be read, "
-					    "the connection is dropped", gnutls_strerror((int)n));
+					    "the connection is dropped", gt.gnutls_strerror((int)n));
 				return;
 			}
 			if (migtls_deliver(r, buf, (size_t)n))
@@ -458,11 +520,11 @@ static void *migtls_relay_fn(void *arg)
 		struct timespec t0;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (gnutls_bye(r->s, GNUTLS_SHUT_WR) == GNUTLS_E_AGAIN &&
+		while (gt.gnutls_bye(r->s, GNUTLS_SHUT_WR) == GNUTLS_E_AGAIN &&
 		       !migtls_wait(r, POLLOUT, &t0, MIGTLS_BYE_MS))
 			;
 	}
-	gnutls_deinit(r->s);
+	gt.gnutls_deinit(r->s);
 	r->s = NULL;
 	close(r->sock);
 	close(r->local); /* the caller reads its end to the close, then closes it */
@@ -520,23 +582,23 @@ int migtls__wrap(const struct migtls_creds *c, int sock, bool server, const char
 		snprintf(err, errlen, "fcntl: %s", strerror(-ret));
 		goto err_pair;
 	}
-	ret = gnutls_init(&r->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
+	ret = gt.gnutls_init(&r->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
 	if (ret < 0) {
-		snprintf(err, errlen, "TLS: %s", gnutls_strerror(ret));
+		snprintf(err, errlen, "TLS: %s", gt.gnutls_strerror(ret));
 		ret = -ENOMEM;
 		goto err_pair;
 	}
-	gnutls_session_set_ptr(r->s, (void *)c);
-	ret = gnutls_priority_set_direct(r->s, c->psk ? MIGTLS_PRIO_PSK : MIGTLS_PRIO_X509, NULL);
+	gt.gnutls_session_set_ptr(r->s, (void *)c);
+	ret = gt.gnutls_priority_set_direct(r->s, c->psk ? MIGTLS_PRIO_PSK : MIGTLS_PRIO_X509, NULL);
 	if (ret >= 0 && c->psk)
-		ret = gnutls_credentials_set(r->s, GNUTLS_CRD_PSK,
+		ret = gt.gnutls_credentials_set(r->s, GNUTLS_CRD_PSK,
 					     server ? (void *)c->psk_srv : (void *)c->psk_cli);
 	if (ret >= 0 && !c->psk) {
-		ret = gnutls_credentials_set(r->s, GNUTLS_CRD_CERTIFICATE, c->x509);
+		ret = gt.gnutls_credentials_set(r->s, GNUTLS_CRD_CERTIFICATE, c->x509);
 		if (server)
-			gnutls_certificate_server_set_request(r->s, GNUTLS_CERT_REQUIRE);
+			gt.gnutls_certificate_server_set_request(r->s, GNUTLS_CERT_REQUIRE);
 		/* the client checks the name it connected to; the server only the chain */
-		gnutls_session_set_verify_cert(r->s, server ? NULL : peer_host, 0);
+		gt.gnutls_session_set_verify_cert(r->s, server ? NULL : peer_host, 0);
 		if (ret >= 0 && !server && peer_host) {
 			struct in6_addr a6;
 			struct in_addr a4;
@@ -544,16 +606,16 @@ int migtls__wrap(const struct migtls_creds *c, int sock, bool server, const char
 			/* SNI carries names only, never addresses */
 			if (inet_pton(AF_INET, peer_host, &a4) != 1 &&
 			    inet_pton(AF_INET6, peer_host, &a6) != 1)
-				ret = gnutls_server_name_set(r->s, GNUTLS_NAME_DNS, peer_host,
+				ret = gt.gnutls_server_name_set(r->s, GNUTLS_NAME_DNS, peer_host,
 							     strlen(peer_host));
 		}
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "TLS: %s", gnutls_strerror(ret));
+		snprintf(err, errlen, "TLS: %s", gt.gnutls_strerror(ret));
 		ret = -EINVAL;
 		goto err_session;
 	}
-	gnutls_transport_set_int(r->s, sock);
+	gt.gnutls_transport_set_int2(r->s, sock, sock);
 
 	/* the record of an older connection whose fd number this one reuses is done */
 	pthread_mutex_lock(&migtls_lock);
@@ -592,7 +654,7 @@ int migtls__wrap(const struct migtls_creds *c, int sock, bool server, const char
 	return pair[0];
 
 err_session:
-	gnutls_deinit(r->s);
+	gt.gnutls_deinit(r->s);
 err_pair:
 	close(pair[0]);
 	close(pair[1]);
