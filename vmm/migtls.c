@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* TLS 1.3 for the migration channel: see migtls.h. */
 #include "vmm/migtls.h"
+#include "vmm/dynlib.h"
 #include "vmm/log.h"
 
 #include <arpa/inet.h>
@@ -15,7 +16,6 @@
  * gnutls_malloc are the C library's free and malloc (GnuTLS 3.7 has no
  * other allocator), so this file calls those directly.
  */
-#include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <pthread.h>
@@ -90,7 +90,7 @@ static struct migtls_relay *migtls_relays;
 	X(gnutls_session_set_ptr) X(gnutls_session_set_verify_cert) X(gnutls_strerror) \
 	X(gnutls_transport_set_int2)
 
-/* GnuTLS's functions, from dlopen (migtls_gnutls_open) */
+/* GnuTLS's functions, opened with the first credentials (migtls_gnutls_open) */
 static struct {
 #define MIGTLS_FN(f) __typeof__(f) *f;
 	MIGTLS_GNUTLS_FNS(MIGTLS_FN)
@@ -103,28 +103,16 @@ static pthread_once_t migtls_gnutls_once = PTHREAD_ONCE_INIT;
 
 static void migtls_gnutls_open(void)
 {
-	void *h = dlopen(MIGTLS_GNUTLS_SONAME, RTLD_NOW | RTLD_LOCAL);
-	const char *miss = NULL;
-
-	if (!h) {
-		snprintf(gt.why, sizeof(gt.why), "cannot open %s (install libgnutls30): %s",
-			 MIGTLS_GNUTLS_SONAME, dlerror());
-		return;
-	}
-#define MIGTLS_FN(f)                                  \
-	do {                                          \
-		*(void **)&gt.f = dlsym(h, #f);       \
-		if (!gt.f && !miss)                   \
-			miss = #f;                    \
-	} while (0);
-	MIGTLS_GNUTLS_FNS(MIGTLS_FN)
+	static const struct dynlib_sym syms[] = {
+#define MIGTLS_FN(f) DYNLIB_SYM(gt, f),
+		MIGTLS_GNUTLS_FNS(MIGTLS_FN)
 #undef MIGTLS_FN
-	if (miss) {
-		snprintf(gt.why, sizeof(gt.why), "%s has no %s", MIGTLS_GNUTLS_SONAME, miss);
-		dlclose(h);
-		return;
-	}
-	gt.ok = true; /* h stays open for the life of the process */
+	};
+	void *h;
+
+	/* h stays open for the life of the process */
+	gt.ok = !dynlib__open(MIGTLS_GNUTLS_SONAME, "libgnutls30", syms, ARRAY_SIZE(syms), &h,
+			      gt.why, sizeof(gt.why));
 }
 
 /* ---- credentials ---------------------------------------------------------------- */

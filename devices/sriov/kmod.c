@@ -7,7 +7,6 @@
  */
 #include "devices/sriov/kmod.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <libkmod.h>
 #include <pthread.h>
@@ -16,6 +15,7 @@
 #include <sys/utsname.h>
 
 #include "devices/pcisys.h"
+#include "vmm/dynlib.h"
 
 #define KMOD_SONAME "libkmod.so.2"
 
@@ -39,36 +39,22 @@ static pthread_once_t kmod_once = PTHREAD_ONCE_INIT;
 
 static void kmod_open(void)
 {
-	void *h = dlopen(KMOD_SONAME, RTLD_NOW | RTLD_LOCAL);
-	const char *miss = NULL;
+	static const struct dynlib_sym syms[] = {
+		{ "kmod_new", (void **)&kmod.new_ctx },
+		{ "kmod_unref", (void **)&kmod.unref },
+		{ "kmod_module_new_from_lookup", (void **)&kmod.new_from_lookup },
+		{ "kmod_list_next", (void **)&kmod.list_next },
+		{ "kmod_module_get_module", (void **)&kmod.get_module },
+		{ "kmod_module_probe_insert_module", (void **)&kmod.probe_insert },
+		{ "kmod_module_get_name", (void **)&kmod.get_name },
+		{ "kmod_module_unref", (void **)&kmod.module_unref },
+		{ "kmod_module_unref_list", (void **)&kmod.unref_list },
+	};
+	void *h;
 
-	if (!h) {
-		snprintf(kmod.why, sizeof(kmod.why), "cannot open %s (install libkmod2): %s",
-			 KMOD_SONAME, dlerror());
-		return;
-	}
-#define KMOD_SYM(field, sym)                                  \
-	do {                                                  \
-		*(void **)&kmod.field = dlsym(h, #sym);        \
-		if (!kmod.field && !miss)                     \
-			miss = #sym;                          \
-	} while (0)
-	KMOD_SYM(new_ctx, kmod_new);
-	KMOD_SYM(unref, kmod_unref);
-	KMOD_SYM(new_from_lookup, kmod_module_new_from_lookup);
-	KMOD_SYM(list_next, kmod_list_next);
-	KMOD_SYM(get_module, kmod_module_get_module);
-	KMOD_SYM(probe_insert, kmod_module_probe_insert_module);
-	KMOD_SYM(get_name, kmod_module_get_name);
-	KMOD_SYM(module_unref, kmod_module_unref);
-	KMOD_SYM(unref_list, kmod_module_unref_list);
-#undef KMOD_SYM
-	if (miss) {
-		snprintf(kmod.why, sizeof(kmod.why), "%s has no %s", KMOD_SONAME, miss);
-		dlclose(h);
-		return;
-	}
-	kmod.ok = true; /* h stays open for the life of the process */
+	/* h stays open for the life of the process */
+	kmod.ok = !dynlib__open(KMOD_SONAME, "libkmod2", syms, ARRAY_SIZE(syms), &h, kmod.why,
+				sizeof(kmod.why));
 }
 
 int sriov__load_module(const char *name, char *msg, size_t msglen)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <lzma.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "vmm/dynlib.h"
 #include "vmm/log.h"
 #include "vmm/sys.h"
 
@@ -35,6 +37,50 @@
 #define HDRS_MAGIC 0x53726448U
 #define PAYLOAD_MIN_VERSION 0x0208
 
+/*
+ * The decompressors and nettle are opened for the unpacking and closed after
+ * it (vmm/dynlib.h): a VMM that booted keeps none of them mapped. The caller
+ * of x86_unpack__* holds unpack_lock around the open, the use and the close.
+ */
+static pthread_mutex_t unpack_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	__typeof__(inflateInit2_) *inflateInit2_;
+	__typeof__(inflate) *inflate;
+	__typeof__(inflateEnd) *inflateEnd;
+} uz;
+static const struct dynlib_sym uz_syms[] = {
+	DYNLIB_SYM(uz, inflateInit2_), DYNLIB_SYM(uz, inflate), DYNLIB_SYM(uz, inflateEnd),
+};
+static struct {
+	__typeof__(lzma_stream_decoder) *lzma_stream_decoder;
+	__typeof__(lzma_code) *lzma_code;
+	__typeof__(lzma_end) *lzma_end;
+} ux;
+static const struct dynlib_sym ux_syms[] = {
+	DYNLIB_SYM(ux, lzma_stream_decoder), DYNLIB_SYM(ux, lzma_code), DYNLIB_SYM(ux, lzma_end),
+};
+static struct {
+	__typeof__(ZSTD_createDCtx) *ZSTD_createDCtx;
+	__typeof__(ZSTD_DCtx_setParameter) *ZSTD_DCtx_setParameter;
+	__typeof__(ZSTD_decompressStream) *ZSTD_decompressStream;
+	__typeof__(ZSTD_freeDCtx) *ZSTD_freeDCtx;
+	__typeof__(ZSTD_isError) *ZSTD_isError;
+} uzs;
+static const struct dynlib_sym uzs_syms[] = {
+	DYNLIB_SYM(uzs, ZSTD_createDCtx), DYNLIB_SYM(uzs, ZSTD_DCtx_setParameter),
+	DYNLIB_SYM(uzs, ZSTD_decompressStream), DYNLIB_SYM(uzs, ZSTD_freeDCtx),
+	DYNLIB_SYM(uzs, ZSTD_isError),
+};
+static struct {
+	__typeof__(nettle_sha256_init) *nettle_sha256_init;
+	__typeof__(nettle_sha256_update) *nettle_sha256_update;
+	__typeof__(nettle_sha256_digest) *nettle_sha256_digest;
+} un;
+static const struct dynlib_sym un_syms[] = {
+	DYNLIB_SYM(un, nettle_sha256_init), DYNLIB_SYM(un, nettle_sha256_update),
+	DYNLIB_SYM(un, nettle_sha256_digest),
+};
+
 static uint32_t unpack_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -46,14 +92,14 @@ static int unpack_xz(const uint8_t *in, size_t inlen, uint8_t *out, size_t outle
 	lzma_ret r;
 
 	/* the kernel's xz uses CRC32 or none, and a dictionary of a few MiB */
-	if (lzma_stream_decoder(&s, 256 * MiB, 0) != LZMA_OK)
+	if (ux.lzma_stream_decoder(&s, 256 * MiB, 0) != LZMA_OK)
 		return -ENOMEM;
 	s.next_in = in;
 	s.avail_in = inlen;
 	s.next_out = out;
 	s.avail_out = outlen;
-	r = lzma_code(&s, LZMA_FINISH);
-	lzma_end(&s);
+	r = ux.lzma_code(&s, LZMA_FINISH);
+	ux.lzma_end(&s);
 	if (r != LZMA_STREAM_END || s.avail_out)
 		return r == LZMA_MEM_ERROR ? -ENOMEM : -EINVAL;
 	return 0;
@@ -67,14 +113,14 @@ static int unpack_gzip(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	if (inlen > UINT32_MAX || outlen > UINT32_MAX)
 		return -EFBIG;
 	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+	if (uz.inflateInit2_(&z, 16 + MAX_WBITS, ZLIB_VERSION, (int)sizeof(z)) != Z_OK)
 		return -ENOMEM;
 	z.next_in = (Bytef *)(uintptr_t)in;
 	z.avail_in = (uInt)inlen;
 	z.next_out = out;
 	z.avail_out = (uInt)outlen;
-	r = inflate(&z, Z_FINISH);
-	inflateEnd(&z);
+	r = uz.inflate(&z, Z_FINISH);
+	uz.inflateEnd(&z);
 	if (r != Z_STREAM_END || z.avail_out)
 		return r == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
 	return 0;
@@ -82,7 +128,7 @@ static int unpack_gzip(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 
 static int unpack_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
 {
-	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_DCtx *d = uzs.ZSTD_createDCtx();
 	ZSTD_inBuffer ib = { in, inlen, 0 };
 	ZSTD_outBuffer ob = { out, outlen, 0 };
 	size_t r;
@@ -90,10 +136,10 @@ static int unpack_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	if (!d)
 		return -ENOMEM;
 	/* the kernel's zstd window is at most 8 MiB (zstd22 -22 --ultra caps it) */
-	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27);
-	r = ZSTD_decompressStream(d, &ob, &ib);
-	ZSTD_freeDCtx(d);
-	if (ZSTD_isError(r) || r != 0 || ob.pos != outlen)
+	uzs.ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27);
+	r = uzs.ZSTD_decompressStream(d, &ob, &ib);
+	uzs.ZSTD_freeDCtx(d);
+	if (uzs.ZSTD_isError(r) || r != 0 || ob.pos != outlen)
 		return -EINVAL;
 	return 0;
 }
@@ -106,15 +152,23 @@ int x86_unpack__bzimage(const void *kernel, size_t klen, void **out, size_t *out
 		uint8_t magic[6];
 		size_t mlen;
 		int (*fn)(const uint8_t *, size_t, uint8_t *, size_t);
+		const char *soname, *package;
+		const struct dynlib_sym *syms;
+		size_t nsyms;
 	} fmts[] = {
-		{ "gzip", { 0x1f, 0x8b }, 2, unpack_gzip },
-		{ "xz", { 0xfd, '7', 'z', 'X', 'Z', 0 }, 6, unpack_xz },
-		{ "zstd", { 0x28, 0xb5, 0x2f, 0xfd }, 4, unpack_zstd },
-		{ "bzip2", { 'B', 'Z', 'h' }, 3, NULL },
-		{ "lzma", { 0x5d, 0, 0 }, 3, NULL },
-		{ "lzo", { 0x89, 'L', 'Z', 'O' }, 4, NULL },
-		{ "lz4", { 0x02, 0x21, 0x4c, 0x18 }, 4, NULL },
+		{ "gzip", { 0x1f, 0x8b }, 2, unpack_gzip, "libz.so.1", "zlib1g", uz_syms,
+		  ARRAY_SIZE(uz_syms) },
+		{ "xz", { 0xfd, '7', 'z', 'X', 'Z', 0 }, 6, unpack_xz, "liblzma.so.5", "liblzma5",
+		  ux_syms, ARRAY_SIZE(ux_syms) },
+		{ "zstd", { 0x28, 0xb5, 0x2f, 0xfd }, 4, unpack_zstd, "libzstd.so.1", "libzstd1",
+		  uzs_syms, ARRAY_SIZE(uzs_syms) },
+		{ "bzip2", { 'B', 'Z', 'h' }, 3, NULL, NULL, NULL, NULL, 0 },
+		{ "lzma", { 0x5d, 0, 0 }, 3, NULL, NULL, NULL, NULL, 0 },
+		{ "lzo", { 0x89, 'L', 'Z', 'O' }, 4, NULL, NULL, NULL, NULL, 0 },
+		{ "lz4", { 0x02, 0x21, 0x4c, 0x18 }, 4, NULL, NULL, NULL, NULL, 0 },
 	};
+	char why[256];
+	void *h;
 	const uint8_t *k = kernel, *p;
 	uint64_t setup_size, poff, plen, size, init_size;
 	unsigned int i;
@@ -164,7 +218,18 @@ int x86_unpack__bzimage(const void *kernel, size_t klen, void **out, size_t *out
 	buf = malloc(size);
 	if (!buf)
 		return -ENOMEM;
+	pthread_mutex_lock(&unpack_lock);
+	ret = dynlib__open(fmts[i].soname, fmts[i].package, fmts[i].syms, fmts[i].nsyms, &h, why,
+			   sizeof(why));
+	if (ret) {
+		pthread_mutex_unlock(&unpack_lock);
+		log_err(UNPACK_LOG, "--decompress host: %s", why);
+		ret = -EOPNOTSUPP;
+		goto err_free;
+	}
 	ret = fmts[i].fn(p, plen - 4, buf, size);
+	dynlib__close(h);
+	pthread_mutex_unlock(&unpack_lock);
 	if (ret) {
 		log_err(UNPACK_LOG, "--decompress host: the %s payload does not decompress to its %llu bytes%s",
 			fmts[i].name, (unsigned long long)size, ret == -ENOMEM ? " (out of memory)" : " (damaged)");
@@ -333,8 +398,9 @@ int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, 
 {
 	uint8_t digest[SHA256_DIGEST_SIZE];
 	struct sha256_ctx sha;
-	char path[4096];
+	char path[4096], why[256];
 	struct stat st;
+	void *h;
 	size_t n;
 	int ret;
 
@@ -353,9 +419,20 @@ int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, 
 			dir);
 		return -EPERM;
 	}
-	sha256_init(&sha);
-	sha256_update(&sha, klen, k);
-	sha256_digest(&sha, sizeof(digest), digest);
+	pthread_mutex_lock(&unpack_lock);
+	ret = dynlib__open("libnettle.so.8", "libnettle8", un_syms, ARRAY_SIZE(un_syms), &h, why,
+			   sizeof(why));
+	if (!ret) {
+		un.nettle_sha256_init(&sha);
+		un.nettle_sha256_update(&sha, klen, k);
+		un.nettle_sha256_digest(&sha, sizeof(digest), digest);
+		dynlib__close(h);
+	}
+	pthread_mutex_unlock(&unpack_lock);
+	if (ret) {
+		log_err(UNPACK_LOG, "--kernel-cache: %s", why);
+		return ret;
+	}
 	n = (size_t)snprintf(path, sizeof(path), "%s/", dir);
 	for (unsigned int i = 0; i < sizeof(digest) && n < sizeof(path); i++)
 		n += (size_t)snprintf(path + n, sizeof(path) - n, "%02x", digest[i]);
