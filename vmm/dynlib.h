@@ -6,8 +6,9 @@
  * its relocated data, its constructors' work, and its own dependencies
  * (GnuTLS brings seven). minivmm opens the ones only some runs need: GnuTLS
  * with TLS credentials (vmm/migtls.c), the decompressors and nettle while it
- * unpacks a kernel (vmm/x86/unpack.c), libkmod when it loads a module
- * (devices/sriov/kmod.c). The build still checks their headers through
+ * unpacks a kernel (vmm/x86/unpack.c), libext2fs while it reads the boot
+ * files from a disk image (vmm/image.c), libkmod when it loads a module
+ * (devices/sriov/kmod.c); those used at boot are closed after it. The build still checks their headers through
  * pkg-config, and each caller keeps a table of function pointers typed from
  * the library's own declarations (__typeof__), so a changed prototype is a
  * compile error, not a crash.

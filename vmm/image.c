@@ -13,12 +13,14 @@
  */
 #include "vmm/image.h"
 #include "migration/stream.h" /* mig__crc32: the one CRC-32 of the tree */
+#include "vmm/dynlib.h"
 #include "vmm/log.h"
 #include "vmm/sys.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,45 @@
 #include <ext2fs/ext2fs.h>
 
 #define IMG "image"
+
+/*
+ * libext2fs is opened while the boot files are read and closed after
+ * (vmm/dynlib.h): a VMM that booted keeps it unmapped. image__load_boot_files
+ * holds image_ext2fs_lock around the open, the use and the close.
+ */
+static pthread_mutex_t image_ext2fs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	__typeof__(ext2fs_blocks_count) *ext2fs_blocks_count;
+	__typeof__(ext2fs_bmap2) *ext2fs_bmap2;
+	__typeof__(ext2fs_close_free) *ext2fs_close_free;
+	__typeof__(ext2fs_dir_iterate2) *ext2fs_dir_iterate2;
+	__typeof__(ext2fs_dirent_name_len) *ext2fs_dirent_name_len;
+	__typeof__(ext2fs_file_close) *ext2fs_file_close;
+	__typeof__(ext2fs_file_open2) *ext2fs_file_open2;
+	__typeof__(ext2fs_file_read) *ext2fs_file_read;
+	__typeof__(ext2fs_is_fast_symlink) *ext2fs_is_fast_symlink;
+	__typeof__(ext2fs_lookup) *ext2fs_lookup;
+	__typeof__(ext2fs_open2) *ext2fs_open2;
+	__typeof__(ext2fs_read_inode) *ext2fs_read_inode;
+	__typeof__(unix_io_manager) *unix_io_manager;
+	__typeof__(et_ext2_error_table) *et_ext2_error_table;
+} ie;
+static const struct dynlib_sym ie_syms[] = {
+	DYNLIB_SYM(ie, ext2fs_blocks_count),
+	DYNLIB_SYM(ie, ext2fs_bmap2),
+	DYNLIB_SYM(ie, ext2fs_close_free),
+	DYNLIB_SYM(ie, ext2fs_dir_iterate2),
+	DYNLIB_SYM(ie, ext2fs_dirent_name_len),
+	DYNLIB_SYM(ie, ext2fs_file_close),
+	DYNLIB_SYM(ie, ext2fs_file_open2),
+	DYNLIB_SYM(ie, ext2fs_file_read),
+	DYNLIB_SYM(ie, ext2fs_is_fast_symlink),
+	DYNLIB_SYM(ie, ext2fs_lookup),
+	DYNLIB_SYM(ie, ext2fs_open2),
+	DYNLIB_SYM(ie, ext2fs_read_inode),
+	DYNLIB_SYM(ie, unix_io_manager),
+	DYNLIB_SYM(ie, et_ext2_error_table),
+};
 
 #define MBR_SIG_OFF 510
 #define MBR_PART_OFF 446
@@ -470,10 +511,10 @@ struct image_fs {
 
 static const char *image_strerror(errcode_t e)
 {
-	long base = et_ext2_error_table.base;
+	long base = ie.et_ext2_error_table->base;
 
-	if (e >= base && e < base + et_ext2_error_table.n_msgs)
-		return et_ext2_error_table.msgs[e - base];
+	if (e >= base && e < base + ie.et_ext2_error_table->n_msgs)
+		return ie.et_ext2_error_table->msgs[e - base];
 	if (e > 0 && e < MAX_ERRNO)
 		return strerror((int)e);
 	return "unknown libext2fs error";
@@ -501,7 +542,7 @@ static int image_errno(errcode_t e)
 
 static int image_read_inode(struct image_fs *ifs, ext2_ino_t ino, struct ext2_inode *inode)
 {
-	errcode_t e = ext2fs_read_inode(ifs->fs, ino, inode);
+	errcode_t e = ie.ext2fs_read_inode(ifs->fs, ino, inode);
 
 	if (e) {
 		log_err(IMG, "%s: %s: cannot read inode %u: %s", ifs->img, ifs->desc, ino,
@@ -511,7 +552,7 @@ static int image_read_inode(struct image_fs *ifs, ext2_ino_t ino, struct ext2_in
 	return 0;
 }
 
-/* reads the whole of inode ino (size bytes) into buf through ext2fs_file_read() */
+/* reads the whole of inode ino (size bytes) into buf through ie.ext2fs_file_read() */
 static int image_read_data_file(struct image_fs *ifs, ext2_ino_t ino, struct ext2_inode *inode,
 				void *buf, uint64_t size, const char *what)
 {
@@ -519,13 +560,13 @@ static int image_read_data_file(struct image_fs *ifs, ext2_ino_t ino, struct ext
 	uint64_t done = 0;
 	errcode_t e;
 
-	e = ext2fs_file_open2(ifs->fs, ino, inode, 0, &file);
+	e = ie.ext2fs_file_open2(ifs->fs, ino, inode, 0, &file);
 	if (e)
 		goto err;
 	while (done < size) {
 		unsigned int chunk = (unsigned int)MIN(size - done, 16 * MiB), got = 0;
 
-		e = ext2fs_file_read(file, (char *)buf + done, chunk, &got);
+		e = ie.ext2fs_file_read(file, (char *)buf + done, chunk, &got);
 		if (e)
 			break;
 		if (!got) {
@@ -534,7 +575,7 @@ static int image_read_data_file(struct image_fs *ifs, ext2_ino_t ino, struct ext
 		}
 		done += got;
 	}
-	ext2fs_file_close(file);
+	ie.ext2fs_file_close(file);
 	if (!e)
 		return 0;
 err:
@@ -545,18 +586,18 @@ err:
 
 /*
  * Reads the whole of inode ino (size bytes) into buf. Its blocks are mapped
- * with ext2fs_bmap2() (extents or block maps) and each run of physically
+ * with ie.ext2fs_bmap2() (extents or block maps) and each run of physically
  * contiguous blocks is read with one pread() from the image, instead of one
- * read per block through ext2fs_file_read(): 2437 reads of 4 KiB for a
+ * read per block through ie.ext2fs_file_read(): 2437 reads of 4 KiB for a
  * Debian kernel and its initrd, and each system call is dear in a nested
  * guest. Holes and unwritten extents read as zeros; a block outside the
- * filesystem is refused. Inline data goes through ext2fs_file_read().
+ * filesystem is refused. Inline data goes through ie.ext2fs_file_read().
  */
 static int image_read_data(struct image_fs *ifs, ext2_ino_t ino, struct ext2_inode *inode,
 			   void *buf, uint64_t size, const char *what)
 {
 	uint64_t bs = ifs->fs->blocksize, nblk = size / bs + !!(size % bs), lblk = 0;
-	uint64_t fs_blocks = ext2fs_blocks_count(ifs->fs->super);
+	uint64_t fs_blocks = ie.ext2fs_blocks_count(ifs->fs->super);
 	errcode_t e = 0;
 
 	if (inode->i_flags & EXT4_INLINE_DATA_FL)
@@ -567,14 +608,14 @@ static int image_read_data(struct image_fs *ifs, ext2_ino_t ino, struct ext2_ino
 		int flags = 0, f;
 		bool zero;
 
-		e = ext2fs_bmap2(ifs->fs, ino, inode, NULL, 0, lblk, &flags, &p0);
+		e = ie.ext2fs_bmap2(ifs->fs, ino, inode, NULL, 0, lblk, &flags, &p0);
 		if (e)
 			goto err;
 		zero = !p0 || (flags & BMAP_RET_UNINIT);
 		while (lblk + run < nblk && run < IMAGE_READ_RUN_BLOCKS) {
 			f = 0;
 			p = 0;
-			e = ext2fs_bmap2(ifs->fs, ino, inode, NULL, 0, lblk + run, &f, &p);
+			e = ie.ext2fs_bmap2(ifs->fs, ino, inode, NULL, 0, lblk + run, &f, &p);
 			if (e)
 				goto err;
 			if (zero ? (p && !(f & BMAP_RET_UNINIT)) :
@@ -621,7 +662,7 @@ static int image_readlink(struct image_fs *ifs, ext2_ino_t ino, struct ext2_inod
 			what, ifs->type, ifs->desc, (unsigned long long)size);
 		return -EINVAL;
 	}
-	if (ext2fs_is_fast_symlink(inode) && size < sizeof(inode->i_block)) {
+	if (ie.ext2fs_is_fast_symlink(inode) && size < sizeof(inode->i_block)) {
 		memcpy(buf, inode->i_block, size);
 	} else {
 		ret = image_read_data(ifs, ino, inode, buf, size, what);
@@ -711,7 +752,7 @@ static int image_resolve(struct image_fs *ifs, const char *path, ext2_ino_t *ino
 			ret = -ENAMETOOLONG;
 			goto out;
 		}
-		e = ext2fs_lookup(ifs->fs, cur, name, (int)len, NULL, &child);
+		e = ie.ext2fs_lookup(ifs->fs, cur, name, (int)len, NULL, &child);
 		if (e) {
 			ret = image_errno(e);
 			if (ret != -ENOENT && ret != -ENOTDIR)
@@ -900,7 +941,7 @@ static int image_dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent
 {
 	static const char prefix[] = "vmlinuz-";
 	struct image_versions *v = priv;
-	size_t len = (size_t)ext2fs_dirent_name_len(dirent);
+	size_t len = (size_t)ie.ext2fs_dirent_name_len(dirent);
 	char *name;
 
 	if (len <= sizeof(prefix) - 1 || memcmp(dirent->name, prefix, sizeof(prefix) - 1) ||
@@ -946,7 +987,7 @@ static int image_newest_kernel(struct image_fs *ifs, const char *dir, struct ima
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	e = ext2fs_dir_iterate2(ifs->fs, d.ino, 0, NULL, image_dir_cb, v);
+	e = ie.ext2fs_dir_iterate2(ifs->fs, d.ino, 0, NULL, image_dir_cb, v);
 	if (e) {
 		log_err(IMG, "%s: cannot list %s in %s filesystem at %s: %s", ifs->img, dir, ifs->type,
 			ifs->desc, image_strerror(e));
@@ -1111,7 +1152,7 @@ static int image_try_fs(const char *path, int fd, const struct image_cand *c,
 	int ret;
 
 	snprintf(opts, sizeof(opts), "offset=%llu", (unsigned long long)c->offset);
-	e = ext2fs_open2(path, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &ifs.fs);
+	e = ie.ext2fs_open2(path, opts, EXT2_FLAG_64BITS, 0, 0, *ie.unix_io_manager, &ifs.fs);
 	if (e) {
 		log_err(IMG, "%s: cannot open the ext2/3/4 filesystem at %s: %s", path, c->desc,
 			image_strerror(e));
@@ -1119,7 +1160,7 @@ static int image_try_fs(const char *path, int fd, const struct image_cand *c,
 	}
 	ifs.type = image_fs_type(ifs.fs);
 	*type = ifs.type;
-	if (__builtin_mul_overflow(ext2fs_blocks_count(ifs.fs->super), (uint64_t)ifs.fs->blocksize,
+	if (__builtin_mul_overflow(ie.ext2fs_blocks_count(ifs.fs->super), (uint64_t)ifs.fs->blocksize,
 				   &fs_bytes) || fs_bytes > c->len) {
 		log_err(IMG, "%s: %s filesystem at %s is larger than the %llu bytes there (truncated image?)",
 			path, ifs.type, c->desc, (unsigned long long)c->len);
@@ -1169,7 +1210,7 @@ static int image_try_fs(const char *path, int fd, const struct image_cand *c,
 		 out->initrd_len, ifs.type, c->desc);
 	free(k);
 	free(initrd);
-	ext2fs_close_free(&ifs.fs);
+	ie.ext2fs_close_free(&ifs.fs);
 	return 0;
 
 err_free_kernel:
@@ -1178,7 +1219,7 @@ err_free_structs:
 	free(k);
 	free(initrd);
 err_close:
-	ext2fs_close_free(&ifs.fs);
+	ie.ext2fs_close_free(&ifs.fs);
 	return ret;
 }
 
@@ -1216,6 +1257,7 @@ int image__load_boot_files(const char *path, struct image_boot_files *out)
 	uint64_t size = 0;
 	size_t wlen = 0;
 	int fd, ret, first_err;
+	void *lib;
 
 	memset(out, 0, sizeof(*out));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1223,6 +1265,13 @@ int image__load_boot_files(const char *path, struct image_boot_files *out)
 		ret = -errno;
 		log_err(IMG, "%s: cannot open: %s", path, strerror(errno));
 		return ret;
+	}
+	pthread_mutex_lock(&image_ext2fs_lock);
+	ret = dynlib__open("libext2fs.so.2", "libext2fs2", ie_syms, ARRAY_SIZE(ie_syms), &lib,
+			   where, sizeof(where));
+	if (ret) {
+		log_err(IMG, "%s: cannot read its filesystem: %s; use --kernel", path, where);
+		goto err_close;
 	}
 	s = malloc(sizeof(*s));
 	if (!s) {
@@ -1270,9 +1319,10 @@ int image__load_boot_files(const char *path, struct image_boot_files *out)
 	}
 err_free:
 	free(s);
+	dynlib__close(lib);
 err_close:
-	if (fd >= 0)
-		close(fd);
+	pthread_mutex_unlock(&image_ext2fs_lock);
+	close(fd);
 	return ret;
 }
 
