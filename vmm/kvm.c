@@ -42,6 +42,7 @@ const char *kvm__exit_reason_name(enum vm_exit_reason r)
 	case VM_EXIT_ERROR: return "vCPU error";
 	case VM_EXIT_QUIT: return "quit (control socket)";
 	case VM_EXIT_MIGRATED: return "migrated (the guest runs on the destination)";
+	case VM_EXIT_TRIPLE_FAULT: return "guest reset by a triple fault";
 	}
 	return "?";
 }

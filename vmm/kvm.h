@@ -31,12 +31,13 @@ struct kvm_run;
 enum vm_exit_reason {
 	VM_RUNNING = 0,
 	VM_EXIT_POWEROFF,   /* guest powered off (ACPI S5) */
-	VM_EXIT_RESET,      /* guest asked for a reset (i8042, CF9, triple fault) */
+	VM_EXIT_RESET,      /* guest asked for a reset (i8042, CF9, ACPI reset register) */
 	VM_EXIT_SIGNAL,     /* SIGINT/SIGTERM */
 	VM_EXIT_TEST,       /* test device: the guest reported its exit code */
 	VM_EXIT_ERROR,      /* a vCPU could not go on (KVM internal error, failed entry) */
 	VM_EXIT_QUIT,       /* the control socket's quit */
 	VM_EXIT_MIGRATED,   /* the guest runs on the migration's destination now */
+	VM_EXIT_TRIPLE_FAULT, /* a vCPU triple-faulted (KVM_EXIT_SHUTDOWN): the guest crashed */
 };
 
 struct vcpu_stats {

@@ -16,6 +16,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+/* the exit status of a guest whose vCPU triple-faulted: it crashed (0 is a poweroff or a reset it asked for) */
+#define MAIN_EXIT_TRIPLE_FAULT 3
+
 static struct board main_board;
 static struct termios main_saved_tio;
 static bool main_tio_saved;
@@ -136,6 +139,8 @@ int main(int argc, char **argv)
 		return 0;
 	case VM_EXIT_TEST:
 		return ret & 0xff;
+	case VM_EXIT_TRIPLE_FAULT:
+		return MAIN_EXIT_TRIPLE_FAULT;
 	case VM_EXIT_SIGNAL:
 		return 128 + SIGTERM;
 	default:

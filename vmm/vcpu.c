@@ -143,7 +143,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_SHUTDOWN:
 		log_info("vcpu", "%u: triple fault: resetting", v->id);
 		vcpu_dump_state(v);
-		kvm__request_exit(vm, VM_EXIT_RESET, 0);
+		kvm__request_exit(vm, VM_EXIT_TRIPLE_FAULT, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {

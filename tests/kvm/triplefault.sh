@@ -1,7 +1,8 @@
 #!/bin/bash
 # reset guest with "triplefault": an empty IDT and a trap. KVM reports the
-# shutdown (KVM_EXIT_SHUTDOWN); minivmm must treat it as a reset (status 0,
-# "guest reset") and say where the guest died. A KVM internal error is a
+# shutdown (KVM_EXIT_SHUTDOWN); minivmm must end the VM as a crashed guest
+# (status 3, "guest reset by a triple fault": an orchestrator tells it from a
+# poweroff or a reboot the guest asked for, status 0) and say where it died. A KVM internal error is a
 # different outcome and fails the test, except on a host whose KVM cannot
 # show the shutdown at all (kvm_pvm emulates guest ring 0 and answers the
 # undeliverable trap with an emulation error): there the test is skipped.
@@ -14,8 +15,8 @@ run_vmm 60 "$MINIVMM_BIN" -v --kernel "$TINY_RESET" --testdev --mem 32M --cmdlin
 expect_line '^reset: triple fault$'
 no_line 'FAIL'
 if grep -q '^minivmm: vcpu: 0: triple fault: resetting$' "$OUT"; then
-	expect_rc 0
-	grep -q '^minivmm: guest reset$' "$OUT" || fail "the triple fault did not end the VM as a reset"
+	expect_rc 3
+	grep -q '^minivmm: guest reset by a triple fault$' "$OUT" || fail "the triple fault did not end the VM as a crash"
 	if grep -q 'KVM internal error' "$OUT"; then
 		fail "a KVM internal error besides the triple fault"
 	fi
@@ -30,7 +31,7 @@ elif [ -d /sys/module/kvm_pvm ] &&
 		"emulation error (KVM internal error, suberror 1) instead of a shutdown: the triple" \
 		"fault cannot be observed here"
 else
-	fail "expected the triple fault ('triple fault: resetting', status 0); minivmm exited with" \
+	fail "expected the triple fault ('triple fault: resetting', status 3); minivmm exited with" \
 		"status $RC without it"
 fi
 echo "PASS"
