@@ -36,8 +36,10 @@
 # jiffies still advance, and the blocked tasks from SysRq 9 then w: L1 runs
 # with loglevel=3, which would keep SysRq w's task dump off the console).
 # When L1 is alive and idle (its clock runs, every vCPU in the idle loop, no
-# task blocked on 9p), L1 is not hung: the script (or a VMM it runs) is
-# stuck, and the run fails (status 1) without another boot. A hung L1, or one
+# task blocked on 9p, no vCPU halted on an interrupt its local APIC holds
+# but L0 did not deliver: tests/lab/l1-hang-kind.py), L1 is not hung: the
+# script (or a VMM it runs) is stuck, and the run fails (status 1) without
+# another boot. A hung L1, or one
 # that ended without the script's status, is booted again, up to
 # LAB_L1_TRIES boots (3) while at least LAB_L1_MIN_LEFT seconds (420) of the
 # limit remain. results.txt gets lab_l1_retries=N.
@@ -295,6 +297,9 @@ PY
 # and the SysRq w dump on L1's serial console:
 #   clock  L1's jiffies did not advance (a lost timer: L1 hung)
 #   9p     a task is blocked in the 9p client (the lab's shared file systems)
+#   lapic  a vCPU halted with interrupts enabled while its local APIC holds a
+#          deliverable vector: L0's emulation lost the wakeup (l1-hang-kind.py),
+#          so L1 hung, whatever its clock says
 #   busy   a vCPU is outside L1's idle loop (a livelock such as read_hpet)
 #   stuck  L1 is alive and idle, its clock runs, nothing waits on 9p: the
 #          script or a VMM it runs is stuck (an L2 hang is caught in L1 by
@@ -308,6 +313,10 @@ l1_silence_kind() {
 	fi
 	if tail -n 400 "$2" | grep -Eq 'p9_client_rpc|p9_client_|v9fs_'; then
 		echo 9p
+		return
+	fi
+	if [ -n "$(python3 "$HERE/l1-hang-kind.py" "$1" 2>/dev/null)" ]; then
+		echo lapic
 		return
 	fi
 	n=$(grep -c '^CPU#[0-9]* RIP ' "$1")
@@ -441,6 +450,7 @@ run_l1() {
 				hung=2 ;;
 			9p) say "L1 console silent for ${stall}s: L1's tasks are blocked on its 9p file system (the lab's transport, not minivmm)" ;;
 			clock) say "L1 console silent for ${stall}s: L1's clock stopped (jiffies did not advance): L1 hung" ;;
+			lapic) say "L1 console silent for ${stall}s: L1 hung on a lost interrupt: $(python3 "$HERE/l1-hang-kind.py" "$results/l1-hang.try$try.txt" | sed 's/^lapic: //')" ;;
 			esac
 			kill "$qpid" 2>/dev/null
 			break
