@@ -100,55 +100,56 @@ static uint64_t kaslr_target(const uint8_t *entry, uint64_t image_len, uint64_t 
 	return off;
 }
 
+/*
+ * One list of entries (n, from p): checks each (write false) or applies it
+ * (write true): a 32-bit value plus delta (sign -1: minus), or a 64-bit one.
+ */
+static int kaslr_apply_list(uint8_t *image, uint64_t image_len, uint64_t load_addr,
+			    const uint8_t *p, size_t n, unsigned int width, int sign, uint64_t delta,
+			    bool write)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t off = kaslr_target(p + i * 4, image_len, load_addr, width);
+
+		if (off == UINT64_MAX)
+			return -EINVAL;
+		if (!write)
+			continue;
+		if (width == 8) {
+			uint64_t v;
+
+			memcpy(&v, image + off, 8);
+			v += delta;
+			memcpy(image + off, &v, 8);
+		} else {
+			uint32_t v;
+
+			memcpy(&v, image + off, 4);
+			v = sign < 0 ? v - (uint32_t)delta : v + (uint32_t)delta;
+			memcpy(image + off, &v, 4);
+		}
+	}
+	return 0;
+}
+
 int x86_kaslr__apply(uint8_t *image, uint64_t image_len, uint64_t load_addr, uint64_t delta,
 		     const struct x86_kaslr_relocs *r)
 {
 	const uint8_t *p64 = r->table + 4, *pinv = p64 + r->n64 * 4 + 4,
 		      *p32 = pinv + r->ninv32 * 4 + 4;
-	size_t i;
 	int pass;
 
 	if (!delta)
 		return 0;
 	/* pass 0 checks every entry, pass 1 writes: all of it or nothing */
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < r->n32; i++) {
-			uint64_t off = kaslr_target(p32 + i * 4, image_len, load_addr, 4);
-			uint32_t v;
-
-			if (off == UINT64_MAX)
-				return -EINVAL;
-			if (pass) {
-				memcpy(&v, image + off, 4);
-				v += (uint32_t)delta;
-				memcpy(image + off, &v, 4);
-			}
-		}
-		for (i = 0; i < r->ninv32; i++) {
-			uint64_t off = kaslr_target(pinv + i * 4, image_len, load_addr, 4);
-			uint32_t v;
-
-			if (off == UINT64_MAX)
-				return -EINVAL;
-			if (pass) {
-				memcpy(&v, image + off, 4);
-				v -= (uint32_t)delta;
-				memcpy(image + off, &v, 4);
-			}
-		}
-		for (i = 0; i < r->n64; i++) {
-			uint64_t off = kaslr_target(p64 + i * 4, image_len, load_addr, 8);
-			uint64_t v;
-
-			if (off == UINT64_MAX)
-				return -EINVAL;
-			if (pass) {
-				memcpy(&v, image + off, 8);
-				v += delta;
-				memcpy(image + off, &v, 8);
-			}
-		}
-	}
+	for (pass = 0; pass < 2; pass++)
+		if (kaslr_apply_list(image, image_len, load_addr, p32, r->n32, 4, 1, delta, pass) ||
+		    kaslr_apply_list(image, image_len, load_addr, pinv, r->ninv32, 4, -1, delta,
+				     pass) ||
+		    kaslr_apply_list(image, image_len, load_addr, p64, r->n64, 8, 1, delta, pass))
+			return -EINVAL;
 	return 0;
 }
 
