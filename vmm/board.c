@@ -2494,33 +2494,17 @@ static void board_del_api(struct board *b)
 }
 
 /*
- * The setup header fields KASLR needs from a bzImage (boot protocol 2.10 and
- * later: kernel_alignment, relocatable_kernel, init_size), and two random
+ * What KASLR needs of a bzImage (x86_unpack__kaslr_fields) and two random
  * numbers for its slots. *have says whether the kernel can move at all.
  */
-#define BOARD_BZ_ALIGN_OFF 0x230
-#define BOARD_BZ_RELOCATABLE_OFF 0x234
-#define BOARD_BZ_INIT_SIZE_OFF 0x260
-#define BOARD_BZ_VERSION_OFF 0x206
 static int board_kaslr_params(const uint8_t *k, size_t len, struct x86_boot_kaslr *ka, bool *have)
 {
-	uint16_t version;
-	uint32_t v;
-
 	*have = false;
 	memset(ka, 0, sizeof(*ka));
-	if (len < BOARD_BZ_INIT_SIZE_OFF + 4)
-		return 0; /* not a bzImage: x86_unpack__bzimage says so */
-	memcpy(&version, k + BOARD_BZ_VERSION_OFF, 2);
-	if (version < 0x020a || !k[BOARD_BZ_RELOCATABLE_OFF]) {
-		log_info(BOARD_LOG, "--decompress host: the kernel is not relocatable (protocol %u.%02u): it runs where it was linked, without KASLR",
-			 version >> 8, version & 0xff);
+	if (!x86_unpack__kaslr_fields(k, len, ka)) {
+		log_info(BOARD_LOG, "--decompress host: the kernel is not relocatable (no relocatable_kernel, or a boot protocol before 2.10): it runs where it was linked, without KASLR");
 		return 0;
 	}
-	memcpy(&v, k + BOARD_BZ_ALIGN_OFF, 4);
-	ka->align = v;
-	memcpy(&v, k + BOARD_BZ_INIT_SIZE_OFF, 4);
-	ka->init_size = v;
 	if (getrandom(ka->rnd, sizeof(ka->rnd), 0) != (ssize_t)sizeof(ka->rnd)) {
 		log_err(BOARD_LOG, "--decompress host: no random numbers for KASLR (getrandom failed)");
 		return -EIO;

@@ -255,6 +255,17 @@ Test(unpack, real_kernel)
 	cr_assert(!memcmp(out, ELFMAG, SELFMAG));
 	cr_assert_eq(((Elf64_Ehdr *)out)->e_machine, EM_X86_64);
 	cr_log_info("%s: %s, %zu -> %zu bytes", path, fmt, klen, out_len);
+	/* what minivmm's KASLR reads of its setup header: a relocatable kernel,
+	 * aligned to a power of two of 2 MiB or more, needing more RAM than
+	 * its decompressed ELF */
+	struct x86_boot_kaslr ka = { 0 };
+
+	cr_assert(x86_unpack__kaslr_fields(k, klen, &ka), "%s: not relocatable?", path);
+	cr_assert(ka.align >= 2 * MiB && !(ka.align & (ka.align - 1)), "%s: kernel_alignment 0x%llx",
+		  path, (unsigned long long)ka.align);
+	cr_assert_gt(ka.init_size, 16 * MiB, "%s: init_size", path);
+	cr_assert_not(x86_unpack__kaslr_fields(k, 0x200, &ka), "too short for the fields");
+	cr_assert_not(x86_unpack__kaslr_fields(out, out_len, &ka), "an ELF has no setup header");
 	/* its KASLR relocation table (vmm/x86/kaslr.h): found right after the
 	 * ELF, every entry inside the image as it is laid out from its
 	 * link-time physical address */

@@ -36,6 +36,9 @@
 #define HDRS_OFF 0x202
 #define HDRS_MAGIC 0x53726448U
 #define PAYLOAD_MIN_VERSION 0x0208
+#define KERNEL_ALIGNMENT_OFF 0x230
+#define RELOCATABLE_OFF 0x234
+#define RELOCATABLE_MIN_VERSION 0x020a /* kernel_alignment and relocatable_kernel: 2.05; honest alignment: 2.10 */
 
 /*
  * The decompressors and nettle are opened for the unpacking and closed after
@@ -142,6 +145,19 @@ static int unpack_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	if (uzs.ZSTD_isError(r) || r != 0 || ob.pos != outlen)
 		return -EINVAL;
 	return 0;
+}
+
+bool x86_unpack__kaslr_fields(const void *kernel, size_t klen, struct x86_boot_kaslr *ka)
+{
+	const uint8_t *k = kernel;
+
+	if (klen < INIT_SIZE_OFF + 4 || unpack_le32(k + HDRS_OFF) != HDRS_MAGIC ||
+	    (uint16_t)(k[VERSION_OFF] | k[VERSION_OFF + 1] << 8) < RELOCATABLE_MIN_VERSION ||
+	    !k[RELOCATABLE_OFF])
+		return false;
+	ka->align = unpack_le32(k + KERNEL_ALIGNMENT_OFF);
+	ka->init_size = unpack_le32(k + INIT_SIZE_OFF);
+	return true;
 }
 
 int x86_unpack__bzimage(const void *kernel, size_t klen, void **out, size_t *out_len,

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vmm/util.h"
+#include "vmm/x86/boot.h"
 
 /* the decompressed kernel may be this large at most (and no larger than the
  * setup header's init_size, the RAM the kernel says it needs to boot) */
@@ -35,6 +36,14 @@
  */
 int x86_unpack__bzimage(const void *k, size_t klen, void **out, size_t *out_len,
 			const char **format) __must_check;
+
+/*
+ * The setup header fields minivmm's KASLR needs (vmm/x86/kaslr.h) into
+ * ka->align and ka->init_size (ka->rnd untouched). Returns whether the
+ * kernel may move: a bzImage of boot protocol 2.10 or later with
+ * relocatable_kernel set.
+ */
+bool x86_unpack__kaslr_fields(const void *k, size_t klen, struct x86_boot_kaslr *ka);
 
 /* a cache directory keeps this many kernels, the most recently used */
 #define X86_UNPACK_CACHE_KEEP 4
