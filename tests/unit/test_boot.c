@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "guest_ram.h"
 #include "kvm_skip.h"
 #include "vmm/mem.h"
 #include "vmm/pci.h"
@@ -27,17 +28,11 @@ static struct guest_mem mem;
 
 static void ram_setup(void)
 {
-	ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(ram != MAP_FAILED);
+	ram = guest_ram_map(&mem, RAM);
 	memset(ram, 0xcc, 2 * MiB);
-	cr_assert_eq(mem__init_from_buffer(&mem, ram, 0, RAM), 0);
 }
 
-static void ram_teardown(void)
-{
-	mem__free(&mem);
-	munmap(ram, RAM);
-}
+static void ram_teardown(void) { guest_ram_unmap(&mem, ram, RAM); }
 
 static struct boot_params *bp(void)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "guest_ram.h"
 #include "vmm/mem.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/kaslr.h"
@@ -229,18 +230,8 @@ Test(kaslr, nokaslr)
 static uint8_t *ram;
 static struct guest_mem mem;
 
-static void ram_setup(void)
-{
-	ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(ram != MAP_FAILED);
-	cr_assert_eq(mem__init_from_buffer(&mem, ram, 0, RAM), 0);
-}
-
-static void ram_teardown(void)
-{
-	mem__free(&mem);
-	munmap(ram, RAM);
-}
+static void ram_setup(void) { ram = guest_ram_map(&mem, RAM); }
+static void ram_teardown(void) { guest_ram_unmap(&mem, ram, RAM); }
 
 static uint8_t loadflags(void)
 {
