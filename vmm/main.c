@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -20,6 +21,20 @@
 #define MAIN_EXIT_TRIPLE_FAULT 3
 
 static struct board main_board;
+
+/* how long minivmm took from main() to starting the vCPUs, and its CPU time (the boot's first phase) */
+static void main_log_setup_time(const struct timespec *t_exec)
+{
+	struct timespec now;
+	struct rusage ru;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	getrusage(RUSAGE_SELF, &ru);
+	log_info("main", "set-up done in %.0f ms (CPU %.0f ms): starting the vCPUs",
+		 (double)(now.tv_sec - t_exec->tv_sec) * 1e3 + (double)(now.tv_nsec - t_exec->tv_nsec) / 1e6,
+		 (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
+}
 static struct termios main_saved_tio;
 static bool main_tio_saved;
 
@@ -54,10 +69,12 @@ static void main_console_restore(void)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = main_signal };
+	struct timespec t_exec;
 	struct options o;
 	char err[512];
 	int reason, ret, selftest = -1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t_exec);
 	if (argc > 1 && (!strcmp(argv[1], "sriov") || !strcmp(argv[1], "doctor")))
 		return sriov_cli__main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
@@ -109,6 +126,7 @@ int main(int argc, char **argv)
 			 sandbox__nr_allowed(SANDBOX_VCPU), sandbox__nr_allowed(SANDBOX_WORKER));
 
 	main_console_raw();
+	main_log_setup_time(&t_exec);
 	ret = kvm__vcpus_start(&main_board.vm);
 	if (!ret)
 		ret = sandbox__enter(SANDBOX_VMM);
