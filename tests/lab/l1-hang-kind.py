@@ -7,7 +7,9 @@ L0's emulation failed to deliver, nothing otherwise:
   APIC holds deliverable vectors 37 40 236 251 (IRR) above PPR 0x10: ...
 
 A vCPU in HLT with IF set must wake for any vector in its IRR whose priority
-class (vector >> 4) is above its PPR's class. When it does not, the emulated
+class (vector >> 4) is above its PPR's class, and a later dump of the same
+APIC ("### again: ..." sections, when the report has them) must still hold
+it: a vector that was only passing is gone by then. When it does not, the emulated
 CPU (QEMU's TCG, L0) lost the wakeup: L1's timer tick and device interrupts
 on that CPU never arrive and its tasks stop. That is the lab's environment,
 not minivmm (docs/lab.md, "L1 went silent with its vCPUs idle"). Exit 0.
@@ -26,16 +28,21 @@ def parse(text):
         hlt = re.search(r"HLT=(\d)", block)
         if rfl and hlt:
             cpus[int(m.group(1))] = {"rflags": int(rfl.group(1), 16), "hlt": hlt.group(1) == "1"}
-    # "### cpu N" then "### info lapic" with that CPU's local APIC
-    for m in re.finditer(r"^### cpu (\d+)\n.*?^### info lapic\n(.*?)(?=^### |\Z)", text, re.M | re.S):
-        n, lapic = int(m.group(1)), m.group(2)
+    # "### cpu N" then "### info lapic" with that CPU's local APIC; the
+    # "### again: " dumps of the same, later, go under "again"
+    for m in re.finditer(r"^### (again: )?cpu (\d+)\n.*?^### (?:again: )?info lapic\n(.*?)(?=^### |\Z)",
+                         text, re.M | re.S):
+        again, n, lapic = bool(m.group(1)), int(m.group(2)), m.group(3)
         irr = re.search(r"^IRR\s+(.*)$", lapic, re.M)
         isr = re.search(r"^ISR\s+(.*)$", lapic, re.M)
         ppr = re.search(r"\bPPR (0x[0-9a-f]+)", lapic)
         if n in cpus and irr and ppr:
             vec = lambda s: [int(v) for v in s.split() if v.isdigit()]
-            cpus[n].update(irr=vec(irr.group(1)), isr=vec(isr.group(1)) if isr else [],
-                           ppr=int(ppr.group(1), 16))
+            if again:
+                cpus[n]["irr_again"] = vec(irr.group(1))
+            else:
+                cpus[n].update(irr=vec(irr.group(1)), isr=vec(isr.group(1)) if isr else [],
+                               ppr=int(ppr.group(1), 16))
     return cpus
 
 
@@ -45,6 +52,8 @@ def lost_wakeups(cpus):
         if "irr" not in c or not c["hlt"] or not c["rflags"] & 0x200:
             continue
         due = [v for v in c["irr"] if v >> 4 > c["ppr"] >> 4]
+        if "irr_again" in c:
+            due = [v for v in due if v in c["irr_again"]]
         if due:
             out.append("CPU%d halted with interrupts enabled (RFLAGS 0x%x) while its local APIC "
                        "holds deliverable vectors %s (IRR) above PPR 0x%x"

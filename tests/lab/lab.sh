@@ -274,6 +274,13 @@ if jiffies:
         if i == 0:
             time.sleep(3)
     print("### jiffies_64 %s %s" % tuple("?" if v is None else str(v) for v in vals))
+# the local APICs again, seconds after the first dump: an interrupt a halted
+# vCPU never takes is still pending here, a passing one is gone
+# (tests/lab/l1-hang-kind.py reads both)
+for c in ("cpu 0", "info lapic", "cpu 1", "info lapic"):
+    s.sendall(c.encode() + b"\n")
+    r = reply()
+    print("### again: " + c + "\n" + r)
 # the tasks blocked in L1 (SysRq w, onto L1's serial console); SysRq 9 first:
 # at L1's loglevel=3 the task dump (KERN_INFO) would not reach the console
 if mode != "nosysrq":
