@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "elf_ehdr.h"
 #include "guest_ram.h"
 #include "kvm_skip.h"
 #include "vmm/mem.h"
@@ -307,18 +308,7 @@ static uint8_t *make_elf(const struct elf_seg *segs, unsigned int n, uint64_t en
 	img = calloc(1, total);
 	cr_assert_not_null(img);
 	eh = (Elf64_Ehdr *)img;
-	memcpy(eh->e_ident, ELFMAG, SELFMAG);
-	eh->e_ident[EI_CLASS] = ELFCLASS64;
-	eh->e_ident[EI_DATA] = ELFDATA2LSB;
-	eh->e_ident[EI_VERSION] = EV_CURRENT;
-	eh->e_type = ET_EXEC;
-	eh->e_machine = EM_X86_64;
-	eh->e_version = EV_CURRENT;
-	eh->e_entry = entry;
-	eh->e_phoff = sizeof(Elf64_Ehdr);
-	eh->e_ehsize = sizeof(Elf64_Ehdr);
-	eh->e_phentsize = sizeof(Elf64_Phdr);
-	eh->e_phnum = (uint16_t)n;
+	elf_ehdr_fill(eh, entry, (uint16_t)n);
 	ph = (Elf64_Phdr *)(img + sizeof(Elf64_Ehdr));
 	for (i = 0; i < n; i++) {
 		ph[i].p_type = PT_LOAD;

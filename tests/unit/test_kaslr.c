@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "elf_ehdr.h"
 #include "guest_ram.h"
 #include "vmm/mem.h"
 #include "vmm/x86/boot.h"
@@ -53,18 +54,7 @@ static struct kimg make_kernel(bool table, size_t n64, size_t ninv, size_t n32)
 	uint64_t v64;
 
 	cr_assert(k.b);
-	memcpy(eh->e_ident, ELFMAG, SELFMAG);
-	eh->e_ident[EI_CLASS] = ELFCLASS64;
-	eh->e_ident[EI_DATA] = ELFDATA2LSB;
-	eh->e_ident[EI_VERSION] = EV_CURRENT;
-	eh->e_type = ET_EXEC;
-	eh->e_machine = EM_X86_64;
-	eh->e_version = EV_CURRENT;
-	eh->e_entry = LOAD; /* startup_64: physical, as vmlinux has it */
-	eh->e_phoff = sizeof(*eh);
-	eh->e_ehsize = sizeof(*eh);
-	eh->e_phentsize = sizeof(*ph);
-	eh->e_phnum = 1;
+	elf_ehdr_fill(eh, LOAD, 1); /* entry startup_64: physical, as vmlinux has it */
 	eh->e_shoff = shoff;
 	eh->e_shentsize = sizeof(Elf64_Shdr);
 	eh->e_shnum = NSHDR;

@@ -127,6 +127,12 @@ static int boot_write_cmdline(struct guest_mem *m, const char *cmdline, uint64_t
 	return mem__write(m, X86_BOOT_CMDLINE_GPA, cmdline, len);
 }
 
+/* where an initrd of ilen bytes goes below top (ilen <= top): page-aligned, as high as it fits */
+static uint64_t boot_initrd_at(uint64_t top, size_t ilen)
+{
+	return ALIGN_DOWN(top - ilen, 4096ULL);
+}
+
 /*
  * Places the initrd page-aligned at the top of low RAM below max_end (exclusive),
  * never below floor. Returns its GPA in *gpa.
@@ -142,7 +148,7 @@ static int boot_place_initrd(struct guest_mem *m, const void *initrd, size_t ile
 			(unsigned long long)top);
 		return -ENOMEM;
 	}
-	at = ALIGN_DOWN(top - ilen, 4096ULL);
+	at = boot_initrd_at(top, ilen);
 	if (at < floor) {
 		log_err(BOOT_PREFIX,
 			"initrd (%zu bytes) does not fit between the kernel (ends at 0x%llx) and 0x%llx",
@@ -416,7 +422,7 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 
 	/* the initrd goes at the top of low RAM; a moved kernel stays below it */
 	top = MIN(boot_low_ram_end(m), MEM_LOW_END);
-	limit = ilen && ilen < top ? ALIGN_DOWN(top - ilen, 4096ULL) : top;
+	limit = ilen && ilen < top ? boot_initrd_at(top, ilen) : top;
 	if (kaslr && x86_kaslr__disabled(cmdline)) {
 		log_info(BOOT_PREFIX, "KASLR: off (nokaslr on the command line)");
 		kaslr = NULL;
