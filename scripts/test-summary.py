@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """The closing line of scripts/test.sh: totals over meson's testlog.json files.
 
-test-summary.py [--skips-fail] TESTLOG.json...
-With --skips-fail (CI), a skipped test is a failure, except the skips in
-ALLOWED_SKIPS that print the reason given there: host limits no test can
-work around, each named here. Exit status 1 when such a skip was found.
+test-summary.py [--skips-fail] [--lab-kvm DIR] TESTLOG.json...
+With --skips-fail (CI), a skipped test is a failure, except:
+- the skips in ALLOWED_SKIPS that print the reason given there: host limits
+  no test can work around, each named here;
+- with --lab-kvm DIR (lab-kvm's results: the testlog-<build>-kvm.json and
+  testlog-<build>-unit.json that the lab's L1 wrote), a test that skipped here
+  for want of /dev/kvm and passed in L1 for the same build, lab-kvm itself
+  having passed (in one of the TESTLOG files).
+Exit status 1 when another skip was found.
 """
 import json, os, re, sys
 ALLOWED_SKIPS = {
@@ -12,11 +17,27 @@ ALLOWED_SKIPS = {
     # an undeliverable trap as an emulation error, never as the shutdown
     "kvm_triplefault": r"this host's KVM is kvm_pvm",
 }
-skips_fail = len(sys.argv) > 1 and sys.argv[1] == "--skips-fail"
-paths = sys.argv[2:] if skips_fail else sys.argv[1:]
+args = sys.argv[1:]
+skips_fail = False
+lab_kvm = None
+while args and args[0].startswith("--"):
+    if args[0] == "--skips-fail":
+        skips_fail = True
+        args = args[1:]
+    elif args[0] == "--lab-kvm" and len(args) > 1:
+        lab_kvm = args[1]
+        args = args[2:]
+    else:
+        sys.exit("test-summary.py: unknown option " + args[0])
+paths = args
 ok = fail = skip = 0
 bad = []
+in_l1 = []  # "name in build": skipped here, passed in L1
 failed = []  # (name, build dir, last lines of its output)
+
+
+def short(name):
+    return (name or "").split(" / ")[-1]
 
 
 def tail(text, n=25):
@@ -24,25 +45,55 @@ def tail(text, n=25):
     return "\n".join("    | " + l for l in lines[-n:])
 
 
-for path in paths:
+def records(path):
     try:
-        for line in open(path):
-            t = json.loads(line)
-            r = t.get("result")
-            if r in ("OK", "EXPECTEDFAIL"):
-                ok += 1
-            elif r == "SKIP":
-                skip += 1
-                name = (t.get("name") or "").split(" / ")[-1]
-                why = ALLOWED_SKIPS.get(name)
-                if not (why and re.search(why, t.get("stdout") or "")):
-                    bad.append("%s in %s" % (name, os.path.dirname(os.path.dirname(path))))
-            else:
-                fail += 1
-                failed.append((t.get("name") or "?", os.path.dirname(os.path.dirname(path)) or ".",
-                               r, tail(t.get("stdout"))))
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
-        pass
+        return []
+
+
+def l1_passed():
+    """{build folder name: names of the tests that passed in L1}, if lab-kvm passed"""
+    if not lab_kvm or not os.path.isdir(lab_kvm):
+        return {}
+    if not any(short(t.get("name")) == "lab-kvm" and t.get("result") == "OK"
+               for path in paths for t in records(path)):
+        return {}
+    passed = {}
+    for f in sorted(os.listdir(lab_kvm)):
+        m = re.fullmatch(r"testlog-(.+)-(kvm|unit)\.json", f)
+        if m:
+            for t in records(os.path.join(lab_kvm, f)):
+                if t.get("result") == "OK":
+                    passed.setdefault(m.group(1), set()).add(short(t.get("name")))
+    return passed
+
+
+passed_in_l1 = l1_passed()
+for path in paths:
+    build = os.path.dirname(os.path.dirname(path)) or "."
+    for t in records(path):
+        r = t.get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r == "SKIP":
+            skip += 1
+            name = short(t.get("name"))
+            out = t.get("stdout") or ""
+            why = ALLOWED_SKIPS.get(name)
+            if why and re.search(why, out):
+                continue
+            if "/dev/kvm" in out and name in passed_in_l1.get(os.path.basename(build), ()):
+                in_l1.append("%s in %s" % (name, build))
+                continue
+            bad.append("%s in %s" % (name, build))
+        else:
+            fail += 1
+            failed.append((t.get("name") or "?", build, r, tail(t.get("stdout"))))
+if in_l1:
+    print("test.sh: skipped here for want of /dev/kvm, passed in the lab's L1 (lab-kvm): " +
+          ", ".join(in_l1))
 if bad and skips_fail:
     print("test.sh: CI: skipped tests are failures here: " + ", ".join(bad))
     fail += len(bad)

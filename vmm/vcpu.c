@@ -119,6 +119,15 @@ static void vcpu_dump_state(struct vcpu *v)
 		log_err("vcpu", "%u: exception injected %u nr %u error code %#x; nmi pending %u",
 			v->id, ev.exception.injected, ev.exception.nr, ev.exception.error_code,
 			ev.nmi.pending);
+	/*
+	 * On AMD, KVM re-initialises the vCPU (an INIT) before it reports the
+	 * shutdown, because the VMCB is undefined after a SHUTDOWN intercept:
+	 * what was read above is then the reset state, not the fault's
+	 */
+	if (r.rip == 0xfff0 && sr.cs.selector == 0xf000 && sr.cs.base == 0xffff0000)
+		log_err("vcpu", "%u: these are the reset state's registers: this KVM (AMD SVM) "
+			"re-initialises a vCPU before it reports the shutdown, so where the guest "
+			"died is lost", v->id);
 }
 
 /* returns false when the vCPU must stop */

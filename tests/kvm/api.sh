@@ -68,8 +68,8 @@ python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["ok"] an
 ctl "$S" devices
 [ $CST = 0 ] && grep -Eq '^ttyS0 +serial +io 0x3f8 irq 4' "$WORK/ctl.out" && grep -q '^acpi-pm ' "$WORK/ctl.out" &&
 	grep -Eq '^pcihp +acpi-pci-hotplug +io 0xcc4' "$WORK/ctl.out" &&
-	grep -Eq '^net0 +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi0,mac=52:54:00:12:34:56$' "$WORK/ctl.out" &&
-	grep -Eq '^uplink +virtio-net +00:[0-9a-f]{2}\.0 +tap=mvapi1,mac=52:54:00:12:34:57,failover=on \(standby waiting\)$' "$WORK/ctl.out" ||
+	grep -Eq "^net0 +virtio-net +00:[0-9a-f]{2}\\.0 +tap=mvapi0,mac=52:54:00:12:34:56$VHOST_SFX\$" "$WORK/ctl.out" &&
+	grep -Eq "^uplink +virtio-net +00:[0-9a-f]{2}\\.0 +tap=mvapi1,mac=52:54:00:12:34:57,failover=on$VHOST_SFX \\(standby waiting\\)\$" "$WORK/ctl.out" ||
 	fail "ctl devices: $(cat "$WORK/ctl.out")"
 # failover=on offers STANDBY; no driver has taken it yet (the tiny guest drives no NIC)
 ctl --json "$S" devices

@@ -37,6 +37,12 @@ PY
 	[ -n "${MINIVMM_BIN:-}" ] && [ -x "$MINIVMM_BIN" ] || fail "MINIVMM_BIN (${MINIVMM_BIN:-unset}) is not executable"
 }
 
+# the ",vhost=on" that `ctl devices` shows after a virtio-net NIC's tap when
+# minivmm moves its frames through the kernel's vhost-net (its default where
+# /dev/vhost-net exists, as virtionet.sh checks); empty otherwise
+VHOST_SFX=""
+[ -c /dev/vhost-net ] && VHOST_SFX=",vhost=on"
+
 require_guest() {
 	[ -f "$1" ] || fail "guest image $1 is missing"
 }

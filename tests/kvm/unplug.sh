@@ -61,7 +61,7 @@ ctl "$S" device-add net tap=mvhp1,mac=52:54:00:aa:bb:01
 	fail "ctl device-add net: exit $CST: $(cat "$WORK/ctl.out")"
 wait_line '^testdev: hotplug inserted slot=1 id=0x10411af4$' 10
 ctl "$S" devices
-grep -Eq '^net0 +virtio-net +00:01\.0 +tap=mvhp1,mac=52:54:00:aa:bb:01$' "$WORK/ctl.out" ||
+grep -Eq "^net0 +virtio-net +00:01\\.0 +tap=mvhp1,mac=52:54:00:aa:bb:01$VHOST_SFX\$" "$WORK/ctl.out" ||
 	fail "devices after device-add: $(cat "$WORK/ctl.out")"
 ctl "$S" device-add net tap=mvhp2,id=net0
 [ $CST = 1 ] && grep -q "device id 'net0' is taken" "$WORK/ctl.out" ||

@@ -1,0 +1,112 @@
+#!/bin/bash
+# Lab test (runs inside L1 via tests/lab/lab.sh, test lab-kvm): the kvm
+# suite and the unit tests that need /dev/kvm, run on L1's KVM (nested SVM
+# under L0's TCG). It is how those tests run on a host without /dev/kvm of
+# its own (some CI machines are themselves guests whose kernel does not bind
+# KVM): scripts/test.sh accepts the host's "/dev/kvm is missing" skips only
+# when this test passed. On a host with /dev/kvm it is a second CPU vendor's
+# KVM (L1 is AMD, with nested paging emulated by TCG) for the same tests.
+#
+# L1's root is this machine's, under a tmpfs overlay, so the build folders
+# are where they are here, and writable (the logs stay in L1). For each
+# build folder given in LAB_KVM_BUILDS (default: the build of MINIVMM_BIN),
+# it runs `meson test --no-rebuild --suite kvm` and the unit tests named in
+# LAB_KVM_UNIT (default: the Criterion tests that skip without /dev/kvm),
+# then copies each testlog.json to $LAB_RESULTS/testlog-<build>.json.
+# A test that skips here fails this test: L1 has /dev/kvm.
+# Environment: MINIVMM_BIN (required), LAB_KVM_BUILDS, LAB_KVM_UNIT,
+# LAB_KVM_TIMEOUT_MULT (the meson timeout multiplier, 6: L1 runs minivmm
+# under TCG).
+set -u
+# shellcheck source=tests/lab/l1-lib.sh
+. "$LAB_LIB"
+
+B=${MINIVMM_BIN:-}
+RES=$LAB_RESULTS/results.txt
+: > "$RES"
+rm -f "$LAB_RESULTS"/testlog-*.json
+rc=0
+fail() { echo "test-kvm: FAIL: $*"; rc=1; }
+
+[ -n "$B" ] && [ -x "$B" ] || { echo "test-kvm: MINIVMM_BIN not set or not executable"; exit 1; }
+[ -c /dev/kvm ] || { echo "test-kvm: no /dev/kvm in L1"; exit 1; }
+command -v meson >/dev/null || { echo "test-kvm: meson is not installed"; exit 1; }
+builds=${LAB_KVM_BUILDS:-$(dirname "$B")}
+units=${LAB_KVM_UNIT:-virtio_pci boot cpu}
+mult=${LAB_KVM_TIMEOUT_MULT:-6}
+echo "test-kvm: L1 CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) vCPUs, kernel $(uname -r)"
+
+# sanitizer builds: the same rule as scripts/test.sh (setarch -R when the
+# sanitizer cannot start with this kernel's mmap randomisation)
+prefix_for() {
+	if ! timeout 60 "$1/minivmm" --version >/dev/null 2>&1; then
+		echo "setarch $(uname -m) -R"
+	fi
+}
+
+for bd in $builds; do
+	name=$(basename "$bd")
+	[ -f "$bd/build.ninja" ] || { fail "$bd is not a meson build folder"; continue; }
+	env_opts=()
+	case $name in
+	*asan*) env_opts=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1) ;;
+	*tsan*) env_opts=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1) ;;
+	esac
+	pfx=$(prefix_for "$bd")
+	# the unit tests only where the build has them (TSan builds run no
+	# Criterion tests: see scripts/test.sh)
+	unit_args=()
+	for u in $units; do
+		meson test -C "$bd" --no-rebuild --list 2>/dev/null | grep -Eq "(^| )$u\$" && unit_args+=("$u")
+	done
+	t0=$(lab_now)
+	echo "test-kvm: === $name: kvm suite${unit_args:+ and ${unit_args[*]}}"
+	# shellcheck disable=SC2086
+	env "${env_opts[@]}" $pfx meson test -C "$bd" --no-rebuild --suite kvm \
+		--timeout-multiplier "$mult" --print-errorlogs --logbase kvm-lab < /dev/null | cat
+	st=${PIPESTATUS[0]}
+	if [ ${#unit_args[@]} -gt 0 ]; then
+		# shellcheck disable=SC2086
+		env "${env_opts[@]}" $pfx meson test -C "$bd" --no-rebuild "${unit_args[@]}" \
+			--timeout-multiplier "$mult" --print-errorlogs --logbase unit-lab < /dev/null | cat
+		[ "${PIPESTATUS[0]}" -eq 0 ] || st=1
+	fi
+	secs=$(lab_elapsed "$t0" "$(lab_now)")
+	cp "$bd/meson-logs/kvm-lab.json" "$LAB_RESULTS/testlog-$name-kvm.json" 2>/dev/null
+	cp "$bd/meson-logs/unit-lab.json" "$LAB_RESULTS/testlog-$name-unit.json" 2>/dev/null
+	# every test must have run: a skip in L1, which has /dev/kvm, is a failure
+	counts=$(python3 - "$LAB_RESULTS/testlog-$name-kvm.json" "$LAB_RESULTS/testlog-$name-unit.json" <<'PY'
+import json, sys
+n = {"OK": 0, "SKIP": 0, "other": 0}
+skipped = []
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        t = json.loads(line)
+        r = t.get("result")
+        if r == "OK":
+            n["OK"] += 1
+        elif r == "SKIP":
+            n["SKIP"] += 1
+            skipped.append(t.get("name", "?"))
+        else:
+            n["other"] += 1
+print(n["OK"], n["SKIP"], n["other"], ",".join(skipped) or "-")
+PY
+)
+	read -r ok skip other skipped <<< "$counts"
+	echo "test-kvm: $name: $ok passed, $skip skipped ($skipped), $other failed, in $secs s"
+	lab_result "kvm_${name//-/_}_passed" "$ok"
+	lab_result "kvm_${name//-/_}_skipped" "$skip"
+	lab_result "kvm_${name//-/_}_failed" "$other"
+	lab_result "kvm_${name//-/_}_seconds" "$secs"
+	[ "$st" -eq 0 ] || fail "$name: meson test failed"
+	[ "${skip:-1}" -eq 0 ] || fail "$name: $skipped skipped in L1, which has /dev/kvm"
+	[ "${ok:-0}" -gt 0 ] || fail "$name: no test ran"
+done
+lab_result kvm_builds "$(for bd in $builds; do basename "$bd"; done | paste -sd,)"
+[ $rc -eq 0 ] && echo "test-kvm: PASS"
+exit $rc
