@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Unit test of scripts/test-summary.py, the CI verdict on skipped tests,
+on testlogs written here in meson's format:
+
+  - without --skips-fail a skip is counted, never a failure;
+  - with --skips-fail a skip fails CI (status 1, named);
+  - a kvm_pvm triple-fault skip with its reason is allowed, without it not;
+  - a host skip for want of /dev/kvm is allowed when lab-kvm passed and the
+    same test passed in L1 for the same build folder; not when lab-kvm
+    failed, not for another build folder, not when the test failed or
+    skipped in L1, and not for a skip whose reason is not /dev/kvm;
+  - a failed test is named again at the end with its last lines.
+Exit 0 on success, 1 on a failure.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("MINIVMM_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SUMMARY = os.path.join(SRC, "scripts", "test-summary.py")
+fails = 0
+
+
+def check(name, cond, detail=""):
+    global fails
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + detail))
+    if not cond:
+        fails += 1
+
+
+def rec(name, result, stdout="", suite="kvm"):
+    return {"name": "minivmm:%s / %s" % (suite, name), "result": result, "stdout": stdout}
+
+
+def write(path, records):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def run(*args):
+    p = subprocess.run([sys.executable, SUMMARY] + list(args), capture_output=True, text=True)
+    return p.returncode, p.stdout
+
+
+with tempfile.TemporaryDirectory() as d:
+    nokvm = "SKIP: /dev/kvm is missing\n"
+    host = os.path.join(d, "build", "meson-logs", "testlog.json")
+    asan = os.path.join(d, "build-asan", "meson-logs", "testlog.json")
+    lab = os.path.join(d, "build", "tests", "lab", "lab-results", "kvm")
+
+    def host_logs(lab_result="OK", api_why=nokvm):
+        write(host, [rec("kvm_bootinfo", "SKIP", nokvm), rec("kvm_api", "SKIP", api_why),
+                     rec("boot", "SKIP", "/dev/kvm: No such file or directory: skipped", "unit"),
+                     rec("lab-kvm", lab_result, "", "lab"), rec("bus", "OK", "", "unit")])
+        write(asan, [rec("kvm_bootinfo", "SKIP", nokvm)])
+
+    def l1_logs(api="OK", builds=("build", "build-asan")):
+        for f in os.listdir(lab) if os.path.isdir(lab) else []:
+            os.unlink(os.path.join(lab, f))
+        for b in builds:
+            write(os.path.join(lab, "testlog-%s-kvm.json" % b),
+                  [rec("kvm_bootinfo", "OK"), rec("kvm_api", api)])
+            write(os.path.join(lab, "testlog-%s-unit.json" % b), [rec("boot", "OK", "", "unit")])
+
+    host_logs()
+    l1_logs()
+    st, out = run(host, asan)
+    check("without --skips-fail a skip is no failure", st == 0 and out.endswith("2 passed, 0 failed, 4 skipped\n"), out)
+    st, out = run("--skips-fail", host, asan)
+    check("--skips-fail without --lab-kvm: every skip fails", st == 1 and "4 failed, 0 skipped" in out, out)
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("skips for want of /dev/kvm, passed in L1: accepted", st == 0 and "2 passed, 0 failed, 4 skipped" in out, out)
+    check("... and listed", "passed in the lab's L1 (lab-kvm): kvm_bootinfo in " in out and
+          "boot in " in out, out)
+
+    host_logs(lab_result="FAIL")
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("lab-kvm failed: the skips fail", st == 1 and "skipped tests are failures here" in out, out)
+    check("... and lab-kvm is named at the end", "test.sh: FAIL: minivmm:lab / lab-kvm in " in out, out)
+
+    host_logs()
+    l1_logs(builds=("build",))
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("a build folder L1 did not run: its skip fails", st == 1 and
+          "failures here: kvm_bootinfo in " + os.path.join(d, "build-asan") in out, out)
+
+    l1_logs(api="FAIL")
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("a test that failed in L1: its host skip fails", st == 1 and "kvm_api in " + os.path.join(d, "build") in out, out)
+    l1_logs(api="SKIP")
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("a test that skipped in L1: its host skip fails", st == 1 and "kvm_api in " in out, out)
+
+    l1_logs()
+    host_logs(api_why="SKIP: openssl is not installed\n")
+    st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
+    check("a skip for another reason fails even when L1 ran the test", st == 1 and
+          "failures here: kvm_api in " in out, out)
+
+    write(host, [rec("kvm_triplefault", "SKIP", "SKIP: this host's KVM is kvm_pvm, which ...")])
+    st, out = run("--skips-fail", host)
+    check("the kvm_pvm triple-fault skip is allowed", st == 0, out)
+    write(host, [rec("kvm_triplefault", "SKIP", "SKIP: something else")])
+    st, out = run("--skips-fail", host)
+    check("a triple-fault skip for another reason is not", st == 1, out)
+
+    write(host, [rec("kvm_api", "FAIL", "\n".join("line %d" % i for i in range(40)))])
+    st, out = run(host)
+    check("a failure is named at the end with its last 25 lines", "test.sh: FAIL: minivmm:kvm / kvm_api in " in out and
+          "| line 39" in out and "| line 15" in out and "| line 14" not in out, out)
+
+sys.exit(1 if fails else 0)
