@@ -65,6 +65,13 @@ struct vfio_counters {
 	_Atomic uint64_t userspace_irqs, irq_reconfigs, memslots;
 };
 
+/* where the plug-to-traffic watch of a VF stands (vfio_pci.traffic_state) */
+enum vfio_traffic_state {
+	VFIO_TRAFFIC_OFF,         /* nothing to watch (no plug, no MSI-X, or done) */
+	VFIO_TRAFFIC_WAIT_DRIVER, /* plugged: the guest's driver has not enabled MSI-X yet */
+	VFIO_TRAFFIC_ARMED,       /* it has: the next poll takes the base count */
+};
+
 struct vfio_pci {
 	struct pci_dev pci;
 	struct vmm_device mdev; /* the device model (vmm/device.h) */
@@ -104,8 +111,15 @@ struct vfio_pci {
 	struct timespec t_plugged;
 	bool awaiting_driver;
 	double driver_ms;       /* -1: not yet (or not since the last plug) */
-	/* and to the VF carrying traffic (vfio_pci__traffic_poll, on the VMM thread) */
-	bool traffic_armed;     /* atomic: set by the MSI-X enable (a vCPU thread) */
+	/*
+	 * and to the VF carrying traffic (vfio_pci__traffic_poll, on the VMM
+	 * thread). One atomic state, written by the plug and by the driver's
+	 * MSI-X enable (a vCPU thread) in a single store, so that the poll never
+	 * sees "no driver awaited" and "not armed" at once: with two flags, a
+	 * poll between the enable's two stores ended the watch for good (seen
+	 * in lab-migrate-hosts, 2026-12-02: no traffic figure on b)
+	 */
+	uint8_t traffic_state;  /* atomic: enum vfio_traffic_state */
 	bool awaiting_traffic;
 	uint64_t irq_base;      /* the host's count at the first poll after that enable */
 	double traffic_ms;      /* -1: not yet */
@@ -178,8 +192,11 @@ bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int
 
 	if (!vf->awaiting_traffic) {
 		/* the driver's MSI-X enable starts the watch: the base count now */
-		if (!__atomic_exchange_n(&vf->traffic_armed, false, __ATOMIC_ACQ_REL))
-			return __atomic_load_n(&vf->awaiting_driver, __ATOMIC_ACQUIRE);
+		uint8_t state = __atomic_load_n(&vf->traffic_state, __ATOMIC_ACQUIRE);
+
+		if (state != VFIO_TRAFFIC_ARMED)
+			return state == VFIO_TRAFFIC_WAIT_DRIVER;
+		__atomic_store_n(&vf->traffic_state, VFIO_TRAFFIC_OFF, __ATOMIC_RELAXED);
 		if (vfio_host_irqs(vf, &vf->irq_base)) {
 			log_info(vf->name, "%s: no vfio-msix lines in /proc/interrupts: no traffic "
 				 "figure", vf->bdf);
@@ -770,15 +787,16 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		vf->driver_ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
 				(double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
-		__atomic_store_n(&vf->awaiting_driver, false, __ATOMIC_RELEASE);
-		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
-			 vf->bdf, vf->driver_ms);
+		vf->awaiting_driver = false;
 		/*
 		 * from here, the host's count of its interrupts says when traffic
 		 * flows: the VMM thread takes the base count at its next poll (a
-		 * vCPU thread opens no files: seccomp)
+		 * vCPU thread opens no files: seccomp). One store: the poll sees
+		 * either the wait for the driver or the armed watch
 		 */
-		__atomic_store_n(&vf->traffic_armed, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&vf->traffic_state, VFIO_TRAFFIC_ARMED, __ATOMIC_RELEASE);
+		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
+			 vf->bdf, vf->driver_ms);
 	}
 	return 0;
 }
@@ -1345,7 +1363,8 @@ int vfio_pci__plug(struct vfio_pci *vf)
 	clock_gettime(CLOCK_MONOTONIC, &vf->t_plugged);
 	vf->awaiting_driver = vf->has_msix;
 	vf->driver_ms = -1;
-	__atomic_store_n(&vf->traffic_armed, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&vf->traffic_state,
+			 vf->has_msix ? VFIO_TRAFFIC_WAIT_DRIVER : VFIO_TRAFFIC_OFF, __ATOMIC_RELEASE);
 	vf->awaiting_traffic = false;
 	vf->traffic_ms = -1;
 	log_info(vf->name, "%s assigned at 00:%02x.0 (%04x:%04x, IOMMU group %u, %s%s)", vf->bdf,

@@ -2,6 +2,9 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <linux/kvm.h>
 #include <unistd.h>
 
@@ -661,4 +664,39 @@ Test(vfio_pci, host_irq_counts_of_one_vf)
 		     "a VF without vectors on the host");
 	cr_assert_eq(sum, 0);
 	cr_assert_eq(vfio_pci__sum_host_irqs("", "0000:00:12.0", &sum), -ENOENT);
+}
+
+/*
+ * The plug-to-traffic watch (vfio_pci__traffic_poll, the VMM thread's 100 ms
+ * tick): it goes on while the guest's driver has not enabled MSI-X, and the
+ * enable (a vCPU thread) arms it in one step, so that no poll can see the
+ * driver no longer awaited while the watch is not armed yet (with two flags
+ * a poll in between ended the watch for good: lab-migrate-hosts, 2026-12-02).
+ * The fake VF has no vfio-msix lines in the host's /proc/interrupts, so the
+ * armed watch ends at its first poll, saying so: that line shows it was armed.
+ */
+Test(vfio_pci, traffic_watch_is_armed_by_the_driver)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+
+	cr_assert_eq(create(), 0);
+	cr_assert(vfio_pci__traffic_poll(vf, 200, 60000), "plugged, no driver yet: the watch goes on");
+	cr_assert(vfio_pci__traffic_poll(vf, 200, 60000), "still no driver: it goes on");
+	cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	m = open_memstream(&buf, &len);
+	cr_assert_not_null(m);
+	log__set_level(LOG_INFO);
+	log__set_stream(m);
+	cfg_wr(0x52, 2, PCI_MSIX_FLAGS_ENABLE);
+	cr_assert_not(vfio_pci__traffic_poll(vf, 200, 60000),
+		      "the armed watch ends here (no host interrupt lines for a fake VF)");
+	cr_assert_not(vfio_pci__traffic_poll(vf, 200, 60000), "and does not start again by itself");
+	log__set_stream(NULL);
+	log__set_level(LOG_ERR - 1);
+	fclose(m);
+	cr_assert(strstr(buf, "MSI-X on"), "no driver line: %s", buf);
+	cr_assert(strstr(buf, "no vfio-msix lines in /proc/interrupts"), "the watch was not armed: %s", buf);
+	free(buf);
 }
