@@ -31,10 +31,7 @@ new_psk() { echo "migration:$(python3 -c 'import secrets; print(secrets.token_he
 new_psk "$WORK/psk"
 new_psk "$WORK/other.psk"
 LONG=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=1000 ticks=5")
-# the X.509 guest ends on the destination, which checks its whole run: long
-# enough (15 s) to outlast the refused attempt before the migration, also on
-# a slow host (the lab's L1 runs minivmm under TCG)
-SHORT=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=300 ticks=5")
+
 
 start_src() { # options
 	set +e
@@ -152,9 +149,13 @@ mkca() { # DIR: an authority and a certificate for 127.0.0.1 signed by it
 }
 mkca "$WORK/ca1"
 mkca "$WORK/ca2"
-start_src --migration-x509 "$WORK/ca1" "${SHORT[@]}"
+# (the long guest: a refused attempt and a TLS migration can take tens of
+# seconds where minivmm runs slowly, as under TSan in the lab's L1, and the
+# guest must still run on the source then; kvm_migrate checks a moved
+# guest's whole run, here it must go on counting on the destination)
+start_src --migration-x509 "$WORK/ca1" "${LONG[@]}"
 P=$(free_port)
-start_dst "$P" --migration-x509 "$WORK/ca2" "${SHORT[@]}"
+start_dst "$P" --migration-x509 "$WORK/ca2" "${LONG[@]}"
 ctl "$S" migrate "tcp:127.0.0.1:$P"
 [ $CST = 1 ] && grep -q 'failed while connecting: .*TLS handshake failed' "$WORK/ctl.out" ||
 	fail "a destination of another authority: exit $CST: $(cat "$WORK/ctl.out")"
@@ -163,7 +164,7 @@ ctl "$D" quit
 wait "$dst" || true
 dst=""
 P=$(free_port)
-start_dst "$P" --migration-x509 "$WORK/ca1" "${SHORT[@]}"
+start_dst "$P" --migration-x509 "$WORK/ca1" "${LONG[@]}"
 ctl "$S" migrate "tcp:127.0.0.1:$P"
 [ $CST = 0 ] || fail "the migration over X.509: exit $CST: $(cat "$WORK/ctl.out")"
 echo "ok: X.509: $(grep '^migrated' "$WORK/ctl.out"); $(grep -a 'migration-tls: from' "$DST")"
@@ -174,8 +175,13 @@ src_rc=$?
 set -e
 src=""
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
-wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 180
-grep -q '^testdev: counter: PASS steps=300 ' "$DST" || fail "the guest did not pass on the destination: $(grep 'counter:' "$DST")"
+text_only "$SRC"
+last=$(grep -Eo '^testdev: counter step=[0-9]+' "$SRC" | tail -n1 | sed 's/.*=//')
+wait_in "$DST" "^testdev: counter step=$((last + 2)) " 60
+first=$(grep -Eo '^testdev: counter step=[0-9]+' "$DST" | head -n1 | sed 's/.*=//')
+[ "$first" = $((last + 1)) ] || fail "the destination's first step is $first; the source's last was $last"
+echo "ok: X.509: the guest counts on at the destination from step $first"
+ctl "$D" quit
 set +e
 wait "$dst"
 drc=$?
