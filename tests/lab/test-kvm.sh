@@ -12,7 +12,8 @@
 # build folder given in LAB_KVM_BUILDS (default: the build of MINIVMM_BIN),
 # it runs `meson test --no-rebuild --suite kvm` and the unit tests named in
 # LAB_KVM_UNIT (default: the Criterion tests that skip without /dev/kvm),
-# then copies each testlog.json to $LAB_RESULTS/testlog-<build>.json.
+# then copies their testlogs to $LAB_RESULTS/testlog-<build>-kvm.json and
+# testlog-<build>-unit.json (what scripts/test-summary.py --lab-kvm reads).
 # A test that skips here fails this test: L1 has /dev/kvm.
 # Environment: MINIVMM_BIN (required), LAB_KVM_BUILDS, LAB_KVM_UNIT,
 # LAB_KVM_TIMEOUT_MULT (the meson timeout multiplier, 6: L1 runs minivmm
@@ -61,6 +62,7 @@ for bd in $builds; do
 	for u in $units_here; do
 		meson test -C "$bd" --no-rebuild --list 2>/dev/null | grep -Eq "(^| )$u\$" && unit_args+=("$u")
 	done
+	rm -f "$bd/meson-logs/kvm-lab.json" "$bd/meson-logs/unit-lab.json"
 	t0=$(lab_now)
 	echo "test-kvm: === $name: kvm suite${unit_args:+ and ${unit_args[*]}}"
 	# shellcheck disable=SC2086
