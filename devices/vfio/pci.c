@@ -109,7 +109,6 @@ struct vfio_pci {
 	struct log_ratelimit rl;
 	/* plug to the guest's driver taking the VF (its first MSI-X enable after the plug) */
 	struct timespec t_plugged;
-	bool awaiting_driver;
 	double driver_ms;       /* -1: not yet (or not since the last plug) */
 	/*
 	 * and to the VF carrying traffic (vfio_pci__traffic_poll, on the VMM
@@ -745,6 +744,7 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 	struct vfio_pci *vf = opaque;
 	uint32_t n = MIN((uint32_t)m->nr, vf->irq_count[VFIO_PCI_MSIX_IRQ_INDEX]);
 	int32_t fds[MSIX_MAX_VECTORS];
+	uint8_t waiting = VFIO_TRAFFIC_WAIT_DRIVER;
 	uint32_t i;
 	int ret;
 
@@ -781,20 +781,19 @@ static int vfio_msix_enable(struct msix *m, bool on, void *opaque)
 		return ret;
 	}
 	vf->irq_mode = VFIO_IRQ_MSIX;
-	if (vf->awaiting_driver) {
+	/*
+	 * the first enable since the plug: from here, the host's count of its
+	 * interrupts says when traffic flows, and the VMM thread takes the base
+	 * count at its next poll (a vCPU thread opens no files: seccomp). One
+	 * step: the poll sees either the wait for the driver or the armed watch
+	 */
+	if (__atomic_compare_exchange_n(&vf->traffic_state, &waiting, VFIO_TRAFFIC_ARMED, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		struct timespec now;
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		vf->driver_ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
 				(double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
-		vf->awaiting_driver = false;
-		/*
-		 * from here, the host's count of its interrupts says when traffic
-		 * flows: the VMM thread takes the base count at its next poll (a
-		 * vCPU thread opens no files: seccomp). One store: the poll sees
-		 * either the wait for the driver or the armed watch
-		 */
-		__atomic_store_n(&vf->traffic_state, VFIO_TRAFFIC_ARMED, __ATOMIC_RELEASE);
 		log_info(vf->name, "the guest's driver took %s: MSI-X on %.0f ms after the plug",
 			 vf->bdf, vf->driver_ms);
 	}
@@ -1361,7 +1360,6 @@ int vfio_pci__plug(struct vfio_pci *vf)
 			log_warn(vf->name, "INTx fallback not available: %s", strerror(-ret));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &vf->t_plugged);
-	vf->awaiting_driver = vf->has_msix;
 	vf->driver_ms = -1;
 	__atomic_store_n(&vf->traffic_state,
 			 vf->has_msix ? VFIO_TRAFFIC_WAIT_DRIVER : VFIO_TRAFFIC_OFF, __ATOMIC_RELEASE);
