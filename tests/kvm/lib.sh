@@ -147,3 +147,24 @@ text_only() {
 print("" if i < 0 else "%d of %d bytes; before it: %r; from it: %r" % (i, len(d), d[max(0, i - 120):i], d[i:i + 60]))' "$1")
 	[ -z "$at" ] || fail "$(basename "$1") holds a NUL byte at offset $at"
 }
+
+# counter_step FILE first|last: the first or last step a counter guest
+# reported in FILE (check text_only FILE first: grep stops at a NUL)
+counter_step() {
+	local pick=head
+	[ "$2" = last ] && pick=tail
+	grep -Eo '^testdev: counter step=[0-9]+' "$1" | $pick -n1 | sed 's/.*=//'
+}
+
+# moved_on SRC DST: the counter guest went on at the destination with the
+# step after the source's last one (none lost, none repeated)
+moved_on() {
+	local last first
+	text_only "$1"
+	text_only "$2"
+	last=$(counter_step "$1" last)
+	first=$(counter_step "$2" first)
+	[ -n "$first" ] && [ -n "$last" ] && [ "$first" = $((last + 1)) ] ||
+		fail "the destination's first step is ${first:-none}; the source's last was ${last:-none}"
+	MOVED_FIRST=$first
+}
