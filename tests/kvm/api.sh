@@ -111,7 +111,7 @@ r1=$(vcpu_ticks)
 ctl "$S" resume
 [ $CST = 1 ] && grep -q 'not paused' "$WORK/ctl.out" || fail "resume when running: exit $CST (expected 1, 'not paused')"
 
-wait $evpid
+wait_exit $evpid
 python3 - "$WORK/events.out" <<'PY' || fail "events: $(cat "$WORK/events.out")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -129,9 +129,8 @@ ctl "$WORK/nobody.sock" status
 
 ctl "$S" quit
 [ $CST = 0 ] || fail "ctl quit: exit $CST"
-for _ in $(seq 100); do kill -0 $vmm_ns 2>/dev/null || break; sleep 0.05; done
-wait $vmm_ns
-RC=$?
+wait_exit $vmm_ns
+RC=$WRC
 [ $RC = 0 ] || fail "minivmm exit status $RC after quit, expected 0"
 grep -q '^minivmm: quit (control socket)$' "$OUT" || fail "minivmm did not say why it stopped"
 [ ! -e "$S" ] || fail "the socket file is left behind"

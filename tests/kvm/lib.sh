@@ -111,8 +111,64 @@ expect_rc() {
 	[ "$RC" -eq "$1" ] || fail "minivmm exit status $RC, expected $1"
 }
 
-# ctl ARGS...: `minivmm ctl` (MINIVMM_BIN), its output in $WORK/ctl.out, its status in $CST
-ctl() { CST=0; "$MINIVMM_BIN" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?; }
+# proc_report PID...: what each live process is doing: its threads' names,
+# states, kernel wait channels and kernel stacks, and, where gdb is
+# installed, every thread's user-space backtrace (a VMM that stopped
+# answering shows where it waits)
+proc_report() {
+	local p t
+	for p in "$@"; do
+		[ -n "$p" ] && [ -d "/proc/$p" ] || continue
+		echo "----- process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-240) -----"
+		for t in /proc/"$p"/task/*; do
+			echo "thread $(basename "$t") '$(cat "$t/comm" 2>/dev/null)' state $(cut -d' ' -f3 "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+			sed 's/^/    /' "$t/stack" 2>/dev/null | head -n 10
+		done
+		if command -v gdb >/dev/null 2>&1; then
+			timeout 90 gdb -p "$p" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 16' 2>/dev/null |
+				grep -E '^(Thread|#)' | head -n 200
+		fi
+	done
+}
+
+# stuck WHAT: a bounded wait ran out: the report of every process this test
+# started that is still there, then fail (the EXIT trap kills them)
+stuck() {
+	echo "STUCK: $*; the test's processes still running:"
+	# shellcheck disable=SC2046
+	proc_report $(pgrep -P $$)
+	fail "$*"
+}
+
+# wait_exit PID [SECONDS]: waits for PID (a child of this shell) to end, its
+# exit status in $WRC; one still there after SECONDS (60) is reported and
+# fails the test, never waited for without bound
+wait_exit() {
+	local i st
+	for i in $(seq $((${2:-60} * 20))); do
+		st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || break
+		[ "$st" = Z ] && break
+		sleep 0.05
+	done
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || st=gone
+	[ "$st" = gone ] || [ "$st" = Z ] ||
+		stuck "process $1 ($(cat "/proc/$1/comm" 2>/dev/null)) did not end within ${2:-60} s"
+	WRC=0
+	wait "$1" || WRC=$?
+}
+
+# ctl ARGS...: `minivmm ctl` (MINIVMM_BIN), its output in $WORK/ctl.out, its
+# status in $CST; one that has not answered within KVM_CTL_TIMEOUT seconds
+# (180: a migration under a sanitizer in the lab's L1 takes tens of seconds)
+# is reported with the VMMs' threads and fails the test
+KVM_CTL_TIMEOUT=${KVM_CTL_TIMEOUT:-180}
+ctl() {
+	CST=0
+	timeout --kill-after=5 "$KVM_CTL_TIMEOUT" "$MINIVMM_BIN" ctl "$@" >"$WORK/ctl.out" 2>&1 || CST=$?
+	if [ "$CST" = 124 ] || [ "$CST" = 137 ]; then
+		stuck "ctl $* had no answer within $KVM_CTL_TIMEOUT s: $(tail -n5 "$WORK/ctl.out")"
+	fi
+}
 
 # wait_in FILE REGEX [SECONDS]: until FILE has a line matching REGEX (grep -E); fails after SECONDS (30)
 wait_in() {
@@ -121,7 +177,7 @@ wait_in() {
 		grep -Eq -- "$2" "$1" && return 0
 		sleep 0.05
 	done
-	fail "no /$2/ in $1 within ${3:-30} s: $(tail -n5 "$1")"
+	stuck "no /$2/ in $1 within ${3:-30} s: $(tail -n5 "$1")"
 }
 
 # wait_line REGEX [SECONDS]: the same on minivmm's output ($OUT)

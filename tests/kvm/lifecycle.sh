@@ -56,8 +56,8 @@ for sig in TERM INT; do
 		kill -9 $pid
 		fail "minivmm still running 10 s after SIG$sig"
 	fi
-	wait $pid
-	RC=$?
+	wait_exit $pid
+	RC=$WRC
 	set -e
 	echo "SIG$sig: minivmm exited with status $RC"
 	expect_rc 143

@@ -76,8 +76,8 @@ ctl "$S" migrate "unix:$M"
 [ $CST = 1 ] && grep -Eq 'failed while connecting: the destination refused the VM: .*32 MiB.*the VM runs on here' "$WORK/ctl.out" ||
 	fail "a refused migration: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
-wait $dst
-drc=$?
+wait_exit $dst
+drc=$WRC
 set -e
 [ $drc != 0 ] || fail "the refusing destination exited 0"
 grep -q '^testdev: counter' "$DST" && fail "the refusing destination ran the guest"
@@ -102,10 +102,10 @@ grep -q '^migration: {"state": *"pre-copy"' "$WORK/ctl.out" || fail "status duri
 ctl "$S" migrate-cancel
 [ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
-wait $migctl
-mrc=$?
-wait $dst
-drc=$?
+wait_exit $migctl
+mrc=$WRC
+wait_exit $dst
+drc=$WRC
 set -e
 [ $mrc = 1 ] && grep -q 'rolled back while pre-copy: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
 	fail "the cancelled migration: exit $mrc: $(cat "$WORK/mig.out")"
@@ -146,12 +146,12 @@ wait_in "$WORK/proxy.out" "held back the destination's verdict" 60
 ctl "$S" migrate-cancel
 [ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel while awaiting: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
-wait $migctl
-mrc=$?
-wait $proxy
-prc=$?
-wait $dst
-drc=$?
+wait_exit $migctl
+mrc=$WRC
+wait_exit $proxy
+prc=$WRC
+wait_exit $dst
+drc=$WRC
 set -e
 [ $mrc = 1 ] && grep -q 'rolled back while awaiting the destination: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
 	fail "the migration cancelled while awaiting the verdict: exit $mrc: $(cat "$WORK/mig.out")"
@@ -193,8 +193,8 @@ grep -q '^migration: {"state": *"connecting"' "$WORK/ctl.out" || fail "status wh
 ctl "$S" migrate-cancel
 [ $CST = 0 ] && grep -qx 'cancelling' "$WORK/ctl.out" || fail "migrate-cancel while connecting: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
-wait $migctl
-mrc=$?
+wait_exit $migctl
+mrc=$WRC
 set -e
 [ $mrc = 1 ] && grep -q 'failed while connecting: cancelled (migrate-cancel); the VM runs on here' "$WORK/mig.out" ||
 	fail "the migration cancelled while connecting: exit $mrc: $(cat "$WORK/mig.out")"
@@ -215,7 +215,7 @@ ctl "$S" migrate "udp:1.2.3.4:5"
 [ $CST = 1 ] && grep -q 'invalid-args' "$WORK/ctl.out" || fail "a bad address: exit $CST: $(cat "$WORK/ctl.out")"
 ctl "$S" quit
 set +e
-wait $src
+wait_exit $src
 set -e
 no_crash "$SRC"
 
@@ -240,8 +240,8 @@ ctl "$S" migrate "unix:$M"
 [ $CST = 0 ] && grep -Eq '^migrated to unix:.*: [0-9]+ bytes \([0-9]+ bytes of RAM\) in [0-9]+ ms, the guest paused for [0-9]+ ms$' "$WORK/ctl.out" ||
 	fail "ctl migrate: exit $CST: $(cat "$WORK/ctl.out")"
 set +e
-wait $src
-src_rc=$?
+wait_exit $src
+src_rc=$WRC
 set -e
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
 grep -q 'migrated (the guest runs on the destination)' "$SRC" || fail "the source does not say it migrated"
@@ -255,8 +255,8 @@ assert i["state"] == "done" and i["received_ms"] > 0 and i["bytes"] > 0 and i["p
 	fail "the destination's status after the migration: $(cat "$WORK/dst-status.json")"
 wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 120
 set +e
-wait $dst
-dst_rc=$?
+wait_exit $dst
+dst_rc=$WRC
 set -e
 moved_on "$SRC" "$DST"
 grep -q '^testdev: counter: PASS steps=400 ' "$DST" || fail "the destination's guest did not pass: $(grep 'counter:' "$DST")"
@@ -285,15 +285,15 @@ grep -Eq '^migrate: pre-copy round [0-9]+: .* 4[0-9]{3} pages dirtied' "$WORK/ct
 	fail "no round saw the buffer dirty again: $(cat "$WORK/ctl.out")"
 grep -Eq 'faster than [0-9]+ Mbit/s carries them within 50 ms' "$SRC" || fail "the source does not say why it stopped iterating: $(grep -a 'migration' "$SRC")"
 set +e
-wait $src
-src_rc=$?
+wait_exit $src
+src_rc=$WRC
 set -e
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
 wait_in "$DST" '^testdev: counter: (PASS|FAIL)' 180
 grep -q '^testdev: counter: PASS steps=1500 ' "$DST" || fail "the fast-dirtying guest did not pass on the destination: $(grep 'counter:' "$DST")"
 set +e
-wait $dst
-dst_rc=$?
+wait_exit $dst
+dst_rc=$WRC
 set -e
 [ $dst_rc = 0 ] || fail "the destination exited $dst_rc"
 no_crash "$SRC"

@@ -56,10 +56,8 @@ ticks_on() { # the source's guest counts on
 }
 end_dst() { # the destination exits non-zero and never ran the guest
 	local drc
-	set +e
-	wait "$dst"
-	drc=$?
-	set -e
+	wait_exit "$dst"
+	drc=$WRC
 	dst=""
 	[ "$drc" != 0 ] || fail "$1: the destination exited 0"
 	grep -q '^testdev: counter' "$DST" && fail "$1: the destination ran the guest"
@@ -85,7 +83,7 @@ set -e
 wait_in "$DST" 'waiting for a migration on' 30
 grep -q 'insecure-migration): the migration channel is plain TCP' "$DST" || fail "no warning for plain TCP: $(cat "$DST")"
 ctl "$D" quit
-wait "$dst" || true
+wait_exit "$dst"
 dst=""
 
 # --- a pre-shared key: the wrong one is refused at the handshake --------------------------
@@ -102,7 +100,7 @@ ctl "$D" status
 grep -qx 'state: incoming' "$WORK/ctl.out" || fail "the destination stopped waiting after a wrong key: $(cat "$WORK/ctl.out")"
 ticks_on
 ctl "$D" quit
-wait "$dst" || true
+wait_exit "$dst"
 dst=""
 
 # --- altered and truncated streams: refused, the VM stays on the source -----------------------
@@ -119,7 +117,8 @@ for mode in --flip-at --close-at; do
 	[ $CST = 1 ] && grep -q 'the VM runs on here' "$WORK/ctl.out" ||
 		fail "$mode: the migration did not fail back: exit $CST: $(cat "$WORK/ctl.out")"
 	echo "ok: $mode: $(grep 'the VM runs on here' "$WORK/ctl.out")"
-	wait "$proxy" || fail "$mode: the proxy: $(cat "$WORK/proxy.out")"
+	wait_exit "$proxy"
+	[ $WRC = 0 ] || fail "$mode: the proxy: exit $WRC: $(cat "$WORK/proxy.out")"
 	proxy=""
 	end_dst "$mode"
 	if [ "$mode" = --flip-at ]; then
@@ -132,7 +131,7 @@ for mode in --flip-at --close-at; do
 	ticks_on
 done
 ctl "$S" quit
-wait "$src" || true
+wait_exit "$src"
 src=""
 no_crash "$SRC"
 
@@ -161,7 +160,7 @@ ctl "$S" migrate "tcp:127.0.0.1:$P"
 	fail "a destination of another authority: exit $CST: $(cat "$WORK/ctl.out")"
 echo "ok: another authority: $(grep 'failed while connecting' "$WORK/ctl.out")"
 ctl "$D" quit
-wait "$dst" || true
+wait_exit "$dst"
 dst=""
 P=$(free_port)
 start_dst "$P" --migration-x509 "$WORK/ca1" "${LONG[@]}"
@@ -169,10 +168,8 @@ ctl "$S" migrate "tcp:127.0.0.1:$P"
 [ $CST = 0 ] || fail "the migration over X.509: exit $CST: $(cat "$WORK/ctl.out")"
 echo "ok: X.509: $(grep '^migrated' "$WORK/ctl.out"); $(grep -a 'migration-tls: from' "$DST")"
 grep -q 'migration-tls: from 127.0.0.1: (TLS1.3)' "$DST" || fail "the destination did not log its TLS session: $(grep -a tls "$DST")"
-set +e
-wait "$src"
-src_rc=$?
-set -e
+wait_exit "$src"
+src_rc=$WRC
 src=""
 [ $src_rc = 0 ] || fail "the source exited $src_rc after the migration"
 text_only "$SRC"
@@ -181,10 +178,8 @@ wait_in "$DST" "^testdev: counter step=$((last + 2)) " 60
 moved_on "$SRC" "$DST"
 echo "ok: X.509: the guest counts on at the destination from step $MOVED_FIRST"
 ctl "$D" quit
-set +e
-wait "$dst"
-drc=$?
-set -e
+wait_exit "$dst"
+drc=$WRC
 dst=""
 [ $drc = 0 ] || fail "the destination exited $drc"
 no_crash "$SRC"

@@ -55,8 +55,8 @@ ctl "$S" device-add vf 0000:00:1f.7
 [ $CST != 0 ] || fail "device-add vf answered: $(cat "$WORK/ctl.out")"
 set +e
 timeout 30 tail --pid=$vmm -f /dev/null
-wait $vmm
-RC=$?
+wait_exit $vmm
+RC=$WRC
 set -e
 expect_killed worker
 

@@ -44,8 +44,8 @@ wait_line "^testdev: counter step=$((saved + 2)) " 30
 ctl "$S" quit
 [ $CST = 0 ] || fail "ctl quit: exit $CST"
 set +e
-wait $vmm
-rc=$?
+wait_exit $vmm
+rc=$WRC
 set -e
 [ $rc = 0 ] || fail "minivmm exited $rc after quit"
 no_crash
@@ -106,7 +106,7 @@ ctl "$S" snapshot "$WORK/blk.snap"
 [ $CST = 0 ] || fail "a VM with virtio-blk: snapshot exit $CST: $(cat "$WORK/ctl.out")"
 ctl "$S" quit
 set +e
-wait $vmm
+wait_exit $vmm
 set -e
 no_crash
 run_vmm 120 "$B" -v --api "$R" --restore "$WORK/blk.snap" "${DARGS[@]}" "$WORK/disk.img"

@@ -37,8 +37,8 @@ stop() {
 	ctl "$S" quit
 	[ $CST = 0 ] || fail "ctl quit: exit $CST: $(cat "$WORK/ctl.out")"
 	set +e
-	wait $vmm
-	RC=$?
+	wait_exit $vmm
+	RC=$WRC
 	set -e
 	[ $RC = 0 ] || fail "minivmm exited $RC after quit: $(tail -5 "$OUT")"
 	no_crash
@@ -95,7 +95,7 @@ ctl2() { CST2=0; "$B" ctl "$@" >"$WORK/ctl2.out" 2>&1 || CST2=$?; }
 ctl2 "$S" device-add net tap=mvhp3
 [ $CST2 = 1 ] && grep -q 'busy: device-del of net0 is in progress' "$WORK/ctl2.out" ||
 	fail "a device-add during a pending device-del: exit $CST2: $(cat "$WORK/ctl2.out")"
-wait $bg
+wait_exit $bg
 CST=$(cat "$WORK/ctl.rc")
 [ "$CST" = 1 ] && grep -q 'the guest did not eject net0 within 1000 ms: the device stays' "$WORK/ctl.out" ||
 	fail "device-del past its deadline: exit $CST: $(cat "$WORK/ctl.out")"

@@ -45,6 +45,24 @@ prefix_for() {
 	fi
 }
 
+# a heartbeat while meson runs (it prints a test's line only when the test
+# ends): which kvm scripts run and for how long, so that a long test is not
+# taken for a silent, stuck L1 by lab.sh's watchdog (LAB_L1_STALL), and a
+# stuck one is named; the tests bound their own waits (tests/kvm/lib.sh:
+# ctl, wait_in, wait_exit report the processes' threads and fail) and meson
+# its timeouts
+heartbeat() {
+	local t0 now
+	t0=$(date +%s)
+	while sleep "${LAB_KVM_HEARTBEAT:-60}"; do
+		now=$(date +%s)
+		echo "test-kvm: $((now - t0)) s: running: $(pgrep -af 'tests/kvm/[a-z]+\.sh' | sed -E 's#.*tests/kvm/([a-z]+)\.sh.*#\1#' | sort | paste -sd' ' | sed 's/^$/-/')"
+	done
+}
+heartbeat &
+hb=$!
+trap 'kill $hb 2>/dev/null' EXIT
+
 for bd in $builds; do
 	name=$(basename "$bd")
 	[ -f "$bd/build.ninja" ] || { fail "$bd is not a meson build folder"; continue; }
