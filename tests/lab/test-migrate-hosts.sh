@@ -22,7 +22,8 @@
 #     and the guest's command ends with 0.
 # Then the same guest, stream and move under QEMU (the baseline, LAB_MH_VMMS
 # "minivmm qemu"): q35, virtio-net-pci failover=on and vfio-pci
-# failover_pair_id on a pcie-root-port, QMP migrate (QEMU asks the guest to
+# failover_pair_id on a pcie-root-port, QMP migrate over the same TLS with the
+# same key (tls-creds-psk; QEMU asks the guest to
 # eject the VF and waits for it; the destination plugs its own VF after
 # the load). QEMU leaves the guest's MAC on a's VF0: the test, as an
 # orchestrator must, takes it off once the migration completed. QEMU's
@@ -95,10 +96,14 @@ say "PF $pf ($pfmac) and tap0 in br0 $myip; VF0 $vf; guest.img from the shared c
 vf_irqs() { lab_irq_count "vfio-msix.*$vf"; }
 
 CMDLINE="console=ttyS0 root=/dev/vda lab.cmd=failover-test lab.ip=10.0.9.2/24 lab.server=10.0.9.1 lab.fo_secs=$SECS"
-# minivmm's channel between the hosts: TLS 1.3 with a pre-shared key (an
-# --incoming on the network without TLS is refused); the same test key on both
+# the channel between the hosts, for both VMMs: TLS 1.3 with a pre-shared
+# key (minivmm refuses an --incoming on the network without TLS; QEMU gets
+# the same key through tls-creds-psk, so that both pay for the cipher and
+# the figures compare like with like); the same test key on both hosts
 PSK=$OUT/migration.psk
 echo "minivmm-lab:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" >"$PSK"
+mkdir -p "$OUT/qemu-psk"
+cp "$PSK" "$OUT/qemu-psk/keys.psk"
 # vmm_cmd V [--incoming PORT]: the VMM's command line in VMM_CMD
 vmm_cmd() {
 	if [ "$1" = qemu ]; then
@@ -112,7 +117,13 @@ vmm_cmd() {
 			-device "virtio-net-pci,netdev=hn0,id=net1,mac=$MAC,failover=on"
 			-device pcie-root-port,id=rp1,chassis=1,bus=pcie.0,addr=0x6
 			-device "vfio-pci,host=$vf,id=hostdev0,bus=rp1,failover_pair_id=net1")
-		[ "${2:-}" = --incoming ] && VMM_CMD+=(-incoming "tcp:0.0.0.0:$3")
+		if [ "${2:-}" = --incoming ]; then
+			VMM_CMD+=(-incoming "tcp:0.0.0.0:$3"
+				-object "tls-creds-psk,id=mtls,endpoint=server,dir=$OUT/qemu-psk")
+		else
+			VMM_CMD+=(-object "tls-creds-psk,id=mtls,endpoint=client,dir=$OUT/qemu-psk,username=minivmm-lab")
+		fi
+		VMM_CMD+=(-global migration.tls-creds=mtls)
 		# QEMU pairs by MAC as the guest sees it: the VF must have it already
 		ip link set "$pf" vf 0 mac "$MAC"
 	else
