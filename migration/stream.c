@@ -99,13 +99,55 @@ void mig__writer_release(struct mig_writer *w)
 {
 	if (w->kind == MIG_IO_MEM)
 		free(w->buf);
+	free(w->stage);
+	w->stage = NULL;
+	w->staged = 0;
 	w->buf = NULL;
 	w->len = w->cap = 0;
+}
+
+/* MIG_IO_FD: all of buf to the fd, now */
+static int mig_fd_write(struct mig_writer *w, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(w->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+				int rc = w->wait ? w->wait(w->wait_opaque, w->fd) :
+					 poll(&pfd, 1, -1) < 0 && errno != EINTR ? -errno : 0;
+
+				if (rc)
+					return rc;
+				continue;
+			}
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int mig__writer_flush(struct mig_writer *w)
+{
+	size_t n = w->staged;
+
+	if (w->kind != MIG_IO_FD || !n)
+		return 0;
+	w->staged = 0; /* sent, or the stream failed: never sent twice */
+	return mig_fd_write(w, w->stage, n);
 }
 
 int mig__write_all(struct mig_writer *w, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
+	int rc;
 
 	if (w->kind == MIG_IO_MEM) {
 		if (len > SIZE_MAX - w->len || (w->max && w->len + len > w->max))
@@ -128,30 +170,26 @@ int mig__write_all(struct mig_writer *w, const void *buf, size_t len)
 		w->written += len;
 		return 0;
 	}
-	while (len) {
-		ssize_t n = write(w->fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
-				int rc = w->wait ? w->wait(w->wait_opaque, w->fd) :
-					 poll(&pfd, 1, -1) < 0 && errno != EINTR ? -errno : 0;
-
-				if (rc)
-					return rc;
-				continue;
-			}
-			return -errno;
+	if (!w->stage && len < MIG_WRITER_STAGE)
+		w->stage = malloc(MIG_WRITER_STAGE); /* without it, every write goes out directly */
+	if (w->stage && len < MIG_WRITER_STAGE) {
+		if (len > MIG_WRITER_STAGE - w->staged) {
+			rc = mig__writer_flush(w);
+			if (rc)
+				return rc;
 		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		w->written += (uint64_t)n;
+		if (len)
+			memcpy(w->stage + w->staged, p, len);
+		w->staged += len;
+		w->written += len;
+		return 0;
 	}
-	return 0;
+	rc = mig__writer_flush(w);
+	if (!rc)
+		rc = mig_fd_write(w, p, len);
+	if (!rc)
+		w->written += len;
+	return rc;
 }
 
 /* ---- reader ---- */
@@ -279,6 +317,9 @@ int mig__stream_write_record(struct mig_registry *r, struct mig_writer *w, uint3
 	rc = mig__write_all(w, h, sizeof(h));
 	if (!rc)
 		rc = mig__write_all(w, payload, len);
+	/* the reader answers these: they must be on their way, not staged */
+	if (!rc && (type == MIG_REC_CONFIRM || type == MIG_REC_END))
+		rc = mig__writer_flush(w);
 	if (rc)
 		mig__set_error(r, "writing a %s record: %s", mig_record_name(type), strerror(-rc));
 	return rc;

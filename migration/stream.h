@@ -79,7 +79,20 @@ struct mig_writer {
 	 */
 	int (*wait)(void *opaque, int fd);
 	void *wait_opaque;
+	/*
+	 * MIG_IO_FD: small writes gather here (MIG_WRITER_STAGE bytes, owned)
+	 * and go out in one write: a record's header and a run of zero records
+	 * are not a system call each (and not a TLS record each behind the
+	 * relay, vmm/migtls.c). Flushed before a record the writer then waits
+	 * on an answer for (CONFIRM, END), by mig__writer_flush, and never by
+	 * mig__writer_release (a stream given up sends no more).
+	 */
+	uint8_t *stage;
+	size_t staged;
 };
+
+/* the writer's staging buffer; a write at least this long goes out directly */
+#define MIG_WRITER_STAGE (64u << 10)
 
 struct mig_reader {
 	enum mig_io_kind kind;
@@ -96,7 +109,9 @@ void mig__writer_init_mem(struct mig_writer *w, size_t max);
 /* MIG_IO_MEM: the bytes written so far (owned by w) */
 const void *mig__writer_data(const struct mig_writer *w, size_t *len);
 void mig__writer_release(struct mig_writer *w);
-/* 0 or -errno; all of buf is written */
+/* MIG_IO_FD: what is staged goes out now (0 or -errno); MIG_IO_MEM: nothing to do */
+int mig__writer_flush(struct mig_writer *w) __attribute__((warn_unused_result));
+/* 0 or -errno; all of buf is written (MIG_IO_FD: or staged, see stage) */
 int mig__write_all(struct mig_writer *w, const void *buf, size_t len)
 	__attribute__((warn_unused_result));
 

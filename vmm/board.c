@@ -2003,7 +2003,7 @@ static int board_mig_pace(void *opaque, uint64_t written)
 static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
-	struct snapshot_pacer pacer = { board_mig_pace, m, NULL, NULL };
+	struct snapshot_pacer pacer = { .fn = board_mig_pace, .opaque = m };
 	struct timespec t0, tr;
 	unsigned int stuck = 0;
 	uint64_t pages, before;
@@ -2110,7 +2110,7 @@ static int board_mig_pace_paused(void *opaque, uint64_t written)
 static int board_mig_transfer(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
-	struct snapshot_pacer pacer = { board_mig_pace_paused, m, NULL, NULL };
+	struct snapshot_pacer pacer = { .fn = board_mig_pace_paused, .opaque = m };
 	int rc = snapshot__live_finish(&m->live, &pacer, &m->final_pages, err, errlen);
 
 	m->st = m->live.st;

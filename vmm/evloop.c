@@ -5,10 +5,15 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EVL_LOG "evloop"
+/* del_fd on the loop thread: waits in slices of this long, and says so after EVL_DEL_WARN_MS, then twice as long each time */
+#define EVL_DEL_SLICE_MS 500
+#define EVL_DEL_WARN_MS 3000u
 
 static void evloop_wake_fn(void *opaque, int res)
 {
@@ -186,6 +191,26 @@ int evloop__watch_enable(struct evloop *l, struct evloop_watch *w, bool on)
 	return armed ? 0 : evloop_arm(l, w);
 }
 
+static int evloop_run(struct evloop *l, int wait_ms);
+
+/*
+ * a removal whose last completion does not come: the fd, what it is, and how
+ * long; the wait goes on (freeing w while the kernel may still complete its
+ * poll would be worse than waiting)
+ */
+static void evloop_del_report(const struct evloop_watch *w, long long ms)
+{
+	char path[64], what[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd);
+	n = readlink(path, what, sizeof(what) - 1);
+	what[n > 0 ? n : 0] = 0;
+	log_err(EVL_LOG, "fd %d (%s): the removal of its watch (events %#x) has had no last "
+		"completion after %lld ms; asking again and still waiting", w->fd,
+		n > 0 ? what : "?", w->events, ms);
+}
+
 int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
 {
 	if (!w->active && !w->armed)
@@ -197,8 +222,24 @@ int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
 
 	/* wait for the poll's last completion so that w may be freed */
 	if (evloop_on_loop_thread(l)) {
-		while (w->armed && evloop__run_once(l, true) >= 0)
-			;
+		struct timespec t0, now;
+		unsigned int said = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (w->armed && evloop_run(l, EVL_DEL_SLICE_MS) >= 0) {
+			long long ms;
+
+			if (!w->armed)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			ms = (now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000;
+			if (ms < (long long)EVL_DEL_WARN_MS << said)
+				continue;
+			/* never silent: say which fd, and ask again (the kernel answers a removal of nothing with -ENOENT) */
+			evloop_del_report(w, ms);
+			said++;
+			evloop_poll_remove(l, w);
+		}
 	} else {
 		pthread_mutex_lock(&l->cq_lock);
 		while (w->armed)
@@ -276,7 +317,8 @@ static void evloop_handle_cqe(struct evloop *l, void *data, int res, unsigned in
 	log_err(EVL_LOG, "completion with unknown tag %#x", tag);
 }
 
-int evloop__run_once(struct evloop *l, bool wait)
+/* wait_ms: 0 none, -1 without bound, else at most that long for a completion */
+static int evloop_run(struct evloop *l, int wait_ms)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int n = 0;
@@ -285,9 +327,13 @@ int evloop__run_once(struct evloop *l, bool wait)
 	pthread_mutex_lock(&l->sq_lock);
 	io_uring_submit(&l->ring);
 	pthread_mutex_unlock(&l->sq_lock);
-	if (wait) {
-		ret = io_uring_wait_cqe(&l->ring, &cqe);
-		if (ret == -EINTR)
+	if (wait_ms) {
+		struct __kernel_timespec ts = { .tv_sec = wait_ms / 1000,
+						.tv_nsec = (long long)(wait_ms % 1000) * 1000000 };
+
+		ret = wait_ms < 0 ? io_uring_wait_cqe(&l->ring, &cqe) :
+				    io_uring_wait_cqe_timeout(&l->ring, &cqe, &ts);
+		if (ret == -EINTR || ret == -ETIME)
 			return 0;
 		if (ret < 0)
 			return ret;
@@ -308,6 +354,11 @@ int evloop__run_once(struct evloop *l, bool wait)
 		n++;
 	}
 	return (int)n;
+}
+
+int evloop__run_once(struct evloop *l, bool wait)
+{
+	return evloop_run(l, wait ? -1 : 0);
 }
 
 int evloop__pollfd(const struct evloop *l)

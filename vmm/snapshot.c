@@ -109,8 +109,12 @@ static int snap_flush(struct vm *vm, struct mig_writer *w, const struct mem_regi
 			st->ram_bytes += run->len;
 	}
 	run->len = 0;
-	if (!ret && pacer && pacer->fn)
+	if (!ret && pacer && pacer->fn &&
+	    (!pacer->paced || w->written - *pacer->paced >= SNAPSHOT_PACE_BYTES)) {
+		if (pacer->paced)
+			*pacer->paced = w->written;
 		ret = pacer->fn(pacer->opaque, w->written);
+	}
 	return ret;
 }
 
@@ -378,8 +382,10 @@ int snapshot__live_pending(struct snapshot_live *s, uint64_t *pending, char *err
 int snapshot__live_round(struct snapshot_live *s, bool first, const struct snapshot_pacer *pacer,
 			 uint64_t *pages, char *err, size_t errlen)
 {
-	struct snapshot_pacer pc = { pacer ? pacer->fn : NULL, pacer ? pacer->opaque : NULL,
-				     s->bounce, &s->scanned };
+	uint64_t paced = s->w->written;
+	struct snapshot_pacer pc = { .fn = pacer ? pacer->fn : NULL,
+				     .opaque = pacer ? pacer->opaque : NULL,
+				     .bounce = s->bounce, .scanned = &s->scanned, .paced = &paced };
 	const struct snapshot_pacer *p = &pc;
 	struct vm *vm = s->vm;
 	unsigned int i;
@@ -407,8 +413,9 @@ int snapshot__live_finish(struct snapshot_live *s, const struct snapshot_pacer *
 			  uint64_t *pages, char *err, size_t errlen)
 {
 	/* nothing runs that could write the pages: no bounce copy needed */
-	struct snapshot_pacer pc = { pacer ? pacer->fn : NULL, pacer ? pacer->opaque : NULL, NULL,
-				     NULL };
+	uint64_t paced = s->w->written;
+	struct snapshot_pacer pc = { .fn = pacer ? pacer->fn : NULL,
+				     .opaque = pacer ? pacer->opaque : NULL, .paced = &paced };
 	struct vm *vm = s->vm;
 	const struct mig_section *sec;
 	int ret;

@@ -48,7 +48,15 @@ struct snapshot_pacer {
 	void *opaque;
 	uint8_t *bounce; /* set by snapshot__live_round: records are copied here first */
 	uint64_t *scanned; /* set by snapshot__live_round: pages looked at so far */
+	/*
+	 * set by snapshot__live_round and _finish: the stream's length when fn
+	 * last ran; fn runs again once SNAPSHOT_PACE_BYTES more were written
+	 * (not after every record: a round of scattered dirty pages is
+	 * thousands of one-page records)
+	 */
+	uint64_t *paced;
 };
+#define SNAPSHOT_PACE_BYTES (64u << 10)
 
 /*
  * Pre-copy ("live") saving, docs/migration.md:

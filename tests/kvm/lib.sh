@@ -125,8 +125,15 @@ proc_report() {
 			sed 's/^/    /' "$t/stack" 2>/dev/null | head -n 10
 		done
 		if command -v gdb >/dev/null 2>&1; then
-			timeout 90 gdb -p "$p" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 16' 2>/dev/null |
-				grep -E '^(Thread|#)' | head -n 200
+			# in the process's mount namespace (`ip netns exec` gives it
+			# its own): there gdb finds its libraries and can unwind
+			local in_ns=()
+			if [ "$(readlink "/proc/$p/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+				command -v nsenter >/dev/null 2>&1; then
+				in_ns=(nsenter -t "$p" -m)
+			fi
+			timeout 90 "${in_ns[@]}" gdb -p "$p" -batch -nx -ex 'set pagination off' \
+				-ex 'thread apply all bt 16' 2>/dev/null | grep -E '^(Thread|#)' | head -n 200
 		fi
 	done
 }

@@ -280,6 +280,7 @@ Test(stream, round_trip_pipe)
 	cr_assert_eq(pipe(p), 0);
 	mig__writer_init_fd(&w, p[1]);
 	cr_assert_eq(mig__stream_save(&src, &w), 0, "%s", mig__error(&src));
+	mig__writer_release(&w);
 	close(p[1]);
 	mig__reader_init_fd(&rd, p[0]);
 	cr_assert_eq(mig__stream_load(&dst, &rd, NULL), 0, "%s", mig__error(&dst));
@@ -329,6 +330,7 @@ Test(stream, round_trip_tmpfile_with_ram)
 		cr_assert_eq(mig__stream_write_section(&src, &w, mig__section_at(&src, i)), 0);
 	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x2000, ram + 4096, 2 * 4096), 0);
 	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	mig__writer_release(&w);
 	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
 
 	/* no sink: RAM records are refused and no device is touched */
@@ -1035,6 +1037,86 @@ Test(stream, a_full_socket_waits_in_the_hook)
 	/* a hook that gives up fails the write with its error */
 	w.wait = refuse_wait;
 	cr_assert_eq(mig__write_all(&w, big, sizeof(big)), -ECANCELED);
+	mig__writer_release(&w);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static size_t drain_nonblock(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < cap && (n = read(fd, buf + got, cap - got)) > 0)
+		got += (size_t)n;
+	return got;
+}
+
+/*
+ * An fd writer stages small writes: nothing reaches the fd before a record
+ * the reader answers (CONFIRM, END) or an explicit flush; a large write
+ * goes out after what was staged before it; the bytes are those a memory
+ * writer makes of the same records, in the same order.
+ */
+Test(stream, small_writes_are_staged_until_a_record_is_answered)
+{
+	static uint8_t page[4096], run[MIG_WRITER_STAGE + 8192], got[1 << 20];
+	struct mig_writer w, m;
+	const void *want;
+	size_t want_len, n;
+	int sv[2], i;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	memset(page, 0x11, sizeof(page));
+	memset(run, 0x22, sizeof(run));
+	reg_both(2, 2, 1);
+	mig__writer_init_fd(&w, sv[0]);
+	mig__writer_init_mem(&m, 0);
+
+	cr_assert_eq(mig__stream_write_header(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_header(&src, &m), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x1000, page, sizeof(page)), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &m, 0x1000, page, sizeof(page)), 0);
+	cr_assert_eq(drain_nonblock(sv[1], got, sizeof(got)), 0, "a header and a page are staged");
+	cr_assert_eq(w.written, m.len, "staged bytes count as written");
+
+	cr_assert_eq(mig__stream_write_confirm(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_confirm(&src, &m), 0);
+	n = drain_nonblock(sv[1], got, sizeof(got));
+	cr_assert_eq(n, m.len, "a CONFIRM goes out with what was staged before it");
+
+	/* many small records, one larger than the stage, more small ones */
+	for (i = 0; i < 20; i++) {
+		cr_assert_eq(mig__stream_write_zero(&src, &w, 0x100000 + (uint64_t)i * 8192, 4096), 0);
+		cr_assert_eq(mig__stream_write_zero(&src, &m, 0x100000 + (uint64_t)i * 8192, 4096), 0);
+		cr_assert_eq(mig__stream_write_ram(&src, &w, 0x101000 + (uint64_t)i * 8192, page, 4096), 0);
+		cr_assert_eq(mig__stream_write_ram(&src, &m, 0x101000 + (uint64_t)i * 8192, page, 4096), 0);
+	}
+	n += drain_nonblock(sv[1], got + n, sizeof(got) - n); /* (the socket's buffer is finite) */
+	cr_assert_gt(n, 32 + 16 + 4096 + 24, "a full stage went out");
+	cr_assert_eq(mig__stream_write_ram(&src, &w, 0x800000, run, sizeof(run)), 0);
+	cr_assert_eq(mig__stream_write_ram(&src, &m, 0x800000, run, sizeof(run)), 0);
+	cr_assert_eq(mig__stream_write_zero(&src, &w, 0x900000, 4096), 0);
+	cr_assert_eq(mig__stream_write_zero(&src, &m, 0x900000, 4096), 0);
+	n += drain_nonblock(sv[1], got + n, sizeof(got) - n);
+	cr_assert_lt(n, m.len, "the last zero record is still staged");
+	cr_assert_eq(mig__stream_write_end(&src, &w), 0);
+	cr_assert_eq(mig__stream_write_end(&src, &m), 0);
+	n += drain_nonblock(sv[1], got + n, sizeof(got) - n);
+	want = mig__writer_data(&m, &want_len);
+	cr_assert_eq(n, want_len);
+	cr_assert_eq(memcmp(got, want, n), 0, "the same bytes in the same order");
+	cr_assert_eq(w.written, want_len);
+
+	/* an explicit flush; a release sends nothing more */
+	cr_assert_eq(mig__stream_write_zero(&src, &w, 0x1000, 4096), 0);
+	cr_assert_eq(mig__writer_flush(&w), 0);
+	cr_assert_eq(drain_nonblock(sv[1], got, sizeof(got)), 32);
+	cr_assert_eq(mig__stream_write_zero(&src, &w, 0x1000, 4096), 0);
+	mig__writer_release(&w);
+	cr_assert_eq(drain_nonblock(sv[1], got, sizeof(got)), 0, "a given-up stream sends no more");
+	mig__writer_release(&m);
 	close(sv[0]);
 	close(sv[1]);
 }
