@@ -10,8 +10,8 @@ pkgs=(
 	libseccomp-dev zlib1g-dev liblzma-dev libzstd-dev nettle-dev
 	# tests
 	libcriterion-dev acpica-tools e2fsprogs fdisk iproute2 python3 util-linux
-	# the kvm tests' report of a VMM that stopped answering (its threads' backtraces)
-	gdb
+	# the kvm tests' report of a VMM that stopped answering (its threads' backtraces; pgrep)
+	gdb procps
 	# the bench's report plots (scripts/bench-report.py)
 	python3-matplotlib
 	# the libFuzzer harnesses (tests/fuzz, scripts/fuzz.sh): clang and its libFuzzer/ASan runtimes
