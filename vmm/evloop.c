@@ -60,10 +60,15 @@ void evloop__call(struct evloop *l, struct evloop_call *c, void (*fn)(void *opaq
 
 int evloop__init(struct evloop *l, unsigned int entries)
 {
+	return evloop__init_flags(l, entries, 0);
+}
+
+int evloop__init_flags(struct evloop *l, unsigned int entries, unsigned int ring_flags)
+{
 	int ret;
 
 	memset(l, 0, sizeof(*l));
-	ret = io_uring_queue_init(entries, &l->ring, 0);
+	ret = io_uring_queue_init(entries, &l->ring, ring_flags);
 	if (ret < 0) {
 		log_err(EVL_LOG, "io_uring_queue_init: %s", strerror(-ret));
 		return ret;
@@ -155,7 +160,16 @@ static bool evloop_on_loop_thread(struct evloop *l)
 	return pthread_equal(pthread_self(), l->loop_thread);
 }
 
-/* submit the removal of w's poll (its last completion clears armed) */
+/*
+ * submit the removal of w's poll (its last completion clears armed). An
+ * async cancel, not a poll remove: a poll remove refuses (-EALREADY) a
+ * multishot poll whose wake-up is being delivered at that moment, and the
+ * poll then stays armed with no last completion to come; a cancel marks
+ * the poll cancelled whatever it is doing, and its last completion
+ * (-ECANCELED) follows. Either answer about the removal itself (found, or
+ * -ENOENT when the poll ended already and its last completion is on the
+ * way) needs nothing more.
+ */
 static void evloop_poll_remove(struct evloop *l, struct evloop_watch *w)
 {
 	struct io_uring_sqe *sqe;
@@ -163,7 +177,7 @@ static void evloop_poll_remove(struct evloop *l, struct evloop_watch *w)
 	pthread_mutex_lock(&l->sq_lock);
 	sqe = evloop_sqe_locked(l);
 	if (sqe) {
-		io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)w);
+		io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)w, 0);
 		io_uring_sqe_set_data(sqe, NULL);
 		io_uring_submit(&l->ring);
 	}
@@ -238,6 +252,7 @@ int evloop__del_fd(struct evloop *l, struct evloop_watch *w)
 			/* never silent: say which fd, and ask again (the kernel answers a removal of nothing with -ENOENT) */
 			evloop_del_report(w, ms);
 			said++;
+			l->del_retries++;
 			evloop_poll_remove(l, w);
 		}
 	} else {

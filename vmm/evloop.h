@@ -71,9 +71,17 @@ struct evloop {
 	pthread_mutex_t call_lock; /* the queue of evloop__call */
 	struct evloop_call *calls, **calls_tail;
 	bool in_calls;             /* the loop thread is running queued calls */
+	/* evloop__del_fd on the loop thread had to ask again for a removal (none expected) */
+	unsigned int del_retries;
 };
 
 int evloop__init(struct evloop *l, unsigned int entries) __must_check;
+/*
+ * the same with io_uring setup flags (minivmm uses none; a unit test uses
+ * IORING_SETUP_COOP_TASKRUN, which holds a completion's task work until the
+ * loop thread enters the kernel, to make a race with a wake-up certain)
+ */
+int evloop__init_flags(struct evloop *l, unsigned int entries, unsigned int ring_flags) __must_check;
 void evloop__destroy(struct evloop *l);
 
 /*

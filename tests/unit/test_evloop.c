@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "vmm/evloop.h"
 #include "vmm/sys.h"
 
@@ -296,4 +298,68 @@ Test(evloop, silenced_watch_does_not_fire_and_wakes_again)
 	cr_assert_eq(evloop__del_fd(&l, &w), -ENOENT);
 	evloop__destroy(&l);
 	close(efd);
+}
+
+/*
+ * A removal racing the fd's wake-up: another thread signals the eventfd
+ * just before del_fd, while the loop thread makes no system call, so the
+ * poll's wake-up is still queued (as task work) when the removal reaches
+ * the kernel. A poll-remove refuses a multishot poll it cannot take over
+ * then (-EALREADY) and the poll stays armed: del_fd waited for a last
+ * completion that never came (kvm_unplug in the lab's L1 hung after quit).
+ */
+struct racer {
+	int efd;
+	atomic_int go, fired, stop;
+};
+
+static void *racer_thread(void *opaque)
+{
+	struct racer *r = opaque;
+
+	for (;;) {
+		while (!atomic_load(&r->go) && !atomic_load(&r->stop))
+			;
+		if (atomic_load(&r->stop))
+			return NULL;
+		atomic_store(&r->go, 0);
+		if (sys__eventfd_signal(r->efd))
+			return NULL;
+		atomic_store(&r->fired, 1);
+	}
+}
+
+Test(evloop, del_fd_racing_a_wakeup_gets_its_last_completion, .timeout = 120)
+{
+	struct evloop l;
+	struct evloop_watch w;
+	struct hit h = { 0 };
+	struct racer r = { 0 };
+	pthread_t t;
+	uint64_t v;
+	int i;
+
+	r.efd = sys__eventfd(0);
+	cr_assert_geq(r.efd, 0);
+	h.fd = -1; /* the test reads the counter itself */
+	/* the wake-up's task work waits for the loop thread's next io_uring_enter */
+	if (evloop__init_flags(&l, 16, IORING_SETUP_COOP_TASKRUN))
+		cr_assert_eq(evloop__init(&l, 16), 0); /* a kernel before 5.19: a narrower race */
+	cr_assert_eq(pthread_create(&t, NULL, racer_thread, &r), 0);
+	for (i = 0; i < 1000; i++) {
+		cr_assert_eq(evloop__add_fd(&l, &w, r.efd, POLLIN, hit_fn, &h), 0);
+		atomic_store(&r.go, 1);
+		while (!atomic_load(&r.fired))
+			; /* no system call: the wake-up stays queued */
+		atomic_store(&r.fired, 0);
+		cr_assert_eq(evloop__del_fd(&l, &w), 0);
+		cr_assert(!w.armed);
+		cr_assert_eq(read(r.efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(l.del_retries, 0, "%u of 1000 removals got no last completion until asked again",
+		     l.del_retries);
+	evloop__destroy(&l);
+	close(r.efd);
 }
