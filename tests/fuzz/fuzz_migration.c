@@ -3,7 +3,7 @@
  * The migration stream reader (migration/stream.c, migration/section.c) and
  * every section loader a fake VM can hold: serial, i8042, rtc, acpi-pm,
  * pcihp, virtio-blk and virtio-net (with their PCI config, MSI-X and
- * virtqueue layers), and the x86 "kvm-vm" and "cpu" sections of
+ * virtqueue layers), testdev (last: the earlier sections keep their numbers), and the x86 "kvm-vm" and "cpu" sections of
  * vmm/x86/state.c (a fake vCPU: every field is read and checked, then the
  * KVM_SET_* ioctls fail on fd -1). The stream is what a migration's
  * destination reads from its peer, or a snapshot file: hostile.
@@ -36,6 +36,7 @@
 
 #include "devices/hotplug.h"
 #include "devices/i8042.h"
+#include "devices/testdev.h"
 #include "devices/pm.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
@@ -102,6 +103,8 @@ static struct net_backend be = {.ops = &be_ops, .kind = "null"};
 
 /* ---- set-up ---- */
 
+static struct testdev *tdev;
+
 static void create_devices(void)
 {
 	static const struct pm_config pmc = {.evt_port = X86_PM1A_EVT_PORT,
@@ -133,6 +136,8 @@ static void create_devices(void)
 		abort();
 	close(fd);
 	if (virtio_net__create_with_backend(&vm, &ncfg, &be, &net))
+		abort();
+	if (testdev__create(&vm, -1, &tdev))
 		abort();
 }
 
