@@ -70,6 +70,11 @@ def l1_passed():
     return passed
 
 
+def output(t):
+    """what the test printed: stdout, then stderr where meson kept it apart"""
+    return (t.get("stdout") or "") + (t.get("stderr") or "")
+
+
 passed_in_l1 = l1_passed()
 for path in paths:
     build = os.path.dirname(os.path.dirname(path)) or "."
@@ -80,7 +85,9 @@ for path in paths:
         elif r == "SKIP":
             skip += 1
             name = short(t.get("name"))
-            out = t.get("stdout") or ""
+            # meson keeps a test's stderr apart from its stdout when the test
+            # wrote to both: Criterion says why it skipped on stderr
+            out = output(t)
             why = ALLOWED_SKIPS.get(name)
             if why and re.search(why, out):
                 continue
@@ -90,7 +97,7 @@ for path in paths:
             bad.append("%s in %s" % (name, build))
         else:
             fail += 1
-            failed.append((t.get("name") or "?", build, r, tail(t.get("stdout"))))
+            failed.append((t.get("name") or "?", build, r, tail(output(t))))
 if in_l1:
     print("test.sh: skipped here for want of /dev/kvm, passed in the lab's L1 (lab-kvm): " +
           ", ".join(in_l1))
