@@ -565,8 +565,27 @@ static void serial_dev_destroy(struct vmm_device *d)
 	serial__destroy(container_of(d, struct serial, dev));
 }
 
+/* the UART's registers and counters (`devices`, SIGUSR2): is an interrupt held or lost? */
+static void serial_dev_describe(struct vmm_device *d, json_t *o)
+{
+	struct serial *s = container_of(d, struct serial, dev);
+
+	pthread_mutex_lock(&s->lock);
+	json_object_set_new(o, "uart",
+			    json_pack("{s:i,s:i,s:i,s:i,s:b,s:b,s:i,s:I,s:I,s:I,s:I}",
+				      "ier", s->ier, "iir", serial_iir(s), "lsr", serial_lsr(s),
+				      "mcr", s->mcr, "thr_pending", s->thr_pending,
+				      "irq_level", s->irq_level, "rx_fifo", (int)s->fifo_count,
+				      "tx_bytes", (json_int_t)s->tx_bytes,
+				      "tx_dropped", (json_int_t)s->tx_dropped,
+				      "rx_bytes", (json_int_t)s->rx_bytes,
+				      "rx_dropped", (json_int_t)s->rx_dropped));
+	pthread_mutex_unlock(&s->lock);
+}
+
 static const struct vmm_device_ops serial_dev_ops = {
 	.destroy = serial_dev_destroy,
+	.describe = serial_dev_describe,
 };
 
 int serial__create(struct vm *vm, const char *name, uint16_t base, uint32_t irq, int in_fd,

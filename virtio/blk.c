@@ -450,7 +450,22 @@ static void blk_dev_destroy(struct vmm_device *d)
 	virtio_blk__destroy(container_of(d, struct virtio_blk, dev));
 }
 
+/* the requests in flight and the rings (`devices`, SIGUSR2); on the event loop thread */
+static void blk_dev_describe(struct vmm_device *d, json_t *o)
+{
+	struct virtio_blk *b = container_of(d, struct virtio_blk, dev);
+
+	json_object_set_new(o, "requests",
+			    json_pack("{s:i,s:b,s:b,s:b,s:I,s:I,s:I,s:I}", "inflight", (int)b->inflight,
+				      "stalled", b->stalled, "paused", b->paused,
+				      "kick_pending", b->kick_pending, "reads", (json_int_t)b->reads,
+				      "writes", (json_int_t)b->writes, "flushes", (json_int_t)b->flushes,
+				      "errors", (json_int_t)b->errors));
+	virtio_pci__describe(&b->vd, o);
+}
+
 static const struct vmm_device_ops blk_dev_ops = {
+	.describe = blk_dev_describe,
 	.pause = blk_dev_pause,
 	.resume = blk_dev_resume,
 	.destroy = blk_dev_destroy,

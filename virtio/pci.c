@@ -749,6 +749,39 @@ static int vpci_add_caps(struct virtio_dev *vd)
 	return 0;
 }
 
+/* a 16-bit index in the guest's ring at gpa, or -1 when it is not in RAM */
+static int virtio_ring_idx(const struct virtq *q, uint64_t gpa)
+{
+	uint16_t *p = q->size ? mem__gpa_to_hva(q->mem, gpa + 2, 2) : NULL;
+
+	return p ? (int)le16toh(__atomic_load_n(p, __ATOMIC_RELAXED)) : -1;
+}
+
+void virtio_pci__describe(struct virtio_dev *vd, json_t *o)
+{
+	json_t *qs = json_array();
+	unsigned int i;
+
+	pthread_mutex_lock(&vd->lock);
+	for (i = 0; qs && i < vd->nr_queues; i++) {
+		const struct virtq *q = &vd->vq[i];
+
+		if (!q->ready)
+			continue;
+		json_array_append_new(qs, json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "queue", (int)i,
+						    "size", (int)q->size,
+						    "last_avail_idx", (int)q->last_avail_idx,
+						    "used_idx", (int)q->used_idx,
+						    "guest_avail_idx", virtio_ring_idx(q, q->avail_gpa),
+						    "guest_used_idx", virtio_ring_idx(q, q->used_gpa),
+						    "msix_vector", (int)vd->vq_vector[i]));
+	}
+	json_object_set_new(o, "virtio", json_pack("{s:i,s:b,s:b,s:i,s:o}", "status", (int)vd->status,
+						   "active", vd->active, "broken", vd->broken,
+						   "isr", (int)vd->isr, "queues", qs ? qs : json_null()));
+	pthread_mutex_unlock(&vd->lock);
+}
+
 int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uint16_t device_id,
 		     uint16_t pci_class_hi16, uint16_t nr_queues, uint16_t queue_max,
 		     uint32_t config_len, const struct virtio_dev_ops *ops, void *priv)

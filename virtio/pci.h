@@ -10,6 +10,7 @@
 #ifndef MINIVMM_VIRTIO_PCI_H
 #define MINIVMM_VIRTIO_PCI_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -113,6 +114,14 @@ struct virtio_dev {
 	uint64_t bar_addr;         /* where the BAR is decoded now, 0 when not */
 	struct log_ratelimit rl;
 };
+
+/*
+ * Adds the transport's state to a device description (`devices`, SIGUSR2):
+ * status, ISR, each ready queue's indices as minivmm holds them and as the
+ * guest's rings hold them (avail idx, used idx), and its MSI-X vector. What
+ * a guest that waits for a completion is waiting for.
+ */
+void virtio_pci__describe(struct virtio_dev *vd, json_t *o);
 
 int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uint16_t device_id,
 		     uint16_t pci_class_hi16, uint16_t nr_queues, uint16_t queue_max,

@@ -27,12 +27,14 @@
 #include "vmm/migtls.h"
 #include "vmm/sandbox.h"
 #include "vmm/snapshot.h"
+#include "vmm/sys.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/unpack.h"
 #include "vmm/x86/cpu.h"
 #include "vmm/x86/platform.h"
 #include "vmm/x86/state.h"
+#include "vmm/x86/inspect.h"
 
 #include "devices/hotplug.h"
 #include "devices/i8042.h"
@@ -1279,6 +1281,117 @@ static int board_cmd_pause(void *opaque, json_t *args, json_t **ret, char *err, 
 	return 0;
 }
 
+/*
+ * the vCPUs' and the IOAPIC's state (vmm/x86/inspect.h): the vCPUs are parked
+ * for the read and run on after it, unless they were paused already
+ */
+static int board_inspect(struct board *b, json_t **out, char *err, size_t errlen)
+{
+	bool was_paused = kvm__vcpus_paused(&b->vm);
+	int rc = 0;
+
+	if (!was_paused)
+		rc = kvm__vcpus_pause(&b->vm, BOARD_PAUSE_TIMEOUT_MS);
+	if (rc == -ETIMEDOUT) {
+		snprintf(err, errlen, "a vCPU did not leave KVM_RUN within %d ms: its state cannot be read",
+			 BOARD_PAUSE_TIMEOUT_MS);
+		return rc;
+	}
+	if (rc == -EALREADY) {
+		snprintf(err, errlen, "the vCPUs are being paused by another operation: ask again");
+		return -EBUSY;
+	}
+	if (rc) {
+		snprintf(err, errlen, "the VM is stopping");
+		return rc;
+	}
+	rc = x86_inspect__vm(&b->vm, out);
+	if (!was_paused)
+		kvm__vcpus_resume(&b->vm);
+	if (rc)
+		snprintf(err, errlen, "cannot read the vCPUs' state: %s", strerror(-rc));
+	return rc;
+}
+
+static int board_cmd_cpu_state(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
+{
+	return board_inspect(opaque, ret, err, errlen);
+}
+
+static int board_inspect_device_fn(struct vmm_device *d, void *opaque)
+{
+	json_t *o = device__describe(d);
+	char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	(void)opaque;
+	if (line)
+		log_warn("inspect", "device %s", line);
+	free(line);
+	json_decref(o);
+	return 0;
+}
+
+/* SIGUSR2 (board__request_inspect): the vCPUs' state and every device's, one log line each */
+static void board_inspect_fn(void *opaque, int res)
+{
+	struct board *b = opaque;
+	char err[160];
+	json_t *o = NULL, *v;
+	char *line;
+	size_t i;
+
+	(void)res;
+	sys__eventfd_drain(b->inspect_efd);
+	if (board_inspect(b, &o, err, sizeof(err))) {
+		log_warn("inspect", "vcpus: %s", err);
+	} else {
+		json_array_foreach(json_object_get(o, "vcpus"), i, v) {
+			line = json_dumps(v, JSON_COMPACT);
+			if (line)
+				log_warn("inspect", "vcpu %s", line);
+			free(line);
+		}
+		line = json_dumps(json_object_get(o, "ioapic"), JSON_COMPACT);
+		if (line)
+			log_warn("inspect", "ioapic %s", line);
+		free(line);
+		json_decref(o);
+	}
+	if (device__for_each(&b->vm.devices, board_inspect_device_fn, NULL))
+		log_warn("inspect", "cannot list the devices");
+}
+
+static int board_inspect_setup(struct board *b)
+{
+	int ret;
+
+	b->inspect_efd = sys__eventfd(0);
+	if (b->inspect_efd < 0)
+		return b->inspect_efd;
+	ret = evloop__add_fd(&b->vm.loop, &b->inspect_watch, b->inspect_efd, POLLIN,
+			     board_inspect_fn, b);
+	if (ret) {
+		close(b->inspect_efd);
+		b->inspect_efd = -1;
+	}
+	return ret;
+}
+
+static void board_inspect_end(struct board *b)
+{
+	if (b->inspect_efd < 0)
+		return;
+	evloop__del_fd(&b->vm.loop, &b->inspect_watch);
+	close(b->inspect_efd);
+	b->inspect_efd = -1;
+}
+
+void board__request_inspect(struct board *b)
+{
+	if (b->inspect_efd >= 0)
+		sys__eventfd_signal(b->inspect_efd);
+}
+
 static int board_cmd_resume(void *opaque, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	struct board *b = opaque;
@@ -2445,6 +2558,8 @@ static const struct {
 	{ "devices", "the devices: id, kind, bus address, what backs them", board_cmd_devices },
 	{ "pause", "park every vCPU outside KVM_RUN", board_cmd_pause },
 	{ "resume", "let the vCPUs run again", board_cmd_resume },
+	{ "cpu-state", "each vCPU's registers, pending events and local APIC, and the IOAPIC's "
+	  "unmasked pins (the vCPUs are parked for the read)", board_cmd_cpu_state },
 	{ "device-add", "hot-plug a device: args {kind: vf|net, spec: as --vf or --net}",
 	  board_cmd_device_add },
 	{ "device-del", "ask the guest to eject a device, then release it: args {id, timeout_ms}",
@@ -3132,6 +3247,7 @@ int board__build(struct board *b, const struct options *o)
 	memset(b, 0, sizeof(*b));
 	b->opts = o;
 	b->traffic_tfd = -1;
+	b->inspect_efd = -1;
 	b->console_in = STDIN_FILENO;
 	b->console_out = STDOUT_FILENO;
 	clock_gettime(CLOCK_MONOTONIC, &b->started);
@@ -3161,11 +3277,16 @@ int board__build(struct board *b, const struct options *o)
 			goto err_devices;
 		}
 	}
-	ret = o->incoming ? board_incoming(b) : o->restore ? board_restore(b) : board_load(b);
+	ret = board_inspect_setup(b);
 	if (ret)
 		goto err_devices;
+	ret = o->incoming ? board_incoming(b) : o->restore ? board_restore(b) : board_load(b);
+	if (ret)
+		goto err_inspect;
 	return 0;
 
+err_inspect:
+	board_inspect_end(b);
 err_devices:
 	board_traffic_end(b);
 	board_del_api(b);
@@ -3185,6 +3306,7 @@ void board__destroy(struct board *b)
 	kvm__vcpus_stop(&b->vm);
 	board_op_abort(b);
 	board_traffic_end(b);
+	board_inspect_end(b);
 	board_del_api(b);
 	board_destroy_devices(b);
 	kvm__vm_destroy(&b->vm);

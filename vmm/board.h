@@ -70,11 +70,20 @@ struct board {
 	int traffic_tfd;
 	bool traffic_watching;
 	struct evloop_watch traffic_watch;
+	/* SIGUSR2: log the vCPUs' and devices' state (board__request_inspect) */
+	int inspect_efd;
+	struct evloop_watch inspect_watch;
 };
 
 /* creates the VM and its devices and loads the kernel; 0 or -errno (already logged) */
 int board__build(struct board *b, const struct options *o) __must_check;
 void board__destroy(struct board *b);
+/*
+ * Asks the event loop to log what the vCPUs and devices are doing (the
+ * `cpu-state` command's answer, then each device's description): for a
+ * guest gone silent. Async-signal-safe (SIGUSR2's handler calls it).
+ */
+void board__request_inspect(struct board *b);
 /* prints per-vCPU exit counters and device statistics (at exit, with -v) */
 void board__print_stats(struct board *b);
 

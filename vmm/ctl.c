@@ -17,6 +17,68 @@
 #define CTL_USAGE 2
 #define CTL_REFUSED 1
 
+/* a JSON array of small integers as "a b c", or "-" when empty */
+static void ctl_print_ints(const char *label, json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	printf(" %s", label);
+	if (!json_array_size(a))
+		printf(" -");
+	json_array_foreach(a, i, v)
+		printf(" %lld", (long long)json_integer_value(v));
+}
+
+static const char *ctl_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key)) ?: "?";
+}
+
+static void ctl_print_cpu_state(json_t *rv)
+{
+	json_t *c, *p;
+	size_t i;
+
+	json_array_foreach(json_object_get(rv, "vcpus"), i, c) {
+		json_t *r = json_object_get(c, "regs"), *l = json_object_get(c, "lapic");
+		json_t *t = json_object_get(l, "timer"), *e = json_object_get(c, "events");
+		json_t *tsc = json_object_get(c, "tsc");
+
+		printf("vcpu%lld: %s rip %s rsp %s rflags %s (IF %s) cpl %lld cr3 %s\n",
+		       (long long)json_integer_value(json_object_get(c, "id")), ctl_str(c, "mp_state"),
+		       ctl_str(r, "rip"), ctl_str(r, "rsp"), ctl_str(r, "rflags"),
+		       json_is_true(json_object_get(r, "if")) ? "on" : "off",
+		       (long long)json_integer_value(json_object_get(r, "cpl")), ctl_str(r, "cr3"));
+		printf("  lapic: %s tpr %lld ppr %lld", json_is_true(json_object_get(l, "enabled")) ?
+		       "enabled" : "disabled", (long long)json_integer_value(json_object_get(l, "tpr")),
+		       (long long)json_integer_value(json_object_get(l, "ppr")));
+		ctl_print_ints("irr", json_object_get(l, "irr"));
+		ctl_print_ints("isr", json_object_get(l, "isr"));
+		printf("\n  timer: %s vector %lld%s", ctl_str(t, "mode"),
+		       (long long)json_integer_value(json_object_get(t, "vector")),
+		       json_is_true(json_object_get(t, "masked")) ? " masked" : "");
+		if (json_is_object(tsc))
+			printf(", tsc %s deadline %s%s", ctl_str(tsc, "tsc"), ctl_str(tsc, "deadline"),
+			       json_is_true(json_object_get(tsc, "deadline_passed")) ? " (passed)" : "");
+		printf("\n  events: interrupt %s nr %lld, nmi %s, exception %s nr %lld\n",
+		       json_is_true(json_object_get(json_object_get(e, "interrupt"), "injected")) ?
+		       "injected" : "none",
+		       (long long)json_integer_value(json_object_get(json_object_get(e, "interrupt"), "nr")),
+		       json_is_true(json_object_get(json_object_get(e, "nmi"), "pending")) ? "pending" : "none",
+		       json_is_true(json_object_get(json_object_get(e, "exception"), "injected")) ?
+		       "injected" : "none",
+		       (long long)json_integer_value(json_object_get(json_object_get(e, "exception"), "nr")));
+	}
+	printf("ioapic: irr %s\n", ctl_str(json_object_get(rv, "ioapic"), "irr"));
+	json_array_foreach(json_object_get(json_object_get(rv, "ioapic"), "unmasked_pins"), i, p)
+		printf("  pin %lld: vector %lld %s%s%s\n",
+		       (long long)json_integer_value(json_object_get(p, "pin")),
+		       (long long)json_integer_value(json_object_get(p, "vector")), ctl_str(p, "trigger"),
+		       json_is_true(json_object_get(p, "remote_irr")) ? ", remote IRR set" : "",
+		       json_is_true(json_object_get(p, "line_high")) ? ", line high" : "");
+}
+
 static void ctl_usage(FILE *f)
 {
 	fprintf(f,
@@ -46,6 +108,8 @@ static void ctl_usage(FILE *f)
 		"                      VM runs on here, its failover VFs plugged back\n"
 		"  snapshot FILE       save the VM to FILE (paused meanwhile); minivmm --restore FILE\n"
 		"                      with the same options starts it again\n"
+		"  cpu-state           each vCPU's run state, registers, pending events and local\n"
+		"                      APIC, and the IOAPIC's unmasked pins (a guest gone silent)\n"
 		"  quit                stop the guest; minivmm exits with status 0\n"
 		"  commands            the commands the VMM knows\n"
 		"  events [N]          subscribe and print events as they come (N of them, or until\n"
@@ -412,7 +476,7 @@ int ctl__main(int argc, char **argv)
 			timeout_ms = (int)(dl * 1000) + 30000;
 	} else if (strcmp(cmd, "status") && strcmp(cmd, "devices") && strcmp(cmd, "pause") &&
 		   strcmp(cmd, "resume") && strcmp(cmd, "quit") && strcmp(cmd, "commands") &&
-		   strcmp(cmd, "migrate-cancel")) {
+		   strcmp(cmd, "migrate-cancel") && strcmp(cmd, "cpu-state")) {
 		fprintf(stderr, "minivmm ctl: unknown command '%s'\n", cmd);
 		ctl_usage(stderr);
 		return CTL_USAGE;
@@ -512,6 +576,8 @@ int ctl__main(int argc, char **argv)
 			ctl_print_status(rv);
 		} else if (!strcmp(cmd, "devices")) {
 			ctl_print_devices(rv);
+		} else if (!strcmp(cmd, "cpu-state")) {
+			ctl_print_cpu_state(rv);
 		} else if (!strcmp(cmd, "commands")) {
 			json_t *d;
 			size_t i;

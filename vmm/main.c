@@ -44,6 +44,13 @@ static void main_signal(int sig)
 	kvm__request_exit(&main_board.vm, VM_EXIT_SIGNAL, 0);
 }
 
+/* SIGUSR2: log what the vCPUs and devices are doing (a guest gone silent) */
+static void main_inspect_signal(int sig)
+{
+	(void)sig;
+	board__request_inspect(&main_board);
+}
+
 static void main_console_raw(void)
 {
 	struct termios tio;
@@ -108,6 +115,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = main_inspect_signal;
+	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* seccomp (docs/security.md): filters built now, loaded by each thread after its set-up */

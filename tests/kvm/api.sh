@@ -1,6 +1,7 @@
 #!/bin/bash
 # The control socket (--api) and `minivmm ctl` on a running tiny guest: status,
-# devices, pause (every vCPU parked: a spinning vCPU stops using CPU, and an
+# devices, cpu-state and SIGUSR2 (the vCPUs' and devices' state, the guest
+# running on), pause (every vCPU parked: a spinning vCPU stops using CPU, and an
 # AP still waiting for its SIPI inside KVM_RUN is kicked out too), resume
 # (it spins again), the events a subscriber sees, refusals and exit statuses,
 # hostile clients (garbage, an over-long line, one that never reads) that
@@ -110,6 +111,38 @@ r1=$(vcpu_ticks)
 [ $((r1 - r0)) -ge 10 ] || fail "resumed, yet the vCPU used only $((r1 - r0)) ticks in 1 s"
 ctl "$S" resume
 [ $CST = 1 ] && grep -q 'not paused' "$WORK/ctl.out" || fail "resume when running: exit $CST (expected 1, 'not paused')"
+
+# cpu-state: the vCPUs parked for the read and running after it; what they hold
+ctl "$S" cpu-state
+[ $CST = 0 ] && grep -Eq '^vcpu0: runnable rip 0x[0-9a-f]+ ' "$WORK/ctl.out" && grep -q '^vcpu1: ' "$WORK/ctl.out" &&
+	grep -q '^  lapic: ' "$WORK/ctl.out" && grep -q '^ioapic: irr ' "$WORK/ctl.out" ||
+	fail "ctl cpu-state: exit $CST: $(cat "$WORK/ctl.out")"
+ctl --json "$S" cpu-state
+python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))["return"]
+assert [c["id"] for c in r["vcpus"]] == [0, 1], r
+c = r["vcpus"][0]
+assert c["mp_state"] == "runnable" and c["regs"]["rip"].startswith("0x") and c["regs"]["cpl"] == 0, c
+assert isinstance(c["lapic"]["irr"], list) and c["lapic"]["timer"]["mode"], c
+assert isinstance(r["ioapic"]["unmasked_pins"], list), r' "$WORK/ctl.out" || fail "ctl --json cpu-state: $(cat "$WORK/ctl.out")"
+c0=$(vcpu_ticks)
+sleep 1
+c1=$(vcpu_ticks)
+[ $((c1 - c0)) -ge 10 ] || fail "after cpu-state the vCPU used only $((c1 - c0)) ticks in 1 s: left paused?"
+# SIGUSR2: the same, and each device's state, in the log; the guest runs on
+kill -USR2 "$vmm"
+inspected() {
+	grep -Eq 'inspect: warning: vcpu \{"id":0,"mp_state":"runnable"' "$OUT" && grep -q 'inspect: warning: ioapic {' "$OUT" &&
+		grep -q 'inspect: warning: device {"id":"ttyS0".*"uart":{' "$OUT" &&
+		grep -Eq 'inspect: warning: device \{"id":"net0".*"virtio":\{' "$OUT"
+}
+for _ in $(seq 100); do inspected && break; sleep 0.05; done
+inspected ||
+	fail "SIGUSR2: no vCPU, IOAPIC and device state in the log: $(grep 'inspect:' "$OUT" | head -5)"
+c0=$(vcpu_ticks)
+sleep 1
+c1=$(vcpu_ticks)
+[ $((c1 - c0)) -ge 10 ] || fail "after SIGUSR2 the vCPU used only $((c1 - c0)) ticks in 1 s"
 
 wait_exit $evpid
 python3 - "$WORK/events.out" <<'PY' || fail "events: $(cat "$WORK/events.out")"

@@ -337,6 +337,7 @@ lab_guest_run() {
 			LAB_GUEST_STOP=stall-before-ready
 			[ -n "$LAB_GUEST_T_READY" ] && LAB_GUEST_STOP=stall-after-ready
 			echo "l1-lib: [$name] console silent for ${stall}s ($LAB_GUEST_STOP): stopping the VMM"
+			lab_stall_report "$name" "$LAB_GUEST_PID" "$log"
 			lab_guest_stop "$tpid"
 		fi
 		if [ "$now" -ge "$t_end" ] && [ -z "$LAB_GUEST_STOP" ]; then
@@ -354,6 +355,42 @@ lab_guest_run() {
 	cp "$log" "$dest"
 	echo "[$name] exit status $LAB_GUEST_RC${LAB_GUEST_STOP:+ (stopped: $LAB_GUEST_STOP)}"
 	return 0
+}
+
+# lab_stall_report NAME PID LOG: what a VMM whose guest went silent is doing,
+# before the lab stops it: its threads (state, wait channel, kernel stack) and
+# KVM's per-vCPU counters as L1 sees them; for a minivmm, two SIGUSR2 dumps
+# 2 s apart of its vCPUs (run state, rip, APIC IRR/ISR/PPR, timer), IOAPIC
+# and devices (UART registers, virtqueue indices), read into one line by
+# tests/lab/l2-stall-state.py and recorded as NAME_stall_state in results.txt
+# (a lost wake-up, a guest spinning, or one waiting on a device).
+lab_stall_report() {
+	local name=$1 pid=$2 log=$3 t st exits1 exits2
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+	echo "l1-lib: [$name] the silent VMM ($pid, $(cat /proc/"$pid"/comm 2>/dev/null)):"
+	for t in /proc/"$pid"/task/*; do
+		[ -d "$t" ] || continue
+		echo "l1-lib:   thread $(basename "$t") $(cat "$t/comm" 2>/dev/null): state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
+			"wchan $(cat "$t/wchan" 2>/dev/null) utime+stime $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"
+		sed 's/^/l1-lib:     /' "$t/stack" 2>/dev/null | head -n 8
+	done
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	exits1=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
+	if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = minivmm ]; then
+		kill -USR2 "$pid" 2>/dev/null
+		sleep 2
+		kill -USR2 "$pid" 2>/dev/null
+		sleep 1
+	else
+		sleep 3
+	fi
+	exits2=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
+	echo "l1-lib:   KVM exits per vCPU: ${exits1:-none} then, 3 s later, ${exits2:-none}"
+	[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = minivmm ] || return 0
+	st=$(python3 "$LAB_SRCDIR/tests/lab/l2-stall-state.py" "$log" 2>&1 | head -c 1500)
+	echo "l1-lib: [$name] the guest's state: $st"
+	lab_result "${name}_stall_state" "\"$(echo "$st" | tr -d '"')\""
+	lab_result "${name}_stall_kvm_exits" "\"${exits1:-none} -> ${exits2:-none}\""
 }
 
 # lab_guest_stop TPID: TERM the VMM under timeout(1) pid TPID, KILL it 5 s later

@@ -1278,6 +1278,8 @@ static void net_dev_describe(struct vmm_device *d, json_t *o)
 			    json_pack("{s:I,s:I,s:I,s:I}", "tx_packets", (json_int_t)st.tx_packets,
 				      "tx_bytes", (json_int_t)st.tx_bytes, "rx_packets",
 				      (json_int_t)st.rx_packets, "rx_bytes", (json_int_t)st.rx_bytes));
+	/* with vhost-net holding the rings, only the guest_* indices are current */
+	virtio_pci__describe(&n->vdev, o);
 }
 
 static void net_dev_log_stats(struct vmm_device *d)
