@@ -1287,9 +1287,20 @@ static int board_cmd_pause(void *opaque, json_t *args, json_t **ret, char *err, 
  */
 static int board_inspect(struct board *b, json_t **out, char *err, size_t errlen)
 {
-	bool was_paused = kvm__vcpus_paused(&b->vm);
+	bool was_paused;
 	int rc = 0;
 
+	/*
+	 * a migration pauses and resumes the vCPUs from its own thread while
+	 * this loop serves requests: a read racing its resume would block on
+	 * a vCPU back in KVM_RUN, a pause racing its pause would fail it
+	 */
+	if (b->mig || b->incoming) {
+		snprintf(err, errlen, "busy: a migration is in progress (%s): ask when it ends",
+			 b->mig ? "outgoing" : "incoming");
+		return -EBUSY;
+	}
+	was_paused = kvm__vcpus_paused(&b->vm);
 	if (!was_paused)
 		rc = kvm__vcpus_pause(&b->vm, BOARD_PAUSE_TIMEOUT_MS);
 	if (rc == -ETIMEDOUT) {
