@@ -18,7 +18,9 @@
 #   lab_kvm_stats                   KVM's counters, summed over all VMs in L1:
 #                                   "exits=N io_exits=N mmio_exits=N ... uexits=N"
 #                                   (uexits: KVM_RUN returns to the VMM, from a
-#                                   hist trigger on kvm:kvm_userspace_exit)
+#                                   hist trigger on kvm:kvm_userspace_exit;
+#                                   con_pio: port I/O to the guest's console
+#                                   UART, COM1, from one on kvm:kvm_pio)
 #   lab_irq_count REGEX             sum of the /proc/interrupts rows whose
 #                                   description matches REGEX (all CPUs)
 #   lab_thread_cpu_ms PID [EXCL]    CPU time (ms, user+system) of PID's threads
@@ -212,7 +214,7 @@ lab_guest_img() {
 # KVM statistics (debugfs) and a count of exits to userspace (tracefs hist
 # trigger, installed on first use); values are cumulative, take differences
 lab_kvm_stats() {
-	local d=/sys/kernel/debug/kvm t=/sys/kernel/tracing ev k out="" u
+	local d=/sys/kernel/debug/kvm t=/sys/kernel/tracing ev k out="" u pio
 	[ -d "$d" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	[ -e "$t/events" ] || mount -t tracefs tracefs "$t" 2>/dev/null
 	ev=$t/events/kvm/kvm_userspace_exit
@@ -222,6 +224,15 @@ lab_kvm_stats() {
 	for k in exits io_exits mmio_exits irq_exits irq_injections halt_exits; do
 		out="$out $k=$(cat "$d/$k" 2>/dev/null || echo NA)"
 	done
+	# port I/O per port: the guest's console (COM1, 0x3f8-0x3ff) costs an
+	# exit or two per byte it prints, whatever the network does (con_pio)
+	pio=$t/events/kvm/kvm_pio
+	if [ -e "$pio/trigger" ] && ! grep -q '^hist' "$pio/trigger"; then
+		echo 'hist:keys=port' > "$pio/trigger" 2>/dev/null
+	fi
+	out="$out con_pio=$( [ -r "$pio/hist" ] && grep -q '^hist' "$pio/trigger" 2>/dev/null &&
+		sed -n 's/^{ *port: *\([0-9]*\) *} *hitcount: *\([0-9]*\).*/\1 \2/p' "$pio/hist" |
+		awk '$1 >= 1016 && $1 <= 1023 { s += $2 } END { print s + 0 }' || echo NA)"
 	u=$(sed -n 's/^ *Hits: *\([0-9]*\).*/\1/p' "$ev/hist" 2>/dev/null)
 	# per KVM_EXIT_* reason: uexit_r2 (IO), uexit_r6 (MMIO), uexit_r10 (INTR), ...
 	out="$out $(sed -n 's/^{ *reason: *\([0-9]*\) *} *hitcount: *\([0-9]*\).*/uexit_r\1=\2/p' "$ev/hist" 2>/dev/null | tr '\n' ' ')"

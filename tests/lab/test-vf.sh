@@ -392,16 +392,25 @@ if [ -n "$vi" ] && [ "$vi" != NA ] && [ "$vi" -gt 0 ]; then pass "(2) L1 vfio-ms
 wlen() { calc "printf \"%.3f\", $(lab_kv "$(snap "end:$1")" t) - $(lab_kv "$(snap "begin:$1")" t)"; }
 r6=$(delta uexit_r6 "$if0")
 if [ "${r6:-x}" = 0 ]; then pass "(2) no MMIO exit to minivmm in the VF window"; else fail "(2) MMIO exits to minivmm in the VF window: ${r6:-?}"; fi
-if [ -n "$u" ] && [ "$u" != NA ] && [ -n "${idle_u:-}" ] && [ -n "$pk" ] && [ "$pk" != NA ] && [ "$pk" -gt 0 ]; then
-	extra=$(calc "x = $u - $idle_u * $(wlen "$if0") / $(wlen idle); printf \"%.3f\", (x < 0 ? 0 : x) * 1000 / $pk")
+# the guest's console UART (COM1) in each window is left out: a kernel
+# message printed during the traffic costs an exit or two per byte, and is
+# no packet's (lab_kvm_stats' con_pio)
+cu=$(delta con_pio "$if0") icu=$(delta con_pio idle)
+lab_result vf_window_console_exits "${cu:-NA}"
+lab_result idle_window_console_exits "${icu:-NA}"
+iu=${idle_u:-}
+if [ -n "$u" ] && [ "$u" != NA ] && [ -n "$cu" ]; then u=$((u - cu)); fi
+if [ -n "$iu" ] && [ -n "$icu" ]; then iu=$((iu - icu)); fi
+if [ -n "$u" ] && [ "$u" != NA ] && [ -n "$iu" ] && [ -n "$pk" ] && [ "$pk" != NA ] && [ "$pk" -gt 0 ]; then
+	extra=$(calc "x = $u - $iu * $(wlen "$if0") / $(wlen idle); printf \"%.3f\", (x < 0 ? 0 : x) * 1000 / $pk")
 	lab_result vf_vmm_exits_per_1000_packets_over_idle_rate "$extra"
 	if calc "exit !($extra <= 0.1)"; then
-		pass "(2) exits to minivmm in the VF window: $u (idle window: $idle_u), $extra per 1000 packets above the idle rate ($pk packets)"
+		pass "(2) exits to minivmm in the VF window: $u (idle window: $iu; the console UART's apart: ${cu:-?} and ${icu:-?}), $extra per 1000 packets above the idle rate ($pk packets)"
 	else
-		fail "(2) exits to minivmm in the VF window: $u (idle window: $idle_u), $extra per 1000 packets above the idle rate ($pk packets)"
+		fail "(2) exits to minivmm in the VF window: $u (idle window: $iu; the console UART's apart: ${cu:-?} and ${icu:-?}), $extra per 1000 packets above the idle rate ($pk packets)"
 	fi
 else
-	fail "(2) exits to minivmm in the VF window: ${u:-?} (idle window: ${idle_u:-?}) for ${pk:-?} packets"
+	fail "(2) exits to minivmm in the VF window: ${u:-?} (idle window: ${iu:-?}) for ${pk:-?} packets"
 fi
 vms=$(sed -n 's/^vf_window_vcpu_thread_ms=//p' "$RES")
 # the vCPU threads ran the guest's driver in the window: a time of 0 or none

@@ -169,7 +169,15 @@ window() {
 		[ -n "$u" ] && lab_result "${p}_vmm_exits_per_1000_packets" "$(calc "printf \"%.3f\", $u * 1000 / $pk")"
 		[ -n "$ms" ] && lab_result "${p}_vmm_thread_us_per_packet" "$(calc "printf \"%.2f\", $ms * 1000 / $pk")"
 	fi
-	W_PK=$pk W_U=${u:-} W_MS=${ms:-} W_VH=${vh:-} W_LEN=${wl:-} W_EXTRA=""
+	# the guest's console (COM1) in each window: a kernel message printed
+	# during the traffic (say the clocksource watchdog's five lines) costs an
+	# exit or two per byte, and is no packet's: left out of the comparison
+	cu=$(delta con_pio "$n") icu=$(delta con_pio "_idle$n")
+	lab_result "${p}_console_exits" "${cu:-NA}"
+	lab_result "${p}_idle_console_exits" "${icu:-NA}"
+	if [ -n "$u" ] && [ -n "$cu" ]; then u=$((u - cu)); fi
+	if [ -n "$iu" ] && [ -n "$icu" ]; then iu=$((iu - icu)); fi
+	W_PK=$pk W_U=${u:-} W_CU=${cu:-?} W_MS=${ms:-} W_VH=${vh:-} W_LEN=${wl:-} W_EXTRA=""
 	if [ -n "$u" ] && [ -n "$iu" ] && [ -n "$il" ] && [ "$il" -gt 0 ] && [ "$pk" -gt 0 ]; then
 		W_EXTRA=$(calc "x = $u - $iu * $wl / $il; printf \"%.3f\", (x < 0 ? 0 : x) * 1000 / $pk")
 		lab_result "${p}_vmm_exits_per_1000_packets_over_idle_rate" "$W_EXTRA"
@@ -204,12 +212,12 @@ for n in 1 2; do
 		fail "(2) window $n: minivmm's own threads used ${W_MS:-?} ms CPU in ${W_LEN:-?} ms (limit $lim; $W_PK packets)"
 	fi
 	# exits to minivmm above the idle window's rate: at most 1 per 1000
-	# packets (per-packet involvement would be 1000 or more; the framing's
-	# own console lines are in both windows)
+	# packets (per-packet involvement would be 1000 or more); the console
+	# UART's exits are counted apart (window above)
 	if [ -n "$W_EXTRA" ] && calc "exit !($W_EXTRA <= 1)"; then
-		pass "(2) window $n: $W_U exits to minivmm for $W_PK packets, $W_EXTRA per 1000 above the idle window's rate"
+		pass "(2) window $n: $W_U exits to minivmm for $W_PK packets (and $W_CU to the console UART), $W_EXTRA per 1000 above the idle window's rate"
 	else
-		fail "(2) window $n: ${W_U:-?} exits to minivmm for $W_PK packets, ${W_EXTRA:-?} per 1000 above the idle window's rate"
+		fail "(2) window $n: ${W_U:-?} exits to minivmm for $W_PK packets (and $W_CU to the console UART), ${W_EXTRA:-?} per 1000 above the idle window's rate"
 	fi
 	[ -n "$W_VH" ] && [ "$W_VH" -gt 0 ] && pass "(2) window $n: the vhost worker ran $W_VH ms" ||
 		fail "(2) window $n: no CPU time of a vhost-$( [ -n "$vmm" ] && echo "$vmm" || echo PID) worker (${W_VH:-none})"
