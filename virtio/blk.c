@@ -464,8 +464,14 @@ static void blk_dev_describe(struct vmm_device *d, json_t *o)
 	virtio_pci__describe(&b->vd, o);
 }
 
+static void blk_dev_moved(struct vmm_device *d)
+{
+	virtio_pci__notify_all(&container_of(d, struct virtio_blk, dev)->vd);
+}
+
 static const struct vmm_device_ops blk_dev_ops = {
 	.describe = blk_dev_describe,
+	.moved = blk_dev_moved,
 	.pause = blk_dev_pause,
 	.resume = blk_dev_resume,
 	.destroy = blk_dev_destroy,

@@ -89,6 +89,7 @@ void virtio_pci__notify_queue(struct virtio_dev *vd, uint16_t q)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+
 void virtio_pci__notify_config(struct virtio_dev *vd)
 {
 	pthread_mutex_lock(&vd->lock);
@@ -451,6 +452,21 @@ static void vpci_kick_fn(void *opaque, int res)
 static int vpci_kick_target(const struct virtio_dev *vd, uint16_t q)
 {
 	return vd->kick_redirect[q] >= 0 ? vd->kick_redirect[q] : vd->kick_fd[q];
+}
+
+void virtio_pci__notify_all(struct virtio_dev *vd)
+{
+	uint16_t q;
+
+	pthread_mutex_lock(&vd->lock);
+	for (q = 0; vd->active && !vd->broken && q < vd->nr_queues; q++) {
+		if (!vd->vq[q].ready)
+			continue;
+		/* as a notify write would: whoever serves the queue (us or vhost) looks at it */
+		sys__eventfd_signal(vpci_kick_target(vd, q));
+		vpci_raise(vd, vd->vq_vector[q], VPCI_ISR_QUEUE);
+	}
+	pthread_mutex_unlock(&vd->lock);
 }
 
 /* a notify write that reached userspace (no ioeventfd registered for it) */

@@ -122,6 +122,17 @@ struct virtio_dev {
  * a guest that waits for a completion is waiting for.
  */
 void virtio_pci__describe(struct virtio_dev *vd, json_t *o);
+/*
+ * After a migration or a restore (vmm_device_ops.moved), on an active
+ * device: every ready queue is kicked, as by a notify write, and its
+ * interrupt raised once, whatever the driver's notification suppression
+ * says. A kick the source took while its devices were paused for the save
+ * stays there (the request waits in the avail ring the destination loaded,
+ * and the driver, having kicked, will not again), and an interrupt the
+ * source raised last may land after its vCPUs' state was read: a spurious
+ * kick or interrupt costs a look at a ring, a lost one stalls the guest.
+ */
+void virtio_pci__notify_all(struct virtio_dev *vd);
 
 int virtio_pci__init(struct virtio_dev *vd, struct vm *vm, const char *name, uint16_t device_id,
 		     uint16_t pci_class_hi16, uint16_t nr_queues, uint16_t queue_max,

@@ -2281,6 +2281,8 @@ static void board_mig_resume(void *opaque)
 {
 	struct board_migration *m = opaque;
 
+	/* the devices first: a kick they took while paused is served before the guest goes on */
+	snapshot__live_resume_devices(&m->live);
 	if (m->paused_here)
 		kvm__vcpus_resume(&m->b->vm);
 	m->paused_here = false;
@@ -2863,11 +2865,29 @@ static int board_announce_fn(struct vmm_device *d, void *opaque)
 	return 0;
 }
 
+static int board_moved_fn(struct vmm_device *d, void *opaque)
+{
+	(void)opaque;
+	if (d->ops && d->ops->moved)
+		d->ops->moved(d);
+	return 0;
+}
+
+/* the loop thread, the guest running here after a restore: each device raises again what may be lost */
+static void board_moved_call(void *opaque)
+{
+	struct board *b = opaque;
+
+	if (device__for_each(&b->vm.devices, board_moved_fn, NULL))
+		log_warn(BOARD_LOG, "cannot list the devices after the restore");
+}
+
 /* the loop thread, the guest running on this host after a migration */
 static void board_announce_call(void *opaque)
 {
 	struct board *b = opaque;
 
+	board_moved_call(b);
 	if (device__for_each(&b->vm.devices, board_announce_fn, NULL))
 		log_warn(BOARD_LOG, "cannot list the NICs to announce");
 }
@@ -3115,6 +3135,8 @@ static int board_restore(struct board *b)
 	}
 	log_info(BOARD_LOG, "restored from %s in %.0f ms", b->opts->restore, board_ms_since(&t0));
 	board_standby_changed(b); /* this host's failover VFs, when the saved guest had STANDBY */
+	/* once it runs, the queue interrupts the saved guest may have missed */
+	evloop__call(&b->vm.loop, &b->announce_call, board_moved_call, b);
 	return 0;
 }
 

@@ -51,6 +51,16 @@ struct vmm_device_ops {
 	int (*pause)(struct vmm_device *d);
 	void (*resume)(struct vmm_device *d);
 	/*
+	 * The guest runs on this VMM after a migration or a restore, its state
+	 * loaded: raise again what the guest may be waiting for. An interrupt
+	 * the source raised for the last completions before it saved (an
+	 * irqfd's injection may land after the vCPUs' state was read) is in
+	 * neither the stream's APIC state nor anywhere else, while the used
+	 * ring it announced is in the guest's RAM: without it the guest waits
+	 * for good. On the VMM thread. Optional.
+	 */
+	void (*moved)(struct vmm_device *d);
+	/*
 	 * A migration's dirty tracking starts (on) or ends, on the VMM
 	 * thread with the guest running. A device whose writes into guest
 	 * memory neither KVM's dirty log nor mem__mark_dirty would see (a

@@ -443,8 +443,19 @@ int snapshot__live_finish(struct snapshot_live *s, const struct snapshot_pacer *
 	if (ret && !err[0])
 		snprintf(err, errlen, "%s", mig__error(&vm->mig)[0] ? mig__error(&vm->mig) :
 					    strerror(-ret));
-	snap_resume_all(vm, NULL);
+	if (ret)
+		snap_resume_all(vm, NULL);
+	else
+		s->devices_paused = true;
 	return ret;
+}
+
+void snapshot__live_resume_devices(struct snapshot_live *s)
+{
+	if (!s->devices_paused)
+		return;
+	s->devices_paused = false;
+	snap_resume_all(s->vm, NULL);
 }
 
 void snapshot__live_end(struct snapshot_live *s)

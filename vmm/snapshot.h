@@ -80,6 +80,7 @@ struct snapshot_live {
 	uint64_t *bits[MEM_MAX_REGIONS];
 	uint8_t *bounce;  /* SNAPSHOT_RAM_RUN_MAX bytes: one record's copy of running RAM */
 	bool logging;
+	bool devices_paused; /* by a successful live_finish, until live_resume_devices */
 	uint64_t scanned; /* pages looked at in this round (progress) */
 	struct snapshot_stats st;
 };
@@ -93,10 +94,17 @@ int snapshot__live_round(struct snapshot_live *s, bool first, const struct snaps
 /*
  * p, when given, is called after each record of the paused transfer (its
  * bounce and scanned are not used): a non-zero return stops the transfer
- * with that error (a cancel). The guest stays paused meanwhile.
+ * with that error (a cancel). The guest stays paused meanwhile. On success
+ * the devices stay paused too (no request of the guest's runs here once its
+ * state has left: a kick taken while paused is the destination's to serve,
+ * and a write run here as well could land after the destination's own);
+ * snapshot__live_resume_devices undoes it for a rollback. On failure they
+ * run again.
  */
 int snapshot__live_finish(struct snapshot_live *s, const struct snapshot_pacer *p,
 			  uint64_t *pages, char *err, size_t errlen) __must_check;
+/* a rollback after a successful live_finish: the devices run again (kicks taken meanwhile served) */
+void snapshot__live_resume_devices(struct snapshot_live *s);
 void snapshot__live_end(struct snapshot_live *s);
 
 /*

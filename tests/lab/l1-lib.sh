@@ -387,21 +387,26 @@ lab_stall_report() {
 	done
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
 	exits1=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
-	if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = minivmm ]; then
-		kill -USR2 "$pid" 2>/dev/null
-		sleep 2
-		kill -USR2 "$pid" 2>/dev/null
-		sleep 1
-	else
-		sleep 3
-	fi
+	lab_inspect_dumps "$name" "$pid" "$log" || sleep 3
 	exits2=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
 	echo "l1-lib:   KVM exits per vCPU: ${exits1:-none} then, 3 s later, ${exits2:-none}"
-	[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = minivmm ] || return 0
+	lab_result "${name}_stall_kvm_exits" "\"${exits1:-none} -> ${exits2:-none}\""
+}
+
+# lab_inspect_dumps NAME PID LOG: for a minivmm (else status 1 at once): two
+# SIGUSR2 dumps 2 s apart into LOG (its output), read into one line by
+# tests/lab/l2-stall-state.py, printed and recorded as NAME_stall_state
+lab_inspect_dumps() {
+	local name=$1 pid=$2 log=$3 st
+	[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = minivmm ] || return 1
+	kill -USR2 "$pid" 2>/dev/null
+	sleep 2
+	kill -USR2 "$pid" 2>/dev/null
+	sleep 1
 	st=$(python3 "$LAB_SRCDIR/tests/lab/l2-stall-state.py" "$log" 2>&1 | head -c 1500)
 	echo "l1-lib: [$name] the guest's state: $st"
 	lab_result "${name}_stall_state" "\"$(echo "$st" | tr -d '"')\""
-	lab_result "${name}_stall_kvm_exits" "\"${exits1:-none} -> ${exits2:-none}\""
+	return 0
 }
 
 # lab_guest_stop TPID: TERM the VMM under timeout(1) pid TPID, KILL it 5 s later
@@ -415,13 +420,14 @@ lab_guest_stop() {
 
 # lab_crash_line LOG: the first line of LOG that shows a VMM crash, a
 # sanitizer report or a KVM error (empty when there is none)
-# lab_vmm_diagnose PID [SOCK]: what a VMM that does not end is doing, on
-# stdout: its control socket's status (when SOCK is given), each thread's
-# name, state, kernel wait channel and CPU time, and KVM's per-vCPU exit
-# counters from debugfs when mounted. Then SIGTERM (minivmm prints its
-# stats) and 5 s for it to go.
+# lab_vmm_diagnose PID [SOCK [LOG NAME]]: what a VMM that does not end is
+# doing, on stdout: its control socket's status (when SOCK is given), each
+# thread's name, state, kernel wait channel and CPU time, KVM's per-vCPU
+# exit counters from debugfs when mounted, and with LOG (the VMM's output)
+# a minivmm's guest state (lab_inspect_dumps: NAME_stall_state). Then
+# SIGTERM (minivmm prints its stats) and 5 s for it to go.
 lab_vmm_diagnose() {
-	local pid=$1 sock=${2:-} t
+	local pid=$1 sock=${2:-} log=${3:-} name=${4:-vmm} t
 	echo "lab: diagnosing VMM $pid"
 	[ -n "$sock" ] && [ -n "${MINIVMM_BIN:-}" ] && timeout 5 "$MINIVMM_BIN" ctl "$sock" status 2>&1 | sed 's/^/lab:   status | /'
 	for t in /proc/"$pid"/task/*; do
@@ -434,6 +440,7 @@ lab_vmm_diagnose() {
 		[ -d "$t" ] || continue
 		echo "lab:   kvm $(basename "$t"): exits $(cat "$t/exits" 2>/dev/null) halt_exits $(cat "$t/halt_exits" 2>/dev/null) irq_injections $(cat "$t/irq_injections" 2>/dev/null) nmi_injections $(cat "$t/nmi_injections" 2>/dev/null)"
 	done
+	[ -n "$log" ] && lab_inspect_dumps "$name" "$pid" "$log"
 	kill -TERM "$pid" 2>/dev/null
 	for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
 }
@@ -455,7 +462,7 @@ lab_mig_destination() {
 	for _ in $(seq 900); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 	if kill -0 "$pid" 2>/dev/null; then
 		fail "the destination still runs after 180 s"
-		lab_vmm_diagnose "$pid" "$sock"
+		lab_vmm_diagnose "$pid" "$sock" "$dlog" "${pfx}_destination"
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	wait "$pid"

@@ -154,3 +154,45 @@ Test(snapshot, zero_pages)
 	page[4095] = 1;
 	cr_assert_not(snapshot__page_is_zero(page));
 }
+
+/*
+ * A live migration's last step: the devices stay paused once the guest's
+ * state has left (a kick taken while paused is the destination's to serve;
+ * run here too, a write could land after the destination's own) and run
+ * again only for a rollback, once.
+ */
+Test(snapshot, live_finish_leaves_the_devices_paused_until_a_rollback)
+{
+	struct snapshot_live live;
+	struct mig_writer w;
+	struct vmm_device d;
+	uint64_t pages = 0;
+	char err[256];
+
+	device__init(&d, "blk0", "fake", DEVICE_BUS_PLATFORM, &fake_ops);
+	cr_assert_eq(device__register_state(&d, &vm.mig, "fake", 0, 1, 1, &fake_state, NULL), 0);
+	cr_assert_eq(device__add(&vm.devices, &d), 0);
+	mig__writer_init_mem(&w, 64 * MiB);
+	cr_assert_eq(snapshot__live_begin(&live, &vm, &w, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snapshot__live_finish(&live, NULL, &pages, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pauses, 1);
+	cr_assert_eq(resumes, 0, "still paused after the state was sent");
+	snapshot__live_end(&live);
+	cr_assert_eq(resumes, 0, "the end of the stream resumes nothing");
+	snapshot__live_resume_devices(&live);
+	cr_assert_eq(resumes, 1, "a rollback resumes them");
+	snapshot__live_resume_devices(&live);
+	cr_assert_eq(resumes, 1, "once");
+
+	/* a device that cannot pause: the transfer fails and nothing stays paused */
+	pauses = resumes = 0;
+	cr_assert_eq(snapshot__live_begin(&live, &vm, &w, err, sizeof(err)), 0, "%s", err);
+	fail_pause = 1;
+	cr_assert_neq(snapshot__live_finish(&live, NULL, &pages, err, sizeof(err)), 0);
+	fail_pause = 0;
+	snapshot__live_end(&live);
+	snapshot__live_resume_devices(&live);
+	cr_assert_eq(resumes, 0, "nothing was left paused to resume");
+	mig__writer_release(&w);
+	device__remove(&vm.devices, &d);
+}

@@ -1292,8 +1292,14 @@ static void net_dev_destroy(struct vmm_device *d)
 	virtio_net__destroy(container_of(d, struct virtio_net, dev));
 }
 
+static void net_dev_moved(struct vmm_device *d)
+{
+	virtio_pci__notify_all(&container_of(d, struct virtio_net, dev)->vdev);
+}
+
 static const struct vmm_device_ops net_dev_ops = {
 	.describe = net_dev_describe,
+	.moved = net_dev_moved,
 	.pause = net_dev_pause,
 	.resume = net_dev_resume,
 	.track_dirty = net_dev_track_dirty,
