@@ -1291,9 +1291,10 @@ static int board_inspect(struct board *b, json_t **out, char *err, size_t errlen
 	int rc = 0;
 
 	/*
-	 * a migration pauses and resumes the vCPUs from its own thread while
-	 * this loop serves requests: a read racing its resume would block on
-	 * a vCPU back in KVM_RUN, a pause racing its pause would fail it
+	 * a migration pauses and resumes the vCPUs itself while it turns this
+	 * loop between records: SIGUSR2's dump, served then (the control
+	 * socket's cpu-state waits for the migration's end), must not pause
+	 * them under it (its own pause would fail) nor read them
 	 */
 	if (b->mig || b->incoming) {
 		snprintf(err, errlen, "busy: a migration is in progress (%s): ask when it ends",
