@@ -376,21 +376,30 @@ lab_guest_run() {
 # tests/lab/l2-stall-state.py and recorded as NAME_stall_state in results.txt
 # (a lost wake-up, a guest spinning, or one waiting on a device).
 lab_stall_report() {
-	local name=$1 pid=$2 log=$3 t st exits1 exits2
+	local name=$1 pid=$2 log=$3 exits1 exits2
 	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
 	echo "l1-lib: [$name] the silent VMM ($pid, $(cat /proc/"$pid"/comm 2>/dev/null)):"
-	for t in /proc/"$pid"/task/*; do
-		[ -d "$t" ] || continue
-		echo "l1-lib:   thread $(basename "$t") $(cat "$t/comm" 2>/dev/null): state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
-			"wchan $(cat "$t/wchan" 2>/dev/null) utime+stime $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"
-		sed 's/^/l1-lib:     /' "$t/stack" 2>/dev/null | head -n 8
-	done
+	lab_vmm_threads "l1-lib:  " "$pid" 8
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
 	exits1=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
 	lab_inspect_dumps "$name" "$pid" "$log" || sleep 3
 	exits2=$(cat /sys/kernel/debug/kvm/"$pid"-*/vcpu*/exits 2>/dev/null | tr '\n' ' ')
 	echo "l1-lib:   KVM exits per vCPU: ${exits1:-none} then, 3 s later, ${exits2:-none}"
 	lab_result "${name}_stall_kvm_exits" "\"${exits1:-none} -> ${exits2:-none}\""
+}
+
+# lab_vmm_threads PREFIX PID STACK_LINES: each thread of PID with its state,
+# kernel wait channel and CPU time, and the first STACK_LINES of its kernel
+# stack
+lab_vmm_threads() {
+	local pfx=$1 pid=$2 n=$3 t
+	for t in /proc/"$pid"/task/*; do
+		[ -d "$t" ] || continue
+		echo "$pfx thread $(basename "$t") $(cat "$t/comm" 2>/dev/null): state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
+			"wchan $(cat "$t/wchan" 2>/dev/null) utime+stime $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"
+		[ "$n" -gt 0 ] && sed "s/^/$pfx   /" "$t/stack" 2>/dev/null | head -n "$n"
+	done
+	return 0
 }
 
 # lab_inspect_dumps NAME PID LOG: for a minivmm (else status 1 at once): two
@@ -430,11 +439,7 @@ lab_vmm_diagnose() {
 	local pid=$1 sock=${2:-} log=${3:-} name=${4:-vmm} t
 	echo "lab: diagnosing VMM $pid"
 	[ -n "$sock" ] && [ -n "${MINIVMM_BIN:-}" ] && timeout 5 "$MINIVMM_BIN" ctl "$sock" status 2>&1 | sed 's/^/lab:   status | /'
-	for t in /proc/"$pid"/task/*; do
-		[ -d "$t" ] || continue
-		echo "lab:   thread $(basename "$t") $(cat "$t/comm" 2>/dev/null): state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
-			"wchan $(cat "$t/wchan" 2>/dev/null) utime+stime $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"
-	done
+	lab_vmm_threads "lab:  " "$pid" 0
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
 	for t in /sys/kernel/debug/kvm/"$pid"-*/vcpu*; do
 		[ -d "$t" ] || continue
