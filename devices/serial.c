@@ -572,14 +572,15 @@ static void serial_dev_describe(struct vmm_device *d, json_t *o)
 
 	pthread_mutex_lock(&s->lock);
 	json_object_set_new(o, "uart",
-			    json_pack("{s:i,s:i,s:i,s:i,s:b,s:b,s:i,s:I,s:I,s:I,s:I}",
+			    json_pack("{s:i,s:i,s:i,s:i,s:b,s:b,s:i,s:I,s:I,s:I,s:I,s:b}",
 				      "ier", s->ier, "iir", serial_iir(s), "lsr", serial_lsr(s),
 				      "mcr", s->mcr, "thr_pending", s->thr_pending,
 				      "irq_level", s->irq_level, "rx_fifo", (int)s->fifo_count,
 				      "tx_bytes", (json_int_t)s->tx_bytes,
 				      "tx_dropped", (json_int_t)s->tx_dropped,
 				      "rx_bytes", (json_int_t)s->rx_bytes,
-				      "rx_dropped", (json_int_t)s->rx_dropped));
+				      "rx_dropped", (json_int_t)s->rx_dropped,
+				      "tx_coalesced", s->coalesced));
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -618,6 +619,18 @@ int serial__create(struct vm *vm, const char *name, uint16_t base, uint32_t irq,
 		goto err_mutex;
 	}
 	s->registered = true;
+	/*
+	 * THR writes need no exit: what the guest can observe of one (LSR,
+	 * IIR, the THRE interrupt) it observes through a later access or
+	 * exit, before which KVM's queue is applied. A printk byte then costs
+	 * one exit (its LSR poll), not two
+	 */
+	ret = kvm__coalesce_pio(vm, base + UART_RX, 1);
+	if (!ret) {
+		s->coalesced = true;
+		log_info(s->name, "transmit writes are coalesced (KVM_CAP_COALESCED_PIO): no exit of their own");
+	} else if (ret != -ENOTSUP)
+		log_warn(s->name, "transmit writes will exit one by one: %s", strerror(-ret));
 
 	if (in_fd >= 0) {
 		s->in_is_tty = isatty(in_fd);
@@ -658,6 +671,8 @@ void serial__destroy(struct serial *s)
 		return;
 	device__remove(&s->vm->devices, &s->dev);
 	device__unregister_state(&s->dev, &s->vm->mig);
+	if (s->coalesced)
+		kvm__uncoalesce_pio(s->vm, s->base + UART_RX, 1);
 	if (s->registered)
 		bus__deregister(&s->vm->pio, s->base);
 	if (s->watching)

@@ -64,6 +64,7 @@ struct serial {
 	int out_fd;       /* -1: output discarded */
 	bool in_is_tty;   /* Ctrl-A escapes are honoured */
 	bool registered;  /* port range is on the bus */
+	bool coalesced;   /* THR writes queue in KVM's coalesced ring (kvm__coalesce_pio) */
 	bool watching;    /* in_fd is on the event loop */
 
 	pthread_mutex_t lock;

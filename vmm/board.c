@@ -3366,6 +3366,9 @@ void board__print_stats(struct board *b)
 			 atomic_load(&s->exits_io), atomic_load(&s->exits_mmio),
 			 atomic_load(&s->exits_unhandled), atomic_load(&s->exits_other));
 	}
+	if (b->vm.nr_czones || atomic_load(&b->vm.coalesced_writes))
+		log_info("stats", "port writes coalesced (no exit): %lu%s", atomic_load(&b->vm.coalesced_writes),
+			 atomic_load(&b->vm.coalesced_bad) ? " (malformed entries skipped)" : "");
 	if (device__for_each(&b->vm.devices, board_stats_fn, NULL))
 		log_warn("stats", "cannot list the devices");
 }

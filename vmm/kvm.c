@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/kvm.h"
+#include "vmm/coalesced.h"
 #include "vmm/log.h"
 #include "vmm/sys.h"
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define KVM_LOG "kvm"
@@ -242,6 +244,109 @@ static void kvm_stop_fn(void *opaque, int res)
 		evloop__stop(&vm->loop, atomic_load(&vm->exit_reason));
 }
 
+/* ---- coalesced port writes (vmm/coalesced.h) ---- */
+
+static void kvm_coalesced_arm(struct vm *vm)
+{
+	struct itimerspec its = { .it_value.tv_nsec = COALESCED_FLUSH_MS * 1000000L };
+
+	if (vm->cring_tfd < 0 || atomic_exchange(&vm->cring_armed, true))
+		return;
+	if (timerfd_settime(vm->cring_tfd, 0, &its, NULL))
+		atomic_store(&vm->cring_armed, false);
+}
+
+unsigned int kvm__coalesced_drain(struct vm *vm)
+{
+	struct kvm_coalesced_mmio_ring *ring = vm->cring;
+	uint32_t bad = 0, n;
+
+	/* the fast path of every exit: nothing queued */
+	if (!ring || __atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+			     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&vm->cring_lock);
+	n = coalesced__drain(ring, vm->cring_max, &vm->pio, &vm->mmio, &bad);
+	pthread_mutex_unlock(&vm->cring_lock);
+	if (n)
+		atomic_fetch_add(&vm->coalesced_writes, n);
+	if (bad)
+		atomic_fetch_add(&vm->coalesced_bad, bad);
+	/* the guest may write again without exiting: look once more soon */
+	if (n)
+		kvm_coalesced_arm(vm);
+	return n;
+}
+
+static void kvm_coalesced_timer_fn(void *opaque, int res)
+{
+	struct vm *vm = opaque;
+	uint64_t ticks;
+
+	(void)res;
+	if (read(vm->cring_tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_err_rl(&vm->cring_rl, KVM_LOG, "coalesced writes' timer: %s", strerror(errno));
+	atomic_store(&vm->cring_armed, false);
+	kvm__coalesced_drain(vm);
+}
+
+static int kvm_coalesced_zone(struct vm *vm, uint16_t port, uint32_t len, unsigned long req)
+{
+	struct kvm_coalesced_mmio_zone z = { .addr = port, .size = len, .pio = 1 };
+
+	return sys__ioctl(vm->vm_fd, req, &z);
+}
+
+int kvm__coalesce_pio(struct vm *vm, uint16_t port, uint32_t len)
+{
+	int ret;
+
+	const char *knob = getenv("MINIVMM_COALESCED_PIO");
+
+	/* MINIVMM_COALESCED_PIO=off: every write exits (an A/B of the cost, debugging) */
+	if (knob && !strcmp(knob, "off"))
+		return -ENOTSUP;
+	if (vm->vm_fd < 0 || !len || !kvm__check_cap(vm, KVM_CAP_COALESCED_PIO) ||
+	    kvm__check_cap(vm, KVM_CAP_COALESCED_MMIO) <= 0)
+		return -ENOTSUP;
+	if (vm->cring_tfd < 0) {
+		ret = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (ret < 0)
+			return -errno;
+		vm->cring_tfd = ret;
+		ret = evloop__add_fd(&vm->loop, &vm->cring_watch, vm->cring_tfd, POLLIN,
+				     kvm_coalesced_timer_fn, vm);
+		if (ret)
+			goto err_tfd;
+	}
+	ret = kvm_coalesced_zone(vm, port, len, KVM_REGISTER_COALESCED_MMIO);
+	if (ret)
+		goto err_watch;
+	vm->nr_czones++;
+	return 0;
+
+err_watch:
+	if (!vm->nr_czones)
+		evloop__del_fd(&vm->loop, &vm->cring_watch);
+err_tfd:
+	if (!vm->nr_czones) {
+		close(vm->cring_tfd);
+		vm->cring_tfd = -1;
+	}
+	return ret;
+}
+
+void kvm__uncoalesce_pio(struct vm *vm, uint16_t port, uint32_t len)
+{
+	if (vm->vm_fd < 0 || !vm->nr_czones)
+		return;
+	/* what the guest wrote there before goes first */
+	kvm__coalesced_drain(vm);
+	if (kvm_coalesced_zone(vm, port, len, KVM_UNREGISTER_COALESCED_MMIO) == 0)
+		vm->nr_czones--;
+	kvm__coalesced_drain(vm);
+}
+
 /* buses, irq bookkeeping, PCI and the event loop: common to real and fake VMs */
 static int kvm_vm_init_common(struct vm *vm)
 {
@@ -266,6 +371,9 @@ static int kvm_vm_init_common(struct vm *vm)
 	pthread_mutex_init(&vm->vfio_dev_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
+	pthread_mutex_init(&vm->cring_lock, NULL);
+	vm->cring_tfd = -1;
+	vm->cring_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
 	vm->stop_efd = sys__eventfd(0);
 	if (vm->stop_efd < 0) {
 		ret = vm->stop_efd;
@@ -425,6 +533,13 @@ void kvm__vm_destroy(struct vm *vm)
 	if (vm->vfio_dev_fd >= 0)
 		close(vm->vfio_dev_fd);
 	vm->vfio_dev_fd = -1;
+	if (vm->cring_tfd >= 0) {
+		evloop__del_fd(&vm->loop, &vm->cring_watch);
+		close(vm->cring_tfd);
+		vm->cring_tfd = -1;
+	}
+	vm->cring = NULL;
+	pthread_mutex_destroy(&vm->cring_lock);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
 	device__list_destroy(&vm->devices);

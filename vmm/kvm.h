@@ -24,6 +24,7 @@
 #include "vmm/util.h"
 
 struct kvm_run;
+struct kvm_coalesced_mmio_ring;
 
 /* memory slots kvm__alloc_memslot hands out beyond the RAM regions' */
 #define KVM_MEMSLOT_EXTRA 256
@@ -86,7 +87,27 @@ struct vm {
 	pthread_cond_t pause_cond;
 	bool pause_requested;   /* written under pause_lock; read unlocked as a hint */
 	unsigned int nr_parked, nr_running;
+	/*
+	 * KVM's coalesced I/O ring (vmm/coalesced.h): NULL without the
+	 * capability or before the vCPUs are mapped. cring_lock serialises its
+	 * consumers (the vCPU threads at each exit, the pauser, the event
+	 * loop's timer); cring_tfd is a one-shot timer a drain that found
+	 * writes arms, so that the last writes of a burst a guest never follows
+	 * with an exit reach their device within COALESCED_FLUSH_MS.
+	 */
+	struct kvm_coalesced_mmio_ring *cring;
+	uint32_t cring_max;
+	unsigned int nr_czones;
+	pthread_mutex_t cring_lock;
+	int cring_tfd;
+	struct evloop_watch cring_watch;
+	atomic_bool cring_armed;
+	atomic_ulong coalesced_writes, coalesced_bad;
+	struct log_ratelimit cring_rl;
 };
+
+/* how long a coalesced write waits at most for a drain when no exit comes */
+#define COALESCED_FLUSH_MS 10
 
 /* opens /dev/kvm, creates the VM, in-kernel irqchip and PIT, guest RAM, buses, PCI, event loop */
 int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned int nr_vcpus) __must_check;
@@ -124,6 +145,20 @@ static inline bool kvm__exiting(struct vm *vm)
 	return atomic_load(&vm->exit_reason) != VM_RUNNING;
 }
 const char *kvm__exit_reason_name(enum vm_exit_reason r);
+
+/*
+ * Guest writes to ports [port, port + len) no longer exit: KVM queues them
+ * (KVM_CAP_COALESCED_PIO) and minivmm applies them in order before the next
+ * exit's handling, at the pause point and at stop, or within
+ * COALESCED_FLUSH_MS. Reads of those ports exit as before. For registers
+ * whose writes have no effect the guest could observe without a later
+ * access (a UART's transmit holding register). -ENOTSUP without the
+ * capability (or on a fake VM): the writes then exit as any other.
+ */
+int kvm__coalesce_pio(struct vm *vm, uint16_t port, uint32_t len) __must_check;
+void kvm__uncoalesce_pio(struct vm *vm, uint16_t port, uint32_t len);
+/* applies the queued writes now (any thread); the count applied */
+unsigned int kvm__coalesced_drain(struct vm *vm);
 
 /* KVM_CHECK_EXTENSION on the VM (or /dev/kvm); returns the value or 0 */
 int kvm__check_cap(struct vm *vm, long cap);

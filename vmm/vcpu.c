@@ -13,6 +13,7 @@
  * vCPUs too (kvm__vcpus_stop broadcasts after the exit reason is set).
  */
 #include "vmm/kvm.h"
+#include "vmm/coalesced.h"
 #include "vmm/log.h"
 #include "vmm/sandbox.h"
 #include "vmm/sys.h"
@@ -59,6 +60,17 @@ int kvm__vcpus_create(struct vm *vm)
 		if (run == MAP_FAILED)
 			return -errno;
 		v->run = run;
+	}
+	/* the coalesced I/O ring: a page of every vCPU's mapping, the same for all */
+	{
+		long page = sysconf(_SC_PAGESIZE);
+		int off = kvm__check_cap(vm, KVM_CAP_COALESCED_MMIO);
+
+		if (off > 0 && page > 0 && (long)(off + 1) * page <= vm->run_size) {
+			vm->cring = (struct kvm_coalesced_mmio_ring *)((uint8_t *)vm->vcpus[0].run +
+								       (size_t)off * (size_t)page);
+			vm->cring_max = coalesced__ring_max((uint32_t)page);
+		}
 	}
 	return 0;
 }
@@ -136,6 +148,8 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	struct vm *vm = v->vm;
 
+	/* writes KVM queued without exiting came first: apply them before this exit */
+	kvm__coalesced_drain(vm);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		vcpu_handle_io(v);
@@ -253,6 +267,9 @@ int kvm__vcpus_pause(struct vm *vm, unsigned int timeout_ms)
 		pthread_cond_broadcast(&vm->pause_cond);
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
+	/* every write the guest made is in its device before the state is read */
+	if (!ret)
+		kvm__coalesced_drain(vm);
 	return ret;
 }
 
@@ -372,4 +389,6 @@ void kvm__vcpus_stop(struct vm *vm)
 		}
 		__atomic_store_n(&v->started, false, __ATOMIC_RELAXED);
 	}
+	/* the guest's last writes (its last console bytes) are not lost at exit */
+	kvm__coalesced_drain(vm);
 }

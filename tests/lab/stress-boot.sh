@@ -10,7 +10,13 @@
 # madvise or never; default: left as is), LAB_STRESS_HUGEPAGES=1 (minivmm
 # --hugepages, L1 reserves the pages), LAB_STRESS_CPUS (2), LAB_STRESS_NET=1
 # (virtio-net on a tap bridged to the PF, and the guest runs the lab's
-# net-test: ping and iperf3 both ways, as in test-boot-net.sh),
+# net-test: ping and iperf3 both ways, as in test-boot-net.sh), LAB_STRESS_VF=1
+# (instead: a VF of the lab's igb through VFIO, the guest's nic-test runs ping
+# and iperf3 both ways over it for LAB_STRESS_VF_SECS (10) each way: the path
+# of every L2 triple fault seen in the failover, migration and stream tests),
+# LAB_STRESS_PRESSURE=1 (memory pressure inside L1 during the boots: KSM
+# merging, compaction every 2 s and THP defragmentation, the conditions the
+# hardening issue names),
 # LAB_STRESS_KVMTRACE=1 (L1's KVM traces every exit of the guest, its NPT
 # faults and injected exceptions into ftrace's ring; tracing stops at a
 # shutdown exit, SVM exit code 0x7f, which is how an L2 triple fault reaches
@@ -59,7 +65,34 @@ if [ "${LAB_STRESS_NET:-0}" = 1 ]; then
 		-device virtio-net-pci,netdev=n0,mac=$MAC)
 	mnet=(--net "tap=tap0,mac=$MAC")
 fi
+if [ "${LAB_STRESS_VF:-0}" = 1 ]; then
+	pf=$(lab_pf) || exit 1
+	lab_vfs_create "$pf" 2 > /dev/null || exit 1
+	vf=$(lab_vf_pci "$pf" 0)
+	lab_vf_bind_vfio "$vf" > /dev/null || exit 1
+	vmac=52:54:00:1a:b0:00 # lab_vfs_create's MAC for VF 0
+	ip addr add 10.0.4.1/24 dev "$pf" 2>/dev/null
+	iperf3 -s -B 10.0.4.1 > /dev/null 2>&1 &
+	iperf_pid=$!
+	trap 'kill $iperf_pid 2>/dev/null' EXIT
+	cmdline="console=ttyS0 root=/dev/vda lab.cmd=nic-test lab.ip="
+	cmdline="$cmdline lab.nic=$vmac,10.0.4.2/24,10.0.4.1,${LAB_STRESS_VF_SECS:-10}"
+	qnet=(-device "vfio-pci,host=$vf")
+	mnet=(--vf "$vf")
+	lab_result stress_vf "$vf"
+fi
 lab_result stress_net "${LAB_STRESS_NET:-0}"
+presser=""
+if [ "${LAB_STRESS_PRESSURE:-0}" = 1 ]; then
+	echo 1 > /sys/kernel/mm/ksm/run 2>/dev/null || echo "stress-boot: no KSM in L1"
+	echo 1000 > /sys/kernel/mm/ksm/pages_to_scan 2>/dev/null
+	echo always > $thp/defrag 2>/dev/null
+	echo 1 > $thp/khugepaged/defrag 2>/dev/null
+	echo 100 > $thp/khugepaged/scan_sleep_millisecs 2>/dev/null
+	( while :; do echo 1 > /proc/sys/vm/compact_memory; sleep 2; done ) &
+	presser=$!
+	lab_result stress_pressure "ksm+compaction+thp-defrag"
+fi
 T=/sys/kernel/tracing
 trace_on() {
 	[ "${LAB_STRESS_KVMTRACE:-0}" = 1 ] || return 0
@@ -78,6 +111,7 @@ if [ "${LAB_STRESS_KVMTRACE:-0}" = 1 ]; then
 		echo "stress-boot: the traceoff trigger was refused"
 	lab_result stress_kvmtrace 1
 fi
+[ -n "$presser" ] && trap 'kill $presser ${iperf_pid:-} 2>/dev/null' EXIT
 ok=0 triple=0 stall=0 other=0
 for i in $(seq 1 "$N"); do
 	log=$LAB_RESULTS/stress-$i.log
@@ -96,6 +130,10 @@ for i in $(seq 1 "$N"); do
 	fi
 	st=$?
 	ip neigh flush dev br0 2>/dev/null
+	[ -n "${pf:-}" ] && ip neigh flush dev "$pf" 2>/dev/null
+	if [ "${LAB_STRESS_PRESSURE:-0}" = 1 ]; then
+		echo "stress-boot: boot $i: ksm pages_sharing=$(cat /sys/kernel/mm/ksm/pages_sharing 2>/dev/null) thp_collapse_alloc=$(awk '/^thp_collapse_alloc /{print $2}' /proc/vmstat) compact_success=$(awk '/^compact_success /{print $2}' /proc/vmstat)"
+	fi
 	if [ "$st" = 0 ] && grep -q 'LAB-GUEST-RC=0' "$log"; then
 		what=ok; ok=$((ok + 1)); rm -f "$log"
 	elif grep -q 'triple fault\|guest reset' "$log" || { [ "$VMM" = qemu ] && [ "$st" = 0 ]; }; then

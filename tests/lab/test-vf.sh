@@ -395,7 +395,9 @@ if [ "${r6:-x}" = 0 ]; then pass "(2) no MMIO exit to minivmm in the VF window";
 # the guest's console UART (COM1) in each window is left out: a kernel
 # message printed during the traffic costs an exit or two per byte, and is
 # no packet's (lab_kvm_stats' con_pio)
-cu=$(delta con_pio "$if0") icu=$(delta con_pio idle)
+cu=$(lab_console_exits "$(delta con_pio "$if0")" "$(delta con_thr "$if0")" "$C")
+icu=$(lab_console_exits "$(delta con_pio idle)" "$(delta con_thr idle)" "$C")
+[ "$cu" = NA ] && cu="" ; [ "$icu" = NA ] && icu=""
 lab_result vf_window_console_exits "${cu:-NA}"
 lab_result idle_window_console_exits "${icu:-NA}"
 iu=${idle_u:-}
