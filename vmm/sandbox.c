@@ -164,6 +164,8 @@ static const struct sandbox_ioctl sandbox_ioctl_vmm[] = {
 	SC_IOCTL(VHOST_SET_VRING_CALL), SC_IOCTL(VHOST_NET_SET_BACKEND),
 	SC_IOCTL(SIOCSIFFLAGS), SC_IOCTL(TCGETS), SC_IOCTL(TCSETS), SC_IOCTL(TCSETSW),
 	SC_IOCTL(TCSETSF), SC_IOCTL(TIOCGWINSZ), SC_IOCTL(FIONREAD),
+	/* the UART's teardown: its coalesced transmit register (kvm__uncoalesce_pio) */
+	SC_IOCTL(KVM_UNREGISTER_COALESCED_MMIO),
 };
 
 static const int sandbox_families[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };

@@ -135,6 +135,17 @@ boot() {
 	tr -d '\r' < "$log" > "$OUT/console-$mode"
 	C=$OUT/console-$mode
 	[ "$LAB_GUEST_VERDICT" = ok ] && pass "$name: guest run ok" || fail "$name: guest run: $LAB_GUEST_VERDICT"
+	# the guest's console went through KVM's coalesced transmit register:
+	# its whole output (LAB-GUEST-RC above is its last line) and no exit per THR write
+	local cw
+	cw=$(sed -n 's/.*port writes coalesced (no exit): \([0-9]*\).*/\1/p' "$C" | tail -n1)
+	lab_result "${name}_coalesced_writes" "${cw:-NA}"
+	if grep -q 'transmit writes are coalesced' "$C"; then
+		[ "${cw:-0}" -gt 1000 ] && pass "$name: ${cw} console bytes sent without an exit each (coalesced)" ||
+			fail "$name: the console's transmit writes were to be coalesced, minivmm counted ${cw:-none}"
+	else
+		say "$name: this L1's KVM does not coalesce port writes (no KVM_CAP_COALESCED_PIO): every console byte exits"
+	fi
 }
 
 # window MODE N: the figures of window N of the boot with vhost=MODE
