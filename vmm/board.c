@@ -2701,9 +2701,10 @@ static int board_unpack_kernel(struct image_boot_files *files, const struct opti
 			 fmt, files->kernel_len / 1024, len / 1024,
 			 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
 			 cache ? ", kept in --kernel-cache" : "");
-	free(files->kernel);
+	free(files->kernel); /* read from the image: malloc'd */
 	files->kernel = elf;
 	files->kernel_len = len;
+	files->kernel_mapped = hit; /* x86_unpack__cached maps a cache hit */
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1328,7 +1329,10 @@ err_close:
 
 void image__boot_files_free(struct image_boot_files *f)
 {
-	free(f->kernel);
+	if (f->kernel_mapped)
+		munmap(f->kernel, f->kernel_len);
+	else
+		free(f->kernel);
 	free(f->initrd);
 	memset(f, 0, sizeof(*f));
 }

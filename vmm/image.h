@@ -11,6 +11,7 @@
 #ifndef MINIVMM_VMM_IMAGE_H
 #define MINIVMM_VMM_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,8 +21,9 @@
 #define IMAGE_MAX_BOOT_FILE (512 * MiB)
 
 struct image_boot_files {
-	void *kernel;		/* malloc'd, kernel_len bytes */
+	void *kernel;		/* malloc'd (or mapped: kernel_mapped), kernel_len bytes */
 	size_t kernel_len;
+	bool kernel_mapped;	/* kernel is a private file mapping: munmap, not free */
 	void *initrd;		/* malloc'd, or NULL when the image has none */
 	size_t initrd_len;
 	char kernel_path[256];	/* path in the filesystem, symlinks resolved */

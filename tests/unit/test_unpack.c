@@ -322,7 +322,7 @@ Test(unpack, cache)
 	cr_assert_not(hit);
 	cr_assert_str_eq(fmt, "xz");
 	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 
 	/* the entry is named by the SHA-256 of the bzImage (sha256sum agrees) */
 	FILE *kf = fopen("/tmp/minivmm-kcache-k", "wb");
@@ -341,7 +341,22 @@ Test(unpack, cache)
 	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
 	cr_assert(hit);
 	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
-	free(out);
+	/* a hit is the cache file mapped (no copy into a buffer), read-only */
+	{
+		char maps[512], line[1024];
+		bool seen = false;
+		FILE *m = fopen("/proc/self/maps", "r");
+
+		cr_assert_not_null(m);
+		snprintf(maps, sizeof(maps), "%lx-", (unsigned long)out);
+		while (fgets(line, sizeof(line), m))
+			if (!strncmp(line, maps, strlen(maps)) && strstr(line, entry) &&
+			    strstr(line, " r--p "))
+				seen = true;
+		fclose(m);
+		cr_assert(seen, "the hit is not a read-only mapping of %s", entry);
+	}
+	x86_unpack__release(out, out_len, hit);
 
 	/* a damaged entry (not an ELF file) is decompressed again and replaced */
 	kf = fopen(entry, "r+b");
@@ -351,10 +366,10 @@ Test(unpack, cache)
 	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
 	cr_assert_not(hit);
 	cr_assert(out_len == ELF_LEN && !memcmp(out, e, ELF_LEN));
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
 	cr_assert(hit);
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 
 	/* a directory the group or others can write, and no directory at all */
 	cr_assert_eq(chmod(dir, 0770), 0);
@@ -366,7 +381,7 @@ Test(unpack, cache)
 	snprintf(cmd, sizeof(cmd), "%s/sub", dir);
 	cr_assert_eq(x86_unpack__cached(k, klen, cmd, &out, &out_len, &fmt, &hit), 0);
 	cr_assert_not(hit);
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 	struct stat st;
 	cr_assert_eq(stat(cmd, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0700);
@@ -412,7 +427,7 @@ Test(unpack, cache_keeps_the_newest)
 	k = bzimage(c, clen, ELF_LEN, 0, &klen);
 	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
 	cr_assert_not(hit);
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 	d = opendir(dir);
 	cr_assert_not_null(d);
 	while ((de = readdir(d))) {
@@ -435,7 +450,7 @@ Test(unpack, cache_keeps_the_newest)
 	/* a hit marks the entry used */
 	cr_assert_eq(x86_unpack__cached(k, klen, dir, &out, &out_len, &fmt, &hit), 0);
 	cr_assert(hit);
-	free(out);
+	x86_unpack__release(out, out_len, hit);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 	free(k);

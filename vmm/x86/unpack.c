@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -265,12 +266,19 @@ err_free:
 	return ret;
 }
 
-/* the cached ELF at path, when it is there and sane; -ENOENT when absent */
+/*
+ * The cached ELF at path, when it is there and sane; -ENOENT when absent.
+ * Mapped, not read: the boot copies the ELF's segments into guest RAM from
+ * the page cache directly (MAP_POPULATE: no fault per page), where a read
+ * would first copy all of it into a buffer. MAP_PRIVATE: a cache file
+ * rewritten while mapped changes nothing here (a rename replaces entries,
+ * never a write in place).
+ */
 static int unpack_cache_read(const char *path, void **out, size_t *out_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), ret;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), ret = 0;
 	struct stat st;
-	uint8_t *buf;
+	void *map;
 
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
@@ -279,23 +287,29 @@ static int unpack_cache_read(const char *path, void **out, size_t *out_len)
 		close(fd);
 		return -EINVAL;
 	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	ret = (int)sys__pread_full(fd, buf, (size_t)st.st_size, 0);
-	ret = ret < 0 ? ret : ret == st.st_size ? 0 : -EIO;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (map == MAP_FAILED)
+		ret = -errno;
 	close(fd);
-	if (!ret && memcmp(buf, ELFMAG, SELFMAG))
-		ret = -EINVAL;
-	if (ret) {
-		free(buf);
+	if (ret)
 		return ret;
+	if (memcmp(map, ELFMAG, SELFMAG)) {
+		munmap(map, (size_t)st.st_size);
+		return -EINVAL;
 	}
-	*out = buf;
+	*out = map;
 	*out_len = (size_t)st.st_size;
 	return 0;
+}
+
+void x86_unpack__release(void *buf, size_t len, bool mapped)
+{
+	if (!buf)
+		return;
+	if (mapped)
+		munmap(buf, len);
+	else
+		free(buf);
 }
 
 /* writes buf to path through a temporary file and a rename */

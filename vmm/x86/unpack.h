@@ -65,9 +65,14 @@ int x86_unpack__default_cache(char *buf, size_t len) __must_check;
  * guest's kernel; -ENOTDIR when it is not a directory). *hit says whether
  * the cache had it. A cache that cannot be written is logged and the boot
  * goes on. A hit is marked as used (its mtime); after a new entry, only the
- * X86_UNPACK_CACHE_KEEP most recently used stay.
+ * X86_UNPACK_CACHE_KEEP most recently used stay. On a hit *out is a private
+ * read-only mapping of the cache file (the segments are copied into guest
+ * RAM from the page cache, with no read into a buffer first), else a
+ * malloc'd buffer: release it with x86_unpack__release(*out, *out_len, *hit).
  */
 int x86_unpack__cached(const void *k, size_t klen, const char *dir, void **out, size_t *out_len,
 		       const char **format, bool *hit) __must_check;
+/* frees what x86_unpack__cached returned: mapped is its *hit */
+void x86_unpack__release(void *buf, size_t len, bool mapped);
 
 #endif
