@@ -299,9 +299,8 @@ static int kvm_coalesced_zone(struct vm *vm, uint16_t port, uint32_t len, unsign
 
 int kvm__coalesce_pio(struct vm *vm, uint16_t port, uint32_t len)
 {
-	int ret;
-
 	const char *knob = getenv("MINIVMM_COALESCED_PIO");
+	int ret;
 
 	/* MINIVMM_COALESCED_PIO=off: every write exits (an A/B of the cost, debugging) */
 	if (knob && !strcmp(knob, "off"))
@@ -409,6 +408,7 @@ int kvm__vm_init_fake(struct vm *vm, uint64_t ram_size)
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
+	vm->cring_tfd = -1;
 	ret = mem__init(&vm->mem, ram_size, false);
 	if (ret)
 		return ret;
@@ -428,6 +428,7 @@ int kvm__vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, unsigned in
 	mig__registry_init(&vm->mig);
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
+	vm->cring_tfd = -1;
 	vm->nr_vcpus = nr_vcpus;
 	vm->kvm_fd = sys__open_raw("/dev/kvm", O_RDWR);
 	if (vm->kvm_fd < 0) {
