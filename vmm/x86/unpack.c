@@ -270,9 +270,12 @@ err_free:
  * The cached ELF at path, when it is there and sane; -ENOENT when absent.
  * Mapped, not read: the boot copies the ELF's segments into guest RAM from
  * the page cache directly (MAP_POPULATE: no fault per page), where a read
- * would first copy all of it into a buffer. MAP_PRIVATE: a cache file
- * rewritten while mapped changes nothing here (a rename replaces entries,
- * never a write in place).
+ * would first copy all of it into a buffer. The pages are the file's: they
+ * stay what was checked because entries are never written in place (a new
+ * entry is a new file renamed over the old one, whose pages this mapping
+ * keeps; pruning unlinks) and the directory is this user's alone
+ * (x86_unpack__cached refuses any other), so only this user could change
+ * one under the boot.
  */
 static int unpack_cache_read(const char *path, void **out, size_t *out_len)
 {
