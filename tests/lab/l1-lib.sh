@@ -249,10 +249,11 @@ lab_kvm_stats() {
 
 # lab_console_exits CON_PIO CON_THR LOG: how many of a window's console
 # accesses (lab_kvm_stats' deltas) exited to the VMM: all of them, less the
-# transmit writes when the VMM's log (LOG) says KVM queues them
+# transmit writes when the VMM's log (LOG) says KVM queues them; nothing
+# when a count is missing
 lab_console_exits() {
-	case "$1" in *[!0-9]*|"") echo NA; return ;; esac
-	case "$2" in *[!0-9]*|"") echo NA; return ;; esac
+	case "$1" in *[!0-9]*|"") return ;; esac
+	case "$2" in *[!0-9]*|"") return ;; esac
 	if grep -q 'transmit writes are coalesced' "$3" 2>/dev/null; then
 		echo $(($1 - $2))
 	else

@@ -397,7 +397,6 @@ if [ "${r6:-x}" = 0 ]; then pass "(2) no MMIO exit to minivmm in the VF window";
 # no packet's (lab_kvm_stats' con_pio)
 cu=$(lab_console_exits "$(delta con_pio "$if0")" "$(delta con_thr "$if0")" "$C")
 icu=$(lab_console_exits "$(delta con_pio idle)" "$(delta con_thr idle)" "$C")
-[ "$cu" = NA ] && cu="" ; [ "$icu" = NA ] && icu=""
 lab_result vf_window_console_exits "${cu:-NA}"
 lab_result idle_window_console_exits "${icu:-NA}"
 iu=${idle_u:-}

@@ -185,7 +185,6 @@ window() {
 	# exit or two per byte, and is no packet's: left out of the comparison
 	cu=$(lab_console_exits "$(delta con_pio "$n")" "$(delta con_thr "$n")" "$C")
 	icu=$(lab_console_exits "$(delta con_pio "_idle$n")" "$(delta con_thr "_idle$n")" "$C")
-	[ "$cu" = NA ] && cu="" ; [ "$icu" = NA ] && icu=""
 	lab_result "${p}_console_exits" "${cu:-NA}"
 	lab_result "${p}_idle_console_exits" "${icu:-NA}"
 	if [ -n "$u" ] && [ -n "$cu" ]; then u=$((u - cu)); fi
