@@ -648,6 +648,20 @@ int mig__section_check_fdt(struct mig_registry *r, const void *fdt, size_t len,
 		mig__set_error(r, "section tree: size %zu out of range", len);
 		return -EBADMSG;
 	}
+	/*
+	 * Section trees are written as version 17 (fdt_create). An older one is
+	 * refused before libfdt walks it: for a tree below version 16,
+	 * fdt_check_full (libfdt 1.6.1) reads the root's name through
+	 * fdt_get_name, which returns NULL for a name without '/', and
+	 * dereferences it (found by the migration fuzz harness, 2026-12-03)
+	 */
+	if (fdt_magic(fdt) != FDT_MAGIC || fdt_version(fdt) < MIG_FDT_VERSION ||
+	    fdt_last_comp_version(fdt) > MIG_FDT_VERSION) {
+		mig__set_error(r, "section tree: not a version %u flattened tree (magic 0x%x, version %u, compatible down to %u)",
+			       MIG_FDT_VERSION, fdt_magic(fdt), fdt_version(fdt),
+			       fdt_last_comp_version(fdt));
+		return -EBADMSG;
+	}
 	rc = fdt_check_full(fdt, len);
 	if (rc) {
 		mig__set_error(r, "section tree fails fdt_check_full: %s", fdt_strerror(rc));

@@ -48,6 +48,7 @@
 #define MIG_F_PLAN 0x1u
 #define MIG_RECORD_HEADER_SIZE 16
 #define MIG_SECTION_MAX (64u << 20)    /* one section's tree */
+#define MIG_FDT_VERSION 17u            /* a section tree's flattened-tree version (fdt_create's) */
 #define MIG_RAM_RECORD_MAX (64u << 20) /* one RAM record's payload, address included */
 
 enum mig_record_type {

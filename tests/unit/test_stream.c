@@ -467,6 +467,24 @@ Test(stream, tree_failing_fdt_check_full)
 	assert_err("fdt_check_full");
 	mig__writer_release(&w);
 
+	/*
+	 * an old-version tree (version 9) whose root is named without a '/':
+	 * libfdt 1.6.1's fdt_check_full dereferences the NULL that
+	 * fdt_get_name gives for it (the migration fuzz harness's crash of
+	 * 2026-12-03): refused before libfdt walks it
+	 */
+	((struct fdt_header *)t)->totalsize = cpu_to_fdt32(lens[0]);
+	((struct fdt_header *)t)->version = cpu_to_fdt32(9);
+	((struct fdt_header *)t)->last_comp_version = cpu_to_fdt32(2);
+	write_stream(&w, trees, lens, 2);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	assert_err("not a version 17 flattened tree");
+	assert_untouched();
+	mig__writer_release(&w);
+	((struct fdt_header *)t)->version = cpu_to_fdt32(17);
+	((struct fdt_header *)t)->last_comp_version = cpu_to_fdt32(16);
+
 	/* not a tree at all */
 	memset(t, 0xab, lens[0]);
 	write_stream(&w, trees, lens, 2);
@@ -749,7 +767,10 @@ Test(stream, damaged_tree_with_matching_crc_never_crashes)
 			bad_trees++;
 			cr_assert_eq(rc, -EBADMSG, "byte %zu: a tree failing fdt_check_full gave %d",
 				     i, rc);
-			assert_err("fdt_check_full");
+			/* refused by libfdt's check, or before it for a header of another version */
+			cr_assert(strstr(mig__error(&dst), "fdt_check_full") ||
+					  strstr(mig__error(&dst), "flattened tree"),
+				  "byte %zu: error '%s' gives no reason", i, mig__error(&dst));
 		}
 		if (rc) {
 			fails++;
