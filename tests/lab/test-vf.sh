@@ -218,12 +218,14 @@ vmm=""
 trap 'kill $iperf_pid 2>/dev/null; [ -n "${LAB_GUEST_PID:-}" ] && kill -KILL $LAB_GUEST_PID 2>/dev/null' EXIT
 
 snapshot() { # LABEL: one line of L1 counters
-	local vcpu_ms=NA other_ms=NA
+	local vcpu_ms=NA other_ms=NA t ks
+	# the exit counters first, while the guest is quiet after its mark
+	t=$(lab_now) ks=$(lab_kvm_stats)
 	if [ -n "$vmm" ] && [ -d "/proc/$vmm" ]; then
 		other_ms=$(lab_thread_cpu_ms "$vmm" '^vcpu')
 		vcpu_ms=$(( $(lab_thread_cpu_ms "$vmm") - other_ms ))
 	fi
-	echo "$1 t=$(lab_now) $(lab_kvm_stats) vfio0=$(lab_irq_count "vfio-msix.*$vf0") vfio1=$(lab_irq_count "vfio-msix.*$vf1") tap_rx=$(cat /sys/class/net/tap0/statistics/rx_packets) tap_tx=$(cat /sys/class/net/tap0/statistics/tx_packets) pf_rx=$(cat "/sys/class/net/$pf/statistics/rx_packets") vmm_ms=$other_ms vcpu_ms=$vcpu_ms"
+	echo "$1 t=$t $ks vfio0=$(lab_irq_count "vfio-msix.*$vf0") vfio1=$(lab_irq_count "vfio-msix.*$vf1") tap_rx=$(cat /sys/class/net/tap0/statistics/rx_packets) tap_tx=$(cat /sys/class/net/tap0/statistics/tx_packets) pf_rx=$(cat "/sys/class/net/$pf/statistics/rx_packets") vmm_ms=$other_ms vcpu_ms=$vcpu_ms"
 }
 
 LOG=$LAB_RESULTS/l2-vf-console.log

@@ -66,13 +66,15 @@ vhost_ms() {
 }
 vmm=""
 snapshot() { # LABEL: one line of L1 counters
-	local vcpu_ms=NA other_ms=NA vh=NA
+	local vcpu_ms=NA other_ms=NA vh=NA t ks
+	# the exit counters first, while the guest is quiet after its mark
+	t=$(lab_now) ks=$(lab_kvm_stats)
 	if [ -n "$vmm" ] && [ -d "/proc/$vmm" ]; then
 		other_ms=$(lab_thread_cpu_ms "$vmm" '^(vcpu|vhost)')
 		vcpu_ms=$(( $(lab_thread_cpu_ms "$vmm" '^vhost') - other_ms ))
 		vh=$(vhost_ms "$vmm")
 	fi
-	echo "$1 t=$(lab_now) $(lab_kvm_stats) tap_rx=$(cat /sys/class/net/tap0/statistics/rx_packets) tap_tx=$(cat /sys/class/net/tap0/statistics/tx_packets) vmm_ms=$other_ms vcpu_ms=$vcpu_ms vhost_ms=$vh"
+	echo "$1 t=$t $ks tap_rx=$(cat /sys/class/net/tap0/statistics/rx_packets) tap_tx=$(cat /sys/class/net/tap0/statistics/tx_packets) vmm_ms=$other_ms vcpu_ms=$vcpu_ms vhost_ms=$vh"
 }
 seen=0 nmark=0 nidle=0 MARKS=""
 mark_hook() {
