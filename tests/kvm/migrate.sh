@@ -53,8 +53,9 @@ start_dst() { # extra options
 }
 
 # --- a refusal: the guest stays on the source ------------------------------------
-# (a guest that counts long enough for the refusals, plans and cancel below; quit after)
-ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=1000 ticks=5")
+# (a guest that counts long enough for the refusals, plans and cancel below: 4000
+# steps of 50 ms, 200 s; 1000 ran out in L1 on a loaded host; quit after)
+ARGS=(--kernel "$TINY_COUNTER" --testdev --mem 64M --cpus 1 --cmdline "steps=4000 ticks=5")
 start_src
 start_dst --kernel "$TINY_COUNTER" --testdev --mem 32M --cpus 1
 # the dry run first: each device's move, the destination's refusal; it waits on
