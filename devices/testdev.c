@@ -50,6 +50,7 @@ static void testdev_flush(struct testdev *t)
 
 static void testdev_putc(struct testdev *t, uint8_t c)
 {
+	t->line_from_stream = false;
 	if (c == '\n') {
 		testdev_flush(t);
 		return;
@@ -136,6 +137,7 @@ static int testdev_load(void *opaque, const void *fdt, int node, uint32_t versio
 	pthread_mutex_lock(&t->lock);
 	memcpy(t->line, line, len);
 	t->len = len;
+	t->line_from_stream = len > 0;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
@@ -150,8 +152,19 @@ static void testdev_dev_destroy(struct vmm_device *d)
 	testdev__destroy(container_of(d, struct testdev, dev));
 }
 
+/* the guest runs here now (after an incoming migration or a restore): the begun line is ours */
+static void testdev_dev_moved(struct vmm_device *d)
+{
+	struct testdev *t = container_of(d, struct testdev, dev);
+
+	pthread_mutex_lock(&t->lock);
+	t->line_from_stream = false;
+	pthread_mutex_unlock(&t->lock);
+}
+
 static const struct vmm_device_ops testdev_dev_ops = {
 	.destroy = testdev_dev_destroy,
+	.moved = testdev_dev_moved,
 };
 
 int testdev__create(struct vm *vm, int out_fd, struct testdev **out)
@@ -207,8 +220,12 @@ void testdev__destroy(struct testdev *t)
 	device__unregister_state(&t->dev, &t->vm->mig);
 	if (t->registered)
 		bus__deregister(&t->vm->pio, TESTDEV_BASE);
-	/* a begun line that moved with the guest is the destination's to print */
-	if (t->len && atomic_load(&t->vm->exit_reason) != VM_EXIT_MIGRATED)
+	/*
+	 * a begun line that moved with the guest is the destination's to
+	 * print; one that came in a stream the guest never ran on here is
+	 * still the source's (a migration that failed before GO)
+	 */
+	if (t->len && !t->line_from_stream && atomic_load(&t->vm->exit_reason) != VM_EXIT_MIGRATED)
 		testdev_flush(t);
 	pthread_mutex_destroy(&t->lock);
 	free(t);

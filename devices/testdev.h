@@ -43,6 +43,13 @@ struct testdev {
 	bool registered;
 	char line[TESTDEV_LINE_MAX];
 	unsigned int len;
+	/*
+	 * line came in a migration stream and the guest has not run here
+	 * since: until it does (the device's moved op, or a character from
+	 * the guest) the source still owns it, and a destination that never
+	 * ran the guest (a migration that failed before GO) prints none of it
+	 */
+	bool line_from_stream;
 	uint64_t lines, lines_dropped;
 	struct log_ratelimit rl;
 };

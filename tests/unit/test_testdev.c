@@ -211,6 +211,54 @@ Test(testdev, a_line_begun_before_a_migration_ends_whole_on_the_destination)
 	kvm__vm_destroy(&vm2);
 }
 
+/*
+ * a destination that loaded a begun line and never ran the guest (the
+ * migration failed before GO: the source rolls back and finishes the line
+ * itself) prints none of it; once the guest runs there (moved), the line
+ * is the destination's to print, even if the guest writes nothing more.
+ * (kvm_migrate under TSan in L1, 2026-12-03: the source's half line came
+ * out of a destination closed before GO)
+ */
+Test(testdev, a_destination_that_never_ran_prints_no_begun_line)
+{
+	struct mig_writer w;
+	const void *buf;
+	size_t len;
+
+	puts_guest("counter step=33");
+	save_vm(&w);
+	buf = mig__writer_data(&w, &len);
+	for (int ran = 0; ran < 2; ran++) {
+		struct vm vm2;
+		struct testdev *t2;
+		struct mig_reader rd;
+		int p2[2];
+		char got[256];
+		ssize_t n;
+
+		cr_assert_eq(kvm__vm_init_fake(&vm2, 16 * MiB), 0);
+		cr_assert_eq(pipe2(p2, O_NONBLOCK), 0);
+		cr_assert_eq(testdev__create(&vm2, p2[1], &t2), 0);
+		mig__reader_init_mem(&rd, buf, len);
+		cr_assert_eq(mig__stream_load(&vm2.mig, &rd, NULL), 0, "%s", mig__error(&vm2.mig));
+		if (ran)
+			t2->dev.ops->moved(&t2->dev);
+		kvm__request_exit(&vm2, VM_EXIT_QUIT, 0);
+		testdev__destroy(t2);
+		n = read(p2[0], got, sizeof(got) - 1);
+		got[n < 0 ? 0 : n] = 0;
+		if (ran)
+			cr_assert_str_eq(got, "testdev: counter step=33\n",
+					 "the guest ran here: its begun line is printed at exit");
+		else
+			cr_assert_str_eq(got, "", "a destination that never ran printed '%s'", got);
+		close(p2[0]);
+		close(p2[1]);
+		kvm__vm_destroy(&vm2);
+	}
+	mig__writer_release(&w);
+}
+
 /* a stream's line that testdev could never have stored is refused, naming nothing loaded */
 Test(testdev, a_stream_line_with_control_bytes_is_refused)
 {
