@@ -434,13 +434,28 @@ static void write_stream(struct mig_writer *w, void **trees, size_t *lens, size_
 	cr_assert_eq(mig__stream_write_end(&src, w), 0);
 }
 
-Test(stream, tree_failing_fdt_check_full)
+/* a stream of these trees is refused (-EBADMSG), the error naming needle (unless NULL) */
+static void assert_trees_refused(void **trees, size_t *lens, size_t n, const char *needle,
+				 bool untouched)
 {
 	struct mig_writer w;
-	void *trees[2];
-	size_t lens[2];
 	const void *buf;
 	size_t len;
+
+	write_stream(&w, trees, lens, n);
+	buf = mig__writer_data(&w, &len);
+	cr_assert_eq(load_mem(buf, len), -EBADMSG);
+	if (needle)
+		assert_err(needle);
+	if (untouched)
+		assert_untouched();
+	mig__writer_release(&w);
+}
+
+Test(stream, tree_failing_fdt_check_full)
+{
+	void *trees[2];
+	size_t lens[2];
 	uint8_t *t;
 
 	reg_both(2, 2, 1);
@@ -450,22 +465,13 @@ Test(stream, tree_failing_fdt_check_full)
 	t = trees[0];
 	t[fdt_off_dt_struct(t) + 3] = 0x7;
 	cr_assert_neq(fdt_check_full(t, lens[0]), 0);
-	write_stream(&w, trees, lens, 2);
-	buf = mig__writer_data(&w, &len);
-	cr_assert_eq(load_mem(buf, len), -EBADMSG);
-	assert_err("fdt_check_full");
-	assert_untouched();
-	mig__writer_release(&w);
+	assert_trees_refused(trees, lens, 2, "fdt_check_full", true);
 
 	/* a header whose totalsize lies */
 	t[fdt_off_dt_struct(t) + 3] = 0x1;
 	cr_assert_eq(fdt_check_full(t, lens[0]), 0);
 	((struct fdt_header *)t)->totalsize = cpu_to_fdt32(lens[0] + 100);
-	write_stream(&w, trees, lens, 2);
-	buf = mig__writer_data(&w, &len);
-	cr_assert_eq(load_mem(buf, len), -EBADMSG);
-	assert_err("fdt_check_full");
-	mig__writer_release(&w);
+	assert_trees_refused(trees, lens, 2, "fdt_check_full", false);
 
 	/*
 	 * an old-version tree (version 9) whose root is named without a '/':
@@ -476,22 +482,13 @@ Test(stream, tree_failing_fdt_check_full)
 	((struct fdt_header *)t)->totalsize = cpu_to_fdt32(lens[0]);
 	((struct fdt_header *)t)->version = cpu_to_fdt32(9);
 	((struct fdt_header *)t)->last_comp_version = cpu_to_fdt32(2);
-	write_stream(&w, trees, lens, 2);
-	buf = mig__writer_data(&w, &len);
-	cr_assert_eq(load_mem(buf, len), -EBADMSG);
-	assert_err("not a version 17 flattened tree");
-	assert_untouched();
-	mig__writer_release(&w);
+	assert_trees_refused(trees, lens, 2, "not a version 17 flattened tree", true);
 	((struct fdt_header *)t)->version = cpu_to_fdt32(17);
 	((struct fdt_header *)t)->last_comp_version = cpu_to_fdt32(16);
 
 	/* not a tree at all */
 	memset(t, 0xab, lens[0]);
-	write_stream(&w, trees, lens, 2);
-	buf = mig__writer_data(&w, &len);
-	cr_assert_eq(load_mem(buf, len), -EBADMSG);
-	assert_untouched();
-	mig__writer_release(&w);
+	assert_trees_refused(trees, lens, 2, NULL, true);
 	free(trees[0]);
 	free(trees[1]);
 }
