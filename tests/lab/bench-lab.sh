@@ -32,6 +32,12 @@
 # polled every 0.2 s) and the guest's own uptime at both; memory: the VMM's
 # RSS and PSS at readiness with guest RAM (the mappings of at least the
 # guest's RAM size) apart, and its CPU time by then, vCPU threads apart.
+# Every machine also boots once (BOOTS more times in the full run) with
+# `quiet` on the guest's command line (NAME VMM-user-quiet[-boot-N]): in
+# this lab each byte of the guest's console is an exit to the VMM through
+# L1's emulated CPU, about 10 s of a 25 s boot in every VMM, which buries
+# the VMMs' own boot paths (set-up, firmware, kernel load); the quiet boots
+# measure those with the same guest, devices and kernel.
 # --quick: fewer and shorter runs (a few minutes in all); the full run also
 # boots each machine BOOTS more times for the boot figures.
 # Everything lands in $LAB_RESULTS/bench/: meta.txt (the run), and per boot
@@ -261,9 +267,10 @@ bench_retry_hook() {
 	rm -f "$B_DIR"/*.json "$B_DIR"/*.err "$B_DIR/windows.txt" "$B_DIR/mem.txt" "$B_DIR/latency.txt"
 }
 
-# boot VMM PATH NAME MEASURE: one guest run; VMM minivmm, qemu or microvm
+# boot VMM PATH NAME MEASURE [APPEND]: one guest run; VMM minivmm, qemu or
+# microvm; APPEND goes on the guest's command line (the quiet boots' `quiet`)
 boot() {
-	local vmm=$1 path=$2 name=$3 measure=$4 dir mac ip peer dev cmdline log kind=qemu
+	local vmm=$1 path=$2 name=$3 measure=$4 append=${5:-} dir mac ip peer dev cmdline log kind=qemu
 	dir=$D/$name
 	mkdir -p "$dir"
 	local M=$dir/meta.txt
@@ -285,7 +292,8 @@ boot() {
 		say "$name: $na"
 		return 0
 	fi
-	cmdline="console=ttyS0 root=/dev/vda lab.cmd=bench-serve lab.ip= lab.nic=$mac,$ip/24,$peer"
+	cmdline="console=ttyS0 root=/dev/vda ${append:+$append }lab.cmd=bench-serve lab.ip= lab.nic=$mac,$ip/24,$peer"
+	echo "append=$append" >> "$M"
 	local -a dv
 	case "$vmm:$path" in
 	minivmm:vf) dv=(--vf "$vf") ;;
@@ -368,6 +376,12 @@ done
 for ((i = 1; i <= BOOTS; i++)); do
 	for v in $VMMS $([ "${LAB_BENCH_MICROVM:-1}" = 1 ] && echo microvm); do
 		boot "$v" user "$v-user-boot-$i" 0
+	done
+done
+# the quiet boots (see the top): once each, and BOOTS more in the full run
+for ((i = 0; i <= BOOTS; i++)); do
+	for v in $VMMS $([ "${LAB_BENCH_MICROVM:-1}" = 1 ] && echo microvm); do
+		boot "$v" user "$v-user-quiet$([ $i -gt 0 ] && echo "-boot-$i")" 0 quiet
 	done
 done
 meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ)"

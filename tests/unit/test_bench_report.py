@@ -2,7 +2,9 @@
 """Unit test of scripts/bench-report.py (the bench's report, docs/benchmarks.md)
 on recorded inputs: tests/unit/data/bench/bench.json (a bench.json of a
 --quick lab run) and tests/unit/data/bench/lab/ (that run's lab records,
-iperf3 outputs trimmed of their intervals, consoles left out).
+iperf3 outputs trimmed of their intervals, consoles left out; its
+minivmm-user-quiet folder is minivmm-user's record with the times changed, not
+a recording).
 
   - render: bench.md has the three tables with every cell a figure or an
     n/a whose reason is listed, the expected reasons (minivmm's missing
@@ -10,7 +12,7 @@ iperf3 outputs trimmed of their intervals, consoles left out).
   - check: it finds a cell that is neither (a metric removed from the JSON)
     and a missing plot;
   - collect: the recorded lab folder gives a JSON that renders and checks
-    clean, and an empty lab folder (a lab run that recorded nothing) gives
+    clean, the quiet boots' rows come from their own folders, and an empty lab folder (a lab run that recorded nothing) gives
     n/a cells that say so, never blanks.
 Exit 0 on success, 1 on a failure, 77 (skip) without python3-matplotlib.
 """
@@ -140,6 +142,19 @@ try:
     br.render(Args(json=os.path.join(out3, "bench.json"), out=out3))
     p3 = br.check_dir(out3)
     expect(p3 == [], "collect + render of the lab records checks clean (%s)" % "; ".join(p3))
+    # the quiet boots: minivmm's recorded one (minivmm-user-quiet) gives its
+    # figures, apart from the full-console boot's; QEMU's, not recorded, an n/a
+    bq = j3["boot"]
+    expect(abs(br.central(bq["minivmm"]["quiet_to_ready_s"]) - 14.0) < 1e-6 and
+           abs(br.central(bq["minivmm"]["quiet_to_init_s"]) - 12.5) < 1e-6,
+           "quiet boot: exec to init 12.5 s and to ready 14.0 s, from minivmm-user-quiet (%s)" % bq["minivmm"].get("quiet_to_ready_s"))
+    expect(abs(br.central(bq["minivmm"]["to_ready_s"]) - br.central(fixture["boot"]["minivmm"]["to_ready_s"])) < 1e-6,
+           "quiet boot: the full-console boot's figure is unchanged by it")
+    expect("not run by the lab" in bq["qemu"]["quiet_to_ready_s"].get("na", ""),
+           "quiet boot: QEMU's, not recorded, is an n/a saying so (%s)" % bq["qemu"]["quiet_to_ready_s"])
+    md3 = open(os.path.join(out3, "bench.md")).read()
+    expect(any(r[0].startswith("exec to guest ready, guest booted with `quiet`") and r[1].startswith("14.0")
+               for r in table_rows(md3)), "quiet boot: its row in bench.md")
     # with a migration results folder
     migd = os.path.join(tmp, "mig")
     os.makedirs(migd)
