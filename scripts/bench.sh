@@ -74,8 +74,7 @@ elif [ $quick = 1 ]; then
 	migargs=(--migration-na "not run in --quick")
 else
 	say "running lab-migrate-hosts for the migration figures (two L1s)"
-	"$SRC/tests/lab/lab.sh" run --timeout 1300 --hosts 2 --results "$out/migrate-hosts" \
-		"$SRC/tests/lab/test-migrate-hosts.sh"
+	bash "$SRC/scripts/migrate-hosts.sh" --results "$out/migrate-hosts"
 	mrc=$?
 	if [ -f "$out/migrate-hosts/results.txt" ] && grep -q '^mh_' "$out/migrate-hosts/results.txt"; then
 		migargs=(--migration "$out/migrate-hosts")
