@@ -52,6 +52,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;          /* __atomic: set (release) once thread is valid */
+	bool exit_open;        /* vCPU thread only: KVM_RUN returned an exit not yet completed by a re-entry */
 	struct vcpu_stats stats;
 	struct log_ratelimit rl;
 };

@@ -11,6 +11,16 @@
  * itself in nr_parked; the pauser waits until nr_parked == nr_running (the
  * handshake). Resume clears the request and wakes them. A stop wakes parked
  * vCPUs too (kvm__vcpus_stop broadcasts after the exit reason is set).
+ *
+ * A vCPU parks with its last exit completed: KVM finishes an I/O or MMIO
+ * instruction only when KVM_RUN is entered again (an OUT's RIP is advanced,
+ * an IN's or a read's data lands in the register), so state read while a
+ * vCPU sat right after such an exit would make the destination of a
+ * migration, or a restore, run that instruction a second time: a port write
+ * twice, a read-to-clear register read twice. Before parking, the vCPU enters
+ * KVM_RUN once with immediate_exit set, which completes the instruction and
+ * returns -EINTR without running another (Documentation/virt/kvm/api.rst,
+ * "kvm_run"; the selftests' vcpu_run_complete_io, QEMU's immediate exit).
  */
 #include "vmm/kvm.h"
 #include "vmm/coalesced.h"
@@ -216,6 +226,37 @@ void kvm__vcpus_kick(struct vm *vm)
 	}
 }
 
+
+/*
+ * enter KVM_RUN without running the guest until the last exit's instruction
+ * is complete; a string I/O instruction's completion can need userspace again
+ * (its next chunk), which is served here like any exit
+ */
+static void vcpu_complete_exit(struct vcpu *v)
+{
+	unsigned int rounds;
+	int ret;
+
+	for (rounds = 0; v->exit_open && rounds < 4096; rounds++) {
+		v->exit_open = false;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
+		ret = sys__ioctl_raw(v->fd, KVM_RUN, NULL);
+		if (ret == -EINTR || ret == -EAGAIN)
+			return;
+		if (ret < 0) {
+			log_err_rl(&v->rl, "vcpu", "%u: KVM_RUN to complete an exit before a pause: %s",
+				   v->id, strerror(-ret));
+			return;
+		}
+		v->exit_open = true;
+		if (!vcpu_handle_exit(v))
+			return;
+	}
+	if (v->exit_open)
+		log_err_rl(&v->rl, "vcpu", "%u: exit %u still not complete after %u re-entries before a pause",
+			   v->id, v->run->exit_reason, rounds);
+}
+
 /* the top of a vCPU's loop: park while a pause is requested */
 static void vcpu_pause_point(struct vcpu *v)
 {
@@ -223,6 +264,7 @@ static void vcpu_pause_point(struct vcpu *v)
 
 	if (!__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE))
 		return;
+	vcpu_complete_exit(v);
 	pthread_mutex_lock(&vm->pause_lock);
 	if (vm->pause_requested && !kvm__exiting(vm)) {
 		vm->nr_parked++;
@@ -312,6 +354,8 @@ static void *vcpu_thread(void *arg)
 		vcpu_pause_point(v);
 		if (kvm__exiting(v->vm))
 			break;
+		/* this entry completes the last exit's instruction, whatever it returns */
+		v->exit_open = false;
 		ret = sys__ioctl_raw(v->fd, KVM_RUN, NULL);
 		if (ret == -EINTR || ret == -EAGAIN) {
 			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
@@ -322,6 +366,7 @@ static void *vcpu_thread(void *arg)
 			kvm__request_exit(v->vm, VM_EXIT_ERROR, 1);
 			break;
 		}
+		v->exit_open = true;
 		if (!vcpu_handle_exit(v))
 			break;
 	}

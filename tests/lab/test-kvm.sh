@@ -33,7 +33,7 @@ fail() { echo "test-kvm: FAIL: $*"; rc=1; }
 [ -c /dev/kvm ] || { echo "test-kvm: no /dev/kvm in L1"; exit 1; }
 command -v meson >/dev/null || { echo "test-kvm: meson is not installed"; exit 1; }
 builds=${LAB_KVM_BUILDS:-$(dirname "$B")}
-units=${LAB_KVM_UNIT:-virtio_pci boot cpu inspect coalesced}
+units=${LAB_KVM_UNIT:-virtio_pci boot cpu inspect coalesced vcpu_pause}
 mult=${LAB_KVM_TIMEOUT_MULT:-6}
 echo "test-kvm: L1 CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) vCPUs, kernel $(uname -r)"
 
