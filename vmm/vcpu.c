@@ -226,7 +226,6 @@ void kvm__vcpus_kick(struct vm *vm)
 	}
 }
 
-
 /*
  * enter KVM_RUN without running the guest until the last exit's instruction
  * is complete; a string I/O instruction's completion can need userspace again
