@@ -66,7 +66,8 @@ for h in "${harnesses[@]}"; do
 	[ -f "tests/fuzz/$h.dict" ] && extra+=(-dict="tests/fuzz/$h.dict")
 	log=$logs/$h.log
 	rc=0
-	"$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	# without ASLR: see scripts/test.sh (clang 14's ASan under vm.mmap_rnd_bits=32)
+	setarch "$(uname -m)" -R "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$out/artifacts/$h-" "${extra[@]}" \
 		"$out/corpus/$h" "tests/fuzz/corpus/$h" >"$log" 2>&1 || rc=$?
 	execs=$(awk -F: '/^stat::number_of_executed_units/ { gsub(/ /, "", $NF); print $NF }' "$log")
@@ -85,7 +86,7 @@ for h in "${harnesses[@]}"; do
 	fi
 	if $merge && [ "$rc" -eq 0 ]; then
 		tmp=$(mktemp -d)
-		"$exe" -merge=1 -timeout=10 -rss_limit_mb=2048 "${extra[@]}" "$tmp" \
+		setarch "$(uname -m)" -R "$exe" -merge=1 -timeout=10 -rss_limit_mb=2048 "${extra[@]}" "$tmp" \
 			"tests/fuzz/corpus/$h" "$out/corpus/$h" >"$logs/$h.merge.log" 2>&1 || status=1
 		# the reproducers of fixed crashes stay, whatever the merge thinks of them
 		find "tests/fuzz/corpus/$h" -type f ! -name 'crash-*' ! -name 'seed-*' -delete

@@ -45,6 +45,20 @@ def tail(text, n=25):
     return "\n".join("    | " + l for l in lines[-n:])
 
 
+# the lines that say why a test failed, wherever they are in its output: a
+# lab test's FAIL lines come minutes before its end, a fuzzer's report
+# before its statistics
+WHY = re.compile(r"FAIL:|: FAIL|ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|libFuzzer)|"
+                 r"WARNING: ThreadSanitizer|^SUMMARY:|runtime error:|Assertion|Test unit written|triple fault")
+
+
+def why_lines(text, n=15):
+    lines = [l for l in (text or "").split("\n") if WHY.search(l)]
+    if len(lines) > n:
+        lines = lines[:n] + ["... and %d more such lines" % (len(lines) - n)]
+    return "\n".join("    ! " + l for l in lines)
+
+
 def records(path):
     try:
         with open(path) as f:
@@ -95,9 +109,11 @@ for path in paths:
                 in_l1.append("%s in %s" % (name, build))
                 continue
             bad.append("%s in %s" % (name, build))
+            if skips_fail:
+                failed.append((t.get("name") or "?", build, "SKIP (a failure under CI)", why_lines(out) + "\n" + tail(out)))
         else:
             fail += 1
-            failed.append((t.get("name") or "?", build, r, tail(output(t))))
+            failed.append((t.get("name") or "?", build, r, why_lines(output(t)) + "\n" + tail(output(t))))
 if in_l1:
     print("test.sh: skipped here for want of /dev/kvm, passed in the lab's L1 (lab-kvm): " +
           ", ".join(in_l1))
@@ -108,7 +124,8 @@ if bad and skips_fail:
 # the failures are named again at the very end, with the end of their output,
 # so that a log cut to its last lines (CI's) still says what failed and why
 for name, where, r, out in failed:
-    print(f"test.sh: {r}: {name} in {where} (whole log: {where}/meson-logs/testlog.txt); its last lines:")
-    print(out)
+    print(f"test.sh: {r}: {name} in {where} (whole log: {where}/meson-logs/testlog.txt); "
+          "the lines that say why (!), then its last lines (|):")
+    print(out.lstrip("\n"))
 print(f"{ok} passed, {fail} failed, {skip} skipped")
 sys.exit(1 if bad and skips_fail else 0)

@@ -39,15 +39,19 @@ if [ "${free_huge:-0}" -lt 16 ]; then
 	sysctl -q vm.nr_hugepages=$(( $(cat /proc/sys/vm/nr_hugepages) + 16 - ${free_huge:-0} )) ||
 		echo "test.sh: could not reserve 2 MiB huge pages: test_mem_hugetlb will skip" >&2
 fi
-# gcc 12's sanitizers cannot start with more than 28 bits of mmap
-# randomisation (vm.mmap_rnd_bits: TSan says "unexpected memory mapping", ASan
-# loops on DEADLYSIGNAL); without ASLR they always can. sanitizer_prefix DIR
-# prints nothing, or "setarch <arch> -R" when DIR's minivmm does not start.
+# gcc 12's sanitizers cannot always start with more than 28 bits of mmap
+# randomisation (vm.mmap_rnd_bits=32: TSan says "unexpected memory mapping"
+# every time; ASan loops on DEADLYSIGNAL in about 1 start of 10, measured
+# 2026-12-03, so a trial start cannot tell); without ASLR they always can,
+# and ASLR is no part of what the sanitizer runs test. sanitizer_prefix DIR
+# prints "setarch <arch> -R", and says so when this kernel's randomisation
+# is above 28 bits.
 sanitizer_prefix() {
-	if ! timeout 20 "$1/minivmm" --version >/dev/null 2>&1; then
-		echo "$1: the sanitizer does not start with this kernel's ASLR (vm.mmap_rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null)): running it with setarch -R" >&2
-		echo "setarch $(uname -m) -R"
-	fi
+	local bits
+	bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
+	[ "$bits" -le 28 ] ||
+		echo "$1: vm.mmap_rnd_bits=$bits: the sanitizer runs without ASLR (setarch -R)" >&2
+	echo "setarch $(uname -m) -R"
 }
 echo "=== unit and kvm suites under ASan+UBSan (build-asan)"
 # shellcheck disable=SC2046
@@ -66,7 +70,11 @@ if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled || status=1
 fi
 if [ -f build-fuzz/build.ninja ]; then
-	meson test -C build-fuzz --suite fuzz --print-errorlogs || status=1
+	# without ASLR, always: clang 14's ASan shadow collides with the kernel's
+	# randomised mappings under vm.mmap_rnd_bits=32 (about 3 harness starts
+	# in 10 segfaulted before main on such a host, measured 2026-12-03), and
+	# where a harness's code lands is no part of what it tests
+	setarch "$(uname -m)" -R meson test -C build-fuzz --suite fuzz --print-errorlogs || status=1
 else
 	echo "test.sh: build-fuzz could not be set up with clang" >&2
 	status=1

@@ -9,7 +9,11 @@ on testlogs written here in meson's format:
     same test passed in L1 for the same build folder; not when lab-kvm
     failed, not for another build folder, not when the test failed or
     skipped in L1, and not for a skip whose reason is not /dev/kvm;
-  - a failed test is named again at the end with its last lines.
+  - a failed test is named again at the end with its last lines, and with
+    the lines that say why wherever they were in its output (a lab test's
+    FAIL line long before its end);
+  - under --skips-fail a skip that fails CI (a fuzzer's crash, which
+    libFuzzer once reported with exit status 77) shows its output too.
 Exit 0 on success, 1 on a failure.
 """
 import json
@@ -117,5 +121,16 @@ with tempfile.TemporaryDirectory() as d:
     st, out = run(host)
     check("a failure is named at the end with its last 25 lines", "test.sh: FAIL: minivmm:kvm / kvm_api in " in out and
           "| line 39" in out and "| line 15" in out and "| line 14" not in out, out)
+
+    lines = ["line %d" % i for i in range(60)]
+    lines[5] = "test-migrate-faults: FAIL: [cancel] the migration never reached pre-copy"
+    write(host, [rec("lab-migrate-faults", "FAIL", "\n".join(lines), "lab")])
+    st, out = run(host)
+    check("a FAIL line far above the last 25 is shown too", "! test-migrate-faults: FAIL: [cancel]" in out and
+          "| line 59" in out and "| line 5\n" not in out, out)
+    write(host, [rec("migration", "SKIP", "==1== ERROR: libFuzzer: deadly signal\nSUMMARY: libFuzzer: deadly signal\nstats", "fuzz")])
+    st, out = run("--skips-fail", host)
+    check("a skip that fails CI shows why", st == 1 and "SKIP (a failure under CI): minivmm:fuzz / migration" in out and
+          "! SUMMARY: libFuzzer: deadly signal" in out, out)
 
 sys.exit(1 if fails else 0)
