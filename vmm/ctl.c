@@ -98,10 +98,12 @@ static void ctl_usage(FILE *f)
 		"  device-del ID [--timeout S]\n"
 		"                      ask the guest to eject ID and release it once it did; fails\n"
 		"                      after S seconds (default 10) and the device stays\n"
-		"  migrate URI [--downtime MS] [--bandwidth MBIT] [--plan]\n"
+		"  migrate URI [--downtime MS] [--bandwidth MBIT] [--unplug-timeout MS] [--plan]\n"
 		"                      move the VM to a minivmm waiting with --incoming URI\n"
 		"                      (pre-copy until what is left fits MS, 300 by default;\n"
-		"                      progress on stderr); --plan: how each device would move\n"
+		"                      progress on stderr); --unplug-timeout: how long the guest\n"
+		"                      has to eject its failover VFs (10000 by default);\n"
+		"                      --plan: how each device would move\n"
 		"                      and whether the destination accepts; nothing changes\n"
 		"                      (tcp:HOST:PORT or unix:PATH); any failure leaves it here\n"
 		"  migrate-cancel      stop the migration in progress (from another terminal): the\n"
@@ -414,27 +416,29 @@ int ctl__main(int argc, char **argv)
 		}
 		args = json_pack("{s:s,s:s}", "kind", argv[optind + 2], "spec", argv[optind + 3]);
 	} else if (!strcmp(cmd, "migrate")) {
-		long downtime = -1, mbit = -1;
+		long downtime = -1, mbit = -1, unplug = -1;
 		int a;
 
 		if (argc - optind < 3) {
 			fprintf(stderr, "minivmm ctl: migrate tcp:HOST:PORT|unix:PATH [--downtime MS] "
-				"[--bandwidth MBIT] [--plan]\n");
+				"[--bandwidth MBIT] [--unplug-timeout MS] [--plan]\n");
 			return CTL_USAGE;
 		}
 		for (a = optind + 3; a < argc; a++) {
 			long *v = !strcmp(argv[a], "--downtime") ? &downtime :
-				  !strcmp(argv[a], "--bandwidth") ? &mbit : NULL;
+				  !strcmp(argv[a], "--bandwidth") ? &mbit :
+				  !strcmp(argv[a], "--unplug-timeout") ? &unplug : NULL;
 
 			if (!strcmp(argv[a], "--plan")) {
 				plan = true;
 				continue;
 			}
 			if (!v || a + 1 >= argc || (*v = strtol(argv[a + 1], &end, 10)) < 0 || *end ||
-			    (v == &downtime && (*v < 1 || *v > 600000)) || (v == &mbit && *v > 1000000)) {
+			    ((v == &downtime || v == &unplug) && (*v < 1 || *v > 600000)) ||
+			    (v == &mbit && *v > 1000000)) {
 				fprintf(stderr, "minivmm ctl: migrate: '%s': expected --downtime MS "
-					"(1..600000), --bandwidth MBIT (0..1000000, 0: no limit) or "
-					"--plan\n", argv[a]);
+					"(1..600000), --bandwidth MBIT (0..1000000, 0: no limit), "
+					"--unplug-timeout MS (1..600000) or --plan\n", argv[a]);
 				return CTL_USAGE;
 			}
 			a++;
@@ -444,6 +448,8 @@ int ctl__main(int argc, char **argv)
 			json_object_set_new(args, "downtime_ms", json_integer(downtime));
 		if (args && mbit >= 0)
 			json_object_set_new(args, "bandwidth_mbit", json_integer(mbit));
+		if (args && unplug >= 0)
+			json_object_set_new(args, "unplug_timeout_ms", json_integer(unplug));
 		progress = !plan && !raw;
 		if (timeout_ms < 600000)
 			timeout_ms = 600000;

@@ -241,6 +241,11 @@ ctl "$S" status
 grep -qx 'state: running' "$WORK/ctl.out" || fail "the source is not running after a plan: $(cat "$WORK/ctl.out")"
 ctl "$S" migrate "unix:$M" --plan --bogus
 [ $CST = 2 ] || fail "migrate with a bad flag: exit $CST"
+ctl "$S" migrate "unix:$M" --plan --unplug-timeout 0
+[ $CST = 2 ] && grep -q -- '--unplug-timeout MS (1..600000)' "$WORK/ctl.out" ||
+	fail "migrate --unplug-timeout 0: exit $CST: $(cat "$WORK/ctl.out")"
+ctl "$S" migrate "unix:$M" --plan --unplug-timeout 60000
+[ $CST = 0 ] || fail "migrate --plan --unplug-timeout 60000: exit $CST: $(cat "$WORK/ctl.out")"
 ctl "$S" migrate "unix:$M"
 [ $CST = 0 ] && grep -Eq '^migrated to unix:.*: [0-9]+ bytes \([0-9]+ bytes of RAM\) in [0-9]+ ms, the guest paused for [0-9]+ ms$' "$WORK/ctl.out" ||
 	fail "ctl migrate: exit $CST: $(cat "$WORK/ctl.out")"

@@ -28,8 +28,9 @@
 # (its vfio-msix interrupts rising too).
 # Guest 2 (failover-test lab.fo_mode=ignore-eject: GPE 1 disabled, it never
 # sees the eject request; pings L1 over the VF):
-#  6. migrate-cancel while the source waits for the eject: exit 1, "rolled
-#     back while unplugging: cancelled"; the VF stays.
+#  6. migrate-cancel while the source waits for the eject (--unplug-timeout
+#     120000): exit 1, "rolled back while unplugging: cancelled"; the VF
+#     stays.
 #  7. a guest that never ejects: `ctl migrate` fails after the unplug
 #     deadline (10 s); the VF stays and its pings go on answering.
 # Results: faults_<n>_* in results.txt (ctl's message, ticks until the VF
@@ -291,8 +292,9 @@ drive2() {
 	[ $step = 0 ] && grep -q LAB-FO-PING-START "$LAB_GUEST_LOG" || return 0
 	step=1
 	start_dst noeject --vf "$vf1,failover=on" || fail "[noeject] the destination did not start"
-	# 6. cancel while the source waits for the eject
-	mig_bg
+	# 6. cancel while the source waits for the eject (a deadline far beyond
+	# the test's reading of the state: the cancel must not race it)
+	mig_bg --unplug-timeout 120000
 	if wait_state unplugging; then
 		sleep 1
 		ctl "$S" migrate-cancel
