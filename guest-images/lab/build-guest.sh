@@ -32,8 +32,10 @@
 #                        net_failover pair under one long stream, see the
 #                        script), reload-test (nic-test, then the virtio_net
 #                        driver unloaded and loaded again, then nic-test
-#                        again), shell (a shell on the console), none, or
-#                        a script /etc/lab/cmd/<name>
+#                        again), boot-trace (the init's steps as LAB-STEP
+#                        lines, then the kernel's log: tests/lab/boot-phases.sh),
+#                        shell (a shell on the console), none, or a script
+#                        /etc/lab/cmd/<name>
 #   lab.iperf_time=5     iperf3 seconds per direction
 #   lab.nic=MAC,IP/LEN,PEER[,SECS]  (nic-test; repeatable) the NIC with MAC
 #                        gets IP, must reach PEER; SECS > 0: iperf3 both
@@ -573,6 +575,17 @@ exit 0
 CMD
 chmod 755 "$rfs/etc/lab/cmd/bench-serve"
 
+cat > "$rfs/etc/lab/cmd/boot-trace" <<'CMD'
+#!/bin/sh
+# The guest side of tests/lab/boot-phases.sh: the kernel's log of this boot
+# (booted with initcall_debug: each module init's duration), then exit 0.
+echo "LAB-BOOT-TRACE begin"
+dmesg
+echo "LAB-BOOT-TRACE end"
+exit 0
+CMD
+chmod 755 "$rfs/etc/lab/cmd/boot-trace"
+
 cat > "$rfs/sbin/init" <<'INIT'
 #!/bin/sh
 # lab guest init (guest-images/lab/build-guest.sh)
@@ -597,9 +610,14 @@ for w in $(cat /proc/cmdline); do
 	esac
 done
 export LAB_IP LAB_GW LAB_SERVER LAB_CMD LAB_IPERF_TIME
+# lab.cmd=boot-trace: the init's steps with the guest's uptime (tests/lab/boot-phases.sh)
+step() { [ "$LAB_CMD" = boot-trace ] && echo "LAB-STEP $1 uptime=$(cut -d' ' -f1 /proc/uptime)"; }
+step mounted
 insmods() { while read -r m; do insmod "$m" 2>/dev/null; done < "/etc/lab/mods/$1"; }
 insmods boot
+step mods-boot
 insmods net
+step mods-net
 # VF drivers for the PCI devices present
 for a in /sys/bus/pci/devices/*/modalias; do
 	[ -f "$a" ] || continue
@@ -610,6 +628,7 @@ for a in /sys/bus/pci/devices/*/modalias; do
 		esac
 	done < /etc/lab/pci-drivers
 done
+step pci-drivers
 hostname "$(cat /etc/hostname)"
 ip link set lo up
 if [ -n "$LAB_IP" ]; then
