@@ -35,6 +35,7 @@
 #include "vmm/x86/platform.h"
 #include "vmm/x86/state.h"
 #include "vmm/x86/inspect.h"
+#include "migration/precopy.h"
 
 #include "devices/hotplug.h"
 #include "devices/i8042.h"
@@ -1557,6 +1558,7 @@ struct board_migration {
 	uint64_t bandwidth_bps;    /* bytes per second, 0: as fast as the link goes */
 	unsigned int rounds;
 	bool converged;
+	const char *precopy_end; /* how pre-copy ended: mig__precopy_verdict_name() */
 	uint64_t last_pages, final_pages;
 	double bw_bps, expected_ms, precopy_ms;
 	struct timespec t_pace, t_event;
@@ -2056,9 +2058,7 @@ err_disconnect:
 	return rc;
 }
 
-#define BOARD_PRECOPY_MAX_ROUNDS 30
 #define BOARD_DOWNTIME_MS 300           /* as QEMU's default */
-#define BOARD_PRECOPY_STUCK_ROUNDS 4   /* rounds in a row that did not shrink */
 #define BOARD_PROGRESS_MS 500
 
 static void board_mig_event(struct board_migration *m, bool round_end)
@@ -2120,19 +2120,22 @@ static int board_mig_pace(void *opaque, uint64_t written)
  * Pre-copy: all of RAM while the guest runs, then rounds of what it
  * dirtied meanwhile, until one round's pages would cross within the
  * downtime target at the measured bandwidth. A guest that dirties faster
- * than the link never gets there: after BOARD_PRECOPY_MAX_ROUNDS rounds, or
- * BOARD_PRECOPY_STUCK_ROUNDS in a row that did not shrink, the copy stops
- * iterating and the rest crosses with the guest paused (converged: false,
- * the expected downtime said in the reply). docs/migration.md.
+ * than the link never gets there: once the backlog stops reaching new lows,
+ * or after MIG_PRECOPY_MAX_ROUNDS rounds (migration/precopy.h), the copy
+ * stops iterating and the rest crosses with the guest paused (converged:
+ * false, the expected downtime said in the reply). docs/migration.md.
  */
 static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 {
 	struct board_migration *m = opaque;
 	struct snapshot_pacer pacer = { .fn = board_mig_pace, .opaque = m };
+	struct mig_precopy policy;
+	enum mig_precopy_verdict verdict;
 	struct timespec t0, tr;
-	unsigned int stuck = 0;
 	uint64_t pages, before;
 	int rc;
+
+	mig__precopy_init(&policy, m->downtime_ms);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	m->t_pace = t0;
@@ -2168,26 +2171,27 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 		rc = snapshot__live_pending(&m->live, &pages, err, errlen);
 		if (rc)
 			break;
-		stuck = m->rounds && pages >= m->last_pages ? stuck + 1 : 0;
+		verdict = mig__precopy_judge(&policy, pages, m->bw_bps);
 		m->last_pages = pages;
-		m->expected_ms = m->bw_bps > 0 ? (double)pages * 4096.0 / m->bw_bps * 1e3 : 0;
+		m->expected_ms = policy.expected_ms;
 		board_mig_event(m, true);
 		log_info(BOARD_LOG, "migration: after pre-copy round %u: %llu pages dirty, %.0f Mbit/s, "
 			 "%.0f ms expected downtime", m->rounds, (unsigned long long)pages,
 			 m->bw_bps * 8 / 1e6, m->expected_ms);
-		if (m->expected_ms <= m->downtime_ms) {
-			m->converged = true;
-			m->rounds++;
-			break;
-		}
-		if (m->rounds + 1 >= BOARD_PRECOPY_MAX_ROUNDS || stuck >= BOARD_PRECOPY_STUCK_ROUNDS) {
-			log_warn(BOARD_LOG, "migration: the guest dirties %llu pages a round, faster "
-				 "than %.0f Mbit/s carries them within %u ms: the rest crosses with "
-				 "the guest paused (about %.0f ms)", (unsigned long long)pages,
-				 m->bw_bps * 8 / 1e6, m->downtime_ms, m->expected_ms);
-			m->rounds++;
-			break;
-		}
+		if (verdict == MIG_PRECOPY_AGAIN)
+			continue;
+		m->precopy_end = mig__precopy_verdict_name(verdict);
+		m->converged = verdict == MIG_PRECOPY_CONVERGED;
+		if (!m->converged)
+			log_warn(BOARD_LOG, "migration: the guest dirties about %llu pages a round, "
+				 "faster than %.0f Mbit/s carries them within %u ms (%s: %u rounds, "
+				 "the lowest backlog %llu pages, %u rounds ago): the rest crosses with "
+				 "the guest paused (about %.0f ms)",
+				 (unsigned long long)pages, m->bw_bps * 8 / 1e6, m->downtime_ms,
+				 m->precopy_end, policy.rounds, (unsigned long long)policy.best_pages,
+				 policy.since_best, m->expected_ms);
+		m->rounds++;
+		break;
 	}
 	m->precopy_ms = board_ms_since(&t0);
 	if (rc == -ECANCELED && m->cancel_why[0])
@@ -2519,8 +2523,9 @@ static int board_cmd_migrate(void *opaque, json_t *args, json_t **ret, char *err
 			 board_ms_between(&m.t_paused, &end));
 	if (*ret)
 		json_object_set_new(*ret, "precopy",
-				    json_pack("{s:i,s:b,s:f,s:I,s:I,s:f,s:f,s:i}", "rounds",
-					      (int)m.rounds, "converged", m.converged, "ms",
+				    json_pack("{s:i,s:b,s:s,s:f,s:I,s:I,s:f,s:f,s:i}", "rounds",
+					      (int)m.rounds, "converged", m.converged, "end",
+					      m.precopy_end ? m.precopy_end : "none", "ms",
 					      m.precopy_ms, "last_round_pages",
 					      (json_int_t)m.last_pages, "final_pages",
 					      (json_int_t)m.final_pages, "mbps", m.bw_bps * 8 / 1e6,
