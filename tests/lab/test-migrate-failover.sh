@@ -136,11 +136,35 @@ drive() {
 	esac
 }
 
-LAB_GUEST_HOOK=drive
-LAB_L2_TIMEOUT=400 lab_guest_run source "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
-	--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
-LAB_GUEST_HOOK=""
-verdict=$(lab_guest_verdict minivmm "$SRC_LOG")
+# The lab's policy (docs/lab.md, "Guest runs"): an L2 triple fault is the
+# environment's (L0's TCG), and a guest that met one before it moved runs
+# again, once, loudly (its log kept, counted in mfo_env_retries); what the
+# failed try reported is dropped. Any other failure fails the test. (CI of
+# 706389c: the source's guest triple-faulted 2.6 s into its kernel, #PF
+# 0x10 pending, the documented signature, and the test had no retry.)
+rc0=$rc env_tries=0
+while :; do
+	phase=0 refused_at="" back_at="" last_src="" dst_pid=""
+	LAB_GUEST_HOOK=drive
+	LAB_L2_TIMEOUT=400 lab_guest_run source "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+		--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
+	LAB_GUEST_HOOK=""
+	verdict=$(lab_guest_verdict minivmm "$SRC_LOG")
+	if [ "$phase" != 2 ] && [ "${verdict%%:*}" = env ] && [ "$env_tries" -lt 1 ]; then
+		env_tries=$((env_tries + 1))
+		cp "$SRC_LOG" "$SRC_LOG.try$env_tries"
+		lab_result "mfo_env_retry_$env_tries" "\"${verdict#env: }\""
+		echo "test-migrate-failover: WARNING: the source's guest failed in the environment before it moved ($verdict): its run goes again (log kept as $SRC_LOG.try$env_tries)"
+		if [ -n "$dst_pid" ]; then
+			kill "$dst_pid" 2>/dev/null
+			wait "$dst_pid" 2>/dev/null
+		fi
+		rc=$rc0
+		continue
+	fi
+	break
+done
+lab_result mfo_env_retries "$env_tries"
 [ $phase = 2 ] || fail "the dance never ran (phase $phase): $verdict"
 [ "$(grep -c 'migration: asked the guest to eject' "$SRC_LOG")" = 1 ] &&
 	pass "the source's log: vf0 ejected once, for the migration that went through" ||
