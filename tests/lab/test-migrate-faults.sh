@@ -34,8 +34,9 @@
 #  7. a guest that never ejects: `ctl migrate` fails after the unplug
 #     deadline (10 s); the VF stays and its pings go on answering.
 # Results: faults_<n>_* in results.txt (ctl's message, ticks until the VF
-# carried one again). A guest that triple-faults is run again once, as the
-# lab's policy says (loud, counted: faults_env_retries).
+# carried one again). A guest that triple-faults is run again, at most
+# twice in the test (lab_guest_try's 3 tries), as the lab's policy says
+# (loud, counted: faults_env_retries).
 # Environment: MINIVMM_BIN (required).
 set -u
 # shellcheck source=tests/lab/l1-lib.sh
@@ -252,13 +253,15 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); c, _ = s.accept(); time.sl
 	return 0
 }
 # env_retry NAME LOG RC0: the lab's policy (docs/lab.md, "Guest runs"): an
-# L2 triple fault is the environment's, and the guest's run goes again, once,
-# loudly (its log kept, counted); what the failed try reported is dropped.
+# L2 triple fault is the environment's, and the guest's run goes again, at
+# most twice in the test, loudly (its log kept, counted); what the failed
+# try reported is dropped. (Once was not enough on 2026-12-03: guest 1
+# triple-faulted in two boots in a row, 2.1 and 7.8 s into its kernel.)
 # True when it should run again.
 env_tries=0
 env_retry() {
 	grep -q 'triple fault' "$2" || return 1
-	[ "$env_tries" -lt 1 ] || return 1
+	[ "$env_tries" -lt 2 ] || return 1
 	env_tries=$((env_tries + 1))
 	cp "$2" "$2.try$env_tries"
 	lab_result "faults_env_retry_$env_tries" "\"$1: L2 triple fault ($(grep -m1 'exception injected' "$2" | tr -d '\r' | sed 's/.*: exception/exception/'))\""
