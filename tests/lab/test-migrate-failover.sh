@@ -140,9 +140,9 @@ drive() {
 # environment's (L0's TCG), and a guest that met one before it moved runs
 # again, at most twice as in lab-migrate, loudly (its log kept, counted in
 # mfo_env_retries); what the failed try reported is dropped. Any other
-# failure fails the test. (CI of
-# 706389c: the source's guest triple-faulted 2.6 s into its kernel, #PF
-# 0x10 pending, the documented signature, and the test had no retry.)
+# failure fails the test. (CI of 706389c: the source's guest triple-faulted
+# 2.6 s into its kernel, #PF 0x10 pending, the documented signature, and
+# the test had no retry.)
 rc0=$rc env_tries=0
 while :; do
 	phase=0 refused_at="" back_at="" last_src="" dst_pid=""
