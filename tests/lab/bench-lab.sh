@@ -72,7 +72,6 @@ VMMS=${LAB_BENCH_VMMS:-minivmm qemu}
 PATHS=${LAB_BENCH_PATHS:-vf vhost user}
 MEM=512
 B=${MINIVMM_BIN:-}
-GUEST_DIR=$LAB_CACHE/guest
 MACVF=52:54:00:1a:b0:00
 MACV=52:54:00:1a:00:20
 D=$LAB_RESULTS/bench
@@ -315,17 +314,10 @@ boot() {
 		# needs that line to take it for the lab's documented environmental
 		# failure (run again) rather than minivmm's
 		set -- "$B" -v --mem "${MEM}M" --cpus 2 --readonly "${dv[@]}" -c "$cmdline" "$img" ;;
-	qemu)
-		set -- qemu-system-x86_64 -name bench,debug-threads=on -enable-kvm -machine q35 -cpu host \
-			-m "${MEM}M" -smp 2 -nodefaults -no-user-config -display none -no-reboot -serial stdio \
-			-monitor none -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" -append "$cmdline" \
-			-drive "file=$img,format=raw,if=virtio,readonly=on" "${dv[@]}" ;;
-	microvm)
+	qemu | microvm)
 		# microvm with PCIe (GPEX): the same virtio-pci disk and NIC as q35
-		set -- qemu-system-x86_64 -name bench,debug-threads=on -enable-kvm -machine microvm,pcie=on,rtc=on \
-			-cpu host -m "${MEM}M" -smp 2 -nodefaults -no-user-config -display none -no-reboot -serial stdio \
-			-monitor none -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" -append "$cmdline" \
-			-drive "file=$img,format=raw,if=none,id=d0,readonly=on" -device virtio-blk-pci,drive=d0 "${dv[@]}" ;;
+		lab_qemu_cmd "$([ "$vmm" = qemu ] && echo q35 || echo microvm)" "$MEM" "$cmdline" "$img" || return 1
+		set -- "${LAB_QEMU_CMD[@]}" "${dv[@]}" ;;
 	esac
 	echo "cmd=$*" >> "$M"
 	B_DIR=$dir B_DEV=$dev B_GIP=$ip B_MEASURE=$measure

@@ -20,7 +20,6 @@ set -u
 B=${MINIVMM_BIN:-}
 MEM=512
 MAC=52:54:00:1a:00:21
-GUEST_DIR=$LAB_CACHE/guest
 T=/sys/kernel/tracing
 say() { echo "boot-exits: $*"; }
 [ -n "$B" ] && [ -x "$B" ] || { say "MINIVMM_BIN not set or not executable"; exit 1; }
@@ -63,11 +62,10 @@ one() {
 	local -a cmd
 	case $vmm in
 	minivmm) cmd=("$B" --mem "${MEM}M" --cpus 2 --readonly --net "tap=tap0,mac=$MAC,vhost=off" -c "$append" "$img") ;;
-	qemu) cmd=(qemu-system-x86_64 -enable-kvm -machine q35 -cpu host -m "${MEM}M" -smp 2 -nodefaults
-		-no-user-config -display none -no-reboot -serial stdio -monitor none
-		-kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" -append "$append"
-		-drive "file=$img,format=raw,if=virtio,readonly=on"
-		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off -device "virtio-net-pci,netdev=n0,mac=$MAC") ;;
+	qemu)
+		lab_qemu_cmd q35 "$MEM" "$append" "$img" || exit 1
+		cmd=("${LAB_QEMU_CMD[@]}" -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off
+			-device "virtio-net-pci,netdev=n0,mac=$MAC") ;;
 	esac
 	: > "$hist"
 	hist_on

@@ -25,7 +25,6 @@ B=${MINIVMM_BIN:-}
 N=${LAB_BP_BOOTS:-3}
 MEM=512
 MAC=52:54:00:1a:00:20
-GUEST_DIR=$LAB_CACHE/guest
 [ -n "$B" ] && [ -x "$B" ] || { echo "boot-phases: MINIVMM_BIN not set or not executable"; exit 1; }
 img=$(lab_guest_img /tmp/guest.img) || exit 1
 lab_tap_create tap0 > /dev/null || exit 1
@@ -40,11 +39,10 @@ one() {
 	local -a cmd
 	case $vmm in
 	minivmm) cmd=("$B" -v --mem "${MEM}M" --cpus 2 --readonly --net "tap=tap0,mac=$MAC,vhost=off" -c "$CMDLINE" "$img") ;;
-	qemu) cmd=(qemu-system-x86_64 -enable-kvm -machine q35 -cpu host -m "${MEM}M" -smp 2 -nodefaults
-		-no-user-config -display none -no-reboot -serial stdio -monitor none
-		-kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.img" -append "$CMDLINE"
-		-drive "file=$img,format=raw,if=virtio,readonly=on"
-		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off -device "virtio-net-pci,netdev=n0,mac=$MAC") ;;
+	qemu)
+		lab_qemu_cmd q35 "$MEM" "$CMDLINE" "$img" || exit 1
+		cmd=("${LAB_QEMU_CMD[@]}" -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off
+			-device "virtio-net-pci,netdev=n0,mac=$MAC") ;;
 	esac
 	timeout 300 python3 "$LAB_SRCDIR/tests/lab/stamp.py" "${cmd[@]}" < /dev/null > "$log" 2>&1
 	local t_init t_ready u_init u_ready

@@ -587,20 +587,52 @@ lab_guest_verdict() {
 	fi
 }
 
+# lab_qemu_cmd MACHINE MEM_MIB CMDLINE IMG: the QEMU command line the lab
+# compares minivmm with, into the array LAB_QEMU_CMD: the lab guest's kernel
+# and initrd from the cache, CMDLINE, MEM_MIB of RAM, 2 vCPUs, IMG as a
+# read-only virtio-blk disk, the console on stdout; MACHINE q35 (the
+# default machine's chipset) or microvm (pcie=on: the same virtio-pci
+# devices as q35). Its threads are named (debug-threads: the bench tells
+# vCPUs from the rest by name); the caller appends its NIC.
+lab_qemu_cmd() {
+	local machine=$1 mem=$2 cmdline=$3 img=$4
+	local -a m disk=(-drive "file=$img,format=raw,if=virtio,readonly=on")
+	case $machine in
+	q35) m=(-machine q35) ;;
+	microvm)
+		m=(-machine microvm,pcie=on,rtc=on)
+		disk=(-drive "file=$img,format=raw,if=none,id=d0,readonly=on" -device virtio-blk-pci,drive=d0) ;;
+	*) echo "lab_qemu_cmd: no machine '$machine'" >&2; return 1 ;;
+	esac
+	LAB_QEMU_CMD=(qemu-system-x86_64 -name lab,debug-threads=on -enable-kvm "${m[@]}" -cpu host
+		-m "${mem}M" -smp 2 -nodefaults -no-user-config -display none -no-reboot -serial stdio
+		-monitor none -kernel "$LAB_CACHE/guest/vmlinuz" -initrd "$LAB_CACHE/guest/initrd.img"
+		-append "$cmdline" "${disk[@]}")
+}
+
 # lab_guest_try NAME KIND LOG CMD...: lab_guest_run, up to LAB_L2_TRIES (3)
 # times while the verdict is "env:"; each retry is loud, its console kept as
 # LOG.tryN and counted (NAME_env_retries, NAME_env_retry_N=WHY in
 # results.txt). Sets LAB_GUEST_VERDICT; returns 0 when it is "ok".
+# LAB_GUEST_RETRY_HOOK: a command run before each retry (a test resets its
+# state there). LAB_GUEST_RERUN_IF: a command that says whether a run may go
+# again at all: a test whose guest has passed its point of no return (it
+# migrated, it was snapshotted) sets it, and an environmental failure after
+# that point ends the tries (the test then fails on its own checks).
 lab_guest_try() {
 	local name=$1 kind=$2 log=$3 try=1 tries=${LAB_L2_TRIES:-3}
 	shift 3
 	while :; do
 		lab_guest_run "$name" "$log" "$@"
 		LAB_GUEST_VERDICT=$(lab_guest_verdict "$kind" "$log")
-		echo "l1-lib: [$name] run $try: $LAB_GUEST_VERDICT"
+		echo "l1-lib: [$name] run $try: $LAB_GUEST_VERDICT${LAB_GUEST_RERUN_IF:+ (read for the environment's signature only: the test's own checks judge this run)}"
 		case $LAB_GUEST_VERDICT in
 		env:*)
 			[ "$try" -lt "$tries" ] || break
+			if [ -n "${LAB_GUEST_RERUN_IF:-}" ] && ! "$LAB_GUEST_RERUN_IF"; then
+				echo "l1-lib: [$name] not run again: the guest had passed the point where a rerun would repeat what the test checks"
+				break
+			fi
 			cp "$log" "$log.try$try"
 			lab_result "${name}_env_retry_$try" "${LAB_GUEST_VERDICT#env: }"
 			echo "l1-lib: [$name] WARNING: environmental failure, run again (console kept in $log.try$try)"

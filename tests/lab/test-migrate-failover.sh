@@ -123,7 +123,7 @@ drive() {
 			fail "the source left the guest's MAC on VF0: $(ip link show "$pf" | grep 'vf 0 ')" ||
 			pass "the source took the guest's MAC off VF0 when it released it"
 		line=$(grep -m1 '^migrated to' "$CTL_OUT")
-	[ $CST = 0 ] && pass "ctl migrate: $line" || fail "ctl migrate (exit $CST)"
+		[ $CST = 0 ] && pass "ctl migrate: $line" || fail "ctl migrate (exit $CST)"
 		grep -q "vf0 (VF $vf0) left the guest first (ejected" "$CTL_OUT" &&
 			pass "ctl says vf0 left the guest first" || fail "ctl does not say that vf0 left the guest"
 		lab_result mfo_ctl "\"$line\""
@@ -138,34 +138,28 @@ drive() {
 
 # The lab's policy (docs/lab.md, "Guest runs"): an L2 triple fault is the
 # environment's (L0's TCG), and a guest that met one before it moved runs
-# again, at most twice as in lab-migrate, loudly (its log kept, counted in
-# mfo_env_retries); what the failed try reported is dropped. Any other
-# failure fails the test. (CI of 706389c: the source's guest triple-faulted
-# 2.6 s into its kernel, #PF 0x10 pending, the documented signature, and
-# the test had no retry.)
-rc0=$rc env_tries=0
-while :; do
-	phase=0 refused_at="" back_at="" last_src="" dst_pid=""
-	LAB_GUEST_HOOK=drive
-	LAB_L2_TIMEOUT=400 lab_guest_run source "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
-		--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
-	LAB_GUEST_HOOK=""
-	verdict=$(lab_guest_verdict minivmm "$SRC_LOG")
-	if [ "$phase" != 2 ] && [ "${verdict%%:*}" = env ] && [ "$env_tries" -lt 2 ]; then
-		env_tries=$((env_tries + 1))
-		cp "$SRC_LOG" "$SRC_LOG.try$env_tries"
-		lab_result "mfo_env_retry_$env_tries" "\"${verdict#env: }\""
-		echo "test-migrate-failover: WARNING: the source's guest failed in the environment before it moved ($verdict): its run goes again (log kept as $SRC_LOG.try$env_tries)"
-		if [ -n "$dst_pid" ]; then
-			kill "$dst_pid" 2>/dev/null
-			wait "$dst_pid" 2>/dev/null
-		fi
-		rc=$rc0
-		continue
+# again (lab_guest_try: at most twice, loudly, its log kept, counted in
+# mfo_env_retries); what the failed try reported is dropped (mfo_reset).
+# Any other failure, or one after the move, fails the test. (CI of 706389c:
+# the source's guest triple-faulted 2.6 s into its kernel, #PF 0x10
+# pending, the documented signature, and the test had no retry.)
+rc0=$rc
+mfo_reset() {
+	if [ -n "$dst_pid" ]; then
+		kill "$dst_pid" 2>/dev/null
+		wait "$dst_pid" 2>/dev/null
 	fi
-	break
-done
-lab_result mfo_env_retries "$env_tries"
+	phase=0 refused_at="" back_at="" last_src="" dst_pid="" rc=$rc0
+}
+not_moved() { [ "$phase" != 2 ]; }
+phase=0 refused_at="" back_at="" last_src="" dst_pid=""
+# shellcheck disable=SC2034 # read by lab_guest_try (l1-lib.sh)
+LAB_GUEST_HOOK=drive LAB_GUEST_RETRY_HOOK=mfo_reset LAB_GUEST_RERUN_IF=not_moved
+LAB_L2_TIMEOUT=400 lab_guest_try mfo minivmm "$SRC_LOG" "$B" -v --api "$S" --mem "${MEM}M" --cpus 2 --readonly \
+	--net "tap=tap0,mac=$MAC,failover=on" --vf "$vf0,failover=on" -c "$CMDLINE" "$img"
+verdict=$LAB_GUEST_VERDICT
+# shellcheck disable=SC2034 # read by lab_guest_try (l1-lib.sh)
+LAB_GUEST_HOOK="" LAB_GUEST_RETRY_HOOK="" LAB_GUEST_RERUN_IF=""
 [ $phase = 2 ] || fail "the dance never ran (phase $phase): $verdict"
 [ "$(grep -c 'migration: asked the guest to eject' "$SRC_LOG")" = 1 ] &&
 	pass "the source's log: vf0 ejected once, for the migration that went through" ||
