@@ -56,6 +56,9 @@ struct x86_boot_info {
 	/* an ELF kernel moved by KASLR: where it runs (0 and 0: its link-time addresses) */
 	uint64_t kaslr_phys_delta, kaslr_virt_delta;
 	uint64_t kaslr_phys_slots, kaslr_virt_slots;
+	/* where the load's time went (ms; the boot-phase log line, docs/benchmarks.md) */
+	double copy_ms;  /* the kernel's segments into guest RAM, their bss zeroed */
+	double reloc_ms; /* KASLR's relocations applied */
 };
 
 /*
