@@ -65,14 +65,6 @@
 
 #define BOARD_LOG "board"
 
-static double board_ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* --- platform devices ------------------------------------------------------ */
 
 static int board_add_serial(struct board *b)
@@ -844,7 +836,7 @@ static void board_add_vf_done(void *opaque)
 		if (fo)
 			json_object_set_new(ret_v, "failover",
 					    json_pack("{s:s,s:s}", "standby", fo->net_id, "state", state));
-		json_object_set_new(ret_v, "add_ms", json_real(board_ms_since(&op->t0)));
+		json_object_set_new(ret_v, "add_ms", json_real(ms_since(&op->t0)));
 	}
 	api__complete(op->reply, 0, ret_v, NULL);
 	board_op_end(b, op);
@@ -1028,7 +1020,7 @@ static void board_del_done(void *opaque)
 	struct board_op *op = opaque;
 	struct board *b = op->b;
 	struct board_failover *fo = board_fo_find(b, op->id);
-	double release_ms = board_ms_since(&op->t_ejected);
+	double release_ms = ms_since(&op->t_ejected);
 	json_t *ret_v;
 
 	if (op->slot > 0 && hotplug__slot_removed(b->hotplug, (unsigned int)op->slot))
@@ -1079,7 +1071,7 @@ static void board_unplug_done(void *opaque, unsigned int slot, int result)
 	struct board *b = op->b;
 	char err[256];
 
-	op->eject_ms = board_ms_since(&op->t0);
+	op->eject_ms = ms_since(&op->t0);
 	if (result == -ETIMEDOUT) {
 		log_warn(op->id, "the guest did not eject it within %u ms: it stays and keeps working",
 			 op->timeout_ms);
@@ -1690,7 +1682,7 @@ static int board_mig_unplug_vf(struct board_migration *m, struct board_mig_vf *v
 			return rc == -ETIMEDOUT ? rc : -EIO;
 		}
 	}
-	v->eject_ms = board_ms_since(&t0);
+	v->eject_ms = ms_since(&t0);
 	fo = board_fo_find(b, v->id);
 	if (fo)
 		memset(fo, 0, sizeof(*fo)); /* the pair ends with its VF */
@@ -1874,7 +1866,7 @@ static int board_cmd_snapshot(void *opaque, json_t *args, json_t **ret, char *er
 		 (unsigned long long)(st.ram_bytes >> 20), (unsigned long long)st.zero_pages);
 	*ret = json_pack("{s:s,s:I,s:i,s:I,s:I,s:f}", "file", file, "bytes", (json_int_t)st.bytes,
 			 "sections", (int)st.sections, "ram_bytes", (json_int_t)st.ram_bytes,
-			 "zero_pages", (json_int_t)st.zero_pages, "ms", board_ms_since(&t0));
+			 "zero_pages", (json_int_t)st.zero_pages, "ms", ms_since(&t0));
 	api__event(b->api, "snapshot", json_pack("{s:s,s:I}", "file", file, "bytes",
 						 (json_int_t)st.bytes));
 out:
@@ -1939,7 +1931,7 @@ static int board_mig_wait(struct board_migration *m, int fd, short events, int t
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = events },
 				       { .fd = evloop__pollfd(l), .events = POLLIN } };
-		double left = timeout_ms < 0 ? 100 : timeout_ms - board_ms_since(&t0);
+		double left = timeout_ms < 0 ? 100 : timeout_ms - ms_since(&t0);
 
 		if (m->cancel || kvm__exiting(&m->b->vm)) {
 			snprintf(m->cancel_why, sizeof(m->cancel_why), "%s",
@@ -2067,8 +2059,8 @@ static void board_mig_event(struct board_migration *m, bool round_end)
 	json_t *e;
 
 	/* round 0 under way: its rate so far */
-	if (!m->rounds && !round_end && board_ms_since(&m->t_pace) > 0)
-		bw = (double)(m->w.written - m->pace_bytes) / (board_ms_since(&m->t_pace) / 1e3);
+	if (!m->rounds && !round_end && ms_since(&m->t_pace) > 0)
+		bw = (double)(m->w.written - m->pace_bytes) / (ms_since(&m->t_pace) / 1e3);
 	e = json_pack("{s:s,s:i,s:I,s:I,s:f,s:f}", "state", "pre-copy", "round", (int)m->rounds,
 		      "bytes", (json_int_t)m->w.written, "dirty_pages", (json_int_t)m->last_pages,
 		      "mbps", bw * 8 / 1e6, "expected_downtime_ms", m->expected_ms);
@@ -2098,7 +2090,7 @@ static int board_mig_pace(void *opaque, uint64_t written)
 		return -EREMOTEIO;
 	evloop__run_once(l, false);
 	while (m->bandwidth_bps) {
-		double el = board_ms_since(&m->t_pace) / 1e3, ahead;
+		double el = ms_since(&m->t_pace) / 1e3, ahead;
 
 		ahead = (double)(written - m->pace_bytes) / (double)m->bandwidth_bps - el;
 		if (ahead <= 0)
@@ -2106,7 +2098,7 @@ static int board_mig_pace(void *opaque, uint64_t written)
 		usleep((useconds_t)(MIN(ahead, 0.005) * 1e6));
 		evloop__run_once(l, false);
 	}
-	if (!m->rounds && board_ms_since(&m->t_event) >= BOARD_PROGRESS_MS)
+	if (!m->rounds && ms_since(&m->t_event) >= BOARD_PROGRESS_MS)
 		board_mig_event(m, false); /* round 0's progress; later rounds report as they end */
 	if (m->cancel)
 		snprintf(m->cancel_why, sizeof(m->cancel_why), "cancelled (migrate-cancel)");
@@ -2150,7 +2142,7 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 		if (rc)
 			break;
 		{
-			double secs = board_ms_since(&tr) / 1e3;
+			double secs = ms_since(&tr) / 1e3;
 			uint64_t sent = m->w.written - before;
 
 			/* a round too small to time keeps the last estimate */
@@ -2162,7 +2154,7 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 		if (!m->rounds)
 			log_info(BOARD_LOG, "migration: pre-copy round 0: %llu MiB of RAM in %.0f ms "
 				 "(%.0f Mbit/s)", (unsigned long long)((m->w.written - before) >> 20),
-				 board_ms_since(&tr), m->bw_bps * 8 / 1e6);
+				 ms_since(&tr), m->bw_bps * 8 / 1e6);
 		/*
 		 * What the pause would have to send now (the pages dirtied since
 		 * they were sent, taken from the logs): the decision uses the
@@ -2193,7 +2185,7 @@ static int board_mig_precopy(void *opaque, char *err, size_t errlen)
 		m->rounds++;
 		break;
 	}
-	m->precopy_ms = board_ms_since(&t0);
+	m->precopy_ms = ms_since(&t0);
 	if (rc == -ECANCELED && m->cancel_why[0])
 		snprintf(err, errlen, "%s", m->cancel_why);
 	else if (rc)
@@ -2771,6 +2763,16 @@ static int board_make_vcpus(struct board *b)
 	return ret;
 }
 
+/* where an ELF kernel's load went, for the boot-phase line ("" for a bzImage) */
+static const char *board_load_split(const struct x86_boot_info *bi, char *buf, size_t len)
+{
+	if (!bi->elf)
+		return "";
+	snprintf(buf, len, " (the kernel's segments copied in %.0f, KASLR's relocations %.0f)",
+		 bi->copy_ms, bi->reloc_ms);
+	return buf;
+}
+
 /* ACPI tables, kernel, initrd and command line into guest memory; vCPU state */
 static int board_load(struct board *b)
 {
@@ -2802,6 +2804,7 @@ static int board_load(struct board *b)
 	bool have_kaslr = false;
 	struct timespec t0, t_load;
 	double files_ms = 0, unpack_ms = 0, load_ms;
+	char split[96];
 	uint64_t rsdp;
 	int ret;
 
@@ -2826,7 +2829,7 @@ static int board_load(struct board *b)
 	}
 	if (ret)
 		goto out;
-	files_ms = board_ms_since(&t0);
+	files_ms = ms_since(&t0);
 	if (o->decompress_host) {
 		ret = board_unpack_kernel(&files, o, &kaslr, &have_kaslr);
 		/* by default, a kernel minivmm cannot unpack boots as it is: its
@@ -2840,7 +2843,7 @@ static int board_load(struct board *b)
 		if (ret)
 			goto out;
 	}
-	unpack_ms = board_ms_since(&t0) - files_ms;
+	unpack_ms = ms_since(&t0) - files_ms;
 	clock_gettime(CLOCK_MONOTONIC, &t_load);
 	ret = x86_boot__load(&b->vm.mem, files.kernel, files.kernel_len, files.initrd,
 			     files.initrd_len, o->cmdline ? o->cmdline : OPTIONS_DEFAULT_CMDLINE,
@@ -2850,16 +2853,16 @@ static int board_load(struct board *b)
 			o->kernel ? o->kernel : files.kernel_path, strerror(-ret));
 		goto out;
 	}
-	load_ms = board_ms_since(&t_load);
+	load_ms = ms_since(&t_load);
 	clock_gettime(CLOCK_MONOTONIC, &t_load);
 	ret = board_make_vcpus(b);
 	if (ret)
 		goto out;
 	ret = x86_boot__setup_vcpu(b->vm.vcpus[0].fd, &b->vm.mem, &bi);
 	if (!ret)
-		log_info(BOARD_LOG, "boot phases: kernel and initrd read in %.0f ms, unpacked in %.0f ms, loaded in %.0f ms (the kernel's segments copied in %.0f, KASLR's relocations %.0f), vCPUs made in %.0f ms",
-			 files_ms, unpack_ms, load_ms, bi.copy_ms, bi.reloc_ms,
-			 board_ms_since(&t_load));
+		log_info(BOARD_LOG, "boot phases: kernel and initrd read in %.0f ms, unpacked in %.0f ms, loaded in %.0f ms%s, vCPUs made in %.0f ms",
+			 files_ms, unpack_ms, load_ms, board_load_split(&bi, split, sizeof(split)),
+			 ms_since(&t_load));
 out:
 	image__boot_files_free(&files);
 	return ret;
@@ -3096,10 +3099,10 @@ static int board_incoming(struct board *b)
 	}
 	close(fd);
 	if (!ret) {
-		log_info(BOARD_LOG, "migration received in %.0f ms", board_ms_since(&t0));
+		log_info(BOARD_LOG, "migration received in %.0f ms", ms_since(&t0));
 		/* for status: the VFs' plug and driver figures are in devices (driver_ms) */
 		b->incoming_done = json_pack("{s:s,s:f,s:I,s:i}", "state", "done", "received_ms",
-					     board_ms_since(&t0), "bytes", (json_int_t)in.bytes,
+					     ms_since(&t0), "bytes", (json_int_t)in.bytes,
 					     "plans", (int)in.plans);
 		/* the guest negotiated STANDBY at the source: this host's failover VFs go in */
 		board_standby_changed(b);
@@ -3144,7 +3147,7 @@ static int board_restore(struct board *b)
 		log_err(BOARD_LOG, "--restore %s: refused: %s", b->opts->restore, err);
 		return ret;
 	}
-	log_info(BOARD_LOG, "restored from %s in %.0f ms", b->opts->restore, board_ms_since(&t0));
+	log_info(BOARD_LOG, "restored from %s in %.0f ms", b->opts->restore, ms_since(&t0));
 	board_standby_changed(b); /* this host's failover VFs, when the saved guest had STANDBY */
 	/* once it runs, the queue interrupts the saved guest may have missed */
 	evloop__call(&b->vm.loop, &b->announce_call, board_moved_call, b);

@@ -5,6 +5,7 @@
 #include "vmm/board.h"
 #include "vmm/ctl.h"
 #include "vmm/log.h"
+#include "vmm/util.h"
 #include "vmm/options.h"
 #include "vmm/sandbox.h"
 
@@ -25,13 +26,10 @@ static struct board main_board;
 /* how long minivmm took from main() to starting the vCPUs, and its CPU time (the boot's first phase) */
 static void main_log_setup_time(const struct timespec *t_exec)
 {
-	struct timespec now;
 	struct rusage ru;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	getrusage(RUSAGE_SELF, &ru);
-	log_info("main", "set-up done in %.0f ms (CPU %.0f ms): starting the vCPUs",
-		 (double)(now.tv_sec - t_exec->tv_sec) * 1e3 + (double)(now.tv_nsec - t_exec->tv_nsec) / 1e6,
+	log_info("main", "set-up done in %.0f ms (CPU %.0f ms): starting the vCPUs", ms_since(t_exec),
 		 (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
 			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
 }

@@ -300,14 +300,6 @@ const char *migtls__creds_describe(const struct migtls_creds *c)
 
 /* ---- the relay ------------------------------------------------------------------ */
 
-static double migtls_ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* "WHY: WHAT" becomes the relay's reason (the first one stays) and is logged */
 static void migtls_fail(struct migtls_relay *r, const char *why, const char *what)
 {
@@ -331,7 +323,7 @@ static int migtls_wait(struct migtls_relay *r, short events, const struct timesp
 		int left = -1;
 
 		if (deadline_ms >= 0) {
-			left = deadline_ms - (int)migtls_ms_since(t0);
+			left = deadline_ms - (int)ms_since(t0);
 			if (left <= 0)
 				return -ETIMEDOUT;
 		}

@@ -15,6 +15,7 @@
 #include "vmm/msix.h"
 #include "vmm/pci.h"
 #include "vmm/sys.h"
+#include "vmm/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -185,7 +186,6 @@ static int vfio_host_irqs(struct vfio_pci *vf, uint64_t *sum)
 
 bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int timeout_ms)
 {
-	struct timespec now;
 	uint64_t sum = 0;
 	double ms;
 
@@ -203,9 +203,7 @@ bool vfio_pci__traffic_poll(struct vfio_pci *vf, unsigned int irqs, unsigned int
 		}
 		vf->awaiting_traffic = true;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (double)(now.tv_sec - vf->t_plugged.tv_sec) * 1e3 +
-	     (double)(now.tv_nsec - vf->t_plugged.tv_nsec) / 1e6;
+	ms = ms_since(&vf->t_plugged);
 	if (!vfio_host_irqs(vf, &sum) && sum - vf->irq_base >= irqs) {
 		vf->traffic_ms = ms;
 		vf->awaiting_traffic = false;

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <linux/kvm.h>
 
 #include "vmm/log.h"
@@ -352,14 +351,6 @@ static void boot_kaslr_choose(const struct x86_boot_kaslr *ka, const struct boot
 		*virt_delta = at - sp->load;
 }
 
-static double boot_ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, const void *initrd,
 			 size_t ilen, const char *cmdline, uint64_t rsdp_gpa,
 			 const struct x86_boot_kaslr *kaslr, struct x86_boot_info *bi,
@@ -495,7 +486,7 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 		memcpy(dst, k + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
-	copy_ms = boot_ms_since(&t0);
+	copy_ms = ms_since(&t0);
 	if (virt_delta) {
 		uint64_t ilen_img = span.file_end - span.load;
 		uint8_t *img = mem__gpa_to_hva(m, span.load + phys_delta, ilen_img);
@@ -506,7 +497,7 @@ static int boot_load_elf(struct guest_mem *m, const uint8_t *k, size_t klen, con
 			return -EINVAL;
 		}
 	}
-	reloc_ms = boot_ms_since(&t0) - copy_ms;
+	reloc_ms = ms_since(&t0) - copy_ms;
 
 	if (ilen) {
 		ret = boot_place_initrd(m, initrd, ilen, top, X86_BOOT_HIMEM_START, &initrd_gpa);
