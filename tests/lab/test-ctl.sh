@@ -81,7 +81,8 @@ assert sb["state"] == "negotiated" and sb["negotiations"] == 1, sb' "$CTL_OUT"; 
 LOG=$LAB_RESULTS/l2-ctl-console.log
 # a run that died before the steps began with the documented environmental
 # signature (an L2 triple fault; docs/lab.md, "Guest runs") runs again,
-# loudly and counted (ctl_env_retries), up to 3 times; nothing else does.
+# loudly and counted (ctl_env_retries), at most twice (3 runs in all);
+# nothing else does.
 # The guest waits in a shell (no LAB-GUEST-RC): the verdict is only read
 # for that signature
 no_steps() { [ $done_steps = 0 ]; }
