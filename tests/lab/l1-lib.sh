@@ -40,7 +40,10 @@
 #                                   with the PF's MAC and ADDR (LAB_PF, LAB_VFS)
 #   lab_iperf3_server LOG           iperf3 -s for one test, every 0.1 s interval
 #                                   line stamped with L1's clock (pid in
-#                                   LAB_SERVER_PID)
+#                                   LAB_SERVER_PID); an earlier one is stopped
+#                                   first, and it fails unless it listens
+#   lab_iperf3_server_wait SECS     up to SECS for it to end by itself, then
+#                                   stop it (lab_iperf3_server_stop)
 #   lab_stall_ms LOG FROM TO        the longest run of such intervals in [FROM,
 #                                   TO] (L1 seconds) without a byte, in ms
 
@@ -290,11 +293,52 @@ lab_thread_cpu_ms() {
 lab_kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 
 lab_iperf3_server() {
+	local i
+	# a server of an earlier run (a guest that died before its stream ended
+	# leaves one listening, or busy with a client that is gone) would take
+	# this run's client and write to the earlier log: stop it first
+	lab_iperf3_server_stop
 	# $EPOCHREALTIME, not date(1): a fork per line (10 a second) falls
 	# behind in a busy L1, the pipe fills and iperf3 itself stalls
 	(iperf3 -s -1 -i 0.1 -f k --forceflush 2>&1 | while IFS= read -r l; do echo "$EPOCHREALTIME $l"; done) \
 		> "$1" &
 	LAB_SERVER_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		lab_iperf3_listening && return 0
+		kill -0 "$LAB_SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	lab_err "the iperf3 server did not start listening: $(tr -d '\0' < "$1" | tail -n 2 | tr '\n' ' ')"
+}
+
+# is something listening on iperf3's port (5201)?
+lab_iperf3_listening() { [ -n "$(ss -Hltn 'sport = :5201' 2>/dev/null)" ]; }
+
+# lab_iperf3_server_stop: stop lab_iperf3_server's server, if it still runs,
+# and wait until its port is free. The iperf3 itself is signalled: TERM on
+# the pipeline's subshell ($LAB_SERVER_PID) would leave it listening.
+lab_iperf3_server_stop() {
+	local i
+	pkill -TERM -f '^iperf3 -s -1 -i 0.1 ' 2>/dev/null
+	for ((i = 0; i < 50; i++)); do
+		lab_iperf3_listening || break
+		sleep 0.1
+	done
+	lab_iperf3_listening && { pkill -KILL -f '^iperf3 -s -1 -i 0.1 ' 2>/dev/null; sleep 0.2; }
+	[ -n "${LAB_SERVER_PID:-}" ] && wait "$LAB_SERVER_PID" 2>/dev/null
+	LAB_SERVER_PID=""
+	! lab_iperf3_listening || lab_err "port 5201 is still taken: $(ss -Hltnp 'sport = :5201' 2>/dev/null)"
+}
+
+# lab_iperf3_server_wait SECS: wait up to SECS for the server to end by
+# itself (its one test over, the final report written), then stop it
+lab_iperf3_server_wait() {
+	local i
+	for ((i = 0; i < $1 * 5; i++)); do
+		[ -n "${LAB_SERVER_PID:-}" ] && kill -0 "$LAB_SERVER_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	lab_iperf3_server_stop
 }
 
 lab_stall_ms() {
@@ -576,7 +620,7 @@ lab_guest_verdict() {
 	elif [ -z "$LAB_GUEST_T_READY" ]; then
 		why="the guest never printed LAB-GUEST-READY"
 	elif [ "$grc" != 0 ]; then
-		why="the guest's command failed (LAB-GUEST-RC=${grc:-none}): $(tr -d '\r' < "$log" | grep -E 'LAB-[A-Z0-9-]+ .*FAIL|LAB-IPERF3-STALL|FAIL ' | head -n3 | tr '\n' ';' | cut -c1-300)"
+		why="the guest's command failed (LAB-GUEST-RC=${grc:-none}): $(tr -d '\r' < "$log" | grep -E 'LAB-[A-Z0-9-]+ .*FAIL|LAB-IPERF3-STALL|FAIL |LAB-FO-NO-PRIMARY|iperf3: error' | head -n3 | tr '\n' ';' | cut -c1-300)"
 	fi
 	if [ -z "$why" ]; then
 		echo ok

@@ -90,13 +90,13 @@ vf_irqs() { lab_irq_count "vfio-msix.*$vf"; }
 tap_pkts() { echo $(($(cat /sys/class/net/tap0/statistics/rx_packets) + $(cat /sys/class/net/tap0/statistics/tx_packets))); }
 jget() { python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@" 2>/dev/null; }
 
-server_pid=""
+# a fresh server for each run of a guest, a rerun's too: the server of a
+# guest that died may still listen, or be busy with its vanished client
 server_start() {
-	[ -n "$server_pid" ] && { kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; }
-	lab_iperf3_server "$OUT/server-$1.log"
-	server_pid=$LAB_SERVER_PID
+	lab_iperf3_server "$OUT/server-$1.log" || fail "[$1] L1's iperf3 server did not start"
+	driven=0
 }
-trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; pkill -f "iperf3 -s -1" 2>/dev/null' EXIT
+trap 'lab_iperf3_server_stop' EXIT
 
 # --- the switching sequence, shared by both VMMs -----------------------------
 # unplug VMM / plug VMM: one request through a client that is connected
@@ -258,8 +258,8 @@ run() {
 	LAB_GUEST_RETRY_HOOK="server_start $LABEL"
 	LAB_L2_TIMEOUT=$((SECS + 400)) lab_guest_try "fo_$LABEL" "$kind" "$log" "$@"
 	LAB_GUEST_HOOK="" LAB_GUEST_RETRY_HOOK=""
-	wait "$server_pid" 2>/dev/null
-	server_pid=""
+	# the server ends with its one test; a stream that broke may leave it waiting
+	lab_iperf3_server_wait 30
 	cp "$OUT/server-$LABEL.log" "$LAB_RESULTS/fo-server-$LABEL.log"
 	lab_result "fo_${LABEL}_verdict" "$LAB_GUEST_VERDICT"
 	if [ "$LAB_GUEST_VERDICT" != ok ]; then
@@ -267,10 +267,13 @@ run() {
 			fail "[$LABEL] $LAB_GUEST_VERDICT"
 	fi
 	[ $driven = 1 ] || { [ "$kind" = qemu ] || fail "[$LABEL] the stream never started"; return; }
+	local why
+	why="$(tr -d '\r' < "$log" | grep -E 'LAB-FO-STREAM-END|iperf3: error' | head -n 2 | tr '\n' ' ')"
 	grep -q 'LAB-FO-STREAM-END rc=0' "$log" && pass "[$LABEL] the guest's iperf3 stream never broke" ||
-		{ [ "$kind" = qemu ] && say "[qemu] the stream broke" || fail "[$LABEL] the guest's iperf3 stream broke"; }
-	grep -q 'receiver$' "$LAB_RESULTS/fo-server-$LABEL.log" && pass "[$LABEL] L1's iperf3 server saw the whole stream" ||
-		{ [ "$kind" = qemu ] || fail "[$LABEL] L1's server has no final report"; }
+		{ [ "$kind" = qemu ] && say "[qemu] the stream broke: $why" || fail "[$LABEL] the guest's iperf3 stream broke: ${why:-no LAB-FO-STREAM-END}"; }
+	why="$(grep -a -E 'iperf3: |error' "$LAB_RESULTS/fo-server-$LABEL.log" | tr -d '\0' | head -n 2 | tr '\n' ' ')"
+	grep -aq 'receiver$' "$LAB_RESULTS/fo-server-$LABEL.log" && pass "[$LABEL] L1's iperf3 server saw the whole stream" ||
+		{ [ "$kind" = qemu ] || fail "[$LABEL] L1's server has no final report${why:+: $why}"; }
 	# the stalls around each switch: from the request to 15 s after it
 	local k tu tp
 	for ((k = 1; k <= SWITCHES; k++)); do

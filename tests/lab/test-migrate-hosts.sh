@@ -258,8 +258,7 @@ if [ "$HOST" = b ]; then
 fi
 
 # --- host a: the sources ----------------------------------------------------------
-server_pid=""
-trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; pkill -f "iperf3 -s -1" 2>/dev/null; pair_say a-done' EXIT
+trap 'lab_iperf3_server_stop; pair_say a-done' EXIT
 a_run() {
 	local log=$LAB_RESULTS/l2-mh-$V-source.log line
 	phase=0 t_stream="" t_mig="" t_mig_end=""
@@ -325,8 +324,7 @@ a_run() {
 		[ $st = 0 ] && python3 "$LAB_SRCDIR/tests/lab/qmp.py" "$QMP" quit > /dev/null 2>&1
 		phase=2
 	}
-	lab_iperf3_server "$OUT/server-$V.log"
-	server_pid=$LAB_SERVER_PID
+	lab_iperf3_server "$OUT/server-$V.log" || vfail "[$V] a's iperf3 server did not start"
 	vmm_cmd "$V"
 	LAB_GUEST_HOOK=drive_a
 	LAB_L2_TIMEOUT=$((SECS + 500)) lab_guest_run "$V-source" "$log" "${VMM_CMD[@]}"
@@ -350,9 +348,7 @@ a_run() {
 		vfail "[$V] host b never finished"
 	fi
 	# the stream: over on the server's side too, and its longest stall around the move
-	for _ in $(seq 60); do kill -0 "$server_pid" 2>/dev/null || break; sleep 1; done
-	kill "$server_pid" 2>/dev/null
-	server_pid=""
+	lab_iperf3_server_wait 60
 	cp "$OUT/server-$V.log" "$LAB_RESULTS/mh-server-$V.log"
 	grep -q 'receiver$' "$OUT/server-$V.log" && pass "[$V] a's iperf3 server saw the whole stream" || vfail "[$V] a's server has no final report"
 	if [ -n "$t_mig" ]; then

@@ -4,7 +4,8 @@
 # fake VMMs, small scripts that print what a VMM and its guest would and end
 # the way a real one can. Only a documented environmental failure may be run
 # again; a crash, a sanitizer report, a KVM internal error, a hang after
-# readiness or a failed guest command fails at once.
+# readiness or a failed guest command fails at once. Then the iperf3 server
+# the failover tests restart for a rerun (lab_iperf3_server).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/lab-verdict.XXXXXX)
@@ -71,4 +72,41 @@ grep -qx 'triple-fault_env_retries=2' "$work/results.txt" 2>/dev/null ||
 [ -f "$work/triple-fault.log.try1" ] && [ -f "$work/triple-fault.log.try2" ] &&
 	pass "each retried console kept (.try1, .try2)" || fail "retried consoles not kept"
 [ -z "$(pgrep -f "$work/")" ] && pass "no fake VMM left running" || fail "a fake VMM is still running"
+
+# A rerun's iperf3 server (lab_iperf3_server): the server of a guest that
+# died before its stream ended may still listen, or be busy with a client
+# that is gone; the rerun's server must replace it, not fail to bind while
+# the old one takes (or refuses) the rerun's client and writes to the old log.
+servers() { pgrep -fc '^iperf3 -s -1 -i 0.1 ' || true; }
+if ! command -v iperf3 > /dev/null || ! command -v ss > /dev/null; then
+	fail "iperf3 and ss are needed for the server checks (scripts/deps.sh --lab installs them)"
+elif lab_iperf3_listening; then
+	fail "something else listens on port 5201 here: $(ss -Hltnp 'sport = :5201')"
+else
+	lab_iperf3_server "$work/srv1.log" && lab_iperf3_listening &&
+		pass "lab_iperf3_server listens" || fail "the first server does not listen: $(cat "$work/srv1.log")"
+	# a client that connects, sends its cookie and goes silent, as a guest
+	# that died (no FIN, no RST): the server stays busy with it
+	python3 -c 'import socket, time
+s = socket.create_connection(("127.0.0.1", 5201))
+s.sendall(b"x" * 37)
+time.sleep(60)' &
+	silent=$!
+	sleep 1
+	lab_iperf3_server "$work/srv2.log" && [ "$(servers)" = 1 ] &&
+		pass "a second server replaced the busy one (one server left)" ||
+		fail "the second server: $(servers) servers, log: $(tr -d '\0' < "$work/srv2.log")"
+	grep -q 'in use' "$work/srv2.log" && fail "the second server found its port in use: $(cat "$work/srv2.log")"
+	timeout 30 iperf3 -c 127.0.0.1 -t 1 > "$work/client.log" 2>&1 &&
+		pass "a client's test runs against the second server" ||
+		fail "a client's test against the second server: $(tail -n 2 "$work/client.log")"
+	lab_iperf3_server_wait 10
+	grep -q 'receiver$' "$work/srv2.log" && ! grep -q 'receiver$' "$work/srv1.log" &&
+		pass "the test's report is in the second server's log, not the first's" ||
+		fail "the report went to the wrong log"
+	! lab_iperf3_listening && [ "$(servers)" = 0 ] &&
+		pass "lab_iperf3_server_wait: the server ended, the port is free" || fail "a server still runs after lab_iperf3_server_wait"
+	kill "$silent" 2>/dev/null
+	wait "$silent" 2>/dev/null
+fi
 exit $rc
