@@ -664,8 +664,18 @@ lab_qemu_cmd() {
 # migrated, it was snapshotted) sets it, and an environmental failure after
 # that point ends the tries (the test then fails on its own checks).
 lab_guest_try() {
-	local name=$1 kind=$2 log=$3 try=1 tries=${LAB_L2_TRIES:-3}
+	local name=$1 kind=$2 log=$3 try=1 tries=${LAB_L2_TRIES:-3} h
 	shift 3
+	# a hook is the name of one command: "f arg" would be looked up whole,
+	# fail with "command not found" at the first retry and leave the rerun
+	# with the first run's state
+	for h in "${LAB_GUEST_HOOK:-}" "${LAB_GUEST_RETRY_HOOK:-}" "${LAB_GUEST_RERUN_IF:-}"; do
+		[ -z "$h" ] || type -t "$h" > /dev/null || {
+			LAB_GUEST_VERDICT="fail: the test's hook '$h' is not a command (a function name, without arguments)"
+			echo "l1-lib: [$name] $LAB_GUEST_VERDICT"
+			return 1
+		}
+	done
 	while :; do
 		lab_guest_run "$name" "$log" "$@"
 		LAB_GUEST_VERDICT=$(lab_guest_verdict "$kind" "$log")

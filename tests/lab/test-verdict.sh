@@ -65,6 +65,9 @@ expect triple-fault minivmm '^env: L2 triple fault' 3 \
 	'echo "minivmm: vcpu: 0: triple fault: resetting"; echo "minivmm: vcpu: error: 0: exception injected 1 nr 14 error code 0x18"; exit 0'
 expect qemu-baseline qemu '^env: QEMU baseline: exit status 1' 3 'exit 1'
 STALL=3 expect hang-after-ready minivmm '^fail: the console went silent after the guest was ready' 1 'sleep 60'
+# a hook with its arguments in the name is refused before the guest runs
+LAB_GUEST_RETRY_HOOK="echo reset" expect hook-with-args minivmm "^fail: the test's hook 'echo reset' is not a command" 0 \
+	'echo LAB-GUEST-RC=0; exit 0'
 # the retries are counted and each failed console kept
 grep -qx 'triple-fault_env_retries=2' "$work/results.txt" 2>/dev/null ||
 	grep -q 'triple-fault_env_retries=2' "$work/triple-fault.out" &&
