@@ -97,8 +97,13 @@ server_start() {
 	driven=0
 }
 trap 'lab_iperf3_server_stop' EXIT
-# before a rerun of the guest of run LABEL (a hook is one command, no arguments)
-fo_retry() { server_start "$LABEL"; }
+# before a rerun of the guest of run LABEL (a hook is one command, no
+# arguments): a fresh server, and what the failed try reported dropped, as
+# lab-migrate-failover does (its run ended in an L2 triple fault)
+fo_retry() {
+	rc=$rc_run
+	server_start "$LABEL"
+}
 
 # --- the switching sequence, shared by both VMMs -----------------------------
 # unplug VMM / plug VMM: one request through a client that is connected
@@ -279,6 +284,7 @@ run() {
 	server_start "$LABEL"
 	LAB_GUEST_HOOK=drive
 	LAB_GUEST_RETRY_HOOK=fo_retry
+	rc_run=$rc
 	LAB_L2_TIMEOUT=$((SECS + 400)) lab_guest_try "fo_$LABEL" "$kind" "$log" "$@"
 	LAB_GUEST_HOOK="" LAB_GUEST_RETRY_HOOK=""
 	# the server ends with its one test; a stream that broke may leave it waiting
