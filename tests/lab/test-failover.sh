@@ -201,7 +201,7 @@ dfail() {
 		fail "$*"
 	fi
 }
-cut() { vmm_gone && say "[$LABEL] the VMM ended during the switches: switching stops"; }
+drive_cut() { vmm_gone && say "[$LABEL] the VMM ended during the switches: switching stops"; }
 
 driven=0
 drive() {
@@ -225,7 +225,7 @@ assert d["net0"]["standby"]["state"] == "negotiated", d["net0"]' "$OUT/ctl.out" 
 	for ((k = 1; k <= SWITCHES; k++)); do
 		before=$(vf_irqs)
 		sleep 6
-		cut && return 0
+		drive_cut && return 0
 		after=$(vf_irqs)
 		lab_result "fo_${LABEL}_${k}_vf_irqs_before" $((after - before))
 		[ $((after - before)) -ge "$IRQS" ] || dfail "[$LABEL] switch $k: VF0 took $((after - before)) interrupts in 6 s before the unplug: not carrying the stream"
@@ -238,7 +238,7 @@ assert d["net0"]["standby"]["state"] == "negotiated", d["net0"]' "$OUT/ctl.out" 
 		before=$(tap_pkts)
 		[ "$LABEL" = minivmm ] && [ "$k" = 2 ] && hostile
 		sleep 6
-		cut && return 0
+		drive_cut && return 0
 		after=$(tap_pkts)
 		lab_result "fo_${LABEL}_${k}_tap_pkts_between" $((after - before))
 		[ $((after - before)) -ge 1000 ] || dfail "[$LABEL] switch $k: tap0 passed $((after - before)) packets while the VF was out: the stream did not move to virtio-net"
@@ -248,7 +248,7 @@ assert d["net0"]["standby"]["state"] == "negotiated", d["net0"]' "$OUT/ctl.out" 
 		echo "$P_SENT $LABEL $k plug" >> "$EV"
 		lab_result "fo_${LABEL}_${k}_plug_reply_ms" "${P_MS:-NA}"
 		ms=$(wait_vf_traffic "$before" "$P_SENT")
-		cut && return 0
+		drive_cut && return 0
 		mark "$LABEL $k vf-traffic"
 		lab_result "fo_${LABEL}_${k}_plug_to_traffic_ms" "$ms"
 		[ "$ms" != NA ] || dfail "[$LABEL] switch $k: the VF carried no traffic within 30 s of the plug"
