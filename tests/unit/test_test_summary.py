@@ -9,6 +9,8 @@ on testlogs written here in meson's format:
     same test passed in L1 for the same build folder; not when lab-kvm
     failed, not for another build folder, not when the test failed or
     skipped in L1, and not for a skip whose reason is not /dev/kvm;
+  - when lab-kvm failed, the host skips it would have covered are named
+    first and counted as such, the failed tests after them;
   - a failed test is named again at the end with its last lines, and with
     the lines that say why wherever they were in its output (a lab test's
     FAIL line long before its end);
@@ -90,6 +92,10 @@ with tempfile.TemporaryDirectory() as d:
     st, out = run("--skips-fail", "--lab-kvm", lab, host, asan)
     check("lab-kvm failed: the skips fail", st == 1 and "skipped tests are failures here" in out, out)
     check("... and lab-kvm is named at the end", "test.sh: FAIL: minivmm:lab / lab-kvm in " in out, out)
+    check("... after the skips it made failures (a log cut to its end shows it)",
+          out.rfind("SKIP (a failure under CI)") < out.find("test.sh: FAIL: minivmm:lab / lab-kvm in "), out)
+    check("... which are counted as lab-kvm's",
+          "test.sh: 4 of the skips above are for want of /dev/kvm: CI accepts them only when lab-kvm passed" in out, out)
 
     host_logs()
     l1_logs(builds=("build",))
