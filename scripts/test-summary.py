@@ -11,7 +11,9 @@ With --skips-fail (CI), a skipped test is a failure, except:
   having passed (in one of the TESTLOG files).
 Exit status 1 when another skip was found.
 """
-import json, os, re, sys
+import os, re, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mesonlog import output, records, short  # noqa: E402
 ALLOWED_SKIPS = {
     # kvm_pvm (this CI machine's nested KVM) emulates guest ring 0 and reports
     # an undeliverable trap as an emulation error, never as the shutdown
@@ -36,10 +38,6 @@ in_l1 = []  # "name in build": skipped here, passed in L1
 failed = []  # (name, build dir, last lines of its output)
 
 
-def short(name):
-    return (name or "").split(" / ")[-1]
-
-
 def tail(text, n=25):
     lines = (text or "").rstrip("\n").split("\n")
     return "\n".join("    | " + l for l in lines[-n:])
@@ -59,14 +57,6 @@ def why_lines(text, n=15):
     return "\n".join("    ! " + l for l in lines)
 
 
-def records(path):
-    try:
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
-        return []
-
-
 def l1_passed():
     """{build folder name: names of the tests that passed in L1}, if lab-kvm passed"""
     if not lab_kvm or not os.path.isdir(lab_kvm):
@@ -82,11 +72,6 @@ def l1_passed():
                 if t.get("result") == "OK":
                     passed.setdefault(m.group(1), set()).add(short(t.get("name")))
     return passed
-
-
-def output(t):
-    """what the test printed: stdout, then stderr where meson kept it apart"""
-    return (t.get("stdout") or "") + (t.get("stderr") or "")
 
 
 passed_in_l1 = l1_passed()

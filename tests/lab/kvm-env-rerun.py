@@ -26,8 +26,12 @@ The rerun is once per test: test-kvm.sh runs a test again only if it is
 picked from the first run's log.
 """
 import json
+import os
 import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from mesonlog import output, records, short  # noqa: E402
 
 TF_LINE = re.compile(r"triple fault: resetting|guest reset by a triple fault")
 # ftrace: "  vcpu0-5055  [000] .....   381.108979: kvm_exit: vcpu 0 reason shutdown rip 0x1007ec ..."
@@ -35,22 +39,6 @@ TRACE = re.compile(r"^\s*(\S+)\s+\[\d+\]\s+\S+\s+([0-9]+\.[0-9]+): kvm_exit: vcp
                    r"rip (0x[0-9a-f]+).*? intr_info (0x[0-9a-f]+)(?: error_code (0x[0-9a-f]+))?")
 PF_DELIVERY = 0x80000B0E
 SLACK = 2.0  # seconds either side of a test's run: meson's times are taken around the process
-
-
-def records(path):
-    try:
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
-        return []
-
-
-def short(name):
-    return (name or "").split(" / ")[-1]
-
-
-def output(t):
-    return (t.get("stdout") or "") + (t.get("stderr") or "")
 
 
 def pf_shutdowns(trace_path, offset):
